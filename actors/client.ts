@@ -1,0 +1,277 @@
+/**
+ * One client per handler: a DEALER connection, one request at a time.
+ *
+ *   connecting --welcome--> ready --call--> awaiting --answer | deadline--> ready
+ *   connecting --refused | deadline--> failed (final)
+ *   ready --close--> closing --session.closed | deadline--> closed (final)
+ *   any --session.ended | transport error--> closed / failed
+ *
+ * The call in flight carries its own resolve/reject, so the Client class (and
+ * any parent actor) just sends `call` and waits; every exit from `awaiting`
+ * settles it exactly once.
+ */
+import { assign, fromCallback, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
+import {
+  ClosedError,
+  ConnectionError,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  SessionEndedError,
+  TimeoutError,
+  decode,
+  encode,
+  errorFromWire,
+  parseGatewayMessage,
+  type GatewayMessage,
+  type SwarmnetError,
+} from "../protocol/index.js";
+import type { ClientTransport, Frames } from "../transports/transport.js";
+
+export type CallKind = "ping" | "batchGet" | "batchSend" | "closeGateway";
+
+/** A request on its way; the machine settles it exactly once. */
+export interface PendingCall {
+  readonly id: number;
+  readonly kind: CallKind;
+  readonly frames: Frames;
+  readonly timeoutMs: number;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: SwarmnetError) => void;
+}
+
+export interface ClientMachineInput {
+  transport: ClientTransport;
+  endpoint: string;
+  connectTimeoutMs: number;
+  /** Deadline of the goodbye when closing the handler. */
+  closeTimeoutMs: number;
+}
+
+export interface ClientContext {
+  readonly transport: ClientTransport;
+  readonly endpoint: string;
+  readonly connectTimeoutMs: number;
+  readonly closeTimeoutMs: number;
+  readonly handlerId: number | undefined;
+  readonly pending: PendingCall | undefined;
+  /** Why the client ended, when it did not end by a clean close. */
+  readonly error: SwarmnetError | undefined;
+  /** Calls answered, for snapshots. */
+  readonly completed: number;
+}
+
+export type ClientEvent =
+  | { type: "call"; call: PendingCall }
+  | { type: "close" }
+  | { type: "wire"; message: GatewayMessage; raw: Uint8Array | undefined }
+  | { type: "wire.invalid"; error: ProtocolError }
+  | { type: "transport.error"; error: Error };
+
+const HELLO_ID = 0;
+
+function send(context: ClientContext, message: object): void {
+  context.transport.send([encode(message)]);
+}
+
+function answerOf(event: ClientEvent, pending: PendingCall): { ok: true; value: unknown } | { ok: false; error: SwarmnetError } | undefined {
+  if (event.type !== "wire") return undefined;
+  const m = event.message;
+  if (m.type === "error" && m.id === 0) return { ok: false, error: errorFromWire(m.code, m.message, m.name) };
+  if (m.id !== pending.id) return undefined; // stale: an answer to a call that already timed out
+  switch (m.type) {
+    case "error":
+      return { ok: false, error: errorFromWire(m.code, m.message, m.name) };
+    case "pong":
+      return pending.kind === "ping" ? { ok: true, value: m.data } : undefined;
+    case "rpc.result":
+      return { ok: true, value: m.raw ? event.raw : m.value };
+    case "gateway.closing":
+      return { ok: true, value: undefined };
+    default:
+      return undefined;
+  }
+}
+
+function failPending(context: ClientContext, error: SwarmnetError): void {
+  context.pending?.reject(error);
+}
+
+export const clientMachine = setup({
+  types: {
+    input: {} as ClientMachineInput,
+    context: {} as ClientContext,
+    events: {} as ClientEvent,
+  },
+  actors: {
+    wire: fromCallback<ClientEvent, ClientTransport>(({ input: transport, sendBack }) => {
+      transport.start({
+        onMessage(frames) {
+          const envelope = frames[0];
+          try {
+            if (envelope === undefined || frames.length > 2) throw new ProtocolError(`bad frame count ${frames.length}`);
+            const message = parseGatewayMessage(decode(envelope), frames.length === 2);
+            sendBack({ type: "wire", message, raw: frames[1] });
+          } catch (err) {
+            sendBack({ type: "wire.invalid", error: err as ProtocolError });
+          }
+        },
+        onError(error) {
+          sendBack({ type: "transport.error", error });
+        },
+      });
+      return () => transport.close();
+    }),
+  },
+  delays: {
+    connectTimeout: ({ context }) => context.connectTimeoutMs,
+    callTimeout: ({ context }) => context.pending?.timeoutMs ?? 0,
+    closeTimeout: ({ context }) => context.closeTimeoutMs,
+  },
+  guards: {
+    answersPending: ({ context, event }) => context.pending !== undefined && answerOf(event, context.pending) !== undefined,
+  },
+  actions: {
+    settlePending: ({ context, event }) => {
+      const pending = context.pending;
+      if (!pending) return;
+      const answer = answerOf(event, pending);
+      if (answer === undefined) return;
+      if (answer.ok) pending.resolve(answer.value);
+      else pending.reject(answer.error);
+    },
+    clearPending: assign({ pending: () => undefined, completed: ({ context }) => context.completed + 1 }),
+  },
+}).createMachine({
+  id: "client",
+  context: ({ input }) => ({
+    transport: input.transport,
+    endpoint: input.endpoint,
+    connectTimeoutMs: input.connectTimeoutMs,
+    closeTimeoutMs: input.closeTimeoutMs,
+    handlerId: undefined,
+    pending: undefined,
+    error: undefined,
+    completed: 0,
+  }),
+  invoke: { id: "wire", src: "wire", input: ({ context }) => context.transport },
+  initial: "connecting",
+  on: {
+    call: {
+      actions: ({ context, event }) =>
+        event.call.reject(
+          context.error ?? new ClosedError(`client is not ready (handler ${context.handlerId ?? "none"})`),
+        ),
+    },
+    // The gateway ended this session (handler crashed past its budget, gateway stopping).
+    wire: {
+      guard: ({ event }) => event.message.type === "session.ended",
+      target: ".closed",
+      actions: assign({
+        error: ({ event }) =>
+          event.message.type === "session.ended"
+            ? new SessionEndedError(`session ended by the gateway (${event.message.code}): ${event.message.message}`)
+            : undefined,
+      }),
+    },
+    "transport.error": {
+      target: ".failed",
+      actions: assign({
+        error: ({ event }) => new ConnectionError(`connection to ${event.error.message}`, { cause: event.error }),
+      }),
+    },
+  },
+  states: {
+    connecting: {
+      entry: ({ context }) => send(context, { type: "hello", id: HELLO_ID, v: PROTOCOL_VERSION }),
+      on: {
+        wire: [
+          {
+            guard: ({ event }) => event.message.type === "welcome",
+            target: "ready",
+            actions: assign({
+              handlerId: ({ event }) => (event.message.type === "welcome" ? event.message.handlerId : undefined),
+            }),
+          },
+          {
+            guard: ({ event }) => event.message.type === "refused",
+            target: "failed",
+            actions: assign({
+              error: ({ event }) =>
+                event.message.type === "refused"
+                  ? errorFromWire(event.message.code, event.message.message)
+                  : undefined,
+            }),
+          },
+        ],
+        close: "closed",
+      },
+      after: {
+        connectTimeout: {
+          target: "failed",
+          actions: assign({
+            error: ({ context }) =>
+              new TimeoutError(`no answer from gateway ${context.endpoint} within ${context.connectTimeoutMs} ms`),
+          }),
+        },
+      },
+    },
+    ready: {
+      on: {
+        call: {
+          target: "awaiting",
+          actions: [
+            assign({ pending: ({ event }) => event.call }),
+            ({ context, event }) => context.transport.send(event.call.frames),
+          ],
+        },
+        close: "closing",
+      },
+    },
+    awaiting: {
+      on: {
+        wire: { guard: "answersPending", target: "ready", actions: ["settlePending", "clearPending"] },
+        "wire.invalid": {
+          target: "ready",
+          actions: [({ context, event }) => failPending(context, event.error), "clearPending"],
+        },
+        close: {
+          target: "closing",
+          actions: [({ context }) => failPending(context, new ClosedError("client closed while a call was in flight")), "clearPending"],
+        },
+      },
+      after: {
+        callTimeout: {
+          target: "ready",
+          actions: [
+            ({ context }) =>
+              failPending(
+                context,
+                new TimeoutError(
+                  `no answer to ${context.pending?.kind ?? "call"} from gateway ${context.endpoint} within ${context.pending?.timeoutMs ?? 0} ms`,
+                ),
+              ),
+            "clearPending",
+          ],
+        },
+      },
+    },
+    closing: {
+      entry: ({ context }) => send(context, { type: "session.close", id: HELLO_ID }),
+      on: {
+        wire: { guard: ({ event }) => event.message.type === "session.closed", target: "closed" },
+      },
+      after: { closeTimeout: "closed" },
+    },
+    closed: {
+      type: "final",
+      entry: ({ context }) => failPending(context, context.error ?? new ClosedError("client closed")),
+    },
+    failed: {
+      type: "final",
+      entry: ({ context }) => failPending(context, context.error ?? new ConnectionError("client failed")),
+    },
+  },
+});
+
+export type ClientActorRef = ActorRefFrom<typeof clientMachine>;
+export type ClientSnapshot = SnapshotFrom<typeof clientMachine>;

@@ -1,0 +1,57 @@
+/**
+ * The controller machine parents every client actor it creates, so one
+ * `inspect` callback sees the whole client side as one tree. Picking a
+ * gateway and failing over live in the Controller class, which drives this.
+ *
+ *   open --close--> closed (final: children stop, their transports close)
+ */
+import { assign, setup, stopChild, type ActorRefFrom, type DoneActorEvent, type ErrorActorEvent } from "xstate";
+import { clientMachine, type ClientMachineInput } from "./client.js";
+
+export interface ControllerMachineInput {
+  endpoints: readonly string[];
+}
+
+export interface ControllerContext {
+  readonly endpoints: readonly string[];
+  /** Clients created over the controller's life. */
+  readonly spawned: number;
+}
+
+export type ControllerEvent =
+  | { type: "client.spawn"; id: string; input: ClientMachineInput }
+  | { type: "client.release"; id: string }
+  | { type: "close" };
+
+export const controllerMachine = setup({
+  types: {
+    input: {} as ControllerMachineInput,
+    context: {} as ControllerContext,
+    events: {} as ControllerEvent,
+  },
+  actors: { client: clientMachine },
+}).createMachine({
+  id: "controller",
+  context: ({ input }) => ({ endpoints: input.endpoints, spawned: 0 }),
+  initial: "open",
+  states: {
+    open: {
+      on: {
+        "client.spawn": {
+          actions: assign(({ context, event, spawn }) => {
+            spawn("client", { id: event.id, input: event.input });
+            return { spawned: context.spawned + 1 };
+          }),
+        },
+        "client.release": { actions: stopChild(({ event }) => event.id) },
+        // A client that ended (closed, failed, crashed) leaves the tree.
+        "xstate.done.actor.*": { actions: stopChild(({ event }) => (event as DoneActorEvent).actorId) },
+        "xstate.error.actor.*": { actions: stopChild(({ event }) => (event as ErrorActorEvent).actorId) },
+        close: "closed",
+      },
+    },
+    closed: { type: "final" },
+  },
+});
+
+export type ControllerActorRef = ActorRefFrom<typeof controllerMachine>;

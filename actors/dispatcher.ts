@@ -1,0 +1,154 @@
+/**
+ * The gateway's data plane: decode, validate, route, go on. It never awaits a
+ * handler's work, so one slow client cannot stall the others, and nothing a
+ * peer sends can throw out of it.
+ */
+import {
+  ErrorCode,
+  ProtocolError,
+  decode,
+  encode,
+  parseClientMessage,
+  type ClientMessage,
+  type GatewayMessage,
+} from "../protocol/index.js";
+import type { Frames, Peer, ServerTransport } from "../transports/transport.js";
+import type { Outbox, SessionTable } from "./session.js";
+import type { SupervisorEvent } from "./supervisor.js";
+
+/** Encodes envelopes for a server transport. `send` throws only if the message cannot be encoded. */
+export class WireOutbox implements Outbox {
+  readonly #transport: ServerTransport;
+  constructor(transport: ServerTransport) {
+    this.#transport = transport;
+  }
+  send(peer: Peer, message: GatewayMessage, raw?: Uint8Array): void {
+    const envelope = encode(message);
+    this.#transport.send(peer, raw === undefined ? [envelope] : [envelope, raw]);
+  }
+}
+
+export interface DispatchTargets {
+  supervisor: { send(event: SupervisorEvent): void };
+  /** Requests addressed to the gateway itself (close it). */
+  gateway: { send(event: { type: "remote.close"; peer: Peer; id: number }): void };
+}
+
+export interface DispatcherCounters {
+  received: number;
+  protocolErrors: number;
+  sessionless: number;
+}
+
+export class Dispatcher {
+  readonly #table: SessionTable;
+  readonly #outbox: Outbox;
+  readonly #maxEnvelopeBytes: number;
+  #targets: DispatchTargets | undefined;
+  #refusal: { code: string; message: string } = { code: ErrorCode.GATEWAY_STOPPING, message: "gateway is not running" };
+  readonly counters: DispatcherCounters = { received: 0, protocolErrors: 0, sessionless: 0 };
+
+  constructor(table: SessionTable, outbox: Outbox, maxEnvelopeBytes: number) {
+    this.#table = table;
+    this.#outbox = outbox;
+    this.#maxEnvelopeBytes = maxEnvelopeBytes;
+  }
+
+  /** Starts routing to these actors (the gateway is running). */
+  attach(targets: DispatchTargets): void {
+    this.#targets = targets;
+  }
+
+  /** Stops accepting new sessions; requests on live sessions still route. */
+  detach(code: string, message: string): void {
+    this.#targets = undefined;
+    this.#refusal = { code, message };
+  }
+
+  onUndeliverable(peer: Peer): void {
+    this.#targets?.supervisor.send({ type: "session.lost", peerKey: peer.key });
+  }
+
+  onMessage(peer: Peer, frames: Frames): void {
+    this.counters.received++;
+    let message: ClientMessage;
+    try {
+      message = this.#parse(frames);
+    } catch (err) {
+      this.counters.protocolErrors++;
+      // Only a peer with a session hears about its malformed frame; others are dropped
+      // so that garbage from a stranger costs us nothing but the decode.
+      if (this.#table.byPeer(peer.key) !== undefined) {
+        this.#safeSend(peer, { type: "error", id: 0, code: ErrorCode.PROTOCOL, message: (err as Error).message });
+      }
+      return;
+    }
+    const targets = this.#targets;
+    const session = this.#table.byPeer(peer.key);
+    switch (message.type) {
+      case "hello":
+        if (targets === undefined) {
+          this.#safeSend(peer, {
+            type: "refused",
+            id: message.id,
+            status: 503,
+            code: this.#refusal.code,
+            message: this.#refusal.message,
+          });
+        } else {
+          targets.supervisor.send({ type: "session.open", peer, message });
+        }
+        return;
+      default:
+        break;
+    }
+    if (session?.ref === undefined) {
+      this.counters.sessionless++;
+      this.#safeSend(peer, {
+        type: "error",
+        id: message.id,
+        code: ErrorCode.SESSION_ENDED,
+        message: "no session for this connection: send hello first",
+      });
+      return;
+    }
+    switch (message.type) {
+      case "ping":
+        session.ref.send({ type: "ping", message });
+        return;
+      case "rpc.call":
+        session.inflight = message.id;
+        session.ref.send({ type: "rpc.call", message, raw: frames[1] });
+        return;
+      case "session.close":
+        session.ref.send({ type: "session.close", message });
+        return;
+      case "gateway.close":
+        if (targets === undefined) {
+          session.reply({ type: "gateway.closing", id: message.id });
+        } else {
+          targets.gateway.send({ type: "remote.close", peer, id: message.id });
+        }
+        return;
+    }
+  }
+
+  #parse(frames: Frames): ClientMessage {
+    const envelope = frames[0];
+    if (envelope === undefined || frames.length > 2) {
+      throw new ProtocolError(`expected 1 or 2 frames, got ${frames.length}`);
+    }
+    if (envelope.length > this.#maxEnvelopeBytes) {
+      throw new ProtocolError(`envelope of ${envelope.length} bytes exceeds ${this.#maxEnvelopeBytes}`);
+    }
+    return parseClientMessage(decode(envelope), frames.length === 2);
+  }
+
+  #safeSend(peer: Peer, message: GatewayMessage): void {
+    try {
+      this.#outbox.send(peer, message);
+    } catch {
+      // Our own error messages always encode; nothing to do if one does not.
+    }
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * One handler per client session: serves one request at a time, as
+ * pynetwork's handlers did; parallelism comes from more handlers (a swarm).
+ *
+ *   idle --rpc.call--> busy.{batchGet|batchSend} --call.done/failed--> idle
+ *   idle/busy --session.close--> closed (final, output reason "closed")
+ *   any --session.end--> closed (final, output reason "ended": the supervisor ended it)
+ *
+ * A subroutine's own throw is a RemoteError for the caller and the handler
+ * stays idle. A throw inside the machine itself (a bug, or the test-only
+ * fault hook) puts the actor in `status: "error"`, which its parent, the
+ * supervisor, receives as `xstate.error.actor.<id>` and handles.
+ */
+import { and, assign, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
+import {
+  ErrorCode,
+  type CallMessage,
+  type ErrorMessage,
+  type PingMessage,
+  type SessionCloseMessage,
+} from "../protocol/index.js";
+import type { Session } from "./session.js";
+import { invokeSubroutine, type SubroutineRegistry } from "./subroutines.js";
+
+/** Test-only hooks: a throw from one is a handler crash (not a subroutine error). */
+export interface HandlerHooks {
+  beforeRequest?(info: { handlerId: number; type: string; name?: string }): void;
+}
+
+export interface HandlerInput {
+  session: Session;
+  registry: SubroutineRegistry;
+  hooks?: HandlerHooks | undefined;
+}
+
+export type RequestKind = "ping" | "batchGet" | "batchSend";
+
+/** What the handler is doing right now, as `gateway.snapshot()` shows it. */
+export interface CurrentRequest {
+  readonly id: number;
+  readonly kind: RequestKind;
+  readonly name?: string;
+  readonly startedAt: number;
+}
+
+export interface HandlerContext {
+  readonly session: Session;
+  readonly registry: SubroutineRegistry;
+  readonly hooks: HandlerHooks | undefined;
+  readonly request: CurrentRequest | undefined;
+  /** Requests answered by this handler incarnation. */
+  readonly served: number;
+  /** Set on the way to a final state; becomes the output the supervisor reads. */
+  readonly ending: HandlerOutput | undefined;
+}
+
+export type HandlerEvent =
+  | { type: "ping"; message: PingMessage }
+  | { type: "rpc.call"; message: CallMessage; raw: Uint8Array | undefined }
+  | { type: "session.close"; message: SessionCloseMessage }
+  | { type: "session.end"; code: string; reason: string }
+  | { type: "call.done"; id: number; value: unknown }
+  | { type: "call.failed"; id: number; error: unknown };
+
+export interface HandlerOutput {
+  readonly reason: "closed" | "ended";
+  /** The `session.close` request to acknowledge, when the client asked. */
+  readonly requestId?: number;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
+function errorReply(id: number, code: string, message: string, name?: string): ErrorMessage {
+  return name === undefined ? { type: "error", id, code, message } : { type: "error", id, code, message, name };
+}
+
+function remoteFailure(id: number, error: unknown): ErrorMessage {
+  if (error instanceof Error) return errorReply(id, ErrorCode.REMOTE, error.message, error.name);
+  return errorReply(id, ErrorCode.REMOTE, String(error));
+}
+
+export const handlerMachine = setup({
+  types: {
+    input: {} as HandlerInput,
+    context: {} as HandlerContext,
+    events: {} as HandlerEvent,
+    output: {} as HandlerOutput,
+  },
+  guards: {
+    isKnownBatch: ({ context, event }) => {
+      if (event.type !== "rpc.call") return false;
+      const entry = context.registry.get(event.message.name);
+      return entry !== undefined && entry.kind === "function";
+    },
+    isSend: ({ event }) => event.type === "rpc.call" && event.message.mode === "send",
+    isCurrent: ({ context, event }) =>
+      (event.type === "call.done" || event.type === "call.failed") && context.request?.id === event.id,
+  },
+  actions: {
+    faultHook: ({ context, event }) => {
+      const hook = context.hooks?.beforeRequest;
+      if (!hook) return;
+      const name = event.type === "rpc.call" ? event.message.name : undefined;
+      hook({ handlerId: context.session.handlerId, type: event.type, ...(name === undefined ? {} : { name }) });
+    },
+    pong: ({ context, event }) => {
+      if (event.type !== "ping") return;
+      context.session.reply({ type: "pong", id: event.message.id, data: event.message.data });
+    },
+    replyUnknown: ({ context, event }) => {
+      if (event.type !== "rpc.call") return;
+      const { id, name } = event.message;
+      const entry = context.registry.get(name);
+      context.session.reply(
+        entry === undefined
+          ? errorReply(id, ErrorCode.SUBROUTINE_NOT_FOUND, `no subroutine named '${name}'`)
+          : errorReply(id, ErrorCode.BAD_RESULT, `subroutine '${name}' is a generator: call it as a stream`),
+      );
+    },
+    replyBusy: ({ context, event }) => {
+      if (event.type !== "rpc.call") return;
+      context.session.reply(errorReply(event.message.id, ErrorCode.BUSY, "handler is busy with another request"));
+    },
+    startRequest: assign({
+      request: ({ event }) => {
+        if (event.type !== "rpc.call") return undefined;
+        const { id, name, mode } = event.message;
+        return { id, name, kind: mode === "send" ? "batchSend" : "batchGet", startedAt: Date.now() } as const;
+      },
+    }),
+    runSubroutine: ({ context, event, self }) => {
+      if (event.type !== "rpc.call") return;
+      const { id, name, args, kwargs, mode } = event.message;
+      const entry = context.registry.get(name);
+      if (!entry) return;
+      const settle = (next: HandlerEvent): void => {
+        if (self.getSnapshot().status === "active") self.send(next);
+      };
+      let result: unknown;
+      try {
+        const kw = mode === "send" ? { ...kwargs, buffer: event.raw } : kwargs;
+        result = invokeSubroutine(entry, args, kw);
+      } catch (error) {
+        // Deferred: the machine is mid-transition; the answer is its next event.
+        settle({ type: "call.failed", id, error });
+        return;
+      }
+      if (isThenable(result)) {
+        result.then(
+          (value) => settle({ type: "call.done", id, value }),
+          (error: unknown) => settle({ type: "call.failed", id, error }),
+        );
+      } else {
+        settle({ type: "call.done", id, value: result });
+      }
+    },
+    replyResult: ({ context, event }) => {
+      if (event.type !== "call.done" || !context.request) return;
+      const { id, kind, name } = context.request;
+      const session = context.session;
+      let value = event.value;
+      if (kind === "batchSend") {
+        if (value === undefined || value === null) value = 0;
+        if (typeof value === "bigint") value = Number(value);
+        if (typeof value !== "number" || !Number.isInteger(value)) {
+          session.reply(
+            errorReply(id, ErrorCode.BAD_RESULT, `batch send subroutine '${name}' must return an integer, got ${typeof value}`),
+          );
+          return;
+        }
+      }
+      if (value instanceof Uint8Array) {
+        session.reply({ type: "rpc.result", id, raw: true }, value);
+        return;
+      }
+      try {
+        session.reply({ type: "rpc.result", id, value });
+      } catch (err) {
+        session.reply(
+          errorReply(id, ErrorCode.BAD_RESULT, `result of '${name}' cannot be encoded as CBOR: ${(err as Error).message}`),
+        );
+      }
+    },
+    replyFailure: ({ context, event }) => {
+      if (event.type !== "call.failed" || !context.request) return;
+      context.session.reply(remoteFailure(context.request.id, event.error));
+    },
+    endRequest: assign({
+      request: () => undefined,
+      served: ({ context }) => context.served + 1,
+    }),
+  },
+}).createMachine({
+  id: "handler",
+  context: ({ input }) => ({
+    session: input.session,
+    registry: input.registry,
+    hooks: input.hooks,
+    request: undefined,
+    served: 0,
+    ending: undefined,
+  }),
+  initial: "idle",
+  on: {
+    ping: { actions: ["faultHook", "pong"] },
+    "session.close": {
+      target: ".closed",
+      actions: assign({
+        request: () => undefined,
+        ending: ({ event }) => ({ reason: "closed", requestId: event.message.id }) as const,
+      }),
+    },
+    "session.end": {
+      target: ".closed",
+      actions: assign({ request: () => undefined, ending: () => ({ reason: "ended" }) as const }),
+    },
+  },
+  states: {
+    idle: {
+      on: {
+        "rpc.call": [
+          { guard: and(["isKnownBatch", "isSend"]), target: "busy.batchSend", actions: ["faultHook", "startRequest"] },
+          { guard: "isKnownBatch", target: "busy.batchGet", actions: ["faultHook", "startRequest"] },
+          { actions: ["faultHook", "replyUnknown"] },
+        ],
+      },
+    },
+    busy: {
+      entry: "runSubroutine",
+      initial: "batchGet",
+      states: {
+        batchGet: {},
+        batchSend: {},
+      },
+      on: {
+        "rpc.call": { actions: "replyBusy" },
+        "call.done": { guard: "isCurrent", target: "idle", actions: ["replyResult", "endRequest"] },
+        "call.failed": { guard: "isCurrent", target: "idle", actions: ["replyFailure", "endRequest"] },
+      },
+    },
+    closed: { type: "final" },
+  },
+  output: ({ context }) => context.ending ?? { reason: "ended" },
+});
+
+export type HandlerActorRef = ActorRefFrom<typeof handlerMachine>;
+export type HandlerSnapshot = SnapshotFrom<typeof handlerMachine>;

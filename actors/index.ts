@@ -1,0 +1,15 @@
+/**
+ * `swarmnet/actors`: the machines themselves, for composing swarmnet into
+ * your own xstate systems and for inspecting them.
+ */
+export { gatewayMachine } from "./gateway.js";
+export { supervisorMachine } from "./supervisor.js";
+export { handlerMachine } from "./handler.js";
+export { controllerMachine } from "./controller.js";
+export { clientMachine } from "./client.js";
+export { SubroutineRegistry } from "./subroutines.js";
+export type { GatewayMachineInput, GatewayContext, GatewayEvent, GatewayActorRef, GatewaySnapshot } from "./gateway.js";
+export type { SupervisorInput, SupervisorContext, SupervisorEvent, SupervisorActorRef, SupervisorSnapshot } from "./supervisor.js";
+export type { HandlerInput, HandlerContext, HandlerEvent, HandlerOutput, HandlerActorRef, HandlerSnapshot, HandlerHooks, CurrentRequest, RequestKind } from "./handler.js";
+export type { ControllerMachineInput, ControllerContext, ControllerEvent, ControllerActorRef } from "./controller.js";
+export type { ClientMachineInput, ClientContext, ClientEvent, ClientActorRef, ClientSnapshot, PendingCall, CallKind } from "./client.js";

@@ -1,0 +1,225 @@
+/**
+ * The supervisor is the only place that knows the pool. It spawns a handler
+ * per accepted client up to `maxPoolSize`, refuses past it with 503, frees a
+ * slot the moment a handler ends, and restarts a crashed handler OTP-style:
+ * at most `maxRestarts` within `restartWindowMs`, then the session is ended
+ * and the client told.
+ *
+ *   accepting --shutdown--> stopped (final)
+ */
+import { assign, setup, stopChild, type ActorRefFrom, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom } from "xstate";
+import { ErrorCode, PROTOCOL_VERSION, Status, type HelloMessage } from "../protocol/index.js";
+import type { Peer } from "../transports/transport.js";
+import { handlerMachine, type HandlerHooks, type HandlerOutput } from "./handler.js";
+import { Session, type Outbox, type SessionTable } from "./session.js";
+import type { SubroutineRegistry } from "./subroutines.js";
+
+export interface SupervisorInput {
+  table: SessionTable;
+  registry: SubroutineRegistry;
+  outbox: Outbox;
+  maxPoolSize: number;
+  maxRestarts: number;
+  restartWindowMs: number;
+  hooks?: HandlerHooks | undefined;
+}
+
+export interface SupervisorContext extends SupervisorInput {
+  nextHandlerId: number;
+  /** Live handlers; mirrors `table.size`, kept here so snapshots show it. */
+  poolSize: number;
+  /** Lifetime counters, for snapshots and tests. */
+  stats: { accepted: number; refused: number; restarts: number; crashedOut: number };
+}
+
+export type SupervisorEvent =
+  | { type: "session.open"; peer: Peer; message: HelloMessage }
+  /** The transport could not deliver to this peer: its session is gone. */
+  | { type: "session.lost"; peerKey: string }
+  /** End every session (gateway stopping) and stop accepting. */
+  | { type: "shutdown"; code: string; reason: string };
+
+function actorIdOf(session: Session): string {
+  return `handler-${session.handlerId}.${session.generation}`;
+}
+
+export const supervisorMachine = setup({
+  types: {
+    input: {} as SupervisorInput,
+    context: {} as SupervisorContext,
+    events: {} as SupervisorEvent,
+  },
+  actors: { handler: handlerMachine },
+}).createMachine({
+  id: "supervisor",
+  context: ({ input }) => ({
+    ...input,
+    nextHandlerId: 1,
+    poolSize: 0,
+    stats: { accepted: 0, refused: 0, restarts: 0, crashedOut: 0 },
+  }),
+  initial: "accepting",
+  states: {
+    accepting: {
+      on: {
+        "session.open": [
+          {
+            // A repeated hello on a live session is answered again, not given a second slot.
+            guard: ({ context, event }) => context.table.byPeer(event.peer.key) !== undefined,
+            actions: ({ context, event }) => {
+              const session = context.table.byPeer(event.peer.key)!;
+              session.reply({
+                type: "welcome",
+                id: event.message.id,
+                status: Status.OK,
+                handlerId: session.handlerId,
+                v: PROTOCOL_VERSION,
+              });
+            },
+          },
+          {
+            guard: ({ event }) => event.message.v !== PROTOCOL_VERSION,
+            actions: ({ context, event }) =>
+              context.outbox.send(event.peer, {
+                type: "refused",
+                id: event.message.id,
+                status: Status.UPGRADE_REQUIRED,
+                code: ErrorCode.VERSION_MISMATCH,
+                message: `gateway speaks protocol ${PROTOCOL_VERSION}, client sent ${event.message.v}`,
+              }),
+          },
+          {
+            guard: ({ context }) => context.table.size >= context.maxPoolSize,
+            actions: [
+              ({ context, event }) =>
+                context.outbox.send(event.peer, {
+                  type: "refused",
+                  id: event.message.id,
+                  status: Status.POOL_FULL,
+                  code: ErrorCode.POOL_FULL,
+                  message: `pool is full (${context.maxPoolSize} handlers)`,
+                }),
+              assign({ stats: ({ context }) => ({ ...context.stats, refused: context.stats.refused + 1 }) }),
+            ],
+          },
+          {
+            actions: assign(({ context, event, spawn }) => {
+              const session = new Session(context.nextHandlerId, event.peer, context.outbox);
+              session.actorId = actorIdOf(session);
+              session.ref = spawn("handler", {
+                id: session.actorId,
+                input: { session, registry: context.registry, hooks: context.hooks },
+              });
+              context.table.add(session);
+              session.reply({
+                type: "welcome",
+                id: event.message.id,
+                status: Status.OK,
+                handlerId: session.handlerId,
+                v: PROTOCOL_VERSION,
+              });
+              return {
+                nextHandlerId: context.nextHandlerId + 1,
+                poolSize: context.table.size,
+                stats: { ...context.stats, accepted: context.stats.accepted + 1 },
+              };
+            }),
+          },
+        ],
+        "session.lost": {
+          actions: [
+            stopChild(({ context, event }) => context.table.byPeer(event.peerKey)?.actorId ?? ""),
+            assign(({ context, event }) => {
+              const session = context.table.byPeer(event.peerKey);
+              if (session) context.table.remove(session);
+              return { poolSize: context.table.size };
+            }),
+          ],
+        },
+        "xstate.done.actor.*": {
+          // stopChild also drops the ended actor from `children`: without it they pile up.
+          actions: [stopChild(({ event }) => (event as DoneActorEvent).actorId), assign(({ context, event }) => {
+            const done = event as DoneActorEvent<HandlerOutput>;
+            const session = context.table.byActor(done.actorId);
+            if (session) {
+              context.table.remove(session);
+              // Free the slot first, then acknowledge: a getClient() right after
+              // closeHandler() resolves must find the slot free.
+              if (done.output.reason === "closed" && done.output.requestId !== undefined) {
+                session.reply({ type: "session.closed", id: done.output.requestId });
+              }
+            }
+            return { poolSize: context.table.size };
+          })],
+        },
+        "xstate.error.actor.*": {
+          actions: [stopChild(({ event }) => (event as ErrorActorEvent).actorId), assign(({ context, event, spawn }) => {
+            const failed = event as ErrorActorEvent;
+            const session = context.table.byActor(failed.actorId);
+            if (!session) return {};
+            const reason = failed.error instanceof Error ? failed.error.message : String(failed.error);
+            const now = Date.now();
+            session.restarts = session.restarts.filter((t: number) => now - t < context.restartWindowMs);
+            const inflight = session.inflight;
+            if (session.restarts.length >= context.maxRestarts) {
+              if (inflight !== undefined) {
+                session.reply({
+                  type: "error",
+                  id: inflight,
+                  code: ErrorCode.HANDLER_CRASHED,
+                  message: `handler ${session.handlerId} crashed: ${reason}`,
+                });
+              }
+              session.reply({
+                type: "session.ended",
+                id: 0,
+                code: ErrorCode.SESSION_ENDED,
+                message: `handler ${session.handlerId} crashed ${context.maxRestarts + 1} times within ${context.restartWindowMs} ms: ${reason}`,
+              });
+              context.table.remove(session);
+              return {
+                poolSize: context.table.size,
+                stats: { ...context.stats, crashedOut: context.stats.crashedOut + 1 },
+              };
+            }
+            session.restarts.push(now);
+            const oldActorId = session.actorId;
+            session.generation += 1;
+            session.actorId = actorIdOf(session);
+            session.ref = spawn("handler", {
+              id: session.actorId,
+              input: { session, registry: context.registry, hooks: context.hooks },
+            });
+            context.table.rekey(session, oldActorId);
+            if (inflight !== undefined) {
+              session.reply({
+                type: "error",
+                id: inflight,
+                code: ErrorCode.HANDLER_CRASHED,
+                message: `handler ${session.handlerId} crashed and was restarted: ${reason}`,
+              });
+            }
+            return { stats: { ...context.stats, restarts: context.stats.restarts + 1 } };
+          })],
+        },
+        shutdown: {
+          target: "stopped",
+          actions: ({ context, event }) => {
+            for (const session of context.table.all()) {
+              session.ref?.send({ type: "session.end", code: event.code, reason: event.reason });
+              session.reply({ type: "session.ended", id: 0, code: event.code, message: event.reason });
+              context.table.remove(session);
+            }
+          },
+        },
+      },
+    },
+    stopped: {
+      type: "final",
+      entry: assign({ poolSize: 0 }),
+    },
+  },
+});
+
+export type SupervisorActorRef = ActorRefFrom<typeof supervisorMachine>;
+export type SupervisorSnapshot = SnapshotFrom<typeof supervisorMachine>;

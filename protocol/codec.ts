@@ -1,0 +1,84 @@
+/**
+ * CBOR for envelopes and values (cbor-x). One encoder instance for the whole
+ * process so that `registerClass` extensions apply everywhere.
+ *
+ * Uint8Array is encoded as a plain CBOR byte string (tagUint8Array: false), so
+ * a Python or Go peer sees bytes, and decodes as a Buffer (a Uint8Array).
+ */
+import { Encoder, addExtension, setSizeLimits } from "cbor-x";
+import { ProtocolError } from "./errors.js";
+import { LIMITS } from "./limits.js";
+
+setSizeLimits({
+  maxArraySize: LIMITS.maxCollectionLength,
+  maxMapSize: LIMITS.maxCollectionLength,
+  maxObjectSize: LIMITS.maxCollectionLength,
+});
+
+const encoder = new Encoder({
+  useRecords: false,
+  mapsAsObjects: true,
+  tagUint8Array: false,
+  // Keep undefined distinct from null so "null buffer ends a stream" is exact.
+  encodeUndefinedAsNil: false,
+});
+
+/** Encodes any CBOR-able value (envelopes and subroutine values alike). */
+export function encode(value: unknown): Uint8Array {
+  return encoder.encode(value);
+}
+
+/** Decodes bytes from the wire; anything cbor-x refuses becomes a ProtocolError. */
+export function decode(bytes: Uint8Array): unknown {
+  if (bytes.length === 0) throw new ProtocolError("empty frame");
+  try {
+    return encoder.decode(bytes);
+  } catch (err) {
+    throw new ProtocolError(`frame is not valid CBOR: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Tags at or above this are free for applications (below are IANA-assigned or cbor-x's own). */
+export const MIN_CLASS_TAG = 40_000;
+
+export interface ClassCodec<T> {
+  /** What goes on the wire for an instance; default: its own enumerable fields. */
+  encode?: (instance: T) => unknown;
+  /** Rebuilds an instance from what `encode` produced; default: fields copied onto a bare instance. */
+  decode?: (data: unknown) => T;
+}
+
+const registeredTags = new Map<number, Function>();
+
+/**
+ * Lets instances of `Class` cross the wire as themselves: both sides register
+ * the same class under the same tag. Replaces pynetwork's Handshakes file.
+ */
+export function registerClass<T extends object>(
+  Class: abstract new (...args: never[]) => T,
+  tag: number,
+  codec: ClassCodec<T> = {},
+): void {
+  if (!Number.isInteger(tag) || tag < MIN_CLASS_TAG || tag > 0xffff_ffff) {
+    throw new RangeError(`registerClass: tag must be an integer >= ${MIN_CLASS_TAG}, got ${tag}`);
+  }
+  const existing = registeredTags.get(tag);
+  if (existing !== undefined && existing !== Class) {
+    throw new RangeError(`registerClass: tag ${tag} is already registered for ${existing.name}`);
+  }
+  registeredTags.set(tag, Class);
+  const toWire = codec.encode ?? ((instance: T) => ({ ...instance }));
+  const fromWire =
+    codec.decode ??
+    ((data: unknown) => Object.assign(Object.create(Class.prototype as object) as T, data as object));
+  addExtension({
+    Class: Class as unknown as new (...args: unknown[]) => T,
+    tag,
+    encode(instance: T, encodeValue: (value: unknown) => Uint8Array) {
+      return encodeValue(toWire(instance));
+    },
+    decode(data: unknown) {
+      return fromWire(data);
+    },
+  });
+}

@@ -1,0 +1,174 @@
+import PQueue from "p-queue";
+import type { CallKind, ClientActorRef, PendingCall } from "../actors/client.js";
+import {
+  ClosedError,
+  InvalidArgumentError,
+  encode,
+  type Kwargs,
+  type SwarmnetError,
+} from "../protocol/index.js";
+import { stateName, untilSnapshot } from "./wait.js";
+
+export interface CallOptions {
+  /** Deadline of this call in ms; the controller's `timeoutMs` when absent. */
+  timeoutMs?: number;
+}
+
+const MAX_REQUEST_ID = 0xffff_ffff;
+
+function isPlainObject(value: unknown): value is Kwargs {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * One client-handler pair: its own DEALER socket and TCP connection, one
+ * request at a time (calls made concurrently wait their turn in a p-queue).
+ */
+export class Client {
+  readonly endpoint: string;
+  readonly #ref: ClientActorRef;
+  readonly #queue = new PQueue({ concurrency: 1 });
+  readonly #timeoutMs: number;
+  readonly #onClosed: (client: Client) => void;
+  #nextId = 1;
+
+  /** @internal Made by `Controller.getClient()`. */
+  constructor(ref: ClientActorRef, endpoint: string, timeoutMs: number, onClosed: (client: Client) => void) {
+    this.#ref = ref;
+    this.endpoint = endpoint;
+    this.#timeoutMs = timeoutMs;
+    this.#onClosed = onClosed;
+    // A client actor stopped from outside (controller closed, parent stopped) runs no
+    // exit actions: settle the call in flight here so it cannot hang.
+    const abandon = (): void => {
+      this.#ref.getSnapshot().context.pending?.reject(new ClosedError("client actor stopped"));
+    };
+    this.#ref.subscribe({ complete: abandon, error: abandon });
+  }
+
+  /** @internal Waits for the gateway's welcome; rejects with its refusal or a timeout. */
+  async connected(): Promise<this> {
+    const snapshot = await untilSnapshot(this.#ref, (s) => s.value !== "connecting");
+    if (snapshot.value !== "ready") {
+      this.#onClosed(this);
+      throw snapshot.context.error ?? new ClosedError("client closed while connecting");
+    }
+    return this;
+  }
+
+  /** The handler serving this client on the gateway. */
+  get handlerId(): number | undefined {
+    return this.#ref.getSnapshot().context.handlerId;
+  }
+
+  /** The client machine's state: connecting, ready, awaiting, closing, closed, failed. */
+  get state(): string {
+    return stateName(this.#ref.getSnapshot().value);
+  }
+
+  /** The client actor, for inspection and composition. */
+  get actor(): ClientActorRef {
+    return this.#ref;
+  }
+
+  /** Round trip to the handler; resolves with what was sent. */
+  ping<T = string>(data: T | string = "ping", options?: CallOptions): Promise<T | string> {
+    return this.#call("ping", { type: "ping", data }, undefined, options) as Promise<T | string>;
+  }
+
+  /**
+   * Batch get: calls `name(...args, kwargs)` on the gateway. Resolves with the
+   * bytes it returned (a Uint8Array), or with the CBOR value it returned.
+   */
+  getSubroutineBatch<T = Uint8Array>(name: string, args: readonly unknown[] = [], kwargs: Kwargs = {}, options?: CallOptions): Promise<T> {
+    this.#checkCall("getSubroutineBatch", name, args, kwargs);
+    return this.#call("batchGet", { type: "rpc.call", name, mode: "get", args, kwargs }, undefined, options) as Promise<T>;
+  }
+
+  /**
+   * Batch send: `buffer` reaches the subroutine as `kwargs.buffer`, uncopied in
+   * its own frame. Resolves with the integer the subroutine returned.
+   */
+  sendSubroutineBatch(name: string, buffer: Uint8Array, args: readonly unknown[] = [], kwargs: Kwargs = {}, options?: CallOptions): Promise<number> {
+    this.#checkCall("sendSubroutineBatch", name, args, kwargs);
+    if (!(buffer instanceof Uint8Array)) {
+      return Promise.reject(new InvalidArgumentError("sendSubroutineBatch: buffer must be a Uint8Array"));
+    }
+    if ("buffer" in kwargs) {
+      return Promise.reject(new InvalidArgumentError("sendSubroutineBatch: kwargs.buffer is reserved for the bytes sent"));
+    }
+    return this.#call("batchSend", { type: "rpc.call", name, mode: "send", args, kwargs }, buffer, options) as Promise<number>;
+  }
+
+  /** Asks the gateway to stop. Resolves once it acknowledged; the session ends with it. */
+  async closeGateway(options?: CallOptions): Promise<void> {
+    await this.#call("closeGateway", { type: "gateway.close" }, undefined, options);
+  }
+
+  /**
+   * Closes the handler on the gateway (its pool slot is free when this
+   * resolves) and this client's connection. Waits for queued calls first.
+   * A no-op when already closed.
+   */
+  async closeHandler(): Promise<void> {
+    await this.#queue.onIdle();
+    if (this.#ref.getSnapshot().status === "active") {
+      this.#ref.send({ type: "close" });
+      await untilSnapshot(this.#ref, (s) => s.status !== "active").catch(() => undefined);
+    }
+    this.#onClosed(this);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.closeHandler();
+  }
+
+  #checkCall(method: string, name: unknown, args: unknown, kwargs: unknown): void {
+    if (typeof name !== "string" || name.length === 0) {
+      throw new InvalidArgumentError(`${method}: name must be a non-empty string, got ${JSON.stringify(name)}`);
+    }
+    if (!Array.isArray(args)) throw new InvalidArgumentError(`${method}: args must be an array`);
+    if (!isPlainObject(kwargs)) throw new InvalidArgumentError(`${method}: kwargs must be a plain object`);
+  }
+
+  #call(kind: CallKind, message: Record<string, unknown>, raw: Uint8Array | undefined, options?: CallOptions): Promise<unknown> {
+    const timeoutMs = options?.timeoutMs ?? this.#timeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+      return Promise.reject(new InvalidArgumentError(`timeoutMs must be a positive integer, got ${String(timeoutMs)}`));
+    }
+    // Captured now, so a timeout's stack points at the caller's line, not at a timer.
+    const callSite = new Error();
+    return this.#queue.add(
+      () =>
+        new Promise<unknown>((resolve, reject) => {
+          if (this.#ref.getSnapshot().status !== "active") {
+            reject(this.#ref.getSnapshot().context.error ?? new ClosedError("client is closed"));
+            return;
+          }
+          const id = this.#nextId;
+          this.#nextId = id >= MAX_REQUEST_ID ? 1 : id + 1;
+          let envelope: Uint8Array;
+          try {
+            envelope = encode({ ...message, id });
+          } catch (err) {
+            reject(new InvalidArgumentError(`arguments cannot be encoded as CBOR: ${(err as Error).message}`, { cause: err }));
+            return;
+          }
+          const call: PendingCall = {
+            id,
+            kind,
+            frames: raw === undefined ? [envelope] : [envelope, raw],
+            timeoutMs,
+            resolve,
+            reject: (error: SwarmnetError) => {
+              error.stack = `${error.name}: ${error.message}\n${callSite.stack?.split("\n").slice(1).join("\n") ?? ""}`;
+              reject(error);
+            },
+          };
+          this.#ref.send({ type: "call", call });
+        }),
+    );
+  }
+}

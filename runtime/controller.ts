@@ -1,0 +1,198 @@
+import { createActor, type Actor } from "xstate";
+import { controllerMachine } from "../actors/controller.js";
+import type { ClientActorRef } from "../actors/client.js";
+import {
+  ClosedError,
+  ConnectionError,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_HOST,
+  DEFAULT_MAX_MESSAGE_SIZE_BYTES,
+  DEFAULT_PORT,
+  DEFAULT_TIMEOUT_MS,
+  ErrorCode,
+  InvalidArgumentError,
+  SwarmnetError,
+} from "../protocol/index.js";
+import type { TransportFactory } from "../transports/transport.js";
+import { zmqTransport } from "../transports/zmq.js";
+import { Client } from "./client.js";
+import { endpointOf, normalizeEndpoint } from "./endpoint.js";
+import type { InspectCallback } from "./gateway.js";
+import { Swarm } from "./swarm.js";
+
+export interface ControllerOptions {
+  /** Gateway host, when `gateways` is not given. @default "127.0.0.1" */
+  host?: string;
+  /** Gateway port, when `gateways` is not given. @default 1857 */
+  port?: number;
+  /** Several gateways (`tcp://host:port` or `host:port`); clients and swarms spread over them. */
+  gateways?: readonly string[];
+  /** Where downloads land (file transfer). @default "Downloads" */
+  downloadDir?: string;
+  /** Progress bars on stderr for transfers. @default false */
+  verbose?: boolean;
+  /** Deadline of each call in ms, unless the call says otherwise. @default 10000 */
+  timeoutMs?: number;
+  /** How long getClient() waits for a gateway's answer, per gateway tried. @default 5000 */
+  connectTimeoutMs?: number;
+  /** Largest ZeroMQ frame accepted, in bytes. @default 64 MiB */
+  maxMessageSize?: number;
+  /** xstate inspection callback, passed to the controller and every client actor. */
+  inspect?: InspectCallback;
+  /** The wire; ZeroMQ unless a test passes the in-memory transport. */
+  transport?: TransportFactory;
+}
+
+export interface GetClientOptions {
+  /** Use this gateway only, instead of trying the controller's gateways in turn. */
+  endpoint?: string;
+  /** @default the controller's connectTimeoutMs */
+  connectTimeoutMs?: number;
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new InvalidArgumentError(`Controller option '${name}' must be a positive integer, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Errors after which the next gateway is worth a try. */
+function isFailover(error: unknown): boolean {
+  const code = (error as SwarmnetError).code;
+  return code === ErrorCode.POOL_FULL || code === ErrorCode.TIMEOUT || code === ErrorCode.CONNECTION || code === ErrorCode.SESSION_ENDED;
+}
+
+/**
+ * Connects to one or many gateways and hands out clients, one DEALER socket
+ * (one TCP connection, one handler) each.
+ *
+ * ```ts
+ * const controller = new Controller({ port: 1857 });
+ * await using client = await controller.getClient();
+ * await client.ping("hello");
+ * ```
+ */
+export class Controller {
+  readonly endpoints: readonly string[];
+  readonly downloadDir: string;
+  readonly verbose: boolean;
+  readonly #timeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #maxMessageSize: number;
+  readonly #transport: TransportFactory;
+  readonly #actor: Actor<typeof controllerMachine>;
+  readonly #clients = new Set<Client>();
+  #nextClient = 1;
+  #rotation = 0;
+
+  constructor(options: ControllerOptions = {}) {
+    if (options.gateways !== undefined) {
+      if (!Array.isArray(options.gateways) || options.gateways.length === 0) {
+        throw new InvalidArgumentError("Controller option 'gateways' must be a non-empty array of endpoints");
+      }
+      this.endpoints = options.gateways.map((g) => normalizeEndpoint(g));
+    } else {
+      this.endpoints = [endpointOf(options.host ?? DEFAULT_HOST, options.port ?? DEFAULT_PORT)];
+    }
+    this.downloadDir = options.downloadDir ?? "Downloads";
+    this.verbose = options.verbose ?? false;
+    this.#timeoutMs = positive("timeoutMs", options.timeoutMs, DEFAULT_TIMEOUT_MS);
+    this.#connectTimeoutMs = positive("connectTimeoutMs", options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS);
+    this.#maxMessageSize = positive("maxMessageSize", options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE_BYTES);
+    this.#transport = options.transport ?? zmqTransport;
+    this.#actor = createActor(controllerMachine, {
+      input: { endpoints: this.endpoints },
+      ...(options.inspect ? { inspect: options.inspect } : {}),
+    });
+    this.#actor.start();
+  }
+
+  /** The controller actor, for inspection and composition. */
+  get actor(): Actor<typeof controllerMachine> {
+    return this.#actor;
+  }
+
+  /** Live clients of this controller. */
+  get clients(): readonly Client[] {
+    return [...this.#clients];
+  }
+
+  /**
+   * A new client with its own handler. With several gateways, tries them in
+   * turn from where the last one left off, skipping one that is full or down;
+   * rejects with the last error (PoolFullError when all are full).
+   */
+  async getClient(options: GetClientOptions = {}): Promise<Client> {
+    const candidates = options.endpoint !== undefined ? [normalizeEndpoint(options.endpoint)] : this.#rotate();
+    let lastError: unknown;
+    for (const endpoint of candidates) {
+      try {
+        return await this.#connect(endpoint, options.connectTimeoutMs ?? this.#connectTimeoutMs);
+      } catch (err) {
+        lastError = err;
+        if (!isFailover(err)) throw err;
+      }
+    }
+    throw lastError ?? new ConnectionError("no gateway to connect to");
+  }
+
+  /**
+   * `n` clients working one job, spread round-robin over the gateways. All or
+   * nothing: if one cannot be had, the others are closed and the error thrown.
+   */
+  async getSwarm(n: number, options: GetClientOptions = {}): Promise<Swarm> {
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`getSwarm: n must be a positive integer, got ${n}`);
+    const settled = await Promise.allSettled(Array.from({ length: n }, () => this.getClient(options)));
+    const clients = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    const failure = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failure) {
+      await Promise.all(clients.map((c) => c.closeHandler()));
+      throw failure.reason;
+    }
+    return new Swarm(clients);
+  }
+
+  /** Asks a gateway (the first one by default) to stop, through a client of this controller. */
+  async closeGateway(endpoint?: string): Promise<void> {
+    const target = endpoint !== undefined ? normalizeEndpoint(endpoint) : this.endpoints[0]!;
+    const existing = [...this.#clients].find((c) => c.endpoint === target && c.state === "ready");
+    const client = existing ?? (await this.getClient({ endpoint: target }));
+    await client.closeGateway();
+  }
+
+  /** Closes every client (their handlers are freed on the gateways) and the controller. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#clients].map((c) => c.closeHandler()));
+    if (this.#actor.getSnapshot().status === "active") this.#actor.send({ type: "close" });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #rotate(): string[] {
+    const start = this.#rotation++ % this.endpoints.length;
+    return [...this.endpoints.slice(start), ...this.endpoints.slice(0, start)];
+  }
+
+  async #connect(endpoint: string, connectTimeoutMs: number): Promise<Client> {
+    if (this.#actor.getSnapshot().status !== "active") throw new ClosedError("controller is closed");
+    const id = `client-${this.#nextClient++}`;
+    const transport = this.#transport.client(endpoint, { maxMessageSize: this.#maxMessageSize });
+    this.#actor.send({
+      type: "client.spawn",
+      id,
+      input: { transport, endpoint, connectTimeoutMs, closeTimeoutMs: Math.min(this.#timeoutMs, 5_000) },
+    });
+    const ref = this.#actor.getSnapshot().children[id] as ClientActorRef | undefined;
+    if (!ref) throw new ClosedError("controller could not create a client");
+    const client = new Client(ref, endpoint, this.#timeoutMs, (c) => {
+      this.#clients.delete(c);
+      if (this.#actor.getSnapshot().status === "active") this.#actor.send({ type: "client.release", id });
+    });
+    this.#clients.add(client);
+    return client.connected();
+  }
+}

@@ -1,0 +1,220 @@
+import { createActor, type Actor, type InspectionEvent, type Observer } from "xstate";
+import { gatewayMachine } from "../actors/gateway.js";
+import type { CurrentRequest, HandlerHooks, HandlerSnapshot } from "../actors/handler.js";
+import { SubroutineRegistry, type Subroutine } from "../actors/subroutines.js";
+import type { SupervisorSnapshot } from "../actors/supervisor.js";
+import {
+  ClosedError,
+  DEFAULT_HOST,
+  DEFAULT_MAX_MESSAGE_SIZE_BYTES,
+  DEFAULT_MAX_POOL_SIZE,
+  DEFAULT_MAX_RESTARTS,
+  DEFAULT_PORT,
+  DEFAULT_RESTART_WINDOW_MS,
+  DEFAULT_STOP_GRACE_MS,
+  InvalidArgumentError,
+} from "../protocol/index.js";
+import type { TransportFactory } from "../transports/transport.js";
+import { zmqTransport } from "../transports/zmq.js";
+import { stateName, untilSnapshot } from "./wait.js";
+
+export type InspectCallback = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+
+export interface GatewayOptions {
+  /** TCP port; 0 lets the OS pick one (read `gateway.port` after `start()`). @default 1857 */
+  port?: number;
+  /** Address to bind. @default "127.0.0.1" */
+  host?: string;
+  /** Live handlers at most; a client past it is refused with 503. @default 5 */
+  maxPoolSize?: number;
+  /** Restarts of one crashed handler allowed within `restartWindowMs`. @default 3 */
+  maxRestarts?: number;
+  /** @default 10000 */
+  restartWindowMs?: number;
+  /** Largest ZeroMQ frame accepted, in bytes; a larger one drops that connection. @default 64 MiB */
+  maxMessageSize?: number;
+  /** How long `stop()` lets calls in flight finish, in ms. @default 5000 */
+  stopGraceMs?: number;
+  /** Whether a client may close the gateway (`closeGateway()`). @default true */
+  allowRemoteClose?: boolean;
+  /** Where uploads land (file transfer). @default "Downloads" */
+  downloadDir?: string;
+  /** Folders downloads may come from (file transfer). @default ["."] */
+  fileRoots?: string[];
+  /** xstate inspection callback, passed to every actor of the gateway. */
+  inspect?: InspectCallback;
+  /** The wire; ZeroMQ unless a test passes the in-memory transport. */
+  transport?: TransportFactory;
+  /** Test-only fault injection: a throw from a hook crashes the handler. */
+  testHooks?: HandlerHooks;
+}
+
+export interface HandlerInspection {
+  readonly actorId: string;
+  readonly handlerId: number;
+  readonly state: string;
+  readonly request: CurrentRequest | undefined;
+  readonly restarts: number;
+  readonly served: number;
+}
+
+export interface GatewayInspection {
+  readonly state: string;
+  readonly endpoint: string | undefined;
+  readonly supervisor: {
+    readonly state: string;
+    readonly poolSize: number;
+    readonly maxPoolSize: number;
+    readonly stats: SupervisorSnapshot["context"]["stats"];
+  };
+  readonly handlers: readonly HandlerInspection[];
+}
+
+function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min) {
+    throw new InvalidArgumentError(`Gateway option '${name}' must be an integer >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * A gateway serves named subroutines to clients over a ZeroMQ ROUTER socket.
+ *
+ * ```ts
+ * const gw = new Gateway({ port: 0 });
+ * gw.addSubroutine("echo", (x: string) => x);
+ * await gw.start();
+ * console.log(gw.endpoint); // tcp://127.0.0.1:41234
+ * ```
+ */
+export class Gateway {
+  readonly options: Readonly<Required<Pick<GatewayOptions, "host" | "port" | "maxPoolSize" | "downloadDir">>> & {
+    readonly fileRoots: readonly string[];
+  };
+  readonly #registry = new SubroutineRegistry();
+  readonly #actor: Actor<typeof gatewayMachine>;
+  readonly #closed: Promise<void>;
+
+  constructor(options: GatewayOptions = {}) {
+    const port = positiveInt("port", options.port, DEFAULT_PORT, 0);
+    if (port > 65535) throw new InvalidArgumentError(`Gateway option 'port' must be <= 65535, got ${port}`);
+    const host = options.host ?? DEFAULT_HOST;
+    if (typeof host !== "string" || host.length === 0) {
+      throw new InvalidArgumentError(`Gateway option 'host' must be a non-empty string, got ${String(host)}`);
+    }
+    const maxPoolSize = positiveInt("maxPoolSize", options.maxPoolSize, DEFAULT_MAX_POOL_SIZE);
+    const maxMessageSize = positiveInt("maxMessageSize", options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE_BYTES, 1024);
+    this.options = {
+      host,
+      port,
+      maxPoolSize,
+      downloadDir: options.downloadDir ?? "Downloads",
+      fileRoots: options.fileRoots ?? ["."],
+    };
+    const transport = (options.transport ?? zmqTransport).server({ host, port, maxMessageSize });
+    this.#actor = createActor(gatewayMachine, {
+      input: {
+        transport,
+        registry: this.#registry,
+        maxPoolSize,
+        maxRestarts: positiveInt("maxRestarts", options.maxRestarts, DEFAULT_MAX_RESTARTS, 0),
+        restartWindowMs: positiveInt("restartWindowMs", options.restartWindowMs, DEFAULT_RESTART_WINDOW_MS),
+        maxEnvelopeBytes: maxMessageSize,
+        stopGraceMs: positiveInt("stopGraceMs", options.stopGraceMs, DEFAULT_STOP_GRACE_MS, 0),
+        allowRemoteClose: options.allowRemoteClose ?? true,
+        hooks: options.testHooks,
+      },
+      ...(options.inspect ? { inspect: options.inspect } : {}),
+    });
+    this.#closed = new Promise((resolve) => {
+      this.#actor.subscribe({ complete: () => resolve(), error: () => resolve() });
+    });
+    this.#actor.start();
+  }
+
+  /** Registers (or replaces) a subroutine: `fn(...args, kwargs)`, sync or async. */
+  addSubroutine<F extends Subroutine>(name: string, fn: F): this {
+    this.#registry.add(name, fn);
+    return this;
+  }
+
+  /** Returns whether a subroutine of that name was registered. */
+  removeSubroutine(name: string): boolean {
+    return this.#registry.remove(name);
+  }
+
+  /** Binds and starts serving; resolves once bound. */
+  async start(): Promise<this> {
+    const state = this.#actor.getSnapshot().value;
+    if (state !== "idle") throw new ClosedError(`gateway cannot start from state '${stateName(state)}'`);
+    this.#actor.send({ type: "start" });
+    const snapshot = await untilSnapshot(this.#actor, (s) => s.value !== "idle" && s.value !== "starting");
+    if (snapshot.value === "failed") {
+      const error = snapshot.context.error as Error;
+      throw Object.assign(error, { message: `gateway could not bind ${this.options.host}:${this.options.port}: ${error.message}` });
+    }
+    return this;
+  }
+
+  /** The bound endpoint, e.g. `tcp://127.0.0.1:41234`; throws before `start()`. */
+  get endpoint(): string {
+    const endpoint = this.#actor.getSnapshot().context.endpoint;
+    if (endpoint === undefined) throw new ClosedError("gateway is not started");
+    return endpoint;
+  }
+
+  /** The bound port (the real one when started with port 0). */
+  get port(): number {
+    return Number(/:(\d+)$/.exec(this.endpoint)?.[1]);
+  }
+
+  /** Stops gracefully: refuses new clients, lets calls in flight finish, tells clients. */
+  async stop(): Promise<void> {
+    const snapshot = this.#actor.getSnapshot();
+    if (snapshot.value === "starting") await untilSnapshot(this.#actor, (s) => s.value !== "starting").catch(() => undefined);
+    this.#actor.send({ type: "stop" });
+    await this.#closed;
+  }
+
+  /** Resolves when the gateway has stopped, whoever stopped it. */
+  get closed(): Promise<void> {
+    return this.#closed;
+  }
+
+  /** The supervisor's state and each handler's id, state and current request. */
+  snapshot(): GatewayInspection {
+    const gw = this.#actor.getSnapshot();
+    const supervisor = gw.children["supervisor"]?.getSnapshot() as SupervisorSnapshot | undefined;
+    const handlers: HandlerInspection[] = [];
+    for (const [actorId, child] of Object.entries(supervisor?.children ?? {})) {
+      const h = child?.getSnapshot() as HandlerSnapshot | undefined;
+      if (!h || h.status !== "active") continue;
+      handlers.push({
+        actorId,
+        handlerId: h.context.session.handlerId,
+        state: stateName(h.value),
+        request: h.context.request,
+        restarts: h.context.session.generation,
+        served: h.context.served,
+      });
+    }
+    handlers.sort((a, b) => a.handlerId - b.handlerId);
+    return {
+      state: stateName(gw.value),
+      endpoint: gw.context.endpoint,
+      supervisor: {
+        state: supervisor ? stateName(supervisor.value) : "stopped",
+        poolSize: supervisor?.context.poolSize ?? 0,
+        maxPoolSize: this.options.maxPoolSize,
+        stats: supervisor?.context.stats ?? { accepted: 0, refused: 0, restarts: 0, crashedOut: 0 },
+      },
+      handlers,
+    };
+  }
+
+  /** Counters of the data plane (frames received, protocol errors), for tests and monitoring. */
+  get counters(): Readonly<{ received: number; protocolErrors: number; sessionless: number }> {
+    return this.#actor.getSnapshot().context.dispatcher.counters;
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * swarmnet's public entry. Everything a user needs is listed here by name;
+ * the machines themselves are at `swarmnet/actors`.
+ */
+export { Gateway } from "./gateway.js";
+export { Controller } from "./controller.js";
+export { Client } from "./client.js";
+export { Swarm } from "./swarm.js";
+export { DataType, toBytes, fromBytes, strToBytes, bytesToStr, intToBytes, bytesToInt } from "./bytes.js";
+export { normalizeEndpoint } from "./endpoint.js";
+export { registerClass, encode, decode, MIN_CLASS_TAG } from "../protocol/codec.js";
+export {
+  SwarmnetError,
+  PoolFullError,
+  AllocationError,
+  VersionMismatchError,
+  RemoteError,
+  SubroutineNotFoundError,
+  TimeoutError,
+  ConnectionError,
+  ProtocolError,
+  BusyError,
+  HandlerCrashedError,
+  SessionEndedError,
+  ClosedError,
+  InvalidArgumentError,
+  AbortedError,
+  ErrorCode,
+  Status,
+} from "../protocol/errors.js";
+export {
+  PROTOCOL_VERSION,
+} from "../protocol/messages.js";
+export {
+  DEFAULT_PORT,
+  DEFAULT_HOST,
+  DEFAULT_MAX_POOL_SIZE,
+  DEFAULT_TIMEOUT_MS,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_MAX_MESSAGE_SIZE_BYTES,
+  DEFAULT_MAX_RESTARTS,
+  DEFAULT_RESTART_WINDOW_MS,
+  DEFAULT_STOP_GRACE_MS,
+} from "../protocol/limits.js";
+export { MemoryHub } from "../transports/memory.js";
+
+export type { GatewayOptions, GatewayInspection, HandlerInspection, InspectCallback } from "./gateway.js";
+export type { ControllerOptions, GetClientOptions } from "./controller.js";
+export type { CallOptions } from "./client.js";
+export type { DataTypeValue } from "./bytes.js";
+export type { ClassCodec } from "../protocol/codec.js";
+export type { Kwargs, CallMode, Message, MessageType, MessageOf, ClientMessage, GatewayMessage } from "../protocol/messages.js";
+export type { Subroutine } from "../actors/subroutines.js";
+export type { HandlerHooks, CurrentRequest } from "../actors/handler.js";
+export type { TransportFactory, ServerTransport, ClientTransport, Frames, Peer } from "../transports/transport.js";

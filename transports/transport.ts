@@ -1,0 +1,62 @@
+/**
+ * What the actors need from a transport, and nothing ZeroMQ-specific: the
+ * actors import only these types, so they run just as well over the
+ * in-memory transport in unit tests.
+ *
+ * A message is a list of frames: `[envelope]` or `[envelope, raw]`.
+ */
+
+export type Frames = readonly Uint8Array[];
+
+/** A connected client as the server side sees it. */
+export interface Peer {
+  /** Routing id bytes (ZeroMQ assigns them: never reused while the pipe lives). */
+  readonly id: Uint8Array;
+  /** The same id as a string, for map keys. */
+  readonly key: string;
+}
+
+export interface ServerTransportHandlers {
+  onMessage(peer: Peer, frames: Frames): void;
+  /** A message to `peer` could not be delivered (peer gone, or its queue full). */
+  onUndeliverable(peer: Peer, error: Error): void;
+}
+
+export interface ServerTransport {
+  /** Binds and starts receiving; resolves with the endpoint actually bound (port 0 resolved). */
+  listen(handlers: ServerTransportHandlers): Promise<string>;
+  /** Queues a message; never throws, failures go to `onUndeliverable`. */
+  send(peer: Peer, frames: Frames): void;
+  /** Resolves once every queued message has been handed to the socket (bounded by `timeoutMs`). */
+  flush(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ClientTransportHandlers {
+  onMessage(frames: Frames): void;
+  /** The transport failed for good (not a transient reconnect). */
+  onError(error: Error): void;
+}
+
+export interface ClientTransport {
+  start(handlers: ClientTransportHandlers): void;
+  /** Queues a message; never throws. */
+  send(frames: Frames): void;
+  close(): void;
+}
+
+export interface ServerTransportOptions {
+  host: string;
+  port: number;
+  maxMessageSize: number;
+}
+
+export interface ClientTransportOptions {
+  maxMessageSize: number;
+}
+
+/** Picks the wire: ZeroMQ in production, in-memory in unit tests. */
+export interface TransportFactory {
+  server(options: ServerTransportOptions): ServerTransport;
+  client(endpoint: string, options: ClientTransportOptions): ClientTransport;
+}

@@ -1,0 +1,150 @@
+/**
+ * ZeroMQ transports: a ROUTER for the gateway, one DEALER (one TCP connection)
+ * per client. Only this file, the runtime entry and the CLI import `zeromq`.
+ */
+import { Dealer, Router } from "zeromq";
+import { SendQueue } from "./send-queue.js";
+import type {
+  ClientTransport,
+  ClientTransportHandlers,
+  ClientTransportOptions,
+  Frames,
+  Peer,
+  ServerTransport,
+  ServerTransportHandlers,
+  ServerTransportOptions,
+  TransportFactory,
+} from "./transport.js";
+
+function isClosedSocketError(err: unknown, socket: { closed: boolean }): boolean {
+  const code = (err as { code?: string }).code;
+  return socket.closed || code === "ETERM" || code === "ENOTSOCK";
+}
+
+export class ZmqServerTransport implements ServerTransport {
+  readonly #options: ServerTransportOptions;
+  #socket: Router | undefined;
+  #queue: SendQueue<Peer> | undefined;
+
+  constructor(options: ServerTransportOptions) {
+    this.#options = options;
+  }
+
+  async listen(handlers: ServerTransportHandlers): Promise<string> {
+    const socket = new Router({
+      // A message that cannot be routed is an error (EHOSTUNREACH), never a silent drop.
+      mandatory: true,
+      // Never let one peer with a full queue block the writer shared by all peers:
+      // a full queue is reported as EAGAIN and that peer's session is ended.
+      sendTimeout: 0,
+      linger: 0,
+      maxMessageSize: this.#options.maxMessageSize,
+    });
+    this.#socket = socket;
+    this.#queue = new SendQueue<Peer>(
+      (frames) => socket.send(frames as Uint8Array[]),
+      (peer, err) => handlers.onUndeliverable(peer, err),
+    );
+    const host = this.#options.host.includes(":") ? `[${this.#options.host}]` : this.#options.host;
+    await socket.bind(`tcp://${host}:${this.#options.port}`);
+    void this.#receiveLoop(socket, handlers);
+    return socket.lastEndpoint ?? `tcp://${host}:${this.#options.port}`;
+  }
+
+  async #receiveLoop(socket: Router, handlers: ServerTransportHandlers): Promise<void> {
+    while (!socket.closed) {
+      let message: Buffer[];
+      try {
+        message = await socket.receive();
+      } catch (err) {
+        if (isClosedSocketError(err, socket)) return;
+        continue;
+      }
+      const id = message[0];
+      if (id === undefined) continue;
+      const peer: Peer = { id, key: id.toString("latin1") };
+      try {
+        handlers.onMessage(peer, message.slice(1));
+      } catch {
+        // A routing bug must not end the receive loop that serves every client.
+      }
+    }
+  }
+
+  send(peer: Peer, frames: Frames): void {
+    this.#queue?.push([peer.id, ...frames], peer);
+  }
+
+  flush(timeoutMs: number): Promise<void> {
+    return this.#queue?.drained(timeoutMs) ?? Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    this.#queue?.close();
+    const socket = this.#socket;
+    if (socket && !socket.closed) socket.close();
+  }
+}
+
+export class ZmqClientTransport implements ClientTransport {
+  readonly #endpoint: string;
+  readonly #options: ClientTransportOptions;
+  #socket: Dealer | undefined;
+  #queue: SendQueue<null> | undefined;
+
+  constructor(endpoint: string, options: ClientTransportOptions) {
+    this.#endpoint = endpoint;
+    this.#options = options;
+  }
+
+  start(handlers: ClientTransportHandlers): void {
+    // linger 0: a client that gives up (timeout, close) must not deliver a stale
+    // hello later, which would hold a pool slot for nobody.
+    const socket = new Dealer({ linger: 0, maxMessageSize: this.#options.maxMessageSize });
+    this.#socket = socket;
+    this.#queue = new SendQueue<null>(
+      (frames) => socket.send(frames as Uint8Array[]),
+      (_tag, err) => handlers.onError(err),
+    );
+    try {
+      socket.connect(this.#endpoint);
+    } catch (err) {
+      queueMicrotask(() => handlers.onError(err as Error));
+      return;
+    }
+    void this.#receiveLoop(socket, handlers);
+  }
+
+  async #receiveLoop(socket: Dealer, handlers: ClientTransportHandlers): Promise<void> {
+    while (!socket.closed) {
+      let message: Buffer[];
+      try {
+        message = await socket.receive();
+      } catch (err) {
+        if (isClosedSocketError(err, socket)) return;
+        continue;
+      }
+      try {
+        handlers.onMessage(message);
+      } catch {
+        // Keep receiving; the client machine reports its own failures.
+      }
+    }
+  }
+
+  send(frames: Frames): void {
+    this.#queue?.push(frames, null);
+  }
+
+  close(): void {
+    this.#queue?.close();
+    const socket = this.#socket;
+    if (socket && !socket.closed) socket.close();
+  }
+}
+
+/** The production transport: ZeroMQ ROUTER/DEALER over TCP. */
+export const zmqTransport: TransportFactory = {
+  server: (options) => new ZmqServerTransport(options),
+  client: (endpoint, options) => new ZmqClientTransport(endpoint, options),
+};
