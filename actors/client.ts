@@ -243,6 +243,8 @@ export const clientMachine = setup({
         callTimeout: {
           target: "ready",
           actions: [
+            // Tell the handler to drop the call, so the next one is not refused as busy.
+            ({ context }) => context.pending && send(context, { type: "rpc.cancel", id: context.pending.id }),
             ({ context }) =>
               failPending(
                 context,

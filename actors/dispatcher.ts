@@ -114,11 +114,16 @@ export class Dispatcher {
     }
     switch (message.type) {
       case "ping":
+        session.inflight = message.id;
         session.ref.send({ type: "ping", message });
         return;
       case "rpc.call":
         session.inflight = message.id;
         session.ref.send({ type: "rpc.call", message, raw: frames[1] });
+        return;
+      case "rpc.cancel":
+        if (session.inflight === message.id) session.inflight = undefined;
+        session.ref.send({ type: "rpc.cancel", message });
         return;
       case "session.close":
         session.ref.send({ type: "session.close", message });

@@ -2,7 +2,7 @@
  * One handler per client session: serves one request at a time, as
  * pynetwork's handlers did; parallelism comes from more handlers (a swarm).
  *
- *   idle --rpc.call--> busy.{batchGet|batchSend} --call.done/failed--> idle
+ *   idle --rpc.call--> busy.{batchGet|batchSend} --call.done/failed | rpc.cancel--> idle
  *   idle/busy --session.close--> closed (final, output reason "closed")
  *   any --session.end--> closed (final, output reason "ended": the supervisor ended it)
  *
@@ -15,6 +15,7 @@ import { and, assign, setup, type ActorRefFrom, type SnapshotFrom } from "xstate
 import {
   ErrorCode,
   type CallMessage,
+  type CancelMessage,
   type ErrorMessage,
   type PingMessage,
   type SessionCloseMessage,
@@ -57,6 +58,7 @@ export interface HandlerContext {
 export type HandlerEvent =
   | { type: "ping"; message: PingMessage }
   | { type: "rpc.call"; message: CallMessage; raw: Uint8Array | undefined }
+  | { type: "rpc.cancel"; message: CancelMessage }
   | { type: "session.close"; message: SessionCloseMessage }
   | { type: "session.end"; code: string; reason: string }
   | { type: "call.done"; id: number; value: unknown }
@@ -101,6 +103,7 @@ export const handlerMachine = setup({
     isSend: ({ event }) => event.type === "rpc.call" && event.message.mode === "send",
     isCurrent: ({ context, event }) =>
       (event.type === "call.done" || event.type === "call.failed") && context.request?.id === event.id,
+    isCancelOfCurrent: ({ context, event }) => event.type === "rpc.cancel" && context.request?.id === event.message.id,
   },
   actions: {
     faultHook: ({ context, event }) => {
@@ -208,7 +211,7 @@ export const handlerMachine = setup({
   }),
   initial: "idle",
   on: {
-    ping: { actions: ["faultHook", "pong"] },
+    ping: { actions: ["faultHook", "pong", assign({ served: ({ context }) => context.served + 1 })] },
     "session.close": {
       target: ".closed",
       actions: assign({
@@ -242,6 +245,8 @@ export const handlerMachine = setup({
         "rpc.call": { actions: "replyBusy" },
         "call.done": { guard: "isCurrent", target: "idle", actions: ["replyResult", "endRequest"] },
         "call.failed": { guard: "isCurrent", target: "idle", actions: ["replyFailure", "endRequest"] },
+        // The caller's deadline passed: drop the call (its late result is ignored) and serve the next one.
+        "rpc.cancel": { guard: "isCancelOfCurrent", target: "idle", actions: "endRequest" },
       },
     },
     closed: { type: "final" },

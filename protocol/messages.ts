@@ -39,6 +39,11 @@ export interface CallMessage {
   readonly args: readonly unknown[];
   readonly kwargs: Kwargs;
 }
+/** The caller gave up on call `id` (its deadline passed): the handler drops it and is idle again. */
+export interface CancelMessage {
+  readonly type: "rpc.cancel";
+  readonly id: number;
+}
 export interface SessionCloseMessage {
   readonly type: "session.close";
   readonly id: number;
@@ -52,6 +57,7 @@ export type ClientMessage =
   | HelloMessage
   | PingMessage
   | CallMessage
+  | CancelMessage
   | SessionCloseMessage
   | GatewayCloseMessage;
 
@@ -177,6 +183,7 @@ export function parseClientMessage(value: unknown, hasRaw: boolean): ClientMessa
       if (mode === "send" && !hasRaw) throw new ProtocolError("a batch send needs its raw frame");
       return { type, id, name, mode, args, kwargs };
     }
+    case "rpc.cancel":
     case "session.close":
     case "gateway.close":
       return { type, id };

@@ -103,6 +103,7 @@ export class Controller {
     this.#maxMessageSize = positive("maxMessageSize", options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE_BYTES);
     this.#transport = options.transport ?? zmqTransport;
     this.#actor = createActor(controllerMachine, {
+      id: "controller",
       input: { endpoints: this.endpoints },
       ...(options.inspect ? { inspect: options.inspect } : {}),
     });

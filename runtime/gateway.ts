@@ -114,6 +114,7 @@ export class Gateway {
     };
     const transport = (options.transport ?? zmqTransport).server({ host, port, maxMessageSize });
     this.#actor = createActor(gatewayMachine, {
+      id: "gateway",
       input: {
         transport,
         registry: this.#registry,
@@ -173,7 +174,7 @@ export class Gateway {
   async stop(): Promise<void> {
     const snapshot = this.#actor.getSnapshot();
     if (snapshot.value === "starting") await untilSnapshot(this.#actor, (s) => s.value !== "starting").catch(() => undefined);
-    this.#actor.send({ type: "stop" });
+    if (this.#actor.getSnapshot().status === "active") this.#actor.send({ type: "stop" });
     await this.#closed;
   }
 
