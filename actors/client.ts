@@ -23,11 +23,24 @@ import {
   errorFromWire,
   parseGatewayMessage,
   type GatewayMessage,
+  type StreamEndMessage,
+  type StreamItemsMessage,
   type SwarmnetError,
 } from "../protocol/index.js";
 import type { ClientTransport, Frames } from "../transports/transport.js";
 
-export type CallKind = "ping" | "batchGet" | "batchSend" | "closeGateway";
+export type CallKind = "ping" | "batchGet" | "batchSend" | "closeGateway" | "stream";
+
+/** Receives a stream's items and end straight from the receive loop, without a machine transition each. */
+export interface DataSink {
+  readonly id: number;
+  onData(message: StreamItemsMessage | StreamEndMessage, raw: Uint8Array | undefined): void;
+}
+
+/** The sink of the call in flight, shared by the machine (which sets it) and the receive loop (which feeds it). */
+export interface DataSlot {
+  current: DataSink | undefined;
+}
 
 /** A request on its way; the machine settles it exactly once. */
 export interface PendingCall {
@@ -37,6 +50,8 @@ export interface PendingCall {
   readonly timeoutMs: number;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: SwarmnetError) => void;
+  /** For streams: where items go while the machine sits in `streaming`. */
+  readonly sink?: DataSink;
 }
 
 export interface ClientMachineInput {
@@ -58,6 +73,7 @@ export interface ClientContext {
   readonly error: SwarmnetError | undefined;
   /** Calls answered, for snapshots. */
   readonly completed: number;
+  readonly slot: DataSlot;
 }
 
 export type ClientEvent =
@@ -65,6 +81,10 @@ export type ClientEvent =
   | { type: "close" }
   | { type: "wire"; message: GatewayMessage; raw: Uint8Array | undefined }
   | { type: "wire.invalid"; error: ProtocolError }
+  /** The stream in flight is over (its sink saw the end); settle it and go back to ready. */
+  | { type: "call.finished"; id: number }
+  /** The stream in flight failed locally (e.g. no data within its deadline). */
+  | { type: "call.failed"; id: number; error: SwarmnetError }
   | { type: "transport.error"; error: Error };
 
 const HELLO_ID = 0;
@@ -103,23 +123,41 @@ export const clientMachine = setup({
     events: {} as ClientEvent,
   },
   actors: {
-    wire: fromCallback<ClientEvent, ClientTransport>(({ input: transport, sendBack }) => {
+    wire: fromCallback<ClientEvent, { transport: ClientTransport; slot: DataSlot }>(({ input, sendBack }) => {
+      const { transport, slot } = input;
+      let heartbeat: NodeJS.Timeout | undefined;
       transport.start({
         onMessage(frames) {
           const envelope = frames[0];
+          let message: GatewayMessage;
           try {
             if (envelope === undefined || frames.length > 2) throw new ProtocolError(`bad frame count ${frames.length}`);
-            const message = parseGatewayMessage(decode(envelope), frames.length === 2);
-            sendBack({ type: "wire", message, raw: frames[1] });
+            message = parseGatewayMessage(decode(envelope), frames.length === 2);
           } catch (err) {
             sendBack({ type: "wire.invalid", error: err as ProtocolError });
+            return;
           }
+          if ((message.type === "stream.items" || message.type === "stream.end") && slot.current?.id === message.id) {
+            slot.current.onData(message, frames[1]);
+            return;
+          }
+          if (message.type === "welcome" && heartbeat === undefined) {
+            // The lease is the gateway's; heartbeat at a third of it, off the call path, so a
+            // client busy in user code between calls (or a slow stream consumer) keeps its slot.
+            const frames = [encode({ type: "heartbeat", id: 0 })];
+            heartbeat = setInterval(() => transport.send(frames), Math.max(10, Math.floor(message.livenessMs / 3)));
+            heartbeat.unref();
+          }
+          sendBack({ type: "wire", message, raw: frames[1] });
         },
         onError(error) {
           sendBack({ type: "transport.error", error });
         },
       });
-      return () => transport.close();
+      return () => {
+        clearInterval(heartbeat);
+        transport.close();
+      };
     }),
   },
   delays: {
@@ -152,8 +190,9 @@ export const clientMachine = setup({
     pending: undefined,
     error: undefined,
     completed: 0,
+    slot: { current: undefined },
   }),
-  invoke: { id: "wire", src: "wire", input: ({ context }) => context.transport },
+  invoke: { id: "wire", src: "wire", input: ({ context }) => ({ transport: context.transport, slot: context.slot }) },
   initial: "connecting",
   on: {
     call: {
@@ -217,14 +256,54 @@ export const clientMachine = setup({
     },
     ready: {
       on: {
-        call: {
-          target: "awaiting",
-          actions: [
-            assign({ pending: ({ event }) => event.call }),
-            ({ context, event }) => context.transport.send(event.call.frames),
-          ],
-        },
+        call: [
+          {
+            guard: ({ event }) => event.call.sink !== undefined,
+            target: "streaming",
+            actions: [
+              assign({ pending: ({ event }) => event.call }),
+              ({ context, event }) => {
+                context.slot.current = event.call.sink;
+                context.transport.send(event.call.frames);
+              },
+            ],
+          },
+          {
+            target: "awaiting",
+            actions: [
+              assign({ pending: ({ event }) => event.call }),
+              ({ context, event }) => context.transport.send(event.call.frames),
+            ],
+          },
+        ],
         close: "closing",
+      },
+    },
+    // A stream: items go to the sink directly; the machine waits for its end or failure.
+    streaming: {
+      exit: ({ context }) => {
+        context.slot.current = undefined;
+      },
+      on: {
+        "call.finished": {
+          guard: ({ context, event }) => context.pending?.id === event.id,
+          target: "ready",
+          actions: [({ context }) => context.pending?.resolve(undefined), "clearPending"],
+        },
+        "call.failed": {
+          guard: ({ context, event }) => context.pending?.id === event.id,
+          target: "ready",
+          actions: [({ context, event }) => context.pending?.reject(event.error), "clearPending"],
+        },
+        wire: { guard: "answersPending", target: "ready", actions: ["settlePending", "clearPending"] },
+        "wire.invalid": {
+          target: "ready",
+          actions: [({ context, event }) => failPending(context, event.error), "clearPending"],
+        },
+        close: {
+          target: "closing",
+          actions: [({ context }) => failPending(context, new ClosedError("client closed while a stream was open")), "clearPending"],
+        },
       },
     },
     awaiting: {

@@ -102,6 +102,8 @@ export class Dispatcher {
       default:
         break;
     }
+    if (session !== undefined) session.lastSeen = Date.now();
+    if (message.type === "heartbeat") return;
     if (session?.ref === undefined) {
       this.counters.sessionless++;
       this.#safeSend(peer, {
@@ -120,6 +122,15 @@ export class Dispatcher {
       case "rpc.call":
         session.inflight = message.id;
         session.ref.send({ type: "rpc.call", message, raw: frames[1] });
+        return;
+      case "stream.open":
+        session.inflight = message.id;
+        session.ref.send({ type: "stream.open", message });
+        return;
+      case "stream.credit":
+      case "stream.abort":
+        // Data plane: straight to the running stream. Credit for a stream that already ended is normal; dropped.
+        if (session.job?.id === message.id) session.job.onMessage(message, frames[1]);
         return;
       case "rpc.cancel":
         if (session.inflight === message.id) session.inflight = undefined;

@@ -20,6 +20,7 @@ export interface GatewayMachineInput {
   maxPoolSize: number;
   maxRestarts: number;
   restartWindowMs: number;
+  livenessMs: number;
   maxEnvelopeBytes: number;
   /** How long stop() lets calls in flight finish. */
   stopGraceMs: number;
@@ -100,6 +101,7 @@ export const gatewayMachine = setup({
       maxPoolSize: context.maxPoolSize,
       maxRestarts: context.maxRestarts,
       restartWindowMs: context.restartWindowMs,
+      livenessMs: context.livenessMs,
       hooks: context.hooks,
     }),
   },

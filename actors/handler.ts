@@ -19,8 +19,10 @@ import {
   type ErrorMessage,
   type PingMessage,
   type SessionCloseMessage,
+  type StreamOpenMessage,
 } from "../protocol/index.js";
 import type { Session } from "./session.js";
+import { StreamJob, iteratorOf, type JobOutcome, type JobProgress } from "./stream-job.js";
 import { invokeSubroutine, type SubroutineRegistry } from "./subroutines.js";
 
 /** Test-only hooks: a throw from one is a handler crash (not a subroutine error). */
@@ -34,7 +36,7 @@ export interface HandlerInput {
   hooks?: HandlerHooks | undefined;
 }
 
-export type RequestKind = "ping" | "batchGet" | "batchSend";
+export type RequestKind = "ping" | "batchGet" | "batchSend" | "stream";
 
 /** What the handler is doing right now, as `gateway.snapshot()` shows it. */
 export interface CurrentRequest {
@@ -59,6 +61,8 @@ export type HandlerEvent =
   | { type: "ping"; message: PingMessage }
   | { type: "rpc.call"; message: CallMessage; raw: Uint8Array | undefined }
   | { type: "rpc.cancel"; message: CancelMessage }
+  | { type: "stream.open"; message: StreamOpenMessage }
+  | { type: "job.finished"; id: number; outcome: JobOutcome }
   | { type: "session.close"; message: SessionCloseMessage }
   | { type: "session.end"; code: string; reason: string }
   | { type: "call.done"; id: number; value: unknown }
@@ -103,13 +107,15 @@ export const handlerMachine = setup({
     isSend: ({ event }) => event.type === "rpc.call" && event.message.mode === "send",
     isCurrent: ({ context, event }) =>
       (event.type === "call.done" || event.type === "call.failed") && context.request?.id === event.id,
+    isKnownStream: ({ context, event }) => event.type === "stream.open" && context.registry.get(event.message.name) !== undefined,
+    isJobOfCurrent: ({ context, event }) => event.type === "job.finished" && context.request?.id === event.id,
     isCancelOfCurrent: ({ context, event }) => event.type === "rpc.cancel" && context.request?.id === event.message.id,
   },
   actions: {
     faultHook: ({ context, event }) => {
       const hook = context.hooks?.beforeRequest;
       if (!hook) return;
-      const name = event.type === "rpc.call" ? event.message.name : undefined;
+      const name = event.type === "rpc.call" || event.type === "stream.open" ? event.message.name : undefined;
       hook({ handlerId: context.session.handlerId, type: event.type, ...(name === undefined ? {} : { name }) });
     },
     pong: ({ context, event }) => {
@@ -117,7 +123,7 @@ export const handlerMachine = setup({
       context.session.reply({ type: "pong", id: event.message.id, data: event.message.data });
     },
     replyUnknown: ({ context, event }) => {
-      if (event.type !== "rpc.call") return;
+      if (event.type !== "rpc.call" && event.type !== "stream.open") return;
       const { id, name } = event.message;
       const entry = context.registry.get(name);
       context.session.reply(
@@ -127,16 +133,54 @@ export const handlerMachine = setup({
       );
     },
     replyBusy: ({ context, event }) => {
-      if (event.type !== "rpc.call") return;
+      if (event.type !== "rpc.call" && event.type !== "stream.open") return;
       context.session.reply(errorReply(event.message.id, ErrorCode.BUSY, "handler is busy with another request"));
     },
     startRequest: assign({
       request: ({ event }) => {
+        if (event.type === "stream.open") {
+          return { id: event.message.id, name: event.message.name, kind: "stream", startedAt: Date.now() } as const;
+        }
         if (event.type !== "rpc.call") return undefined;
         const { id, name, mode } = event.message;
         return { id, name, kind: mode === "send" ? "batchSend" : "batchGet", startedAt: Date.now() } as const;
       },
     }),
+    startStream: ({ context, event, self }) => {
+      if (event.type !== "stream.open") return;
+      const { id, name, args, kwargs, window, windowBytes } = event.message;
+      const entry = context.registry.get(name)!;
+      const finish = (outcome: JobOutcome): void => {
+        if (self.getSnapshot().status === "active") self.send({ type: "job.finished", id, outcome });
+      };
+      let result: unknown;
+      try {
+        result = invokeSubroutine(entry, args, kwargs);
+      } catch (error) {
+        const e = error instanceof Error ? error : new Error(String(error));
+        finish({ type: "failed", code: ErrorCode.REMOTE, message: e.message, name: e.name });
+        return;
+      }
+      const iterator = iteratorOf(result);
+      if (!iterator) {
+        finish({
+          type: "failed",
+          code: ErrorCode.NOT_A_GENERATOR,
+          message: `subroutine '${name}' is not a generator: call it with getSubroutineBatch`,
+        });
+        return;
+      }
+      const job = new StreamJob({ id, name, session: context.session, iterator, window, windowBytes, onFinish: finish });
+      context.session.job = job;
+      job.start();
+    },
+    replyJobFailure: ({ context, event }) => {
+      // Only failures before the job existed are answered here; a running job answers for itself.
+      if (event.type !== "job.finished" || event.outcome.type !== "failed" || context.session.job !== undefined) return;
+      const { code, message } = event.outcome;
+      context.session.reply(errorReply(event.id, code, message, event.outcome.name));
+    },
+    clearJob: ({ context }) => context.session.cancelJob(),
     runSubroutine: ({ context, event, self }) => {
       if (event.type !== "rpc.call") return;
       const { id, name, args, kwargs, mode } = event.message;
@@ -214,14 +258,17 @@ export const handlerMachine = setup({
     ping: { actions: ["faultHook", "pong", assign({ served: ({ context }) => context.served + 1 })] },
     "session.close": {
       target: ".closed",
-      actions: assign({
-        request: () => undefined,
-        ending: ({ event }) => ({ reason: "closed", requestId: event.message.id }) as const,
-      }),
+      actions: [
+        "clearJob",
+        assign({
+          request: () => undefined,
+          ending: ({ event }) => ({ reason: "closed", requestId: event.message.id }) as const,
+        }),
+      ],
     },
     "session.end": {
       target: ".closed",
-      actions: assign({ request: () => undefined, ending: () => ({ reason: "ended" }) as const }),
+      actions: ["clearJob", assign({ request: () => undefined, ending: () => ({ reason: "ended" }) as const })],
     },
   },
   states: {
@@ -232,17 +279,29 @@ export const handlerMachine = setup({
           { guard: "isKnownBatch", target: "busy.batchGet", actions: ["faultHook", "startRequest"] },
           { actions: ["faultHook", "replyUnknown"] },
         ],
+        "stream.open": [
+          { guard: "isKnownStream", target: "busy.streaming", actions: ["faultHook", "startRequest"] },
+          { actions: ["faultHook", "replyUnknown"] },
+        ],
       },
     },
     busy: {
-      entry: "runSubroutine",
       initial: "batchGet",
       states: {
-        batchGet: {},
-        batchSend: {},
+        batchGet: { entry: "runSubroutine" },
+        batchSend: { entry: "runSubroutine" },
+        // Items flow through the StreamJob (data plane); the machine knows the stream runs and can end it.
+        streaming: {
+          entry: "startStream",
+          exit: "clearJob",
+          on: {
+            "job.finished": { guard: "isJobOfCurrent", target: "#handler.idle", actions: ["replyJobFailure", "endRequest"] },
+          },
+        },
       },
       on: {
         "rpc.call": { actions: "replyBusy" },
+        "stream.open": { actions: "replyBusy" },
         "call.done": { guard: "isCurrent", target: "idle", actions: ["replyResult", "endRequest"] },
         "call.failed": { guard: "isCurrent", target: "idle", actions: ["replyFailure", "endRequest"] },
         // The caller's deadline passed: drop the call (its late result is ignored) and serve the next one.
@@ -253,6 +312,9 @@ export const handlerMachine = setup({
   },
   output: ({ context }) => context.ending ?? { reason: "ended" },
 });
+
+/** What a running job reports, for snapshots: items or bytes done. */
+export type { JobProgress };
 
 export type HandlerActorRef = ActorRefFrom<typeof handlerMachine>;
 export type HandlerSnapshot = SnapshotFrom<typeof handlerMachine>;

@@ -6,6 +6,7 @@
 import type { GatewayMessage } from "../protocol/index.js";
 import type { Peer } from "../transports/transport.js";
 import type { HandlerActorRef } from "./handler.js";
+import type { Job } from "./stream-job.js";
 
 /** Encodes and queues a message to one peer; never throws. */
 export interface Outbox {
@@ -24,12 +25,23 @@ export class Session {
   restarts: number[] = [];
   /** Id of the request handed to the handler and not answered yet: a crash fails it. */
   inflight: number | undefined;
+  /** The stream or transfer the handler is running, fed directly by the dispatcher. */
+  job: Job | undefined;
+  /** Last time anything arrived from this client (ms since epoch): the lease. */
+  lastSeen = Date.now();
   readonly #outbox: Outbox;
 
   constructor(handlerId: number, peer: Peer, outbox: Outbox) {
     this.handlerId = handlerId;
     this.peer = peer;
     this.#outbox = outbox;
+  }
+
+  /** Stops the running job, if any, without answering (the session or handler is going away). */
+  cancelJob(): void {
+    const job = this.job;
+    this.job = undefined;
+    job?.cancel();
   }
 
   /** Sends to this session's client; an answer to the request in flight clears it. */

@@ -7,7 +7,7 @@
  *
  *   accepting --shutdown--> stopped (final)
  */
-import { assign, setup, stopChild, type ActorRefFrom, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom } from "xstate";
+import { assign, fromCallback, setup, stopChild, type ActorRefFrom, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom } from "xstate";
 import { ErrorCode, PROTOCOL_VERSION, Status, type HelloMessage } from "../protocol/index.js";
 import type { Peer } from "../transports/transport.js";
 import { handlerMachine, type HandlerHooks, type HandlerOutput } from "./handler.js";
@@ -21,6 +21,8 @@ export interface SupervisorInput {
   maxPoolSize: number;
   maxRestarts: number;
   restartWindowMs: number;
+  /** A session silent this long is ended (its lease expired). */
+  livenessMs: number;
   hooks?: HandlerHooks | undefined;
 }
 
@@ -29,18 +31,47 @@ export interface SupervisorContext extends SupervisorInput {
   /** Live handlers; mirrors `table.size`, kept here so snapshots show it. */
   poolSize: number;
   /** Lifetime counters, for snapshots and tests. */
-  stats: { accepted: number; refused: number; restarts: number; crashedOut: number };
+  stats: { accepted: number; refused: number; restarts: number; crashedOut: number; expired: number };
 }
 
 export type SupervisorEvent =
   | { type: "session.open"; peer: Peer; message: HelloMessage }
   /** The transport could not deliver to this peer: its session is gone. */
   | { type: "session.lost"; peerKey: string }
+  /** The lease of this session expired: its client went silent. */
+  | { type: "session.expired"; peerKey: string }
   /** End every session (gateway stopping) and stop accepting. */
   | { type: "shutdown"; code: string; reason: string };
 
 function actorIdOf(session: Session): string {
   return `handler-${session.handlerId}.${session.generation}`;
+}
+
+/**
+ * Sweeps the leases. If the sweep itself fires late, this process's event loop
+ * was blocked (a subroutine hogging it) and the clients' heartbeats are still
+ * unread in the socket: nobody is evicted for our own stall.
+ */
+const leaseSweeper = fromCallback<SupervisorEvent, { table: SessionTable; livenessMs: number }>(({ input, sendBack }) => {
+  const intervalMs = Math.max(10, Math.floor(input.livenessMs / 4));
+  let last = Date.now();
+  const timer = setInterval(() => {
+    const now = Date.now();
+    const stalled = now - last > intervalMs * 2;
+    last = now;
+    for (const session of input.table.all()) {
+      if (stalled) session.lastSeen = Math.max(session.lastSeen, now - intervalMs);
+      else if (now - session.lastSeen > input.livenessMs) sendBack({ type: "session.expired", peerKey: session.peer.key });
+    }
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+});
+
+/** Removes a session whose handler is gone or going: its job stops, its slot frees. */
+function dropSession(table: SessionTable, session: Session): void {
+  session.cancelJob();
+  table.remove(session);
 }
 
 export const supervisorMachine = setup({
@@ -49,18 +80,19 @@ export const supervisorMachine = setup({
     context: {} as SupervisorContext,
     events: {} as SupervisorEvent,
   },
-  actors: { handler: handlerMachine },
+  actors: { handler: handlerMachine, leaseSweeper },
 }).createMachine({
   id: "supervisor",
   context: ({ input }) => ({
     ...input,
     nextHandlerId: 1,
     poolSize: 0,
-    stats: { accepted: 0, refused: 0, restarts: 0, crashedOut: 0 },
+    stats: { accepted: 0, refused: 0, restarts: 0, crashedOut: 0, expired: 0 },
   }),
   initial: "accepting",
   states: {
     accepting: {
+      invoke: { src: "leaseSweeper", input: ({ context }) => ({ table: context.table, livenessMs: context.livenessMs }) },
       on: {
         "session.open": [
           {
@@ -74,6 +106,7 @@ export const supervisorMachine = setup({
                 status: Status.OK,
                 handlerId: session.handlerId,
                 v: PROTOCOL_VERSION,
+                livenessMs: context.livenessMs,
               });
             },
           },
@@ -117,6 +150,7 @@ export const supervisorMachine = setup({
                 status: Status.OK,
                 handlerId: session.handlerId,
                 v: PROTOCOL_VERSION,
+                livenessMs: context.livenessMs,
               });
               return {
                 nextHandlerId: context.nextHandlerId + 1,
@@ -131,8 +165,27 @@ export const supervisorMachine = setup({
             stopChild(({ context, event }) => context.table.byPeer(event.peerKey)?.actorId ?? ""),
             assign(({ context, event }) => {
               const session = context.table.byPeer(event.peerKey);
-              if (session) context.table.remove(session);
+              if (session) dropSession(context.table, session);
               return { poolSize: context.table.size };
+            }),
+          ],
+        },
+        "session.expired": {
+          actions: [
+            stopChild(({ context, event }) => context.table.byPeer(event.peerKey)?.actorId ?? ""),
+            assign(({ context, event }) => {
+              const session = context.table.byPeer(event.peerKey);
+              if (session) {
+                dropSession(context.table, session);
+                // If the client is alive after all (a long stall on its side), it learns why.
+                session.reply({
+                  type: "session.ended",
+                  id: 0,
+                  code: ErrorCode.LEASE_EXPIRED,
+                  message: `no word from the client for ${context.livenessMs} ms`,
+                });
+              }
+              return { poolSize: context.table.size, stats: { ...context.stats, expired: context.stats.expired + 1 } };
             }),
           ],
         },
@@ -142,7 +195,7 @@ export const supervisorMachine = setup({
             const done = event as DoneActorEvent<HandlerOutput>;
             const session = context.table.byActor(done.actorId);
             if (session) {
-              context.table.remove(session);
+              dropSession(context.table, session);
               // Free the slot first, then acknowledge: a getClient() right after
               // closeHandler() resolves must find the slot free.
               if (done.output.reason === "closed" && done.output.requestId !== undefined) {
@@ -176,13 +229,14 @@ export const supervisorMachine = setup({
                 code: ErrorCode.SESSION_ENDED,
                 message: `handler ${session.handlerId} crashed ${context.maxRestarts + 1} times within ${context.restartWindowMs} ms: ${reason}`,
               });
-              context.table.remove(session);
+              dropSession(context.table, session);
               return {
                 poolSize: context.table.size,
                 stats: { ...context.stats, crashedOut: context.stats.crashedOut + 1 },
               };
             }
             session.restarts.push(now);
+            session.cancelJob();
             const oldActorId = session.actorId;
             session.generation += 1;
             session.actorId = actorIdOf(session);
@@ -208,7 +262,7 @@ export const supervisorMachine = setup({
             for (const session of context.table.all()) {
               session.ref?.send({ type: "session.end", code: event.code, reason: event.reason });
               session.reply({ type: "session.ended", id: 0, code: event.code, message: event.reason });
-              context.table.remove(session);
+              dropSession(context.table, session);
             }
           },
         },

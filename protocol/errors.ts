@@ -22,6 +22,8 @@ export const ErrorCode = {
   REMOTE_CLOSE_DISABLED: "SWARMNET_REMOTE_CLOSE_DISABLED",
   GATEWAY_STOPPING: "SWARMNET_GATEWAY_STOPPING",
   ABORTED: "SWARMNET_ABORTED",
+  NOT_A_GENERATOR: "SWARMNET_NOT_A_GENERATOR",
+  LEASE_EXPIRED: "SWARMNET_LEASE_EXPIRED",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -149,6 +151,13 @@ export class AbortedError extends SwarmnetError {
   }
 }
 
+/** A stream was asked of a subroutine that is not a generator (and returned nothing iterable). */
+export class NotAGeneratorError extends SwarmnetError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.NOT_A_GENERATOR, message, { ...options, status: Status.BAD_REQUEST });
+  }
+}
+
 const knownCodes = new Set<string>(Object.values(ErrorCode));
 
 /**
@@ -171,8 +180,11 @@ export function errorFromWire(code: string, message: string, remoteName?: string
       return new BusyError(message);
     case ErrorCode.HANDLER_CRASHED:
       return new HandlerCrashedError(message);
+    case ErrorCode.NOT_A_GENERATOR:
+      return new NotAGeneratorError(message);
     case ErrorCode.SESSION_ENDED:
     case ErrorCode.GATEWAY_STOPPING:
+    case ErrorCode.LEASE_EXPIRED:
       return new SessionEndedError(message);
     case ErrorCode.TIMEOUT:
       return new TimeoutError(message);

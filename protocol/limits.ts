@@ -18,6 +18,11 @@ export const DEFAULT_MAX_POOL_SIZE = 5;
 /** Restarts of one handler allowed within DEFAULT_RESTART_WINDOW_MS before its session is ended. */
 export const DEFAULT_MAX_RESTARTS = 3;
 export const DEFAULT_RESTART_WINDOW_MS = 10_000;
+/** A session silent this long (no request, no heartbeat) is ended and its slot freed. */
+export const DEFAULT_LIVENESS_MS = 15_000;
+/** Stream window granted by a client: items, and bytes. */
+export const DEFAULT_STREAM_WINDOW = 2048;
+export const DEFAULT_STREAM_WINDOW_BYTES = 16 * 1024 * 1024;
 /** The port pynetwork listened on. */
 export const DEFAULT_PORT = 1857;
 export const DEFAULT_HOST = "127.0.0.1";

@@ -39,6 +39,37 @@ export interface CallMessage {
   readonly args: readonly unknown[];
   readonly kwargs: Kwargs;
 }
+/**
+ * Opens a stream from a generator subroutine. The client grants a window of
+ * `window` items and `windowBytes` bytes; the gateway never pulls the generator
+ * beyond what has been granted (initial window plus every `stream.credit`).
+ */
+export interface StreamOpenMessage {
+  readonly type: "stream.open";
+  readonly id: number;
+  readonly name: string;
+  readonly args: readonly unknown[];
+  readonly kwargs: Kwargs;
+  readonly window: number;
+  readonly windowBytes: number;
+}
+/** The consumer took `items` more items (`bytes` bytes): the window slides by that much. */
+export interface StreamCreditMessage {
+  readonly type: "stream.credit";
+  readonly id: number;
+  readonly items: number;
+  readonly bytes: number;
+}
+/** The consumer aborts: the generator's return() runs, then `stream.end {aborted: true}`. */
+export interface StreamAbortMessage {
+  readonly type: "stream.abort";
+  readonly id: number;
+}
+/** Keeps an idle session's lease alive; never answered. */
+export interface HeartbeatMessage {
+  readonly type: "heartbeat";
+  readonly id: 0;
+}
 /** The caller gave up on call `id` (its deadline passed): the handler drops it and is idle again. */
 export interface CancelMessage {
   readonly type: "rpc.cancel";
@@ -58,6 +89,10 @@ export type ClientMessage =
   | PingMessage
   | CallMessage
   | CancelMessage
+  | StreamOpenMessage
+  | StreamCreditMessage
+  | StreamAbortMessage
+  | HeartbeatMessage
   | SessionCloseMessage
   | GatewayCloseMessage;
 
@@ -69,6 +104,8 @@ export interface WelcomeMessage {
   readonly status: typeof Status.OK;
   readonly handlerId: number;
   readonly v: number;
+  /** The gateway ends a session silent for this long; clients heartbeat well within it. */
+  readonly livenessMs: number;
 }
 export interface RefusedMessage {
   readonly type: "refused";
@@ -98,6 +135,23 @@ export interface ErrorMessage {
   /** The remote error's class name, when a subroutine threw. */
   readonly name?: string;
 }
+/**
+ * A batch of stream items. Each entry is `[ident, length]` for bytes (the
+ * bytes are the next `length` bytes of the raw frame, in order: no copy
+ * inside CBOR) or `[ident, -1, value]` for any other CBOR value.
+ */
+export interface StreamItemsMessage {
+  readonly type: "stream.items";
+  readonly id: number;
+  readonly items: ReadonlyArray<readonly [number, number] | readonly [number, -1, unknown]>;
+}
+/** The stream is over: the generator returned or ended it, or (`aborted`) the client asked. */
+export interface StreamEndMessage {
+  readonly type: "stream.end";
+  readonly id: number;
+  readonly count: number;
+  readonly aborted?: true;
+}
 export interface SessionClosedMessage {
   readonly type: "session.closed";
   readonly id: number;
@@ -120,6 +174,8 @@ export type GatewayMessage =
   | PongMessage
   | ResultMessage
   | ErrorMessage
+  | StreamItemsMessage
+  | StreamEndMessage
   | SessionClosedMessage
   | SessionEndedMessage
   | GatewayClosingMessage;
@@ -131,6 +187,8 @@ export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
 // ---- validation -------------------------------------------------------------
 
 const MAX_ID = 0xffff_ffff;
+/** Largest window a client may grant, in items. */
+export const MAX_STREAM_WINDOW = 1 << 20;
 const MAX_NAME_LENGTH = 256;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -143,6 +201,22 @@ function requestId(m: Record<string, unknown>): number {
     throw new ProtocolError("message id must be an integer in 0..2^32-1");
   }
   return id;
+}
+
+function count(m: Record<string, unknown>, field: string, max: number): number {
+  const v = m[field];
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) {
+    throw new ProtocolError(`field '${field}' must be an integer in 0..${max}`);
+  }
+  return v;
+}
+
+function callArgs(m: Record<string, unknown>): { args: unknown[]; kwargs: Kwargs } {
+  const args = m["args"] ?? [];
+  if (!Array.isArray(args)) throw new ProtocolError(`${String(m["type"])} 'args' must be an array`);
+  const kwargs = m["kwargs"] ?? {};
+  if (!isRecord(kwargs)) throw new ProtocolError(`${String(m["type"])} 'kwargs' must be a map`);
+  return { args, kwargs };
 }
 
 function str(m: Record<string, unknown>, field: string, max = MAX_NAME_LENGTH): string {
@@ -176,13 +250,24 @@ export function parseClientMessage(value: unknown, hasRaw: boolean): ClientMessa
       const name = str(value, "name");
       const mode = value["mode"];
       if (mode !== "get" && mode !== "send") throw new ProtocolError("rpc.call 'mode' must be 'get' or 'send'");
-      const args = value["args"] ?? [];
-      if (!Array.isArray(args)) throw new ProtocolError("rpc.call 'args' must be an array");
-      const kwargs = value["kwargs"] ?? {};
-      if (!isRecord(kwargs)) throw new ProtocolError("rpc.call 'kwargs' must be a map");
+      const { args, kwargs } = callArgs(value);
       if (mode === "send" && !hasRaw) throw new ProtocolError("a batch send needs its raw frame");
       return { type, id, name, mode, args, kwargs };
     }
+    case "stream.open": {
+      const name = str(value, "name");
+      const { args, kwargs } = callArgs(value);
+      const window = count(value, "window", MAX_STREAM_WINDOW);
+      const windowBytes = count(value, "windowBytes", Number.MAX_SAFE_INTEGER);
+      if (window < 1 || windowBytes < 1) throw new ProtocolError("stream.open needs a window of at least 1 item and 1 byte");
+      return { type, id, name, args, kwargs, window, windowBytes };
+    }
+    case "stream.credit":
+      return { type, id, items: count(value, "items", MAX_STREAM_WINDOW), bytes: count(value, "bytes", Number.MAX_SAFE_INTEGER) };
+    case "stream.abort":
+      return { type, id };
+    case "heartbeat":
+      return { type, id: 0 };
     case "rpc.cancel":
     case "session.close":
     case "gateway.close":
@@ -201,8 +286,28 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
     case "welcome": {
       const handlerId = value["handlerId"];
       const v = value["v"];
-      if (typeof handlerId !== "number" || typeof v !== "number") throw new ProtocolError("bad welcome");
-      return { type, id, status: Status.OK, handlerId, v };
+      const livenessMs = value["livenessMs"];
+      if (typeof handlerId !== "number" || typeof v !== "number" || typeof livenessMs !== "number") {
+        throw new ProtocolError("bad welcome");
+      }
+      return { type, id, status: Status.OK, handlerId, v, livenessMs };
+    }
+    case "stream.items": {
+      const items = value["items"];
+      if (!Array.isArray(items) || items.length === 0) throw new ProtocolError("stream.items needs a non-empty 'items' array");
+      let rawBytes = 0;
+      for (const item of items) {
+        if (!Array.isArray(item) || typeof item[0] !== "number" || typeof item[1] !== "number") {
+          throw new ProtocolError("stream.items entries must be [ident, length] or [ident, -1, value]");
+        }
+        if (item[1] >= 0) rawBytes += item[1];
+      }
+      if (rawBytes > 0 && !hasRaw) throw new ProtocolError("stream.items announced bytes but has no raw frame");
+      return { type, id, items: items as StreamItemsMessage["items"] };
+    }
+    case "stream.end": {
+      const n = value["count"];
+      return { type, id, count: typeof n === "number" ? n : 0, ...(value["aborted"] === true ? { aborted: true as const } : {}) };
     }
     case "refused": {
       const status = value["status"];

@@ -2,12 +2,25 @@ import PQueue from "p-queue";
 import type { CallKind, ClientActorRef, PendingCall } from "../actors/client.js";
 import {
   ClosedError,
+  DEFAULT_STREAM_WINDOW,
+  DEFAULT_STREAM_WINDOW_BYTES,
   InvalidArgumentError,
+  MAX_STREAM_WINDOW,
   encode,
   type Kwargs,
   type SwarmnetError,
 } from "../protocol/index.js";
+import { StreamReader, abortReason, type StreamControl, type StreamItem, type StreamOptions } from "./stream.js";
 import { stateName, untilSnapshot } from "./wait.js";
+
+/** A stream callback: return `false` (or a promise of it) to abort the stream. */
+export type StreamCallback<T = Uint8Array> = (name: string, ident: number, buffer: T) => unknown;
+/** Runs when a stream ends without an abort from this side. */
+export type EndOfStreamCallback = (name: string) => unknown;
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && typeof value === "object" && typeof (value as { then?: unknown }).then === "function";
+}
 
 export interface CallOptions {
   /** Deadline of this call in ms; the controller's `timeoutMs` when absent. */
@@ -102,6 +115,120 @@ export class Client {
     return this.#call("batchSend", { type: "rpc.call", name, mode: "send", args, kwargs }, buffer, options) as Promise<number>;
   }
 
+  /**
+   * Streams a generator subroutine: `callback(name, ident, buffer)` runs once
+   * per item, in order; returning `false` aborts. `eosCallback(name)` runs when
+   * the stream ends without an abort. Resolves when the stream is over; rejects
+   * with RemoteError if the generator throws (after the items before the throw).
+   */
+  async getSubroutineStream<T = Uint8Array>(
+    name: string,
+    callback: StreamCallback<T>,
+    eosCallback?: EndOfStreamCallback,
+    args: readonly unknown[] = [],
+    kwargs: Kwargs = {},
+    options: StreamOptions = {},
+  ): Promise<void> {
+    if (typeof callback !== "function") throw new InvalidArgumentError("getSubroutineStream: callback must be a function");
+    let aborted = false;
+    for await (const [ident, buffer] of this.stream<T>(name, args, kwargs, options)) {
+      const verdict = callback(name, ident, buffer);
+      if ((isThenable(verdict) ? await verdict : verdict) === false) {
+        aborted = true;
+        break;
+      }
+    }
+    if (!aborted) {
+      const done = eosCallback?.(name);
+      if (isThenable(done)) await done;
+    }
+  }
+
+  /**
+   * Streams a generator subroutine as an AsyncIterable of `[ident, buffer]`.
+   * `break`, `return()` or `options.signal` aborts it (the generator's
+   * `finally` runs on the gateway). One consumer per stream.
+   *
+   * ```ts
+   * for await (const [ident, reading] of client.stream("sensor", [4, 55])) { ... }
+   * ```
+   */
+  stream<T = Uint8Array>(name: string, args: readonly unknown[] = [], kwargs: Kwargs = {}, options: StreamOptions = {}): AsyncIterable<StreamItem<T>> {
+    this.#checkCall("stream", name, args, kwargs);
+    const window = options.window ?? DEFAULT_STREAM_WINDOW;
+    const windowBytes = options.windowBytes ?? DEFAULT_STREAM_WINDOW_BYTES;
+    if (!Number.isInteger(window) || window < 1 || window > MAX_STREAM_WINDOW) {
+      throw new InvalidArgumentError(`stream: window must be an integer in 1..${MAX_STREAM_WINDOW}, got ${String(window)}`);
+    }
+    if (!Number.isInteger(windowBytes) || windowBytes < 1) {
+      throw new InvalidArgumentError(`stream: windowBytes must be a positive integer, got ${String(windowBytes)}`);
+    }
+    let consumed = false;
+    return {
+      [Symbol.asyncIterator]: () => {
+        if (consumed) throw new InvalidArgumentError("a stream has one consumer: call client.stream() again for another");
+        consumed = true;
+        return this.#openStream<T>({ type: "stream.open", name, args, kwargs, window, windowBytes }, options);
+      },
+    };
+  }
+
+  #openStream<T>(message: Record<string, unknown>, options: StreamOptions): AsyncIterator<StreamItem<T>> {
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    const id = this.#allocateId();
+    const control: StreamControl = {
+      send: (m) => {
+        if (this.#ref.getSnapshot().status === "active") this.#ref.getSnapshot().context.transport.send([encode(m)]);
+      },
+      finished: (streamId) => this.#ref.send({ type: "call.finished", id: streamId }),
+      failed: (streamId, error) => this.#ref.send({ type: "call.failed", id: streamId, error }),
+    };
+    const reader = new StreamReader<T>(id, control, {
+      window: message["window"] as number,
+      windowBytes: message["windowBytes"] as number,
+      timeoutMs,
+    });
+    const signal = options.signal;
+    if (signal?.aborted) {
+      reader.fail(abortReason(signal));
+      return reader;
+    }
+    const onAbort = (): void => void reader.abort(abortReason(signal!));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const callSite = new Error();
+    this.#queue
+      .add(
+        () =>
+          new Promise<unknown>((resolve, reject) => {
+            if (this.#ref.getSnapshot().status !== "active") {
+              reject(this.#ref.getSnapshot().context.error ?? new ClosedError("client is closed"));
+              return;
+            }
+            if (reader.end !== "open") return resolve(undefined); // aborted before it began
+            const call: PendingCall = {
+              id,
+              kind: "stream",
+              frames: [encode({ ...message, id })],
+              timeoutMs,
+              resolve,
+              reject: (error: SwarmnetError) => {
+                error.stack = `${error.name}: ${error.message}\n${callSite.stack?.split("\n").slice(1).join("\n") ?? ""}`;
+                reject(error);
+              },
+              sink: reader,
+            };
+            reader.markOpened();
+            this.#ref.send({ type: "call", call });
+          }),
+      )
+      .then(
+        () => undefined,
+        (error: unknown) => reader.fail(error),
+      )
+      .finally(() => signal?.removeEventListener("abort", onAbort));
+    return reader;
+  }
+
   /** Asks the gateway to stop. Resolves once it acknowledged; the session ends with it. */
   async closeGateway(options?: CallOptions): Promise<void> {
     await this.#call("closeGateway", { type: "gateway.close" }, undefined, options);
@@ -109,10 +236,13 @@ export class Client {
 
   /**
    * Closes the handler on the gateway (its pool slot is free when this
-   * resolves) and this client's connection. Waits for queued calls first.
-   * A no-op when already closed.
+   * resolves) and this client's connection. Waits for queued calls first;
+   * an open stream is ended (its consumer gets ClosedError). A no-op when
+   * already closed.
    */
   async closeHandler(): Promise<void> {
+    // An open stream would hold the queue for as long as nobody consumes it: closing ends it.
+    if (this.#ref.getSnapshot().value === "streaming") this.#ref.send({ type: "close" });
     await this.#queue.onIdle();
     if (this.#ref.getSnapshot().status === "active") {
       this.#ref.send({ type: "close" });
@@ -123,6 +253,12 @@ export class Client {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.closeHandler();
+  }
+
+  #allocateId(): number {
+    const id = this.#nextId;
+    this.#nextId = id >= MAX_REQUEST_ID ? 1 : id + 1;
+    return id;
   }
 
   #checkCall(method: string, name: unknown, args: unknown, kwargs: unknown): void {
@@ -147,8 +283,7 @@ export class Client {
             reject(this.#ref.getSnapshot().context.error ?? new ClosedError("client is closed"));
             return;
           }
-          const id = this.#nextId;
-          this.#nextId = id >= MAX_REQUEST_ID ? 1 : id + 1;
+          const id = this.#allocateId();
           let envelope: Uint8Array;
           try {
             envelope = encode({ ...message, id });

@@ -1,11 +1,12 @@
 import { createActor, type Actor, type InspectionEvent, type Observer } from "xstate";
 import { gatewayMachine } from "../actors/gateway.js";
-import type { CurrentRequest, HandlerHooks, HandlerSnapshot } from "../actors/handler.js";
+import type { CurrentRequest, HandlerHooks, HandlerSnapshot, JobProgress } from "../actors/handler.js";
 import { SubroutineRegistry, type Subroutine } from "../actors/subroutines.js";
 import type { SupervisorSnapshot } from "../actors/supervisor.js";
 import {
   ClosedError,
   DEFAULT_HOST,
+  DEFAULT_LIVENESS_MS,
   DEFAULT_MAX_MESSAGE_SIZE_BYTES,
   DEFAULT_MAX_POOL_SIZE,
   DEFAULT_MAX_RESTARTS,
@@ -31,6 +32,8 @@ export interface GatewayOptions {
   maxRestarts?: number;
   /** @default 10000 */
   restartWindowMs?: number;
+  /** A session silent this long (clients heartbeat at a third of it) is ended and its slot freed. @default 15000 */
+  livenessMs?: number;
   /** Largest ZeroMQ frame accepted, in bytes; a larger one drops that connection. @default 64 MiB */
   maxMessageSize?: number;
   /** How long `stop()` lets calls in flight finish, in ms. @default 5000 */
@@ -54,6 +57,8 @@ export interface HandlerInspection {
   readonly handlerId: number;
   readonly state: string;
   readonly request: CurrentRequest | undefined;
+  /** The running stream or transfer: items or bytes done so far. */
+  readonly progress: JobProgress | undefined;
   readonly restarts: number;
   readonly served: number;
 }
@@ -121,6 +126,7 @@ export class Gateway {
         maxPoolSize,
         maxRestarts: positiveInt("maxRestarts", options.maxRestarts, DEFAULT_MAX_RESTARTS, 0),
         restartWindowMs: positiveInt("restartWindowMs", options.restartWindowMs, DEFAULT_RESTART_WINDOW_MS),
+        livenessMs: positiveInt("livenessMs", options.livenessMs, DEFAULT_LIVENESS_MS, 50),
         maxEnvelopeBytes: maxMessageSize,
         stopGraceMs: positiveInt("stopGraceMs", options.stopGraceMs, DEFAULT_STOP_GRACE_MS, 0),
         allowRemoteClose: options.allowRemoteClose ?? true,
@@ -189,6 +195,7 @@ export class Gateway {
     const supervisor = gw.children["supervisor"]?.getSnapshot() as SupervisorSnapshot | undefined;
     const handlers: HandlerInspection[] = [];
     for (const [actorId, child] of Object.entries(supervisor?.children ?? {})) {
+      if (!actorId.startsWith("handler-")) continue;
       const h = child?.getSnapshot() as HandlerSnapshot | undefined;
       if (!h || h.status !== "active") continue;
       handlers.push({
@@ -196,6 +203,7 @@ export class Gateway {
         handlerId: h.context.session.handlerId,
         state: stateName(h.value),
         request: h.context.request,
+        progress: h.context.session.job?.progress(),
         restarts: h.context.session.generation,
         served: h.context.served,
       });
@@ -208,7 +216,7 @@ export class Gateway {
         state: supervisor ? stateName(supervisor.value) : "stopped",
         poolSize: supervisor?.context.poolSize ?? 0,
         maxPoolSize: this.options.maxPoolSize,
-        stats: supervisor?.context.stats ?? { accepted: 0, refused: 0, restarts: 0, crashedOut: 0 },
+        stats: supervisor?.context.stats ?? { accepted: 0, refused: 0, restarts: 0, crashedOut: 0, expired: 0 },
       },
       handlers,
     };

@@ -6,6 +6,7 @@ export { Gateway } from "./gateway.js";
 export { Controller } from "./controller.js";
 export { Client } from "./client.js";
 export { Swarm } from "./swarm.js";
+export { reorderByIdent } from "./stream.js";
 export { DataType, toBytes, fromBytes, strToBytes, bytesToStr, intToBytes, bytesToInt } from "./bytes.js";
 export { normalizeEndpoint } from "./endpoint.js";
 export { registerClass, encode, decode, MIN_CLASS_TAG } from "../protocol/codec.js";
@@ -25,6 +26,7 @@ export {
   ClosedError,
   InvalidArgumentError,
   AbortedError,
+  NotAGeneratorError,
   ErrorCode,
   Status,
 } from "../protocol/errors.js";
@@ -41,12 +43,17 @@ export {
   DEFAULT_MAX_RESTARTS,
   DEFAULT_RESTART_WINDOW_MS,
   DEFAULT_STOP_GRACE_MS,
+  DEFAULT_LIVENESS_MS,
+  DEFAULT_STREAM_WINDOW,
+  DEFAULT_STREAM_WINDOW_BYTES,
 } from "../protocol/limits.js";
 export { MemoryHub } from "../transports/memory.js";
 
 export type { GatewayOptions, GatewayInspection, HandlerInspection, InspectCallback } from "./gateway.js";
 export type { ControllerOptions, GetClientOptions } from "./controller.js";
-export type { CallOptions } from "./client.js";
+export type { CallOptions, StreamCallback, EndOfStreamCallback } from "./client.js";
+export type { StreamItem, StreamOptions } from "./stream.js";
+export type { JobProgress, StreamProgress } from "../actors/stream-job.js";
 export type { DataTypeValue } from "./bytes.js";
 export type { ClassCodec } from "../protocol/codec.js";
 export type { Kwargs, CallMode, Message, MessageType, MessageOf, ClientMessage, GatewayMessage } from "../protocol/messages.js";

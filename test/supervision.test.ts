@@ -85,7 +85,7 @@ describe("supervision", () => {
     const controllerActors = new Map<string, string | undefined>();
     const wakers = new Set<() => void>();
     const record = (into: Map<string, string | undefined>) => (event: InspectionEvent) => {
-      if (event.type === "@xstate.actor") into.set(event.actorRef.id, (event.actorRef as { _parent?: { id: string } })._parent?.id);
+      if (event.type === "@xstate.actor") into.set((event.actorRef as unknown as { id: string }).id, (event.actorRef as unknown as { _parent?: { id: string } })._parent?.id);
       for (const wake of wakers) wake();
     };
     const gw = await startGateway({ inspect: record(gatewayActors) });

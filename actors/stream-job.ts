@@ -1,0 +1,256 @@
+/**
+ * The data plane of one stream on the gateway: pulls the generator while the
+ * client's credit allows, batches small items into one ZeroMQ message, and
+ * never runs ahead of the window. The handler machine knows that a stream is
+ * running (`busy.streaming`) and can cancel it; the items themselves do not
+ * pay for a machine transition each.
+ */
+import { ErrorCode, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
+import type { Session } from "./session.js";
+
+/** Work a handler runs outside its machine, fed by the dispatcher. */
+export interface Job {
+  readonly id: number;
+  /** A data-plane message for this job (credit, abort, chunk ...). */
+  onMessage(message: ClientMessage, raw: Uint8Array | undefined): void;
+  /** Ends the job without answering the client (handler stopped, session lost); cleanup still runs. */
+  cancel(): void;
+  progress(): JobProgress;
+}
+
+export interface StreamProgress {
+  readonly kind: "stream";
+  readonly name: string;
+  readonly itemsSent: number;
+  readonly bytesSent: number;
+  /** Items pulled from the generator and not yet acknowledged as consumed. */
+  readonly outstanding: number;
+  /** The most `outstanding` ever was: never above `window`. */
+  readonly maxOutstanding: number;
+  readonly window: number;
+}
+
+export type JobProgress = StreamProgress | { readonly kind: string; readonly [key: string]: unknown };
+
+export type JobOutcome =
+  | { readonly type: "done"; readonly count: number }
+  | { readonly type: "aborted"; readonly count: number }
+  | { readonly type: "failed"; readonly code: string; readonly message: string; readonly name?: string };
+
+type AnyIterator = Iterator<unknown, unknown, undefined> | AsyncIterator<unknown, unknown, undefined>;
+
+/** Items batched into one message until this many bytes or items, or until the generator pauses. */
+export const STREAM_BATCH_BYTES = 64 * 1024;
+export const STREAM_BATCH_ITEMS = 256;
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && typeof value === "object" && typeof (value as { then?: unknown }).then === "function";
+}
+
+/** Turns whatever a stream subroutine returned into an iterator, or undefined if it is not iterable. */
+export function iteratorOf(result: unknown): AnyIterator | undefined {
+  if (result === null || typeof result !== "object" || result instanceof Uint8Array || Array.isArray(result)) return undefined;
+  const asyncIt = (result as { [Symbol.asyncIterator]?: () => AnyIterator })[Symbol.asyncIterator];
+  if (typeof asyncIt === "function") return asyncIt.call(result);
+  const it = (result as { [Symbol.iterator]?: () => AnyIterator })[Symbol.iterator];
+  if (typeof it === "function") return it.call(result);
+  return undefined;
+}
+
+export class StreamJob implements Job {
+  readonly id: number;
+  readonly #name: string;
+  readonly #session: Session;
+  readonly #iterator: AnyIterator;
+  readonly #window: number;
+  readonly #onFinish: (outcome: JobOutcome) => void;
+  #grantedItems: number;
+  #grantedBytes: number;
+  #consumedItems = 0;
+  #itemsSent = 0;
+  #bytesSent = 0;
+  #maxOutstanding = 0;
+  #abort: "none" | "client" | "cancel" = "none";
+  #wake: (() => void) | undefined;
+  // The batch being built.
+  #meta: Array<[number, number] | [number, -1, unknown]> = [];
+  #parts: Uint8Array[] = [];
+  #partBytes = 0;
+  #flushScheduled = false;
+
+  constructor(options: {
+    id: number;
+    name: string;
+    session: Session;
+    iterator: AnyIterator;
+    window: number;
+    windowBytes: number;
+    onFinish: (outcome: JobOutcome) => void;
+  }) {
+    this.id = options.id;
+    this.#name = options.name;
+    this.#session = options.session;
+    this.#iterator = options.iterator;
+    this.#window = options.window;
+    this.#grantedItems = options.window;
+    this.#grantedBytes = options.windowBytes;
+    this.#onFinish = options.onFinish;
+  }
+
+  start(): void {
+    void this.#run();
+  }
+
+  onMessage(message: ClientMessage): void {
+    if (message.type === "stream.credit") {
+      this.#grantedItems += message.items;
+      this.#grantedBytes += message.bytes;
+      this.#consumedItems += message.items;
+    } else if (message.type === "stream.abort") {
+      if (this.#abort === "none") this.#abort = "client";
+    } else {
+      return;
+    }
+    this.#wakeUp();
+  }
+
+  cancel(): void {
+    if (this.#abort === "none") this.#abort = "cancel";
+    this.#wakeUp();
+  }
+
+  progress(): StreamProgress {
+    return {
+      kind: "stream",
+      name: this.#name,
+      itemsSent: this.#itemsSent,
+      bytesSent: this.#bytesSent,
+      outstanding: this.#itemsSent - this.#consumedItems,
+      maxOutstanding: this.#maxOutstanding,
+      window: this.#window,
+    };
+  }
+
+  #wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  async #run(): Promise<void> {
+    let outcome: JobOutcome;
+    try {
+      outcome = await this.#pump();
+    } catch (err) {
+      this.#flush();
+      const error = err instanceof Error ? err : new Error(String(err));
+      outcome = { type: "failed", code: ErrorCode.REMOTE, message: error.message, name: error.name };
+    }
+    // Ended by the consumer, an end marker, a bad item or cancel: let the generator's finally run.
+    // (On a generator that threw, return() is a no-op.)
+    try {
+      await this.#iterator.return?.();
+    } catch {
+      // A throw from the generator's cleanup changes nothing for the client.
+    }
+    if (this.#abort === "cancel") return;
+    if (outcome.type === "failed") {
+      const { code, message } = outcome;
+      this.#session.reply(outcome.name === undefined ? { type: "error", id: this.id, code, message } : { type: "error", id: this.id, code, message, name: outcome.name });
+    } else {
+      this.#session.reply(
+        outcome.type === "aborted"
+          ? { type: "stream.end", id: this.id, count: outcome.count, aborted: true }
+          : { type: "stream.end", id: this.id, count: outcome.count },
+      );
+    }
+    this.#onFinish(outcome);
+  }
+
+  async #pump(): Promise<JobOutcome> {
+    let sinceYield = 0;
+    for (;;) {
+      if (this.#abort !== "none") {
+        this.#flush();
+        return { type: "aborted", count: this.#itemsSent };
+      }
+      if (this.#itemsSent >= this.#grantedItems || this.#bytesSent >= this.#grantedBytes) {
+        this.#flush();
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+        });
+        continue;
+      }
+      let step = this.#iterator.next();
+      if (isThenable(step)) {
+        // While the generator thinks, whatever is batched goes out on the next turn of the loop.
+        this.#scheduleFlush();
+        step = await step;
+        sinceYield = 0;
+      }
+      const { done, value } = step as IteratorResult<unknown>;
+      if (done) {
+        this.#flush();
+        return { type: "done", count: this.#itemsSent };
+      }
+      if (!Array.isArray(value) || typeof value[0] !== "number") {
+        this.#flush();
+        return {
+          type: "failed",
+          code: ErrorCode.BAD_RESULT,
+          message: `stream '${this.#name}' must yield [ident, buffer] pairs with a numeric ident`,
+        };
+      }
+      const ident = value[0] as number;
+      const buffer: unknown = value[1];
+      // pynetwork's end markers: a negative ident or a null buffer ends the stream; they are not items.
+      if (ident < 0 || buffer === null || buffer === undefined) {
+        this.#flush();
+        return { type: "done", count: this.#itemsSent };
+      }
+      this.#add(ident, buffer);
+      if (this.#meta.length >= STREAM_BATCH_ITEMS || this.#partBytes >= STREAM_BATCH_BYTES) {
+        this.#flush();
+        // A sync generator never awaits: give the socket writer and other clients a turn.
+        if (++sinceYield >= 4) {
+          sinceYield = 0;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+      }
+    }
+  }
+
+  #add(ident: number, buffer: unknown): void {
+    this.#itemsSent++;
+    const outstanding = this.#itemsSent - this.#consumedItems;
+    if (outstanding > this.#maxOutstanding) this.#maxOutstanding = outstanding;
+    if (buffer instanceof Uint8Array) {
+      this.#meta.push([ident, buffer.length]);
+      this.#parts.push(buffer);
+      this.#partBytes += buffer.length;
+      this.#bytesSent += buffer.length;
+    } else {
+      this.#meta.push([ident, -1, buffer]);
+    }
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#meta.length === 0) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      if (this.#abort !== "cancel") this.#flush();
+    });
+  }
+
+  #flush(): void {
+    if (this.#meta.length === 0) return;
+    const items = this.#meta as StreamItemsMessage["items"];
+    const parts = this.#parts;
+    const raw = parts.length === 0 ? undefined : parts.length === 1 ? parts[0] : Buffer.concat(parts, this.#partBytes);
+    this.#meta = [];
+    this.#parts = [];
+    this.#partBytes = 0;
+    this.#session.reply({ type: "stream.items", id: this.id, items }, raw);
+  }
+}
