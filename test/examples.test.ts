@@ -15,4 +15,18 @@ describe("examples", () => {
     expect(stdout).toContain("swarm of 3");
     expect(stdout).toContain("demo done");
   });
+
+  it("sensor-stream - three sensor streams over a swarm of three, one aborted, a control command sent back", async () => {
+    const { stdout } = await run(process.execPath, ["--import", "tsx", "examples/sensor-stream/index.ts", "--readings", "40"], {
+      timeout: 60_000,
+    });
+    expect(stdout).toContain("temperature: end of stream");
+    expect(stdout).toContain("humidity: end of stream");
+    expect(stdout).toContain("pressure: aborted after 10 readings");
+    expect(stdout).toMatch(/temperature: 40 readings/);
+    expect(stdout).toMatch(/humidity: 40 readings/);
+    expect(stdout).toContain("[gateway] sensor pressure closed"); // the aborted generator's finally ran
+    expect(stdout).toContain("[gateway] fan ON");
+    expect(stdout).toContain("sensor-stream done");
+  });
 });
