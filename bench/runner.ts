@@ -1,0 +1,294 @@
+/**
+ * Runs workloads: for each (workload, system) it starts a server process and
+ * a client process (bench/worker.ts), optionally a latency relay between them,
+ * collects each run's figures over IPC and reduces them to medians and to
+ * swarmnet's ratio against each peer.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { isFromWorker, type FromWorker, type Role, type ToWorker } from "./ipc.js";
+import { median } from "./lib/stats.js";
+import { LatencyRelay } from "./relay.js";
+import {
+  BENCH_HOST,
+  PEERS,
+  SYSTEMS,
+  type AnyWorkload,
+  type Figures,
+  type Metric,
+  type PeerName,
+  type SystemName,
+} from "./workload.js";
+
+const WORKER_PATH = fileURLToPath(new URL("./worker.ts", import.meta.url));
+export const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** Time for both processes to load and the server to listen. */
+const STARTUP_TIMEOUT_MS = 30_000;
+/** Time a server gets to stop after being asked, before it is killed. */
+const STOP_TIMEOUT_MS = 5_000;
+/** How much of a worker's output to keep for an error report. */
+const OUTPUT_TAIL_CHARS = 4_000;
+
+export interface RunOptions {
+  readonly workloads: readonly AnyWorkload[];
+  /** Systems to run; the others are reported as skipped. */
+  readonly systems: readonly SystemName[];
+  /** Measured runs per (workload, system), after a warm-up. */
+  readonly runs: number;
+  /** Size factor passed to each workload's `params`: 1 is the full size. */
+  readonly scale: number;
+  /** Round trip the relay adds between client and server; 0 connects directly. */
+  readonly rttMs: number;
+  /** Budget per run (the warm-up counts as one), on top of startup. */
+  readonly runTimeoutMs: number;
+  /** Progress lines, e.g. to stderr. */
+  readonly log: (line: string) => void;
+}
+
+export type SystemOutcome =
+  | { readonly status: "ok"; readonly runs: readonly Figures[]; readonly median: Figures }
+  | { readonly status: "failed"; readonly error: string; readonly runs: readonly Figures[] }
+  /** The workload has no module for this system. */
+  | { readonly status: "n/a" }
+  /** Left out with `--systems`. */
+  | { readonly status: "skipped" };
+
+export interface WorkloadResult {
+  readonly id: string;
+  readonly name: string;
+  readonly description: string;
+  readonly params: unknown;
+  readonly metrics: readonly Metric[];
+  readonly systems: Record<SystemName, SystemOutcome>;
+  /** swarmnet's median divided by the peer's, per metric; null where either is missing. */
+  readonly ratios: Record<PeerName, Record<string, number | null>>;
+}
+
+export async function runWorkloads(options: RunOptions): Promise<WorkloadResult[]> {
+  const results: WorkloadResult[] = [];
+  for (const workload of options.workloads) {
+    const systems = {} as Record<SystemName, SystemOutcome>;
+    for (const system of SYSTEMS) {
+      systems[system] = !workload.systems[system]
+        ? { status: "n/a" }
+        : !options.systems.includes(system)
+          ? { status: "skipped" }
+          : await runSystem(workload, system, options);
+    }
+    results.push({
+      id: workload.id,
+      name: workload.name,
+      description: workload.description,
+      params: workload.params(options.scale),
+      metrics: workload.metrics,
+      systems,
+      ratios: ratiosOf(workload.metrics, systems),
+    });
+  }
+  return results;
+}
+
+async function runSystem(workload: AnyWorkload, system: SystemName, options: RunOptions): Promise<SystemOutcome> {
+  const label = `${workload.id} ${workload.name} / ${system}`;
+  const started = performance.now();
+  const runs: Figures[] = [];
+  try {
+    if (workload.freshProcessPerRun) {
+      // The warm-up is a whole run of its own, thrown away.
+      await runSession(workload, system, options, { runs: 1, warmup: false });
+      for (let i = 0; i < options.runs; i++) {
+        runs.push(...(await runSession(workload, system, options, { runs: 1, warmup: false })));
+      }
+    } else {
+      runs.push(...(await runSession(workload, system, options, { runs: options.runs, warmup: true })));
+    }
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    options.log(`${label}: FAILED after ${runs.length} run(s): ${message}`);
+    return { status: "failed", error: message, runs };
+  }
+  options.log(`${label}: ${runs.length} runs in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return { status: "ok", runs, median: medianOf(workload.metrics, runs) };
+}
+
+function medianOf(metrics: readonly Metric[], runs: readonly Figures[]): Figures {
+  const result: Figures = {};
+  for (const { key } of metrics) {
+    result[key] = median(runs.map((figures) => figureOf(figures, key)));
+  }
+  return result;
+}
+
+function figureOf(figures: Figures, key: string): number {
+  const value = figures[key];
+  if (typeof value !== "number" || !Number.isFinite(value)) {
+    throw new Error(`run reported ${key} = ${String(value)}`);
+  }
+  return value;
+}
+
+function ratiosOf(
+  metrics: readonly Metric[],
+  systems: Record<SystemName, SystemOutcome>,
+): Record<PeerName, Record<string, number | null>> {
+  const ours = systems.swarmnet;
+  const ratios = {} as Record<PeerName, Record<string, number | null>>;
+  for (const peer of PEERS) {
+    const theirs = systems[peer];
+    ratios[peer] = {};
+    for (const { key } of metrics) {
+      const a = ours.status === "ok" ? ours.median[key] : undefined;
+      const b = theirs.status === "ok" ? theirs.median[key] : undefined;
+      ratios[peer][key] = a !== undefined && b !== undefined && b > 0 ? a / b : null;
+    }
+  }
+  return ratios;
+}
+
+/**
+ * One server process and one client process, alive for `runs` runs; always
+ * leaves both ended, whatever happens.
+ */
+async function runSession(
+  workload: AnyWorkload,
+  system: SystemName,
+  options: RunOptions,
+  plan: { readonly runs: number; readonly warmup: boolean },
+): Promise<Figures[]> {
+  const server = new WorkerProcess(workload.id, system, "server", options.scale);
+  const client = new WorkerProcess(workload.id, system, "client", options.scale);
+  let relay: LatencyRelay | undefined;
+  let deadline: NodeJS.Timeout | undefined;
+  try {
+    const budgetMs = STARTUP_TIMEOUT_MS + options.runTimeoutMs * (plan.runs + (plan.warmup ? 1 : 0));
+    const timedOut = new Promise<never>((_, reject) => {
+      deadline = setTimeout(() => reject(new Error(`timed out after ${budgetMs / 1000} s`)), budgetMs);
+    });
+    const figures: Figures[] = [];
+    const finished = new Promise<Figures[]>((resolve, reject) => {
+      const onMessage = (from: WorkerProcess, message: FromWorker): void => {
+        switch (message.type) {
+          case "run":
+            figures.push(message.figures);
+            break;
+          case "done":
+            resolve(figures);
+            break;
+          case "probe":
+            server.send(message);
+            break;
+          case "probe.result":
+            client.send(message);
+            break;
+          case "error":
+            reject(new Error(`${from.role}: ${message.message}`));
+            break;
+          case "ready":
+            break;
+        }
+      };
+      for (const worker of [server, client]) {
+        worker.onMessage = (message) => onMessage(worker, message);
+        void worker.exited.then(({ code, signal }) =>
+          reject(new Error(`${worker.role} exited early (code ${code}, signal ${signal})${worker.outputTail()}`)),
+        );
+      }
+    });
+    // Whichever settles first wins; keep the other from being an unhandled rejection.
+    finished.catch(() => undefined);
+    timedOut.catch(() => undefined);
+
+    const notStarted = finished.then((): never => {
+      throw new Error("client finished before it was started");
+    });
+    const [port] = await Promise.race([Promise.all([server.ready, client.ready]), notStarted, timedOut]);
+    if (port === undefined) throw new Error("server reported no port");
+    let target = port;
+    if (options.rttMs > 0) {
+      relay = new LatencyRelay({ targetHost: BENCH_HOST, targetPort: port, delayMs: options.rttMs / 2 });
+      target = await relay.start();
+    }
+    client.send({ type: "start", port: target, runs: plan.runs, warmup: plan.warmup });
+    return await Promise.race([finished, timedOut]);
+  } finally {
+    clearTimeout(deadline);
+    // A client has exited after "done"; one that has not is killed. Either way
+    // nothing of this session is left running when the next one starts.
+    client.kill();
+    await Promise.all([client.exited, server.stop(STOP_TIMEOUT_MS)]);
+    await relay?.stop();
+  }
+}
+
+/** A forked bench/worker.ts with its IPC channel and the tail of its output. */
+class WorkerProcess {
+  readonly role: Role;
+  /** Resolves when the worker says it is ready (with the server's port). */
+  readonly ready: Promise<number | undefined>;
+  /** Resolves when the process has exited, for whatever reason. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  onMessage: (message: FromWorker) => void = () => undefined;
+  readonly #child: ChildProcess;
+  #output = "";
+
+  constructor(workloadId: string, system: SystemName, role: Role, scale: number) {
+    this.role = role;
+    this.#child = fork(WORKER_PATH, [workloadId, system, role, String(scale)], {
+      cwd: REPO_ROOT,
+      execArgv: ["--import", "tsx"],
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
+    });
+    const keep = (chunk: Buffer): void => {
+      this.#output = (this.#output + chunk.toString("utf8")).slice(-OUTPUT_TAIL_CHARS);
+    };
+    this.#child.stdout?.on("data", keep);
+    this.#child.stderr?.on("data", keep);
+    this.exited = new Promise((resolve) => {
+      // "close", not "exit": it comes after the last IPC message has been read.
+      this.#child.once("close", (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal }));
+    });
+    this.ready = new Promise((resolve, reject) => {
+      this.#child.on("message", (message: unknown) => {
+        if (!isFromWorker(message)) return;
+        if (message.type === "ready") resolve(message.port);
+        else if (message.type === "error") reject(new Error(`${role}: ${message.message}`));
+        this.onMessage(message);
+      });
+      void this.exited.then(() => reject(new Error(`${role} exited before it was ready${this.outputTail()}`)));
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  get running(): boolean {
+    return this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
+  send(message: ToWorker): void {
+    if (this.running && this.#child.connected) this.#child.send(message);
+  }
+
+  /** The last of what the process printed, for an error message. */
+  outputTail(): string {
+    const tail = this.#output.trim();
+    return tail ? `\n--- ${this.role} output ---\n${tail}` : "";
+  }
+
+  kill(): void {
+    if (this.running) this.#child.kill("SIGKILL");
+  }
+
+  /** Asks the worker to stop, and kills it if it has not exited in time. */
+  async stop(timeoutMs: number): Promise<void> {
+    if (!this.running) return;
+    this.send({ type: "stop" });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    await Promise.race([this.exited, late]);
+    clearTimeout(timer);
+    this.kill();
+    await this.exited;
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * Every workload the runner knows, in table order. A new workload is a folder
+ * next to these (a `workload.ts` plus one module per system) and a line here.
+ */
+import type { AnyWorkload } from "../workload.js";
+import { w1 } from "./w1-ping/workload.js";
+import { w2 } from "./w2-batch/workload.js";
+import { w6 } from "./w6-scale/workload.js";
+
+export const WORKLOADS: readonly AnyWorkload[] = [w1, w2, w6];
+
+/** The workload with this id, case-insensitive (`w1` finds W1). */
+export function findWorkload(id: string): AnyWorkload | undefined {
+  return WORKLOADS.find((w) => w.id.toLowerCase() === id.toLowerCase());
+}
