@@ -14,6 +14,7 @@ import { assign, fromCallback, setup, type ActorRefFrom, type SnapshotFrom } fro
 import {
   ClosedError,
   ConnectionError,
+  ErrorCode,
   PROTOCOL_VERSION,
   ProtocolError,
   SessionEndedError,
@@ -126,7 +127,23 @@ export const clientMachine = setup({
     wire: fromCallback<ClientEvent, { transport: ClientTransport; slot: DataSlot }>(({ input, sendBack }) => {
       const { transport, slot } = input;
       let heartbeat: NodeJS.Timeout | undefined;
+      let livenessMs: number | undefined;
+      let linkLost: NodeJS.Timeout | undefined;
       transport.start({
+        onLink(up) {
+          clearTimeout(linkLost);
+          linkLost = undefined;
+          // ZeroMQ reconnects by itself and the routing id survives: a blip shorter than the
+          // gateway's lease keeps the session. Longer than that, the session is gone for sure.
+          if (!up && livenessMs !== undefined) {
+            const graceMs = livenessMs;
+            linkLost = setTimeout(
+              () => sendBack({ type: "transport.error", error: new Error(`connection lost for ${graceMs} ms`) }),
+              graceMs,
+            );
+            linkLost.unref();
+          }
+        },
         onMessage(frames) {
           const envelope = frames[0];
           let message: GatewayMessage;
@@ -142,6 +159,7 @@ export const clientMachine = setup({
             return;
           }
           if (message.type === "welcome" && heartbeat === undefined) {
+            livenessMs = message.livenessMs;
             // The lease is the gateway's; heartbeat at a third of it, off the call path, so a
             // client busy in user code between calls (or a slow stream consumer) keeps its slot.
             const frames = [encode({ type: "heartbeat", id: 0 })];
@@ -156,6 +174,7 @@ export const clientMachine = setup({
       });
       return () => {
         clearInterval(heartbeat);
+        clearTimeout(linkLost);
         transport.close();
       };
     }),
@@ -166,6 +185,13 @@ export const clientMachine = setup({
     closeTimeout: ({ context }) => context.closeTimeoutMs,
   },
   guards: {
+    /** The gateway says this connection has no session (any more): nothing more can be served. */
+    sessionGone: ({ event }) =>
+      event.type === "wire" &&
+      event.message.type === "error" &&
+      (event.message.code === ErrorCode.SESSION_ENDED ||
+        event.message.code === ErrorCode.LEASE_EXPIRED ||
+        event.message.code === ErrorCode.GATEWAY_STOPPING),
     answersPending: ({ context, event }) => context.pending !== undefined && answerOf(event, context.pending) !== undefined,
   },
   actions: {
@@ -215,7 +241,8 @@ export const clientMachine = setup({
     "transport.error": {
       target: ".failed",
       actions: assign({
-        error: ({ event }) => new ConnectionError(`connection to ${event.error.message}`, { cause: event.error }),
+        error: ({ context, event }) =>
+          new ConnectionError(`connection to gateway ${context.endpoint} failed: ${event.error.message}`, { cause: event.error }),
       }),
     },
   },
@@ -295,7 +322,10 @@ export const clientMachine = setup({
           target: "ready",
           actions: [({ context, event }) => context.pending?.reject(event.error), "clearPending"],
         },
-        wire: { guard: "answersPending", target: "ready", actions: ["settlePending", "clearPending"] },
+        wire: [
+          { guard: "sessionGone", target: "closed", actions: ["settlePending", "clearPending"] },
+          { guard: "answersPending", target: "ready", actions: ["settlePending", "clearPending"] },
+        ],
         "wire.invalid": {
           target: "ready",
           actions: [({ context, event }) => failPending(context, event.error), "clearPending"],
@@ -308,7 +338,10 @@ export const clientMachine = setup({
     },
     awaiting: {
       on: {
-        wire: { guard: "answersPending", target: "ready", actions: ["settlePending", "clearPending"] },
+        wire: [
+          { guard: "sessionGone", target: "closed", actions: ["settlePending", "clearPending"] },
+          { guard: "answersPending", target: "ready", actions: ["settlePending", "clearPending"] },
+        ],
         "wire.invalid": {
           target: "ready",
           actions: [({ context, event }) => failPending(context, event.error), "clearPending"],

@@ -13,7 +13,7 @@ import {
   InvalidArgumentError,
   SwarmnetError,
 } from "../protocol/index.js";
-import type { TransportFactory } from "../transports/transport.js";
+import type { ClientCurve, TransportFactory } from "../transports/transport.js";
 import { zmqTransport } from "../transports/zmq.js";
 import { Client } from "./client.js";
 import { endpointOf, normalizeEndpoint } from "./endpoint.js";
@@ -37,6 +37,8 @@ export interface ControllerOptions {
   connectTimeoutMs?: number;
   /** Largest ZeroMQ frame accepted, in bytes. @default 64 MiB */
   maxMessageSize?: number;
+  /** CURVE: this controller's key pair and the gateway's public key (Z85). Needed for a gateway with CURVE on. */
+  curve?: ClientCurve;
   /** xstate inspection callback, passed to the controller and every client actor. */
   inspect?: InspectCallback;
   /** The wire; ZeroMQ unless a test passes the in-memory transport. */
@@ -82,6 +84,7 @@ export class Controller {
   readonly #connectTimeoutMs: number;
   readonly #maxMessageSize: number;
   readonly #transport: TransportFactory;
+  readonly #curve: ClientCurve | undefined;
   readonly #actor: Actor<typeof controllerMachine>;
   readonly #clients = new Set<Client>();
   #nextClient = 1;
@@ -102,6 +105,13 @@ export class Controller {
     this.#connectTimeoutMs = positive("connectTimeoutMs", options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS);
     this.#maxMessageSize = positive("maxMessageSize", options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE_BYTES);
     this.#transport = options.transport ?? zmqTransport;
+    if (options.curve) {
+      const { publicKey, secretKey, serverPublicKey } = options.curve;
+      if ([publicKey, secretKey, serverPublicKey].some((k) => typeof k !== "string" || k.length !== 40)) {
+        throw new InvalidArgumentError("Controller option 'curve' needs publicKey, secretKey and serverPublicKey as 40-character Z85 strings");
+      }
+    }
+    this.#curve = options.curve;
     this.#actor = createActor(controllerMachine, {
       id: "controller",
       input: { endpoints: this.endpoints },
@@ -181,7 +191,7 @@ export class Controller {
   async #connect(endpoint: string, connectTimeoutMs: number): Promise<Client> {
     if (this.#actor.getSnapshot().status !== "active") throw new ClosedError("controller is closed");
     const id = `client-${this.#nextClient++}`;
-    const transport = this.#transport.client(endpoint, { maxMessageSize: this.#maxMessageSize });
+    const transport = this.#transport.client(endpoint, { maxMessageSize: this.#maxMessageSize, curve: this.#curve });
     this.#actor.send({
       type: "client.spawn",
       id,

@@ -15,7 +15,8 @@ import {
   DEFAULT_STOP_GRACE_MS,
   InvalidArgumentError,
 } from "../protocol/index.js";
-import type { TransportFactory } from "../transports/transport.js";
+import type { ServerCurve, ServerTransportStats, TransportFactory } from "../transports/transport.js";
+import { warn } from "./logger.js";
 import { zmqTransport } from "../transports/zmq.js";
 import { stateName, untilSnapshot } from "./wait.js";
 
@@ -44,6 +45,12 @@ export interface GatewayOptions {
   downloadDir?: string;
   /** Folders downloads may come from (file transfer). @default ["."] */
   fileRoots?: string[];
+  /**
+   * CURVE encryption and authentication: the gateway's key pair and the public
+   * keys of the clients it lets in (Z85, from `generateKeyPair()`). Others are
+   * refused during the handshake and counted in `snapshot().security`.
+   */
+  curve?: ServerCurve;
   /** xstate inspection callback, passed to every actor of the gateway. */
   inspect?: InspectCallback;
   /** The wire; ZeroMQ unless a test passes the in-memory transport. */
@@ -73,6 +80,8 @@ export interface GatewayInspection {
     readonly stats: SupervisorSnapshot["context"]["stats"];
   };
   readonly handlers: readonly HandlerInspection[];
+  /** Handshakes completed, CURVE clients refused (unauthorized key), peers that failed the handshake otherwise. */
+  readonly security: ServerTransportStats;
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
@@ -100,6 +109,7 @@ export class Gateway {
   readonly #registry = new SubroutineRegistry();
   readonly #actor: Actor<typeof gatewayMachine>;
   readonly #closed: Promise<void>;
+  readonly #transport: { stats(): ServerTransportStats };
 
   constructor(options: GatewayOptions = {}) {
     const port = positiveInt("port", options.port, DEFAULT_PORT, 0);
@@ -117,7 +127,19 @@ export class Gateway {
       downloadDir: options.downloadDir ?? "Downloads",
       fileRoots: options.fileRoots ?? ["."],
     };
-    const transport = (options.transport ?? zmqTransport).server({ host, port, maxMessageSize });
+    if (options.curve) {
+      const { publicKey, secretKey, authorizedKeys } = options.curve;
+      if (typeof publicKey !== "string" || typeof secretKey !== "string" || publicKey.length !== 40 || secretKey.length !== 40) {
+        throw new InvalidArgumentError("Gateway option 'curve' needs publicKey and secretKey as 40-character Z85 strings");
+      }
+      if (!Array.isArray(authorizedKeys) || authorizedKeys.some((k) => typeof k !== "string" || k.length !== 40)) {
+        throw new InvalidArgumentError("Gateway option 'curve.authorizedKeys' must be an array of 40-character Z85 public keys");
+      }
+    } else if (!["127.0.0.1", "localhost", "::1"].includes(host) && options.transport === undefined) {
+      warn(`gateway binds ${host} without CURVE: anyone who can reach it can call its subroutines (see README, Security)`);
+    }
+    const transport = (options.transport ?? zmqTransport).server({ host, port, maxMessageSize, curve: options.curve });
+    this.#transport = transport;
     this.#actor = createActor(gatewayMachine, {
       id: "gateway",
       input: {
@@ -219,6 +241,7 @@ export class Gateway {
         stats: supervisor?.context.stats ?? { accepted: 0, refused: 0, restarts: 0, crashedOut: 0, expired: 0 },
       },
       handlers,
+      security: this.#transport.stats(),
     };
   }
 

@@ -7,6 +7,7 @@ export { Controller } from "./controller.js";
 export { Client } from "./client.js";
 export { Swarm } from "./swarm.js";
 export { reorderByIdent } from "./stream.js";
+export { generateKeyPair } from "./keys.js";
 export { DataType, toBytes, fromBytes, strToBytes, bytesToStr, intToBytes, bytesToInt } from "./bytes.js";
 export { normalizeEndpoint } from "./endpoint.js";
 export { registerClass, encode, decode, MIN_CLASS_TAG } from "../protocol/codec.js";
@@ -55,6 +56,8 @@ export type { CallOptions, StreamCallback, EndOfStreamCallback } from "./client.
 export type { StreamItem, StreamOptions } from "./stream.js";
 export type { JobProgress, StreamProgress } from "../actors/stream-job.js";
 export type { DataTypeValue } from "./bytes.js";
+export type { KeyPair } from "./keys.js";
+export type { ServerCurve, ClientCurve, ServerTransportStats } from "../transports/transport.js";
 export type { ClassCodec } from "../protocol/codec.js";
 export type { Kwargs, CallMode, Message, MessageType, MessageOf, ClientMessage, GatewayMessage } from "../protocol/messages.js";
 export type { Subroutine } from "../actors/subroutines.js";

@@ -107,6 +107,10 @@ class MemoryServerTransport implements ServerTransport {
 
   async flush(): Promise<void> {}
 
+  stats(): { handshakes: number; authFailures: number; protocolFailures: number } {
+    return { handshakes: this.#server?.clients.size ?? 0, authFailures: 0, protocolFailures: 0 };
+  }
+
   async close(): Promise<void> {
     if (this.#hub.servers.get(this.#endpoint) === this.#server) this.#hub.servers.delete(this.#endpoint);
     this.#server = undefined;

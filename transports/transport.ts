@@ -22,6 +22,16 @@ export interface ServerTransportHandlers {
   onUndeliverable(peer: Peer, error: Error): void;
 }
 
+/** Connection-level counters of a server transport (handshakes, refusals). */
+export interface ServerTransportStats {
+  /** Connections that completed the ZMTP handshake (and CURVE, when on). */
+  handshakes: number;
+  /** CURVE clients whose key is not authorized. */
+  authFailures: number;
+  /** Peers that failed the handshake otherwise (e.g. a plain client at a CURVE gateway). */
+  protocolFailures: number;
+}
+
 export interface ServerTransport {
   /** Binds and starts receiving; resolves with the endpoint actually bound (port 0 resolved). */
   listen(handlers: ServerTransportHandlers): Promise<string>;
@@ -30,12 +40,15 @@ export interface ServerTransport {
   /** Resolves once every queued message has been handed to the socket (bounded by `timeoutMs`). */
   flush(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
+  stats(): ServerTransportStats;
 }
 
 export interface ClientTransportHandlers {
   onMessage(frames: Frames): void;
   /** The transport failed for good (not a transient reconnect). */
   onError(error: Error): void;
+  /** The connection to the gateway went down (false) or (re)connected (true); ZeroMQ reconnects by itself. */
+  onLink?(up: boolean): void;
 }
 
 export interface ClientTransport {
@@ -45,14 +58,33 @@ export interface ClientTransport {
   close(): void;
 }
 
+/** CURVE on the gateway: its key pair and the client public keys it lets in (Z85 strings). */
+export interface ServerCurve {
+  publicKey: string;
+  secretKey: string;
+  authorizedKeys: readonly string[];
+}
+
+/** CURVE on a client: its key pair and the gateway's public key (Z85 strings). */
+export interface ClientCurve {
+  publicKey: string;
+  secretKey: string;
+  serverPublicKey: string;
+}
+
 export interface ServerTransportOptions {
   host: string;
   port: number;
   maxMessageSize: number;
+  curve?: ServerCurve | undefined;
+  /** ZMTP heartbeat interval; a peer silent for 3 intervals is disconnected (off the JS thread). */
+  heartbeatIntervalMs?: number;
 }
 
 export interface ClientTransportOptions {
   maxMessageSize: number;
+  curve?: ClientCurve | undefined;
+  heartbeatIntervalMs?: number;
 }
 
 /** Picks the wire: ZeroMQ in production, in-memory in unit tests. */

@@ -2,8 +2,10 @@
  * ZeroMQ transports: a ROUTER for the gateway, one DEALER (one TCP connection)
  * per client. Only this file, the runtime entry and the CLI import `zeromq`.
  */
+import { randomBytes } from "node:crypto";
 import { Dealer, Router } from "zeromq";
 import { SendQueue } from "./send-queue.js";
+import { registerZapDomain, unregisterZapDomain, type ZapCounters } from "./zap.js";
 import type {
   ClientTransport,
   ClientTransportHandlers,
@@ -13,6 +15,7 @@ import type {
   ServerTransport,
   ServerTransportHandlers,
   ServerTransportOptions,
+  ServerTransportStats,
   TransportFactory,
 } from "./transport.js";
 
@@ -21,19 +24,39 @@ function isClosedSocketError(err: unknown, socket: { closed: boolean }): boolean
   return socket.closed || code === "ETERM" || code === "ENOTSOCK";
 }
 
+/** ZMTP heartbeats: handled by ZeroMQ's I/O thread, so a busy event loop cannot starve them. */
+export const DEFAULT_ZMTP_HEARTBEAT_MS = 1_000;
+
+let zapDomains = 0;
+
 export class ZmqServerTransport implements ServerTransport {
   readonly #options: ServerTransportOptions;
   #socket: Router | undefined;
   #queue: SendQueue<Peer> | undefined;
+  #zapDomain: string | undefined;
+  #zap: ZapCounters | undefined;
+  readonly #stats = { handshakes: 0, protocolFailures: 0 };
 
   constructor(options: ServerTransportOptions) {
     this.#options = options;
   }
 
   async listen(handlers: ServerTransportHandlers): Promise<string> {
+    const curve = this.#options.curve;
+    if (curve) {
+      this.#zapDomain = `swarmnet-${process.pid}-${++zapDomains}`;
+      this.#zap = await registerZapDomain(this.#zapDomain, curve.authorizedKeys);
+    }
+    const heartbeat = this.#options.heartbeatIntervalMs ?? DEFAULT_ZMTP_HEARTBEAT_MS;
     const socket = new Router({
       // A message that cannot be routed is an error (EHOSTUNREACH), never a silent drop.
       mandatory: true,
+      // Clients pick unique routing ids and keep them across reconnects: a client back from a
+      // network blip takes over its own session instead of being refused as a duplicate.
+      handover: true,
+      heartbeatInterval: heartbeat,
+      heartbeatTimeout: heartbeat * 3,
+      ...(curve ? { curveServer: true, curveSecretKey: curve.secretKey, curvePublicKey: curve.publicKey, zapDomain: this.#zapDomain! } : {}),
       // Never let one peer with a full queue block the writer shared by all peers:
       // a full queue is reported as EAGAIN and that peer's session is ended.
       sendTimeout: 0,
@@ -45,6 +68,8 @@ export class ZmqServerTransport implements ServerTransport {
       (frames) => socket.send(frames as Uint8Array[]),
       (peer, err) => handlers.onUndeliverable(peer, err),
     );
+    socket.events.on("handshake", () => void this.#stats.handshakes++);
+    socket.events.on("handshake:error:protocol", () => void this.#stats.protocolFailures++);
     const host = this.#options.host.includes(":") ? `[${this.#options.host}]` : this.#options.host;
     await socket.bind(`tcp://${host}:${this.#options.port}`);
     void this.#receiveLoop(socket, handlers);
@@ -83,6 +108,12 @@ export class ZmqServerTransport implements ServerTransport {
     this.#queue?.close();
     const socket = this.#socket;
     if (socket && !socket.closed) socket.close();
+    if (this.#zapDomain) unregisterZapDomain(this.#zapDomain);
+    this.#zapDomain = undefined;
+  }
+
+  stats(): ServerTransportStats {
+    return { ...this.#stats, authFailures: this.#zap?.refused ?? 0 };
   }
 }
 
@@ -100,7 +131,22 @@ export class ZmqClientTransport implements ClientTransport {
   start(handlers: ClientTransportHandlers): void {
     // linger 0: a client that gives up (timeout, close) must not deliver a stale
     // hello later, which would hold a pool slot for nobody.
-    const socket = new Dealer({ linger: 0, maxMessageSize: this.#options.maxMessageSize });
+    const curve = this.#options.curve;
+    const heartbeat = this.#options.heartbeatIntervalMs ?? DEFAULT_ZMTP_HEARTBEAT_MS;
+    const socket = new Dealer({
+      linger: 0,
+      maxMessageSize: this.#options.maxMessageSize,
+      // Unique per client, kept across ZeroMQ's reconnects (see the ROUTER's handover).
+      routingId: `c${randomBytes(12).toString("hex")}`,
+      heartbeatInterval: heartbeat,
+      heartbeatTimeout: heartbeat * 3,
+      ...(curve ? { curveServerKey: curve.serverPublicKey, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey } : {}),
+    });
+    if (handlers.onLink) {
+      const onLink = handlers.onLink;
+      socket.events.on("handshake", () => onLink(true));
+      socket.events.on("disconnect", () => onLink(false));
+    }
     this.#socket = socket;
     this.#queue = new SendQueue<null>(
       (frames) => socket.send(frames as Uint8Array[]),
