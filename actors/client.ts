@@ -23,6 +23,10 @@ import {
   encode,
   errorFromWire,
   parseGatewayMessage,
+  type FileCreditMessage,
+  type FileDataMessage,
+  type FileDoneMessage,
+  type FileReadyMessage,
   type GatewayMessage,
   type StreamEndMessage,
   type StreamItemsMessage,
@@ -30,12 +34,24 @@ import {
 } from "../protocol/index.js";
 import type { ClientTransport, Frames } from "../transports/transport.js";
 
-export type CallKind = "ping" | "batchGet" | "batchSend" | "closeGateway" | "stream";
+export type CallKind = "ping" | "batchGet" | "batchSend" | "closeGateway" | "stream" | "listFiles" | "files";
 
-/** Receives a stream's items and end straight from the receive loop, without a machine transition each. */
+/** Data-plane messages: they reach the sink of the call in flight, not the machine. */
+export type DataMessage = StreamItemsMessage | StreamEndMessage | FileDataMessage | FileCreditMessage | FileReadyMessage | FileDoneMessage;
+
+const DATA_TYPES: ReadonlySet<GatewayMessage["type"]> = new Set([
+  "stream.items",
+  "stream.end",
+  "file.data",
+  "file.credit",
+  "file.ready",
+  "file.done",
+]);
+
+/** Receives a stream's items (or a transfer's chunks) and end straight from the receive loop, without a machine transition each. */
 export interface DataSink {
   readonly id: number;
-  onData(message: StreamItemsMessage | StreamEndMessage, raw: Uint8Array | undefined): void;
+  onData(message: DataMessage, raw: Uint8Array | undefined): void;
 }
 
 /** The sink of the call in flight, shared by the machine (which sets it) and the receive loop (which feeds it). */
@@ -61,6 +77,8 @@ export interface ClientMachineInput {
   connectTimeoutMs: number;
   /** Deadline of the goodbye when closing the handler. */
   closeTimeoutMs: number;
+  /** Wait this long in the gateway's queue when its pool is full (0: refuse at once, as pynetwork did). */
+  waitMs?: number;
 }
 
 export interface ClientContext {
@@ -68,6 +86,7 @@ export interface ClientContext {
   readonly endpoint: string;
   readonly connectTimeoutMs: number;
   readonly closeTimeoutMs: number;
+  readonly waitMs: number;
   readonly handlerId: number | undefined;
   readonly pending: PendingCall | undefined;
   /** Why the client ended, when it did not end by a clean close. */
@@ -108,6 +127,8 @@ function answerOf(event: ClientEvent, pending: PendingCall): { ok: true; value: 
       return { ok: true, value: m.raw ? event.raw : m.value };
     case "gateway.closing":
       return { ok: true, value: undefined };
+    case "file.listing":
+      return pending.kind === "listFiles" ? { ok: true, value: m.files } : undefined;
     default:
       return undefined;
   }
@@ -154,8 +175,8 @@ export const clientMachine = setup({
             sendBack({ type: "wire.invalid", error: err as ProtocolError });
             return;
           }
-          if ((message.type === "stream.items" || message.type === "stream.end") && slot.current?.id === message.id) {
-            slot.current.onData(message, frames[1]);
+          if (DATA_TYPES.has(message.type) && slot.current?.id === message.id) {
+            slot.current.onData(message as DataMessage, frames[1]);
             return;
           }
           if (message.type === "welcome" && heartbeat === undefined) {
@@ -180,7 +201,7 @@ export const clientMachine = setup({
     }),
   },
   delays: {
-    connectTimeout: ({ context }) => context.connectTimeoutMs,
+    connectTimeout: ({ context }) => context.connectTimeoutMs + context.waitMs,
     callTimeout: ({ context }) => context.pending?.timeoutMs ?? 0,
     closeTimeout: ({ context }) => context.closeTimeoutMs,
   },
@@ -212,6 +233,7 @@ export const clientMachine = setup({
     endpoint: input.endpoint,
     connectTimeoutMs: input.connectTimeoutMs,
     closeTimeoutMs: input.closeTimeoutMs,
+    waitMs: input.waitMs ?? 0,
     handlerId: undefined,
     pending: undefined,
     error: undefined,
@@ -248,7 +270,8 @@ export const clientMachine = setup({
   },
   states: {
     connecting: {
-      entry: ({ context }) => send(context, { type: "hello", id: HELLO_ID, v: PROTOCOL_VERSION }),
+      entry: ({ context }) =>
+        send(context, { type: "hello", id: HELLO_ID, v: PROTOCOL_VERSION, ...(context.waitMs > 0 ? { waitMs: context.waitMs } : {}) }),
       on: {
         wire: [
           {

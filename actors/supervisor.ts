@@ -10,7 +10,8 @@
 import { assign, fromCallback, setup, stopChild, type ActorRefFrom, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom } from "xstate";
 import { ErrorCode, PROTOCOL_VERSION, Status, type HelloMessage } from "../protocol/index.js";
 import type { Peer } from "../transports/transport.js";
-import { handlerMachine, type HandlerHooks, type HandlerOutput } from "./handler.js";
+import type { FileSandbox } from "./file-sandbox.js";
+import { handlerMachine, type HandlerActorRef, type HandlerHooks, type HandlerInput, type HandlerOutput } from "./handler.js";
 import { Session, type Outbox, type SessionTable } from "./session.js";
 import type { SubroutineRegistry } from "./subroutines.js";
 
@@ -24,6 +25,8 @@ export interface SupervisorInput {
   /** A session silent this long is ended (its lease expired). */
   livenessMs: number;
   hooks?: HandlerHooks | undefined;
+  /** File roots and download dir, shared by every handler. */
+  files?: FileSandbox | undefined;
 }
 
 export interface SupervisorContext extends SupervisorInput {
@@ -31,13 +34,23 @@ export interface SupervisorContext extends SupervisorInput {
   /** Live handlers; mirrors `table.size`, kept here so snapshots show it. */
   poolSize: number;
   /** Lifetime counters, for snapshots and tests. */
-  stats: { accepted: number; refused: number; restarts: number; crashedOut: number; expired: number };
+  stats: { accepted: number; refused: number; restarts: number; crashedOut: number; expired: number; waited: number };
+  /** Hellos waiting for a slot, first come first served (the pool is full). */
+  waiting: readonly Waiter[];
+}
+
+export interface Waiter {
+  readonly peer: Peer;
+  readonly helloId: number;
+  readonly since: number;
 }
 
 export type SupervisorEvent =
   | { type: "session.open"; peer: Peer; message: HelloMessage }
   /** The transport could not deliver to this peer: its session is gone. */
   | { type: "session.lost"; peerKey: string }
+  /** A hello waited its `waitMs` for a slot in vain. */
+  | { type: "wait.expired"; peerKey: string; helloId: number }
   /** The lease of this session expired: its client went silent. */
   | { type: "session.expired"; peerKey: string }
   /** End every session (gateway stopping) and stop accepting. */
@@ -68,6 +81,32 @@ const leaseSweeper = fromCallback<SupervisorEvent, { table: SessionTable; livene
   return () => clearInterval(timer);
 });
 
+type Spawner = (src: "handler", options: { id: string; input: HandlerInput }) => unknown;
+
+/** Spawns a handler for `peer`, welcomes it, and returns the context changes. */
+function openSession(context: SupervisorContext, spawn: Spawner, peer: Peer, helloId: number): Partial<SupervisorContext> {
+  const session = new Session(context.nextHandlerId, peer, context.outbox);
+  session.actorId = actorIdOf(session);
+  session.ref = spawn("handler", {
+    id: session.actorId,
+    input: { session, registry: context.registry, hooks: context.hooks, files: context.files },
+  }) as HandlerActorRef;
+  context.table.add(session);
+  session.reply({
+    type: "welcome",
+    id: helloId,
+    status: Status.OK,
+    handlerId: session.handlerId,
+    v: PROTOCOL_VERSION,
+    livenessMs: context.livenessMs,
+  });
+  return {
+    nextHandlerId: context.nextHandlerId + 1,
+    poolSize: context.table.size,
+    stats: { ...context.stats, accepted: context.stats.accepted + 1 },
+  };
+}
+
 /** Removes a session whose handler is gone or going: its job stops, its slot frees. */
 function dropSession(table: SessionTable, session: Session): void {
   session.cancelJob();
@@ -81,85 +120,126 @@ export const supervisorMachine = setup({
     events: {} as SupervisorEvent,
   },
   actors: { handler: handlerMachine, leaseSweeper },
+  guards: {
+    // A repeated hello on a live session is answered again, not given a second slot.
+    isRepeatHello: ({ context, event }) => event.type === "session.open" && context.table.byPeer(event.peer.key) !== undefined,
+    isWrongVersion: ({ event }) => event.type === "session.open" && event.message.v !== PROTOCOL_VERSION,
+  },
+  actions: {
+    welcomeAgain: ({ context, event }) => {
+      if (event.type !== "session.open") return;
+      const session = context.table.byPeer(event.peer.key)!;
+      session.reply({
+        type: "welcome",
+        id: event.message.id,
+        status: Status.OK,
+        handlerId: session.handlerId,
+        v: PROTOCOL_VERSION,
+        livenessMs: context.livenessMs,
+      });
+    },
+    refuseVersion: ({ context, event }) => {
+      if (event.type !== "session.open") return;
+      context.outbox.send(event.peer, {
+        type: "refused",
+        id: event.message.id,
+        status: Status.UPGRADE_REQUIRED,
+        code: ErrorCode.VERSION_MISMATCH,
+        message: `gateway speaks protocol ${PROTOCOL_VERSION}, client sent ${event.message.v}`,
+      });
+    },
+    refuseFull: assign(({ context, event }) => {
+      if (event.type === "session.open") {
+        context.outbox.send(event.peer, {
+          type: "refused",
+          id: event.message.id,
+          status: Status.POOL_FULL,
+          code: ErrorCode.POOL_FULL,
+          message: `pool is full (${context.maxPoolSize} handlers)`,
+        });
+      }
+      return { stats: { ...context.stats, refused: context.stats.refused + 1 } };
+    }),
+    /** Hands freed slots to waiting hellos, oldest first. */
+    admitWaiters: assign(({ context, spawn }) => {
+      if (context.waiting.length === 0) return {};
+      let merged: SupervisorContext = context;
+      const waiting = [...context.waiting];
+      while (waiting.length > 0 && context.table.size < context.maxPoolSize) {
+        const waiter = waiting.shift()!;
+        merged = { ...merged, ...openSession(merged, spawn as Spawner, waiter.peer, waiter.helloId) };
+        merged = { ...merged, stats: { ...merged.stats, waited: merged.stats.waited + 1 } };
+      }
+      return { nextHandlerId: merged.nextHandlerId, stats: merged.stats, waiting, poolSize: context.table.size };
+    }),
+  },
 }).createMachine({
   id: "supervisor",
   context: ({ input }) => ({
     ...input,
     nextHandlerId: 1,
     poolSize: 0,
-    stats: { accepted: 0, refused: 0, restarts: 0, crashedOut: 0, expired: 0 },
+    stats: { accepted: 0, refused: 0, restarts: 0, crashedOut: 0, expired: 0, waited: 0 },
+    waiting: [],
   }),
-  initial: "accepting",
+  initial: "running",
   states: {
-    accepting: {
+    running: {
       invoke: { src: "leaseSweeper", input: ({ context }) => ({ table: context.table, livenessMs: context.livenessMs }) },
+      initial: "accepting",
+      states: {
+    accepting: {
+      always: { guard: ({ context }) => context.table.size >= context.maxPoolSize, target: "full" },
       on: {
         "session.open": [
+          { guard: "isRepeatHello", actions: "welcomeAgain" },
+          { guard: "isWrongVersion", actions: "refuseVersion" },
+          { actions: assign(({ context, event, spawn }) => openSession(context, spawn as Spawner, event.peer, event.message.id)) },
+        ],
+      },
+    },
+    full: {
+      // The pool-full case is a state: hellos that may wait queue up, the others are refused.
+      always: { guard: ({ context }) => context.table.size < context.maxPoolSize && context.waiting.length === 0, target: "accepting" },
+      on: {
+        "session.open": [
+          { guard: "isRepeatHello", actions: "welcomeAgain" },
+          { guard: "isWrongVersion", actions: "refuseVersion" },
           {
-            // A repeated hello on a live session is answered again, not given a second slot.
-            guard: ({ context, event }) => context.table.byPeer(event.peer.key) !== undefined,
-            actions: ({ context, event }) => {
-              const session = context.table.byPeer(event.peer.key)!;
-              session.reply({
-                type: "welcome",
-                id: event.message.id,
-                status: Status.OK,
-                handlerId: session.handlerId,
-                v: PROTOCOL_VERSION,
-                livenessMs: context.livenessMs,
-              });
-            },
-          },
-          {
-            guard: ({ event }) => event.message.v !== PROTOCOL_VERSION,
-            actions: ({ context, event }) =>
-              context.outbox.send(event.peer, {
-                type: "refused",
-                id: event.message.id,
-                status: Status.UPGRADE_REQUIRED,
-                code: ErrorCode.VERSION_MISMATCH,
-                message: `gateway speaks protocol ${PROTOCOL_VERSION}, client sent ${event.message.v}`,
-              }),
-          },
-          {
-            guard: ({ context }) => context.table.size >= context.maxPoolSize,
+            guard: ({ event }) => (event.message.waitMs ?? 0) > 0,
             actions: [
-              ({ context, event }) =>
-                context.outbox.send(event.peer, {
-                  type: "refused",
-                  id: event.message.id,
-                  status: Status.POOL_FULL,
-                  code: ErrorCode.POOL_FULL,
-                  message: `pool is full (${context.maxPoolSize} handlers)`,
-                }),
-              assign({ stats: ({ context }) => ({ ...context.stats, refused: context.stats.refused + 1 }) }),
+              assign({
+                waiting: ({ context, event }) => [...context.waiting, { peer: event.peer, helloId: event.message.id, since: Date.now() }],
+              }),
+              ({ event, self }) => {
+                const expired: SupervisorEvent = { type: "wait.expired", peerKey: event.peer.key, helloId: event.message.id };
+                setTimeout(() => self.getSnapshot().status === "active" && self.send(expired), event.message.waitMs ?? 0).unref();
+              },
             ],
           },
-          {
-            actions: assign(({ context, event, spawn }) => {
-              const session = new Session(context.nextHandlerId, event.peer, context.outbox);
-              session.actorId = actorIdOf(session);
-              session.ref = spawn("handler", {
-                id: session.actorId,
-                input: { session, registry: context.registry, hooks: context.hooks },
-              });
-              context.table.add(session);
-              session.reply({
-                type: "welcome",
-                id: event.message.id,
-                status: Status.OK,
-                handlerId: session.handlerId,
-                v: PROTOCOL_VERSION,
-                livenessMs: context.livenessMs,
-              });
-              return {
-                nextHandlerId: context.nextHandlerId + 1,
-                poolSize: context.table.size,
-                stats: { ...context.stats, accepted: context.stats.accepted + 1 },
-              };
-            }),
-          },
+          { actions: "refuseFull" },
         ],
+        "wait.expired": {
+          guard: ({ context, event }) => context.waiting.some((w) => w.peer.key === event.peerKey && w.helloId === event.helloId),
+          actions: [
+            ({ context, event }) =>
+              context.outbox.send(context.waiting.find((w) => w.peer.key === event.peerKey)!.peer, {
+                type: "refused",
+                id: event.helloId,
+                status: Status.POOL_FULL,
+                code: ErrorCode.POOL_FULL,
+                message: `no slot came free while waiting (pool of ${context.maxPoolSize})`,
+              }),
+            assign({
+              waiting: ({ context, event }) => context.waiting.filter((w) => !(w.peer.key === event.peerKey && w.helloId === event.helloId)),
+              stats: ({ context }) => ({ ...context.stats, refused: context.stats.refused + 1 }),
+            }),
+          ],
+        },
+      },
+    },
+  },
+  on: {
         "session.lost": {
           actions: [
             stopChild(({ context, event }) => context.table.byPeer(event.peerKey)?.actorId ?? ""),
@@ -168,6 +248,7 @@ export const supervisorMachine = setup({
               if (session) dropSession(context.table, session);
               return { poolSize: context.table.size };
             }),
+            "admitWaiters",
           ],
         },
         "session.expired": {
@@ -187,6 +268,7 @@ export const supervisorMachine = setup({
               }
               return { poolSize: context.table.size, stats: { ...context.stats, expired: context.stats.expired + 1 } };
             }),
+            "admitWaiters",
           ],
         },
         "xstate.done.actor.*": {
@@ -203,7 +285,7 @@ export const supervisorMachine = setup({
               }
             }
             return { poolSize: context.table.size };
-          })],
+          }), "admitWaiters"],
         },
         "xstate.error.actor.*": {
           actions: [stopChild(({ event }) => (event as ErrorActorEvent).actorId), assign(({ context, event, spawn }) => {
@@ -242,7 +324,7 @@ export const supervisorMachine = setup({
             session.actorId = actorIdOf(session);
             session.ref = spawn("handler", {
               id: session.actorId,
-              input: { session, registry: context.registry, hooks: context.hooks },
+              input: { session, registry: context.registry, hooks: context.hooks, files: context.files },
             });
             context.table.rekey(session, oldActorId);
             if (inflight !== undefined) {
@@ -254,17 +336,23 @@ export const supervisorMachine = setup({
               });
             }
             return { stats: { ...context.stats, restarts: context.stats.restarts + 1 } };
-          })],
+          }), "admitWaiters"],
         },
         shutdown: {
           target: "stopped",
-          actions: ({ context, event }) => {
-            for (const session of context.table.all()) {
-              session.ref?.send({ type: "session.end", code: event.code, reason: event.reason });
-              session.reply({ type: "session.ended", id: 0, code: event.code, message: event.reason });
-              dropSession(context.table, session);
-            }
-          },
+          actions: [
+            ({ context, event }) => {
+              for (const session of context.table.all()) {
+                session.ref?.send({ type: "session.end", code: event.code, reason: event.reason });
+                session.reply({ type: "session.ended", id: 0, code: event.code, message: event.reason });
+                dropSession(context.table, session);
+              }
+              for (const waiter of context.waiting) {
+                context.outbox.send(waiter.peer, { type: "refused", id: waiter.helloId, status: Status.POOL_FULL, code: event.code, message: event.reason });
+              }
+            },
+            assign({ waiting: [] }),
+          ],
         },
       },
     },

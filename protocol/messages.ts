@@ -9,6 +9,7 @@
  * ProtocolError, never an exception deeper in.
  */
 import { ProtocolError, Status } from "./errors.js";
+import { MAX_FILES_PER_REQUEST, MAX_PATH_LENGTH } from "./limits.js";
 
 /** Bumped on any incompatible change; a mismatch is refused with 426. */
 export const PROTOCOL_VERSION = 1;
@@ -24,6 +25,8 @@ export interface HelloMessage {
   readonly type: "hello";
   readonly id: number;
   readonly v: number;
+  /** When the pool is full, wait this long in the gateway's fair queue for a slot instead of a 503. */
+  readonly waitMs?: number;
 }
 export interface PingMessage {
   readonly type: "ping";
@@ -84,6 +87,65 @@ export interface GatewayCloseMessage {
   readonly id: number;
 }
 
+// ---- file transfer (both directions share file.data and file.credit) ---------
+
+/**
+ * Lists files on the gateway: every regular file under `folder` (recursive;
+ * paths relative to it, `/`-separated), kept if `regex` matches that relative
+ * path; or the given `files` (paths relative to a file root). `hash` asks for
+ * each file's SHA-256.
+ */
+export interface FileListMessage {
+  readonly type: "file.list";
+  readonly id: number;
+  readonly folder?: string;
+  readonly regex?: { readonly source: string; readonly flags: string };
+  readonly files?: readonly string[];
+  readonly hash?: true;
+}
+/**
+ * Asks the gateway to send byte ranges of files: entry `[path, offset, end]`
+ * (end exclusive); `path` is relative to `folder` when given, else to a file
+ * root. The client (the receiver) grants the initial window; the gateway
+ * clamps it to its own caps.
+ */
+export interface FileGetMessage {
+  readonly type: "file.get";
+  readonly id: number;
+  readonly folder?: string;
+  readonly files: ReadonlyArray<readonly [path: string, offset: number, end: number]>;
+  readonly chunkBytes: number;
+  readonly windowBytes: number;
+  readonly windowFiles: number;
+}
+/**
+ * Announces an upload into `downloadDir/dirname`: entry `[name, size]` (a
+ * single name), optional `sha256` per file (verify). The gateway answers
+ * `file.ready` with the offset it already holds for each (resume) and its window.
+ */
+export interface FilePutMessage {
+  readonly type: "file.put";
+  readonly id: number;
+  readonly dirname: string;
+  readonly files: ReadonlyArray<readonly [name: string, size: number]>;
+  readonly sha256?: readonly Uint8Array[];
+  readonly chunkBytes: number;
+}
+/** Bytes `[o, o + raw.length)` of file number `f` of the transfer; the bytes are the raw frame. */
+export interface FileDataMessage {
+  readonly type: "file.data";
+  readonly id: number;
+  readonly f: number;
+  readonly o: number;
+}
+/** The receiver wrote `bytes` more bytes and completed `files` more files: the window slides. */
+export interface FileCreditMessage {
+  readonly type: "file.credit";
+  readonly id: number;
+  readonly bytes: number;
+  readonly files: number;
+}
+
 export type ClientMessage =
   | HelloMessage
   | PingMessage
@@ -92,6 +154,11 @@ export type ClientMessage =
   | StreamOpenMessage
   | StreamCreditMessage
   | StreamAbortMessage
+  | FileListMessage
+  | FileGetMessage
+  | FilePutMessage
+  | FileDataMessage
+  | FileCreditMessage
   | HeartbeatMessage
   | SessionCloseMessage
   | GatewayCloseMessage;
@@ -152,6 +219,27 @@ export interface StreamEndMessage {
   readonly count: number;
   readonly aborted?: true;
 }
+/** The answer to `file.list`: `[path, size]` or, with `hash`, `[path, size, sha256]`. */
+export interface FileListingMessage {
+  readonly type: "file.listing";
+  readonly id: number;
+  readonly files: ReadonlyArray<readonly [path: string, size: number, sha256?: Uint8Array]>;
+}
+/** The gateway is ready for an upload: it holds `offsets[i]` bytes of file i already (resume). */
+export interface FileReadyMessage {
+  readonly type: "file.ready";
+  readonly id: number;
+  readonly offsets: readonly number[];
+  readonly windowBytes: number;
+  readonly windowFiles: number;
+}
+/** A transfer is over: for a download every byte was sent; for an upload every file is in place. */
+export interface FileDoneMessage {
+  readonly type: "file.done";
+  readonly id: number;
+  readonly files: number;
+  readonly bytes: number;
+}
 export interface SessionClosedMessage {
   readonly type: "session.closed";
   readonly id: number;
@@ -176,6 +264,11 @@ export type GatewayMessage =
   | ErrorMessage
   | StreamItemsMessage
   | StreamEndMessage
+  | FileListingMessage
+  | FileReadyMessage
+  | FileDataMessage
+  | FileCreditMessage
+  | FileDoneMessage
   | SessionClosedMessage
   | SessionEndedMessage
   | GatewayClosingMessage;
@@ -187,6 +280,8 @@ export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
 // ---- validation -------------------------------------------------------------
 
 const MAX_ID = 0xffff_ffff;
+/** Longest a hello may wait for a pool slot. */
+export const MAX_WAIT_MS = 10 * 60_000;
 /** Largest window a client may grant, in items. */
 export const MAX_STREAM_WINDOW = 1 << 20;
 const MAX_NAME_LENGTH = 256;
@@ -227,6 +322,104 @@ function str(m: Record<string, unknown>, field: string, max = MAX_NAME_LENGTH): 
   return v;
 }
 
+function offset(m: Record<string, unknown>, field: string): number {
+  return count(m, field, Number.MAX_SAFE_INTEGER);
+}
+
+function pathField(value: unknown, what: string): string {
+  // Only the shape here; what a path may name is the sandbox's business.
+  if (typeof value !== "string" || value.length > MAX_PATH_LENGTH) {
+    throw new ProtocolError(`${what} must be a string of at most ${MAX_PATH_LENGTH} characters`);
+  }
+  return value;
+}
+
+function fileArray(m: Record<string, unknown>): unknown[] {
+  const files = m["files"];
+  if (!Array.isArray(files) || files.length > MAX_FILES_PER_REQUEST) {
+    throw new ProtocolError(`${String(m["type"])} 'files' must be an array of at most ${MAX_FILES_PER_REQUEST} entries`);
+  }
+  return files;
+}
+
+function isSafeInt(v: unknown): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+}
+
+function parseFileData(type: "file.data", id: number, value: Record<string, unknown>, hasRaw: boolean): FileDataMessage {
+  if (!hasRaw) throw new ProtocolError("file.data needs its raw frame");
+  return { type, id, f: count(value, "f", MAX_FILES_PER_REQUEST), o: offset(value, "o") };
+}
+
+function parseFileCredit(type: "file.credit", id: number, value: Record<string, unknown>): FileCreditMessage {
+  return { type, id, bytes: offset(value, "bytes"), files: count(value, "files", MAX_FILES_PER_REQUEST) };
+}
+
+function parseFileList(id: number, value: Record<string, unknown>): FileListMessage {
+  const folder = value["folder"];
+  const files = value["files"];
+  if ((folder === undefined) === (files === undefined)) throw new ProtocolError("file.list needs exactly one of 'folder' and 'files'");
+  const hash = value["hash"] === true ? { hash: true as const } : {};
+  if (files !== undefined) {
+    const list = fileArray(value).map((p, i) => pathField(p, `file.list files[${i}]`));
+    return { type: "file.list", id, files: list, ...hash };
+  }
+  const regex = value["regex"];
+  let re: FileListMessage["regex"];
+  if (regex !== undefined) {
+    if (!isRecord(regex) || typeof regex["source"] !== "string" || typeof regex["flags"] !== "string" || regex["source"].length > MAX_PATH_LENGTH) {
+      throw new ProtocolError("file.list 'regex' must be {source, flags} strings");
+    }
+    re = { source: regex["source"], flags: regex["flags"] };
+  }
+  return { type: "file.list", id, folder: pathField(folder, "file.list 'folder'"), ...(re ? { regex: re } : {}), ...hash };
+}
+
+function windowFields(value: Record<string, unknown>): { chunkBytes: number; windowBytes: number; windowFiles: number } {
+  const chunkBytes = offset(value, "chunkBytes");
+  const windowBytes = offset(value, "windowBytes");
+  const windowFiles = count(value, "windowFiles", MAX_FILES_PER_REQUEST);
+  if (chunkBytes < 1 || windowBytes < 1 || windowFiles < 1) throw new ProtocolError("chunk and window must be at least 1");
+  return { chunkBytes, windowBytes, windowFiles };
+}
+
+function parseFileGet(id: number, value: Record<string, unknown>): FileGetMessage {
+  const folder = value["folder"];
+  const files = fileArray(value).map((entry, i) => {
+    if (!Array.isArray(entry) || entry.length !== 3 || !isSafeInt(entry[1]) || !isSafeInt(entry[2]) || entry[1] > entry[2]) {
+      throw new ProtocolError(`file.get files[${i}] must be [path, offset, end] with offset <= end`);
+    }
+    return [pathField(entry[0], `file.get files[${i}] path`), entry[1], entry[2]] as const;
+  });
+  return {
+    type: "file.get",
+    id,
+    ...(folder === undefined ? {} : { folder: pathField(folder, "file.get 'folder'") }),
+    files,
+    ...windowFields(value),
+  };
+}
+
+function parseFilePut(id: number, value: Record<string, unknown>): FilePutMessage {
+  const files = fileArray(value).map((entry, i) => {
+    if (!Array.isArray(entry) || entry.length !== 2 || !isSafeInt(entry[1])) {
+      throw new ProtocolError(`file.put files[${i}] must be [name, size]`);
+    }
+    return [pathField(entry[0], `file.put files[${i}] name`), entry[1]] as const;
+  });
+  const sha = value["sha256"];
+  let sha256: Uint8Array[] | undefined;
+  if (sha !== undefined) {
+    if (!Array.isArray(sha) || sha.length !== files.length || !sha.every((h) => h instanceof Uint8Array && h.length === 32)) {
+      throw new ProtocolError("file.put 'sha256' must hold one 32-byte digest per file");
+    }
+    sha256 = sha as Uint8Array[];
+  }
+  const chunkBytes = offset(value, "chunkBytes");
+  if (chunkBytes < 1) throw new ProtocolError("file.put 'chunkBytes' must be at least 1");
+  return { type: "file.put", id, dirname: pathField(value["dirname"], "file.put 'dirname'"), files, ...(sha256 ? { sha256 } : {}), chunkBytes };
+}
+
 /**
  * Validates a decoded envelope from a client. `hasRaw` says whether a raw frame
  * followed the envelope; only a batch send may carry one.
@@ -235,14 +428,15 @@ export function parseClientMessage(value: unknown, hasRaw: boolean): ClientMessa
   if (!isRecord(value)) throw new ProtocolError("envelope must be a CBOR map");
   const type = value["type"];
   const id = requestId(value);
-  if (hasRaw && !(type === "rpc.call" && value["mode"] === "send")) {
+  if (hasRaw && !(type === "rpc.call" && value["mode"] === "send") && type !== "file.data") {
     throw new ProtocolError(`message '${String(type)}' does not take a raw frame`);
   }
   switch (type) {
     case "hello": {
       const v = value["v"];
       if (typeof v !== "number" || !Number.isInteger(v)) throw new ProtocolError("hello needs an integer 'v'");
-      return { type, id, v };
+      if (value["waitMs"] === undefined) return { type, id, v };
+      return { type, id, v, waitMs: count(value, "waitMs", MAX_WAIT_MS) };
     }
     case "ping":
       return { type, id, data: value["data"] };
@@ -266,6 +460,16 @@ export function parseClientMessage(value: unknown, hasRaw: boolean): ClientMessa
       return { type, id, items: count(value, "items", MAX_STREAM_WINDOW), bytes: count(value, "bytes", Number.MAX_SAFE_INTEGER) };
     case "stream.abort":
       return { type, id };
+    case "file.list":
+      return parseFileList(id, value);
+    case "file.get":
+      return parseFileGet(id, value);
+    case "file.put":
+      return parseFilePut(id, value);
+    case "file.data":
+      return parseFileData(type, id, value, hasRaw);
+    case "file.credit":
+      return parseFileCredit(type, id, value);
     case "heartbeat":
       return { type, id: 0 };
     case "rpc.cancel":
@@ -305,6 +509,28 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
       if (rawBytes > 0 && !hasRaw) throw new ProtocolError("stream.items announced bytes but has no raw frame");
       return { type, id, items: items as StreamItemsMessage["items"] };
     }
+    case "file.data":
+      return parseFileData(type, id, value, hasRaw);
+    case "file.credit":
+      return parseFileCredit(type, id, value);
+    case "file.listing": {
+      const files = fileArray(value).map((entry, i) => {
+        if (!Array.isArray(entry) || (entry.length !== 2 && entry.length !== 3) || !isSafeInt(entry[1])) {
+          throw new ProtocolError(`file.listing files[${i}] must be [path, size] or [path, size, sha256]`);
+        }
+        const path = pathField(entry[0], `file.listing files[${i}] path`);
+        if (entry.length === 3 && !(entry[2] instanceof Uint8Array)) throw new ProtocolError(`file.listing files[${i}] sha256 must be bytes`);
+        return (entry.length === 3 ? [path, entry[1], entry[2] as Uint8Array] : [path, entry[1]]) as readonly [string, number, Uint8Array?];
+      });
+      return { type, id, files };
+    }
+    case "file.ready": {
+      const offsets = value["offsets"];
+      if (!Array.isArray(offsets) || !offsets.every(isSafeInt)) throw new ProtocolError("file.ready 'offsets' must be an array of offsets");
+      return { type, id, offsets: offsets as number[], windowBytes: offset(value, "windowBytes"), windowFiles: count(value, "windowFiles", MAX_FILES_PER_REQUEST) };
+    }
+    case "file.done":
+      return { type, id, files: count(value, "files", MAX_FILES_PER_REQUEST), bytes: offset(value, "bytes") };
     case "stream.end": {
       const n = value["count"];
       return { type, id, count: typeof n === "number" ? n : 0, ...(value["aborted"] === true ? { aborted: true as const } : {}) };

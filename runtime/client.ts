@@ -10,6 +10,16 @@ import {
   type Kwargs,
   type SwarmnetError,
 } from "../protocol/index.js";
+import {
+  getFiles,
+  sendFiles,
+  type GetFilesOptions,
+  type ListedEntry,
+  type SendFilesOptions,
+  type SinkControl,
+  type TransferChannel,
+  type TransferSink,
+} from "./files.js";
 import { StreamReader, abortReason, type StreamControl, type StreamItem, type StreamOptions } from "./stream.js";
 import { stateName, untilSnapshot } from "./wait.js";
 
@@ -17,6 +27,21 @@ import { stateName, untilSnapshot } from "./wait.js";
 export type StreamCallback<T = Uint8Array> = (name: string, ident: number, buffer: T) => unknown;
 /** Runs when a stream ends without an abort from this side. */
 export type EndOfStreamCallback = (name: string) => unknown;
+
+/**
+ * The caller's frames, captured when the call is made so a timeout points at
+ * the user's line. Skipped where Node maps stacks through source maps
+ * (`--enable-source-maps`, tsx): there every capture costs tens of
+ * microseconds, more than the call itself. `SWARMNET_CALLSITES=1` forces it on,
+ * `=0` off.
+ */
+function captureCallSite(): { stack?: string } | undefined {
+  const flag = process.env["SWARMNET_CALLSITES"];
+  if (flag === "0" || (flag !== "1" && process.sourceMapsEnabled)) return undefined;
+  const site: { stack?: string } = {};
+  Error.captureStackTrace(site, captureCallSite);
+  return site;
+}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === "object" && typeof (value as { then?: unknown }).then === "function";
@@ -45,10 +70,18 @@ export class Client {
   readonly #queue = new PQueue({ concurrency: 1 });
   readonly #timeoutMs: number;
   readonly #onClosed: (client: Client) => void;
+  readonly #files: { readonly downloadDir: string; readonly verbose: boolean };
   #nextId = 1;
 
   /** @internal Made by `Controller.getClient()`. */
-  constructor(ref: ClientActorRef, endpoint: string, timeoutMs: number, onClosed: (client: Client) => void) {
+  constructor(
+    ref: ClientActorRef,
+    endpoint: string,
+    timeoutMs: number,
+    onClosed: (client: Client) => void,
+    files: { readonly downloadDir: string; readonly verbose: boolean } = { downloadDir: "Downloads", verbose: false },
+  ) {
+    this.#files = files;
     this.#ref = ref;
     this.endpoint = endpoint;
     this.#timeoutMs = timeoutMs;
@@ -195,7 +228,7 @@ export class Client {
     }
     const onAbort = (): void => void reader.abort(abortReason(signal!));
     signal?.addEventListener("abort", onAbort, { once: true });
-    const callSite = new Error();
+    const callSite = captureCallSite();
     this.#queue
       .add(
         () =>
@@ -212,7 +245,7 @@ export class Client {
               timeoutMs,
               resolve,
               reject: (error: SwarmnetError) => {
-                error.stack = `${error.name}: ${error.message}\n${callSite.stack?.split("\n").slice(1).join("\n") ?? ""}`;
+                if (callSite?.stack) error.stack = `${error.name}: ${error.message}\n${callSite.stack.split("\n").slice(1).join("\n")}`;
                 reject(error);
               },
               sink: reader,
@@ -227,6 +260,94 @@ export class Client {
       )
       .finally(() => signal?.removeEventListener("abort", onAbort));
     return reader;
+  }
+
+  /**
+   * Downloads a folder (`{ folder, regex? }`, recursive) or `{ files }` into the
+   * controller's `downloadDir`, in one request (no round trip per file).
+   * Resolves with the local paths. Each file is written as `NAME.part` and
+   * renamed when complete and size-checked (`verify: true` adds SHA-256); an
+   * interrupted download resumes from the `.part` next time. A missing folder
+   * or file rejects with FileNotFoundError, a refused path with
+   * PathNotAllowedError; a folder with no match resolves with `[]`.
+   *
+   * ```ts
+   * const paths = await client.getFilesFromGateway({ folder: "logs", regex: "\\.log$" });
+   * ```
+   */
+  getFilesFromGateway(options: GetFilesOptions): Promise<string[]> {
+    return getFiles(this.#channel(), options);
+  }
+
+  /**
+   * Uploads local `files` into `downloadDir/dirname` on the gateway (under their
+   * base names). Resolves with the number of files in place.
+   */
+  sendFilesToGateway(options: SendFilesOptions): Promise<number> {
+    return sendFiles(this.#channel(), options);
+  }
+
+  /** @internal What file transfers (runtime/files.ts) need from this client. */
+  get transferChannel(): TransferChannel {
+    return this.#channel();
+  }
+
+  #channel(): TransferChannel {
+    return {
+      downloadDir: this.#files.downloadDir,
+      verbose: this.#files.verbose,
+      timeoutMs: this.#timeoutMs,
+      list: (message, timeoutMs) => this.#call("listFiles", message, undefined, { timeoutMs }) as Promise<readonly ListedEntry[]>,
+      run: (message, makeSink, timeoutMs) => this.#runSink(message, makeSink, timeoutMs),
+    };
+  }
+
+  /** Queues one request whose replies go to a sink (a transfer); settles when the sink finishes or fails. */
+  #runSink(message: Record<string, unknown>, makeSink: (id: number, control: SinkControl) => TransferSink, timeoutMs: number): Promise<void> {
+    const callSite = captureCallSite();
+    let sink: TransferSink | undefined;
+    return this.#queue
+      .add(
+        () =>
+          new Promise<unknown>((resolve, reject) => {
+            if (this.#ref.getSnapshot().status !== "active") {
+              reject(this.#ref.getSnapshot().context.error ?? new ClosedError("client is closed"));
+              return;
+            }
+            const id = this.#allocateId();
+            const transport = this.#ref.getSnapshot().context.transport;
+            sink = makeSink(id, {
+              send: (m, raw) => {
+                if (this.#ref.getSnapshot().status !== "active") return;
+                const envelope = encode(m.id === undefined ? { ...m, id } : m);
+                transport.send(raw === undefined ? [envelope] : [envelope, raw]);
+              },
+              finished: (callId) => this.#ref.send({ type: "call.finished", id: callId }),
+              failed: (callId, error) => this.#ref.send({ type: "call.failed", id: callId, error }),
+            });
+            const call: PendingCall = {
+              id,
+              kind: "files",
+              frames: [encode({ ...message, id })],
+              timeoutMs,
+              resolve,
+              reject: (error: SwarmnetError) => {
+                if (callSite?.stack) error.stack = `${error.name}: ${error.message}\n${callSite.stack.split("\n").slice(1).join("\n")}`;
+                reject(error);
+              },
+              sink,
+            };
+            sink.start();
+            this.#ref.send({ type: "call", call });
+          }),
+      )
+      .then(
+        () => undefined,
+        (error: unknown) => {
+          sink?.stop(error);
+          throw error;
+        },
+      );
   }
 
   /** Asks the gateway to stop. Resolves once it acknowledged; the session ends with it. */
@@ -275,7 +396,7 @@ export class Client {
       return Promise.reject(new InvalidArgumentError(`timeoutMs must be a positive integer, got ${String(timeoutMs)}`));
     }
     // Captured now, so a timeout's stack points at the caller's line, not at a timer.
-    const callSite = new Error();
+    const callSite = captureCallSite();
     return this.#queue.add(
       () =>
         new Promise<unknown>((resolve, reject) => {
@@ -298,7 +419,7 @@ export class Client {
             timeoutMs,
             resolve,
             reject: (error: SwarmnetError) => {
-              error.stack = `${error.name}: ${error.message}\n${callSite.stack?.split("\n").slice(1).join("\n") ?? ""}`;
+              if (callSite?.stack) error.stack = `${error.name}: ${error.message}\n${callSite.stack.split("\n").slice(1).join("\n")}`;
               reject(error);
             },
           };

@@ -50,6 +50,11 @@ export interface GetClientOptions {
   endpoint?: string;
   /** @default the controller's connectTimeoutMs */
   connectTimeoutMs?: number;
+  /**
+   * When the pool is full, wait up to this long (ms) in the gateway's fair
+   * queue for a slot. Without it a full pool fails at once with PoolFullError.
+   */
+  waitMs?: number;
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {
@@ -140,7 +145,7 @@ export class Controller {
     let lastError: unknown;
     for (const endpoint of candidates) {
       try {
-        return await this.#connect(endpoint, options.connectTimeoutMs ?? this.#connectTimeoutMs);
+        return await this.#connect(endpoint, options.connectTimeoutMs ?? this.#connectTimeoutMs, options.waitMs ?? 0);
       } catch (err) {
         lastError = err;
         if (!isFailover(err)) throw err;
@@ -188,21 +193,22 @@ export class Controller {
     return [...this.endpoints.slice(start), ...this.endpoints.slice(0, start)];
   }
 
-  async #connect(endpoint: string, connectTimeoutMs: number): Promise<Client> {
+  async #connect(endpoint: string, connectTimeoutMs: number, waitMs: number): Promise<Client> {
+    if (!Number.isInteger(waitMs) || waitMs < 0) throw new InvalidArgumentError(`getClient: waitMs must be a non-negative integer, got ${String(waitMs)}`);
     if (this.#actor.getSnapshot().status !== "active") throw new ClosedError("controller is closed");
     const id = `client-${this.#nextClient++}`;
     const transport = this.#transport.client(endpoint, { maxMessageSize: this.#maxMessageSize, curve: this.#curve });
     this.#actor.send({
       type: "client.spawn",
       id,
-      input: { transport, endpoint, connectTimeoutMs, closeTimeoutMs: Math.min(this.#timeoutMs, 5_000) },
+      input: { transport, endpoint, connectTimeoutMs, waitMs, closeTimeoutMs: Math.min(this.#timeoutMs, 5_000) },
     });
     const ref = this.#actor.getSnapshot().children[id] as ClientActorRef | undefined;
     if (!ref) throw new ClosedError("controller could not create a client");
     const client = new Client(ref, endpoint, this.#timeoutMs, (c) => {
       this.#clients.delete(c);
       if (this.#actor.getSnapshot().status === "active") this.#actor.send({ type: "client.release", id });
-    });
+    }, { downloadDir: this.downloadDir, verbose: this.verbose });
     this.#clients.add(client);
     return client.connected();
   }

@@ -1,4 +1,5 @@
 import { createActor, type Actor, type InspectionEvent, type Observer } from "xstate";
+import { FileSandbox } from "../actors/file-sandbox.js";
 import { gatewayMachine } from "../actors/gateway.js";
 import type { CurrentRequest, HandlerHooks, HandlerSnapshot, JobProgress } from "../actors/handler.js";
 import { SubroutineRegistry, type Subroutine } from "../actors/subroutines.js";
@@ -11,6 +12,7 @@ import {
   DEFAULT_MAX_POOL_SIZE,
   DEFAULT_MAX_RESTARTS,
   DEFAULT_PORT,
+  DEFAULT_REGEX_TIMEOUT_MS,
   DEFAULT_RESTART_WINDOW_MS,
   DEFAULT_STOP_GRACE_MS,
   InvalidArgumentError,
@@ -41,10 +43,18 @@ export interface GatewayOptions {
   stopGraceMs?: number;
   /** Whether a client may close the gateway (`closeGateway()`). @default true */
   allowRemoteClose?: boolean;
-  /** Where uploads land (file transfer). @default "Downloads" */
+  /**
+   * Where uploads land (file transfer): `sendFilesToGateway({ dirname })` writes
+   * into `downloadDir/dirname`, nowhere else. Relative to the process's cwd. @default "Downloads"
+   */
   downloadDir?: string;
-  /** Folders downloads may come from (file transfer). @default ["."] */
+  /**
+   * Folders downloads may come from (file transfer); a client's path is looked
+   * up in each in turn and must stay inside it (symlinks included). @default ["."]
+   */
   fileRoots?: string[];
+  /** Longest a client's folder regex may run (in a worker thread) before it is refused. @default 1000 */
+  regexTimeoutMs?: number;
   /**
    * CURVE encryption and authentication: the gateway's key pair and the public
    * keys of the clients it lets in (Z85, from `generateKeyPair()`). Others are
@@ -77,6 +87,8 @@ export interface GatewayInspection {
     readonly state: string;
     readonly poolSize: number;
     readonly maxPoolSize: number;
+    /** Clients waiting in the fair queue for a slot (`getClient({ waitMs })`). */
+    readonly waiting: number;
     readonly stats: SupervisorSnapshot["context"]["stats"];
   };
   readonly handlers: readonly HandlerInspection[];
@@ -153,6 +165,11 @@ export class Gateway {
         stopGraceMs: positiveInt("stopGraceMs", options.stopGraceMs, DEFAULT_STOP_GRACE_MS, 0),
         allowRemoteClose: options.allowRemoteClose ?? true,
         hooks: options.testHooks,
+        files: new FileSandbox({
+          roots: this.options.fileRoots,
+          downloadDir: this.options.downloadDir,
+          regexTimeoutMs: positiveInt("regexTimeoutMs", options.regexTimeoutMs, DEFAULT_REGEX_TIMEOUT_MS),
+        }),
       },
       ...(options.inspect ? { inspect: options.inspect } : {}),
     });
@@ -238,7 +255,8 @@ export class Gateway {
         state: supervisor ? stateName(supervisor.value) : "stopped",
         poolSize: supervisor?.context.poolSize ?? 0,
         maxPoolSize: this.options.maxPoolSize,
-        stats: supervisor?.context.stats ?? { accepted: 0, refused: 0, restarts: 0, crashedOut: 0, expired: 0 },
+        waiting: supervisor?.context.waiting.length ?? 0,
+        stats: supervisor?.context.stats ?? { accepted: 0, refused: 0, restarts: 0, crashedOut: 0, expired: 0, waited: 0 },
       },
       handlers,
       security: this.#transport.stats(),

@@ -104,7 +104,7 @@ describe("supervision", () => {
     );
     const busy = gw.snapshot();
     expect(busy.handlers[0]).toMatchObject({ state: "busy.batchGet", request: { kind: "batchGet", name: "slow" } });
-    expect(busy.supervisor.state).toBe("accepting");
+    expect(busy.supervisor.state).toBe("running.accepting");
     await within(call, 5_000, "slow call");
     expect(gw.snapshot().handlers[0]?.request).toBeUndefined();
 
