@@ -306,11 +306,25 @@ function count(m: Record<string, unknown>, field: string, max: number): number {
   return v;
 }
 
+/** Deepest nesting of arrays and maps accepted in args and kwargs. */
+export const MAX_ARGS_DEPTH = 32;
+
+function depthExceeds(value: unknown, budget: number): boolean {
+  if (value === null || typeof value !== "object" || value instanceof Uint8Array) return false;
+  if (budget === 0) return true;
+  const children = Array.isArray(value) ? value : Object.values(value);
+  for (const child of children) if (depthExceeds(child, budget - 1)) return true;
+  return false;
+}
+
 function callArgs(m: Record<string, unknown>): { args: unknown[]; kwargs: Kwargs } {
   const args = m["args"] ?? [];
   if (!Array.isArray(args)) throw new ProtocolError(`${String(m["type"])} 'args' must be an array`);
   const kwargs = m["kwargs"] ?? {};
   if (!isRecord(kwargs)) throw new ProtocolError(`${String(m["type"])} 'kwargs' must be a map`);
+  if (depthExceeds(args, MAX_ARGS_DEPTH) || depthExceeds(kwargs, MAX_ARGS_DEPTH)) {
+    throw new ProtocolError(`args and kwargs may nest at most ${MAX_ARGS_DEPTH} levels deep`);
+  }
   return { args, kwargs };
 }
 

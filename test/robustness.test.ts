@@ -163,3 +163,91 @@ describe("hostile input", () => {
     }
   });
 });
+
+describe("hostile input, second round: wrong types, huge sizes, out-of-order messages", () => {
+  it("every field of every message with the wrong type, huge windows, deep nesting and messages out of order: typed errors, nothing served, memory bounded", async () => {
+    const gw = await startGateway({ maxPoolSize: 2 });
+    const received: unknown[][] = [];
+    gw.addSubroutine("echo", (...args: unknown[]) => {
+      received.push(args);
+      return args[0];
+    });
+    gw.addSubroutine("slow", () => new Promise((r) => setTimeout(() => r("slow done"), 300)));
+    const peer = await rawPeer(gw.endpoint);
+    const replies: Record<string, unknown>[] = [];
+    const collector = (async () => {
+      for (;;) {
+        try {
+          const [env] = await peer.socket.receive();
+          replies.push(decode(env!) as Record<string, unknown>);
+        } catch {
+          return;
+        }
+      }
+    })();
+    const send = (m: unknown, raw?: Buffer): Promise<void> => peer.socket.send(raw ? [Buffer.from(encode(m)), raw] : [Buffer.from(encode(m))]);
+    const heapBefore = process.memoryUsage().heapUsed;
+    try {
+      await send({ type: "hello", id: 0, v: PROTOCOL_VERSION });
+      const wrong: unknown[] = [null, true, -1, 1.5, 2 ** 53, "x", [], {}, new Uint8Array(3)];
+      const shapes: Record<string, unknown>[] = [
+        { type: "rpc.call", name: "echo", mode: "get", args: [], kwargs: {} },
+        { type: "stream.open", name: "echo", args: [], kwargs: {}, window: 4, windowBytes: 1024 },
+        { type: "stream.credit", items: 1, bytes: 1 },
+        { type: "hello", v: PROTOCOL_VERSION },
+        { type: "ping", data: 1 },
+      ];
+      let id = 100;
+      for (const shape of shapes) {
+        for (const field of Object.keys(shape)) {
+          if (field === "type") continue;
+          for (const bad of wrong) await send({ ...shape, id: id++, [field]: bad });
+        }
+      }
+      // Huge declared sizes: windows and counts past every limit.
+      await send({ type: "stream.open", id: id++, name: "echo", args: [], kwargs: {}, window: 2 ** 40, windowBytes: 1 });
+      await send({ type: "stream.credit", id: id++, items: 2 ** 50, bytes: 2 ** 60 });
+      await send({ type: "hello", id: id++, v: PROTOCOL_VERSION, waitMs: 2 ** 40 });
+      // Deep nesting in args.
+      let deep: unknown = 1;
+      for (let i = 0; i < 200; i++) deep = [deep];
+      await send({ type: "rpc.call", id: id++, name: "echo", mode: "get", args: [deep], kwargs: {} });
+      // Out of order: credit and abort for streams that do not exist, cancel for nothing, a raw frame on a ping.
+      await send({ type: "stream.credit", id: 9999, items: 1, bytes: 1 });
+      await send({ type: "stream.abort", id: 9998 });
+      await send({ type: "rpc.cancel", id: 9997 });
+      await send({ type: "ping", id: id++, data: 1 }, Buffer.from("raw where none belongs"));
+      // A second request while the handler is busy: refused as busy, not queued or mixed up.
+      await send({ type: "rpc.call", id: 5000, name: "slow", mode: "get", args: [], kwargs: {} });
+      await send({ type: "rpc.call", id: 5001, name: "echo", mode: "get", args: ["second"], kwargs: {} });
+      await send({ type: "ping", id: 5002, data: "last" });
+      await within(
+        new Promise<void>((resolve) => {
+          const check = (): void => (replies.some((r) => r["id"] === 5000) ? resolve() : void setTimeout(check, 5));
+          check();
+        }),
+        10_000,
+        "the slow call's answer",
+      );
+    } finally {
+      peer.socket.close();
+      await collector;
+    }
+    expect(replies.find((r) => r["id"] === 5001)).toMatchObject({ type: "error", code: ErrorCode.BUSY });
+    expect(replies.find((r) => r["id"] === 5000)).toMatchObject({ type: "rpc.result", value: "slow done" });
+    expect(replies.find((r) => r["id"] === 5002)).toMatchObject({ type: "pong", data: "last" });
+    const protocolErrors = replies.filter((r) => r["code"] === ErrorCode.PROTOCOL);
+    expect(protocolErrors.length).toBeGreaterThan(40);
+    expect(protocolErrors.some((r) => String(r["message"]).includes("nest"))).toBe(true);
+    // Only well-formed requests reached the subroutine: an args array spread, then a kwargs map.
+    for (const args of received) {
+      const kwargs = args.at(-1);
+      expect(typeof kwargs === "object" && kwargs !== null && !Array.isArray(kwargs)).toBe(true);
+    }
+    expect(received.some((args) => JSON.stringify(args).includes("[[[[[[[["))).toBe(false);
+    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(64 * 1024 * 1024);
+    // And the gateway still serves a normal client.
+    const client = await controllerFor(gw).getClient();
+    await expect(client.getSubroutineBatch("echo", ["normal"])).resolves.toBe("normal");
+  });
+});
