@@ -10,7 +10,7 @@
  * any parent actor) just sends `call` and waits; every exit from `awaiting`
  * settles it exactly once.
  */
-import { assign, fromCallback, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
+import { assign, enqueueActions, fromCallback, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
 import {
   ClosedError,
   ConnectionError,
@@ -34,7 +34,7 @@ import {
 } from "../protocol/index.js";
 import type { ClientTransport, Frames } from "../transports/transport.js";
 
-export type CallKind = "ping" | "batchGet" | "batchSend" | "closeGateway" | "stream" | "listFiles" | "files";
+export type CallKind = "ping" | "batchGet" | "batchSend" | "closeGateway" | "stream" | "listFiles" | "files" | "inspect";
 
 /** Data-plane messages: they reach the sink of the call in flight, not the machine. */
 export type DataMessage = StreamItemsMessage | StreamEndMessage | FileDataMessage | FileCreditMessage | FileReadyMessage | FileDoneMessage;
@@ -57,6 +57,8 @@ export interface DataSink {
 /** The sink of the call in flight, shared by the machine (which sets it) and the receive loop (which feeds it). */
 export interface DataSlot {
   current: DataSink | undefined;
+  /** The deadline timer of the call in flight. */
+  deadline?: NodeJS.Timeout | undefined;
 }
 
 /** A request on its way; the machine settles it exactly once. */
@@ -105,6 +107,8 @@ export type ClientEvent =
   | { type: "call.finished"; id: number }
   /** The stream in flight failed locally (e.g. no data within its deadline). */
   | { type: "call.failed"; id: number; error: SwarmnetError }
+  /** The call in flight reached its deadline (a plain timer, cheaper per call than a delayed transition). */
+  | { type: "call.deadline"; id: number }
   | { type: "transport.error"; error: Error };
 
 const HELLO_ID = 0;
@@ -129,6 +133,8 @@ function answerOf(event: ClientEvent, pending: PendingCall): { ok: true; value: 
       return { ok: true, value: undefined };
     case "file.listing":
       return pending.kind === "listFiles" ? { ok: true, value: m.files } : undefined;
+    case "admin.snapshot.result":
+      return pending.kind === "inspect" ? { ok: true, value: m.snapshot } : undefined;
     default:
       return undefined;
   }
@@ -202,7 +208,6 @@ export const clientMachine = setup({
   },
   delays: {
     connectTimeout: ({ context }) => context.connectTimeoutMs + context.waitMs,
-    callTimeout: ({ context }) => context.pending?.timeoutMs ?? 0,
     closeTimeout: ({ context }) => context.closeTimeoutMs,
   },
   guards: {
@@ -224,7 +229,11 @@ export const clientMachine = setup({
       if (answer.ok) pending.resolve(answer.value);
       else pending.reject(answer.error);
     },
-    clearPending: assign({ pending: () => undefined, completed: ({ context }) => context.completed + 1 }),
+    clearPending: enqueueActions(({ context, enqueue }) => {
+      clearTimeout(context.slot.deadline);
+      context.slot.deadline = undefined;
+      enqueue.assign({ pending: undefined, completed: context.completed + 1 });
+    }),
   },
 }).createMachine({
   id: "client",
@@ -322,7 +331,13 @@ export const clientMachine = setup({
             target: "awaiting",
             actions: [
               assign({ pending: ({ event }) => event.call }),
-              ({ context, event }) => context.transport.send(event.call.frames),
+              ({ context, event, self }) => {
+                const { id, timeoutMs } = event.call;
+                context.slot.deadline = setTimeout(() => {
+                  if (self.getSnapshot().status === "active") self.send({ type: "call.deadline", id });
+                }, timeoutMs);
+                context.transport.send(event.call.frames);
+              },
             ],
           },
         ],
@@ -373,9 +388,8 @@ export const clientMachine = setup({
           target: "closing",
           actions: [({ context }) => failPending(context, new ClosedError("client closed while a call was in flight")), "clearPending"],
         },
-      },
-      after: {
-        callTimeout: {
+        "call.deadline": {
+          guard: ({ context, event }) => context.pending?.id === event.id,
           target: "ready",
           actions: [
             // Tell the handler to drop the call, so the next one is not refused as busy.

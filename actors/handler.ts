@@ -2,7 +2,10 @@
  * One handler per client session: serves one request at a time, as
  * pynetwork's handlers did; parallelism comes from more handlers (a swarm).
  *
- *   idle --rpc.call--> busy.{batchGet|batchSend} --call.done/failed | rpc.cancel--> idle
+ *   idle --rpc.call (sync result: answered at once)--> idle
+ *   idle --rpc.call (promise)--> busy.{batchGet|batchSend} --call.done/failed | rpc.cancel--> idle
+ *   idle --stream.open | file.list | file.get | file.put-->
+ *        busy.{streaming|listingFiles|sendingFiles|receivingFiles} --job.finished | rpc.cancel--> idle
  *   idle/busy --session.close--> closed (final, output reason "closed")
  *   any --session.end--> closed (final, output reason "ended": the supervisor ended it)
  *
@@ -11,16 +14,21 @@
  * fault hook) puts the actor in `status: "error"`, which its parent, the
  * supervisor, receives as `xstate.error.actor.<id>` and handles.
  */
-import { and, assign, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
+import { assign, enqueueActions, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
 import {
   ErrorCode,
   type CallMessage,
   type CancelMessage,
   type ErrorMessage,
+  type FileGetMessage,
+  type FileListMessage,
+  type FilePutMessage,
   type PingMessage,
   type SessionCloseMessage,
   type StreamOpenMessage,
 } from "../protocol/index.js";
+import { FileListJob, FileReceiveJob, FileSendJob } from "./file-jobs.js";
+import type { FileSandbox } from "./file-sandbox.js";
 import type { Session } from "./session.js";
 import { StreamJob, iteratorOf, type JobOutcome, type JobProgress } from "./stream-job.js";
 import { invokeSubroutine, type SubroutineRegistry } from "./subroutines.js";
@@ -34,9 +42,11 @@ export interface HandlerInput {
   session: Session;
   registry: SubroutineRegistry;
   hooks?: HandlerHooks | undefined;
+  /** Where downloads may come from and uploads go; without it file requests are refused. */
+  files?: FileSandbox | undefined;
 }
 
-export type RequestKind = "ping" | "batchGet" | "batchSend" | "stream";
+export type RequestKind = "ping" | "batchGet" | "batchSend" | "stream" | "listFiles" | "sendFiles" | "receiveFiles";
 
 /** What the handler is doing right now, as `gateway.snapshot()` shows it. */
 export interface CurrentRequest {
@@ -50,6 +60,7 @@ export interface HandlerContext {
   readonly session: Session;
   readonly registry: SubroutineRegistry;
   readonly hooks: HandlerHooks | undefined;
+  readonly files: FileSandbox | undefined;
   readonly request: CurrentRequest | undefined;
   /** Requests answered by this handler incarnation. */
   readonly served: number;
@@ -62,9 +73,14 @@ export type HandlerEvent =
   | { type: "rpc.call"; message: CallMessage; raw: Uint8Array | undefined }
   | { type: "rpc.cancel"; message: CancelMessage }
   | { type: "stream.open"; message: StreamOpenMessage }
+  | { type: "file.list"; message: FileListMessage }
+  | { type: "file.get"; message: FileGetMessage }
+  | { type: "file.put"; message: FilePutMessage }
   | { type: "job.finished"; id: number; outcome: JobOutcome }
   | { type: "session.close"; message: SessionCloseMessage }
   | { type: "session.end"; code: string; reason: string }
+  /** A batch subroutine returned a promise: the handler waits for it in `busy`. */
+  | { type: "call.async"; message: CallMessage; promise: PromiseLike<unknown> }
   | { type: "call.done"; id: number; value: unknown }
   | { type: "call.failed"; id: number; error: unknown };
 
@@ -86,6 +102,28 @@ function errorReply(id: number, code: string, message: string, name?: string): E
   return name === undefined ? { type: "error", id, code, message } : { type: "error", id, code, message, name };
 }
 
+/** Answers a batch call: bytes in the raw frame, other values in CBOR, a batch send's integer checked. */
+function replyValue(session: Session, id: number, kind: RequestKind, name: string, result: unknown): void {
+  let value = result;
+  if (kind === "batchSend") {
+    if (value === undefined || value === null) value = 0;
+    if (typeof value === "bigint") value = Number(value);
+    if (typeof value !== "number" || !Number.isInteger(value)) {
+      session.reply(errorReply(id, ErrorCode.BAD_RESULT, `batch send subroutine '${name}' must return an integer, got ${typeof value}`));
+      return;
+    }
+  }
+  if (value instanceof Uint8Array) {
+    session.reply({ type: "rpc.result", id, raw: true }, value);
+    return;
+  }
+  try {
+    session.reply({ type: "rpc.result", id, value });
+  } catch (err) {
+    session.reply(errorReply(id, ErrorCode.BAD_RESULT, `result of '${name}' cannot be encoded as CBOR: ${(err as Error).message}`));
+  }
+}
+
 function remoteFailure(id: number, error: unknown): ErrorMessage {
   if (error instanceof Error) return errorReply(id, ErrorCode.REMOTE, error.message, error.name);
   return errorReply(id, ErrorCode.REMOTE, String(error));
@@ -104,11 +142,12 @@ export const handlerMachine = setup({
       const entry = context.registry.get(event.message.name);
       return entry !== undefined && entry.kind === "function";
     },
-    isSend: ({ event }) => event.type === "rpc.call" && event.message.mode === "send",
+    isSend: ({ event }) => (event.type === "rpc.call" || event.type === "call.async") && event.message.mode === "send",
     isCurrent: ({ context, event }) =>
       (event.type === "call.done" || event.type === "call.failed") && context.request?.id === event.id,
     isKnownStream: ({ context, event }) => event.type === "stream.open" && context.registry.get(event.message.name) !== undefined,
     isJobOfCurrent: ({ context, event }) => event.type === "job.finished" && context.request?.id === event.id,
+    hasFiles: ({ context }) => context.files !== undefined,
     isCancelOfCurrent: ({ context, event }) => event.type === "rpc.cancel" && context.request?.id === event.message.id,
   },
   actions: {
@@ -132,8 +171,13 @@ export const handlerMachine = setup({
           : errorReply(id, ErrorCode.BAD_RESULT, `subroutine '${name}' is a generator: call it as a stream`),
       );
     },
+    replyNoFiles: ({ context, event }) => {
+      if (event.type !== "file.list" && event.type !== "file.get" && event.type !== "file.put") return;
+      context.session.reply(errorReply(event.message.id, ErrorCode.PATH_NOT_ALLOWED, "this gateway serves no files"));
+    },
     replyBusy: ({ context, event }) => {
-      if (event.type !== "rpc.call" && event.type !== "stream.open") return;
+      if (event.type !== "rpc.call" && event.type !== "stream.open" && !event.type.startsWith("file.")) return;
+      if (!("message" in event)) return;
       context.session.reply(errorReply(event.message.id, ErrorCode.BUSY, "handler is busy with another request"));
     },
     startRequest: assign({
@@ -141,7 +185,16 @@ export const handlerMachine = setup({
         if (event.type === "stream.open") {
           return { id: event.message.id, name: event.message.name, kind: "stream", startedAt: Date.now() } as const;
         }
-        if (event.type !== "rpc.call") return undefined;
+        if (event.type === "file.list") {
+          return { id: event.message.id, name: event.message.folder ?? `${event.message.files?.length ?? 0} files`, kind: "listFiles", startedAt: Date.now() } as const;
+        }
+        if (event.type === "file.get") {
+          return { id: event.message.id, name: event.message.folder ?? `${event.message.files.length} files`, kind: "sendFiles", startedAt: Date.now() } as const;
+        }
+        if (event.type === "file.put") {
+          return { id: event.message.id, name: event.message.dirname, kind: "receiveFiles", startedAt: Date.now() } as const;
+        }
+        if (event.type !== "rpc.call" && event.type !== "call.async") return undefined;
         const { id, name, mode } = event.message;
         return { id, name, kind: mode === "send" ? "batchSend" : "batchGet", startedAt: Date.now() } as const;
       },
@@ -174,6 +227,24 @@ export const handlerMachine = setup({
       context.session.job = job;
       job.start();
     },
+    // Chunks and credit go between the dispatcher and the job; the machine only knows the transfer runs.
+    startFileJob: ({ context, event, self }) => {
+      if (event.type !== "file.list" && event.type !== "file.get" && event.type !== "file.put") return;
+      const id = event.message.id;
+      const onFinish = (outcome: JobOutcome): void => {
+        if (self.getSnapshot().status === "active") self.send({ type: "job.finished", id, outcome });
+      };
+      const session = context.session;
+      const sandbox = context.files!;
+      const job =
+        event.type === "file.list"
+          ? new FileListJob({ message: event.message, session, sandbox, onFinish })
+          : event.type === "file.get"
+            ? new FileSendJob({ message: event.message, session, sandbox, onFinish })
+            : new FileReceiveJob({ message: event.message, session, sandbox, onFinish });
+      session.job = job;
+      job.start();
+    },
     replyJobFailure: ({ context, event }) => {
       // Only failures before the job existed are answered here; a running job answers for itself.
       if (event.type !== "job.finished" || event.outcome.type !== "failed" || context.session.job !== undefined) return;
@@ -181,58 +252,43 @@ export const handlerMachine = setup({
       context.session.reply(errorReply(event.id, code, message, event.outcome.name));
     },
     clearJob: ({ context }) => context.session.cancelJob(),
-    runSubroutine: ({ context, event, self }) => {
+    /**
+     * A batch call runs right here. A synchronous result is answered at once and
+     * the handler stays idle (one transition per call: nothing could observe a
+     * busy state while a sync function holds the event loop anyway); a promise
+     * moves the handler to busy until it settles.
+     */
+    runBatch: enqueueActions(({ context, event, enqueue, self }) => {
       if (event.type !== "rpc.call") return;
       const { id, name, args, kwargs, mode } = event.message;
       const entry = context.registry.get(name);
       if (!entry) return;
-      const settle = (next: HandlerEvent): void => {
-        if (self.getSnapshot().status === "active") self.send(next);
-      };
       let result: unknown;
       try {
-        const kw = mode === "send" ? { ...kwargs, buffer: event.raw } : kwargs;
-        result = invokeSubroutine(entry, args, kw);
+        result = invokeSubroutine(entry, args, mode === "send" ? { ...kwargs, buffer: event.raw } : kwargs);
       } catch (error) {
-        // Deferred: the machine is mid-transition; the answer is its next event.
-        settle({ type: "call.failed", id, error });
+        context.session.reply(remoteFailure(id, error));
+        enqueue.assign({ served: context.served + 1 });
         return;
       }
       if (isThenable(result)) {
+        const settle = (next: HandlerEvent): void => {
+          if (self.getSnapshot().status === "active") self.send(next);
+        };
         result.then(
           (value) => settle({ type: "call.done", id, value }),
           (error: unknown) => settle({ type: "call.failed", id, error }),
         );
-      } else {
-        settle({ type: "call.done", id, value: result });
+        enqueue.raise({ type: "call.async", message: event.message, promise: result });
+        return;
       }
-    },
+      replyValue(context.session, id, mode === "send" ? "batchSend" : "batchGet", name, result);
+      enqueue.assign({ served: context.served + 1 });
+    }),
     replyResult: ({ context, event }) => {
       if (event.type !== "call.done" || !context.request) return;
       const { id, kind, name } = context.request;
-      const session = context.session;
-      let value = event.value;
-      if (kind === "batchSend") {
-        if (value === undefined || value === null) value = 0;
-        if (typeof value === "bigint") value = Number(value);
-        if (typeof value !== "number" || !Number.isInteger(value)) {
-          session.reply(
-            errorReply(id, ErrorCode.BAD_RESULT, `batch send subroutine '${name}' must return an integer, got ${typeof value}`),
-          );
-          return;
-        }
-      }
-      if (value instanceof Uint8Array) {
-        session.reply({ type: "rpc.result", id, raw: true }, value);
-        return;
-      }
-      try {
-        session.reply({ type: "rpc.result", id, value });
-      } catch (err) {
-        session.reply(
-          errorReply(id, ErrorCode.BAD_RESULT, `result of '${name}' cannot be encoded as CBOR: ${(err as Error).message}`),
-        );
-      }
+      replyValue(context.session, id, kind, name ?? "", event.value);
     },
     replyFailure: ({ context, event }) => {
       if (event.type !== "call.failed" || !context.request) return;
@@ -249,6 +305,7 @@ export const handlerMachine = setup({
     session: input.session,
     registry: input.registry,
     hooks: input.hooks,
+    files: input.files,
     request: undefined,
     served: 0,
     ending: undefined,
@@ -275,21 +332,36 @@ export const handlerMachine = setup({
     idle: {
       on: {
         "rpc.call": [
-          { guard: and(["isKnownBatch", "isSend"]), target: "busy.batchSend", actions: ["faultHook", "startRequest"] },
-          { guard: "isKnownBatch", target: "busy.batchGet", actions: ["faultHook", "startRequest"] },
+          { guard: "isKnownBatch", actions: ["faultHook", "runBatch"] },
           { actions: ["faultHook", "replyUnknown"] },
+        ],
+        "call.async": [
+          { guard: "isSend", target: "busy.batchSend", actions: "startRequest" },
+          { target: "busy.batchGet", actions: "startRequest" },
         ],
         "stream.open": [
           { guard: "isKnownStream", target: "busy.streaming", actions: ["faultHook", "startRequest"] },
           { actions: ["faultHook", "replyUnknown"] },
+        ],
+        "file.list": [
+          { guard: "hasFiles", target: "busy.listingFiles", actions: ["faultHook", "startRequest"] },
+          { actions: "replyNoFiles" },
+        ],
+        "file.get": [
+          { guard: "hasFiles", target: "busy.sendingFiles", actions: ["faultHook", "startRequest"] },
+          { actions: "replyNoFiles" },
+        ],
+        "file.put": [
+          { guard: "hasFiles", target: "busy.receivingFiles", actions: ["faultHook", "startRequest"] },
+          { actions: "replyNoFiles" },
         ],
       },
     },
     busy: {
       initial: "batchGet",
       states: {
-        batchGet: { entry: "runSubroutine" },
-        batchSend: { entry: "runSubroutine" },
+        batchGet: {},
+        batchSend: {},
         // Items flow through the StreamJob (data plane); the machine knows the stream runs and can end it.
         streaming: {
           entry: "startStream",
@@ -298,10 +370,30 @@ export const handlerMachine = setup({
             "job.finished": { guard: "isJobOfCurrent", target: "#handler.idle", actions: ["replyJobFailure", "endRequest"] },
           },
         },
+        listingFiles: {
+          entry: "startFileJob",
+          exit: "clearJob",
+          on: { "job.finished": { guard: "isJobOfCurrent", target: "#handler.idle", actions: "endRequest" } },
+        },
+        // A download: the gateway reads and sends under the client's credit.
+        sendingFiles: {
+          entry: "startFileJob",
+          exit: "clearJob",
+          on: { "job.finished": { guard: "isJobOfCurrent", target: "#handler.idle", actions: "endRequest" } },
+        },
+        // An upload: the gateway writes NAME.part files and renames each when complete.
+        receivingFiles: {
+          entry: "startFileJob",
+          exit: "clearJob",
+          on: { "job.finished": { guard: "isJobOfCurrent", target: "#handler.idle", actions: "endRequest" } },
+        },
       },
       on: {
         "rpc.call": { actions: "replyBusy" },
         "stream.open": { actions: "replyBusy" },
+        "file.list": { actions: "replyBusy" },
+        "file.get": { actions: "replyBusy" },
+        "file.put": { actions: "replyBusy" },
         "call.done": { guard: "isCurrent", target: "idle", actions: ["replyResult", "endRequest"] },
         "call.failed": { guard: "isCurrent", target: "idle", actions: ["replyFailure", "endRequest"] },
         // The caller's deadline passed: drop the call (its late result is ignored) and serve the next one.
