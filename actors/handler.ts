@@ -79,6 +79,8 @@ export type HandlerEvent =
   | { type: "job.finished"; id: number; outcome: JobOutcome }
   | { type: "session.close"; message: SessionCloseMessage }
   | { type: "session.end"; code: string; reason: string }
+  /** Test-only fault injection (ignored unless the gateway has test hooks): crash now, whatever the state. */
+  | { type: "test.crash"; reason: string }
   /** A batch subroutine returned a promise: the handler waits for it in `busy`. */
   | { type: "call.async"; message: CallMessage; promise: PromiseLike<unknown> }
   | { type: "call.done"; id: number; value: unknown }
@@ -322,6 +324,11 @@ export const handlerMachine = setup({
           ending: ({ event }) => ({ reason: "closed", requestId: event.message.id }) as const,
         }),
       ],
+    },
+    "test.crash": {
+      actions: ({ context, event }) => {
+        if (context.hooks) throw new Error(event.reason);
+      },
     },
     "session.end": {
       target: ".closed",

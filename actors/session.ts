@@ -13,6 +13,9 @@ export interface Outbox {
   send(peer: Peer, message: GatewayMessage, raw?: Uint8Array): void;
 }
 
+/** Messages sent while a request is still running: they do not answer it (a crash must still fail it). */
+const IN_PROGRESS: ReadonlySet<GatewayMessage["type"]> = new Set(["stream.items", "file.data", "file.credit", "file.ready"]);
+
 export class Session {
   readonly handlerId: number;
   readonly peer: Peer;
@@ -46,7 +49,7 @@ export class Session {
 
   /** Sends to this session's client; an answer to the request in flight clears it. */
   reply(message: GatewayMessage, raw?: Uint8Array): void {
-    if (message.id !== 0 && message.id === this.inflight) this.inflight = undefined;
+    if (message.id !== 0 && message.id === this.inflight && !IN_PROGRESS.has(message.type)) this.inflight = undefined;
     this.#outbox.send(this.peer, message, raw);
   }
 }

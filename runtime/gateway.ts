@@ -44,6 +44,13 @@ export interface GatewayOptions {
   /** Whether a client may close the gateway (`closeGateway()`). @default true */
   allowRemoteClose?: boolean;
   /**
+   * Answer admin requests: `admin.snapshot` returns `snapshot()` to any peer that
+   * reaches the socket (`swarmnet inspect`, `client.inspectGateway()`), without
+   * taking a pool slot. Off, they are refused with SWARMNET_ADMIN_DISABLED. With
+   * CURVE only authorized keys get that far. @default false
+   */
+  admin?: boolean;
+  /**
    * Where uploads land (file transfer): `sendFilesToGateway({ dirname })` writes
    * into `downloadDir/dirname`, nowhere else. Relative to the process's cwd. @default "Downloads"
    */
@@ -121,6 +128,7 @@ export class Gateway {
   readonly #registry = new SubroutineRegistry();
   readonly #actor: Actor<typeof gatewayMachine>;
   readonly #closed: Promise<void>;
+  readonly #testHooks: boolean;
   readonly #transport: { stats(): ServerTransportStats };
 
   constructor(options: GatewayOptions = {}) {
@@ -152,6 +160,7 @@ export class Gateway {
     }
     const transport = (options.transport ?? zmqTransport).server({ host, port, maxMessageSize, curve: options.curve });
     this.#transport = transport;
+    this.#testHooks = options.testHooks !== undefined;
     this.#actor = createActor(gatewayMachine, {
       id: "gateway",
       input: {
@@ -173,6 +182,9 @@ export class Gateway {
       },
       ...(options.inspect ? { inspect: options.inspect } : {}),
     });
+    if (options.admin === true) {
+      this.#actor.getSnapshot().context.dispatcher.enableAdmin(() => this.snapshot() as unknown as Record<string, unknown>);
+    }
     this.#closed = new Promise((resolve) => {
       this.#actor.subscribe({ complete: () => resolve(), error: () => resolve() });
     });
@@ -261,6 +273,19 @@ export class Gateway {
       handlers,
       security: this.#transport.stats(),
     };
+  }
+
+  /**
+   * Test-only fault injection: crashes a live handler wherever it is (mid-stream,
+   * mid-transfer), as a bug inside it would. Only with the `testHooks` option.
+   * Returns whether a handler of that id was found.
+   */
+  crashHandlerForTest(handlerId: number, reason = "injected crash"): boolean {
+    if (!this.#testHooks) throw new InvalidArgumentError("crashHandlerForTest needs the Gateway option 'testHooks'");
+    const supervisor = this.#actor.getSnapshot().children["supervisor"]?.getSnapshot() as SupervisorSnapshot | undefined;
+    const session = supervisor?.context.table.all().find((s) => s.handlerId === handlerId);
+    session?.ref?.send({ type: "test.crash", reason });
+    return session !== undefined;
   }
 
   /** Counters of the data plane (frames received, protocol errors), for tests and monitoring. */
