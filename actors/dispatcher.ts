@@ -40,12 +40,17 @@ export interface DispatcherCounters {
   sessionless: number;
 }
 
+/** How long one admin snapshot is reused: a flood of `admin.snapshot` costs one build per interval. */
+export const ADMIN_SNAPSHOT_REUSE_MS = 100;
+
 export class Dispatcher {
   readonly #table: SessionTable;
   readonly #outbox: Outbox;
   readonly #maxEnvelopeBytes: number;
   #targets: DispatchTargets | undefined;
   #refusal: { code: string; message: string } = { code: ErrorCode.GATEWAY_STOPPING, message: "gateway is not running" };
+  #admin: (() => Record<string, unknown>) | undefined;
+  #adminCache: { at: number; snapshot: Record<string, unknown> } | undefined;
   readonly counters: DispatcherCounters = { received: 0, protocolErrors: 0, sessionless: 0 };
 
   constructor(table: SessionTable, outbox: Outbox, maxEnvelopeBytes: number) {
@@ -63,6 +68,14 @@ export class Dispatcher {
   detach(code: string, message: string): void {
     this.#targets = undefined;
     this.#refusal = { code, message };
+  }
+
+  /**
+   * Answers `admin.snapshot` with what `snapshot()` returns (the gateway's `admin: true`);
+   * without it the request is refused with SWARMNET_ADMIN_DISABLED.
+   */
+  enableAdmin(snapshot: () => Record<string, unknown>): void {
+    this.#admin = snapshot;
   }
 
   onUndeliverable(peer: Peer): void {
@@ -99,6 +112,13 @@ export class Dispatcher {
           targets.supervisor.send({ type: "session.open", peer, message });
         }
         return;
+      case "admin.snapshot":
+        // No session needed: the inspector takes no pool slot and still sees a full pool.
+        // Who may ask is decided before this point: off unless `admin: true`, and with CURVE
+        // only authorized keys complete the handshake at all.
+        if (session !== undefined) session.lastSeen = Date.now();
+        this.#answerAdmin(peer, message.id);
+        return;
       default:
         break;
     }
@@ -127,6 +147,20 @@ export class Dispatcher {
         session.inflight = message.id;
         session.ref.send({ type: "stream.open", message });
         return;
+      case "file.list":
+        session.inflight = message.id;
+        session.ref.send({ type: "file.list", message });
+        return;
+      case "file.get":
+        session.inflight = message.id;
+        session.ref.send({ type: "file.get", message });
+        return;
+      case "file.put":
+        session.inflight = message.id;
+        session.ref.send({ type: "file.put", message });
+        return;
+      case "file.data":
+      case "file.credit":
       case "stream.credit":
       case "stream.abort":
         // Data plane: straight to the running stream. Credit for a stream that already ended is normal; dropped.
@@ -147,6 +181,23 @@ export class Dispatcher {
         }
         return;
     }
+  }
+
+  #answerAdmin(peer: Peer, id: number): void {
+    if (this.#admin === undefined) {
+      this.#safeSend(peer, { type: "error", id, code: ErrorCode.ADMIN_DISABLED, message: "this gateway does not answer admin requests (start it with admin: true / --admin)" });
+      return;
+    }
+    const now = Date.now();
+    if (this.#adminCache === undefined || now - this.#adminCache.at >= ADMIN_SNAPSHOT_REUSE_MS) {
+      try {
+        this.#adminCache = { at: now, snapshot: this.#admin() };
+      } catch (err) {
+        this.#safeSend(peer, { type: "error", id, code: ErrorCode.REMOTE, message: `snapshot failed: ${(err as Error).message}` });
+        return;
+      }
+    }
+    this.#safeSend(peer, { type: "admin.snapshot.result", id, snapshot: this.#adminCache.snapshot });
   }
 
   #parse(frames: Frames): ClientMessage {

@@ -9,6 +9,7 @@ import { assign, fromPromise, sendTo, setup, type ActorRefFrom, type SnapshotFro
 import { ErrorCode } from "../protocol/index.js";
 import type { Peer, ServerTransport } from "../transports/transport.js";
 import { Dispatcher, WireOutbox } from "./dispatcher.js";
+import type { FileSandbox } from "./file-sandbox.js";
 import type { HandlerHooks } from "./handler.js";
 import { SessionTable } from "./session.js";
 import type { SubroutineRegistry } from "./subroutines.js";
@@ -26,6 +27,8 @@ export interface GatewayMachineInput {
   stopGraceMs: number;
   allowRemoteClose: boolean;
   hooks?: HandlerHooks | undefined;
+  /** File roots and download dir for file transfer. */
+  files?: FileSandbox | undefined;
 }
 
 export interface GatewayContext extends GatewayMachineInput {
@@ -103,6 +106,7 @@ export const gatewayMachine = setup({
       restartWindowMs: context.restartWindowMs,
       livenessMs: context.livenessMs,
       hooks: context.hooks,
+      files: context.files,
     }),
   },
   initial: "idle",

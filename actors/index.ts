@@ -1,6 +1,7 @@
 /**
- * `swarmnet/actors`: the machines themselves, for composing swarmnet into
- * your own xstate systems and for inspecting them.
+ * The machines themselves, for composing swarmnet into your own xstate
+ * systems and for inspecting them. The `swarmnet/actors` entry
+ * (runtime/actors.ts) re-exports these next to `swarmClientMachine`.
  */
 export { gatewayMachine } from "./gateway.js";
 export { supervisorMachine } from "./supervisor.js";

@@ -205,8 +205,9 @@ async function runSession(
     const [port] = await Promise.race([Promise.all([server.ready, client.ready]), notStarted, timedOut]);
     if (port === undefined) throw new Error("server reported no port");
     let target = port;
-    if (options.rttMs > 0) {
-      relay = new LatencyRelay({ targetHost: BENCH_HOST, targetPort: port, delayMs: options.rttMs / 2 });
+    const rttMs = workload.rttMs ?? options.rttMs;
+    if (rttMs > 0) {
+      relay = new LatencyRelay({ targetHost: BENCH_HOST, targetPort: port, delayMs: rttMs / 2 });
       target = await relay.start();
     }
     client.send({ type: "start", port: target, runs: plan.runs, warmup: plan.warmup });

@@ -100,6 +100,12 @@ export interface WorkloadDefinition<P, K extends string> {
    */
   readonly freshProcessPerRun?: boolean;
   /**
+   * Round trip a latency relay adds between client and server for this
+   * workload, whatever `--rtt` says (W7 is W4 over a long link).
+   * @default the run's `--rtt`
+   */
+  readonly rttMs?: number;
+  /**
    * The systems that implement it, each loaded only in its own worker process.
    * A system left out is shown as n/a.
    */

@@ -24,6 +24,11 @@ export const ErrorCode = {
   ABORTED: "SWARMNET_ABORTED",
   NOT_A_GENERATOR: "SWARMNET_NOT_A_GENERATOR",
   LEASE_EXPIRED: "SWARMNET_LEASE_EXPIRED",
+  PATH_NOT_ALLOWED: "SWARMNET_PATH_NOT_ALLOWED",
+  FILE_NOT_FOUND: "SWARMNET_FILE_NOT_FOUND",
+  FILE_ACCESS: "SWARMNET_FILE_ACCESS",
+  FILE_INTEGRITY: "SWARMNET_FILE_INTEGRITY",
+  ADMIN_DISABLED: "SWARMNET_ADMIN_DISABLED",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -31,6 +36,7 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 export const Status = {
   OK: 200,
   BAD_REQUEST: 400,
+  FORBIDDEN: 403,
   NOT_FOUND: 404,
   UPGRADE_REQUIRED: 426,
   FAILED: 500,
@@ -158,6 +164,49 @@ export class NotAGeneratorError extends SwarmnetError {
   }
 }
 
+/**
+ * A path was refused before any file was touched: `..`, absolute, a symlink
+ * leading out of its root, a NUL or control character, an empty or reserved
+ * name (CON, NUL, COM1, ...). Both sides check; the gateway's check is the one
+ * that counts.
+ */
+export class PathNotAllowedError extends SwarmnetError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.PATH_NOT_ALLOWED, message, { ...options, status: Status.FORBIDDEN });
+  }
+}
+
+/** A folder or file asked for does not exist (in any of the gateway's file roots). */
+export class FileNotFoundError extends SwarmnetError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.FILE_NOT_FOUND, message, { ...options, status: Status.NOT_FOUND });
+  }
+}
+
+/** A file exists but cannot be read or written (not a regular file, permissions, I/O error). */
+export class FileAccessError extends SwarmnetError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.FILE_ACCESS, message, { ...options, status: Status.FAILED });
+  }
+}
+
+/**
+ * A received file's size (or, with `verify`, its SHA-256) does not match its
+ * source, e.g. it changed during the transfer. The file is not renamed.
+ */
+export class FileIntegrityError extends SwarmnetError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.FILE_INTEGRITY, message, { ...options, status: Status.FAILED });
+  }
+}
+
+/** An admin request (`admin.snapshot`, `swarmnet inspect`) reached a gateway without `admin: true` (status 403). */
+export class AdminDisabledError extends SwarmnetError {
+  constructor(message = "this gateway does not answer admin requests (start it with admin: true / --admin)", options?: ErrorOptions) {
+    super(ErrorCode.ADMIN_DISABLED, message, { ...options, status: Status.FORBIDDEN });
+  }
+}
+
 const knownCodes = new Set<string>(Object.values(ErrorCode));
 
 /**
@@ -190,6 +239,16 @@ export function errorFromWire(code: string, message: string, remoteName?: string
       return new TimeoutError(message);
     case ErrorCode.INVALID_ARGUMENT:
       return new InvalidArgumentError(message);
+    case ErrorCode.PATH_NOT_ALLOWED:
+      return new PathNotAllowedError(message);
+    case ErrorCode.FILE_NOT_FOUND:
+      return new FileNotFoundError(message);
+    case ErrorCode.FILE_ACCESS:
+      return new FileAccessError(message);
+    case ErrorCode.FILE_INTEGRITY:
+      return new FileIntegrityError(message);
+    case ErrorCode.ADMIN_DISABLED:
+      return new AdminDisabledError(message);
     case ErrorCode.REMOTE:
     case ErrorCode.BAD_RESULT:
     case ErrorCode.REMOTE_CLOSE_DISABLED:

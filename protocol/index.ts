@@ -2,3 +2,4 @@ export * from "./errors.js";
 export * from "./messages.js";
 export * from "./codec.js";
 export * from "./limits.js";
+export * from "./paths.js";

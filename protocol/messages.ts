@@ -86,6 +86,16 @@ export interface GatewayCloseMessage {
   readonly type: "gateway.close";
   readonly id: number;
 }
+/**
+ * Asks for the gateway's `snapshot()` (supervisor, pool, handlers). Answered by
+ * the dispatcher without a session, so an inspector takes no pool slot and
+ * works while the pool is full; only a gateway started with `admin: true`
+ * answers it, others reply `error SWARMNET_ADMIN_DISABLED`.
+ */
+export interface AdminSnapshotMessage {
+  readonly type: "admin.snapshot";
+  readonly id: number;
+}
 
 // ---- file transfer (both directions share file.data and file.credit) ---------
 
@@ -161,7 +171,8 @@ export type ClientMessage =
   | FileCreditMessage
   | HeartbeatMessage
   | SessionCloseMessage
-  | GatewayCloseMessage;
+  | GatewayCloseMessage
+  | AdminSnapshotMessage;
 
 // ---- gateway -> client ------------------------------------------------------
 
@@ -255,6 +266,12 @@ export interface GatewayClosingMessage {
   readonly type: "gateway.closing";
   readonly id: number;
 }
+/** The answer to `admin.snapshot`: what `gateway.snapshot()` returns (a `GatewayInspection`), as a CBOR map. */
+export interface AdminSnapshotResultMessage {
+  readonly type: "admin.snapshot.result";
+  readonly id: number;
+  readonly snapshot: Record<string, unknown>;
+}
 
 export type GatewayMessage =
   | WelcomeMessage
@@ -271,7 +288,8 @@ export type GatewayMessage =
   | FileDoneMessage
   | SessionClosedMessage
   | SessionEndedMessage
-  | GatewayClosingMessage;
+  | GatewayClosingMessage
+  | AdminSnapshotResultMessage;
 
 export type Message = ClientMessage | GatewayMessage;
 export type MessageType = Message["type"];
@@ -489,6 +507,7 @@ export function parseClientMessage(value: unknown, hasRaw: boolean): ClientMessa
     case "rpc.cancel":
     case "session.close":
     case "gateway.close":
+    case "admin.snapshot":
       return { type, id };
     default:
       throw new ProtocolError(`unknown message type '${String(type).slice(0, 64)}'`);
@@ -577,6 +596,11 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
       return { type, id };
     case "session.ended":
       return { type, id: 0, code: str(value, "code"), message: String(value["message"] ?? "") };
+    case "admin.snapshot.result": {
+      const snapshot = value["snapshot"];
+      if (!isRecord(snapshot)) throw new ProtocolError("admin.snapshot.result needs a 'snapshot' map");
+      return { type, id, snapshot };
+    }
     default:
       throw new ProtocolError(`unknown message type '${String(type).slice(0, 64)}'`);
   }

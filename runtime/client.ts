@@ -20,6 +20,7 @@ import {
   type TransferChannel,
   type TransferSink,
 } from "./files.js";
+import type { GatewayInspection } from "./gateway.js";
 import { StreamReader, abortReason, type StreamControl, type StreamItem, type StreamOptions } from "./stream.js";
 import { stateName, untilSnapshot } from "./wait.js";
 
@@ -348,6 +349,16 @@ export class Client {
           throw error;
         },
       );
+  }
+
+  /**
+   * The gateway's `snapshot()` (supervisor, pool, each handler's state, request
+   * and progress), over this client's connection. The gateway must have been
+   * started with `admin: true`, else this rejects with AdminDisabledError. To
+   * look without holding a pool slot, use `inspectGateway(endpoint)`.
+   */
+  async inspectGateway(options?: CallOptions): Promise<GatewayInspection> {
+    return (await this.#call("inspect", { type: "admin.snapshot" }, undefined, options)) as GatewayInspection;
   }
 
   /** Asks the gateway to stop. Resolves once it acknowledged; the session ends with it. */

@@ -57,6 +57,16 @@ export interface GetClientOptions {
   waitMs?: number;
 }
 
+/** @internal What `Controller.connectPlan()` hands the composable client actor. */
+export interface ConnectPlan {
+  readonly endpoints: readonly string[];
+  readonly transport: TransportFactory;
+  readonly curve: ClientCurve | undefined;
+  readonly maxMessageSize: number;
+  readonly timeoutMs: number;
+  readonly connectTimeoutMs: number;
+}
+
 function positive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value <= 0) {
@@ -128,6 +138,22 @@ export class Controller {
   /** The controller actor, for inspection and composition. */
   get actor(): Actor<typeof controllerMachine> {
     return this.#actor;
+  }
+
+  /**
+   * @internal Where and how a client of this controller connects, in the order
+   * getClient() would try the gateways: for the composable client actor
+   * (`swarmClientMachine` with `{ controller }`), which connects by itself.
+   */
+  connectPlan(): ConnectPlan {
+    return {
+      endpoints: this.#rotate(),
+      transport: this.#transport,
+      curve: this.#curve,
+      maxMessageSize: this.#maxMessageSize,
+      timeoutMs: this.#timeoutMs,
+      connectTimeoutMs: this.#connectTimeoutMs,
+    };
   }
 
   /** Live clients of this controller. */

@@ -6,6 +6,7 @@ export { Gateway } from "./gateway.js";
 export { Controller } from "./controller.js";
 export { Client } from "./client.js";
 export { Swarm } from "./swarm.js";
+export { AdminConnection, inspectGateway } from "./admin.js";
 export { reorderByIdent } from "./stream.js";
 export { generateKeyPair } from "./keys.js";
 export { DataType, toBytes, fromBytes, strToBytes, bytesToStr, intToBytes, bytesToInt } from "./bytes.js";
@@ -28,6 +29,11 @@ export {
   InvalidArgumentError,
   AbortedError,
   NotAGeneratorError,
+  PathNotAllowedError,
+  FileNotFoundError,
+  FileAccessError,
+  FileIntegrityError,
+  AdminDisabledError,
   ErrorCode,
   Status,
 } from "../protocol/errors.js";
@@ -47,13 +53,21 @@ export {
   DEFAULT_LIVENESS_MS,
   DEFAULT_STREAM_WINDOW,
   DEFAULT_STREAM_WINDOW_BYTES,
+  DEFAULT_FILE_CHUNK_BYTES,
+  DEFAULT_FILE_WINDOW_BYTES,
+  DEFAULT_FILE_WINDOW_FILES,
+  DEFAULT_FILE_SPLIT_BYTES,
+  DEFAULT_REGEX_TIMEOUT_MS,
 } from "../protocol/limits.js";
 export { MemoryHub } from "../transports/memory.js";
 
 export type { GatewayOptions, GatewayInspection, HandlerInspection, InspectCallback } from "./gateway.js";
 export type { ControllerOptions, GetClientOptions } from "./controller.js";
+export type { AdminOptions } from "./admin.js";
 export type { CallOptions, StreamCallback, EndOfStreamCallback } from "./client.js";
 export type { StreamItem, StreamOptions } from "./stream.js";
+export type { FileProgress, GetFilesOptions, SendFilesOptions } from "./files.js";
+export type { TransferProgress } from "../actors/file-transfer.js";
 export type { JobProgress, StreamProgress } from "../actors/stream-job.js";
 export type { DataTypeValue } from "./bytes.js";
 export type { KeyPair } from "./keys.js";

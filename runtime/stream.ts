@@ -50,7 +50,8 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
   #aborting = false;
   #callSettled = false;
   #opened = false;
-  #wake: (() => void) | undefined;
+  /** Who waits for data: the consumer's next() and, while aborting, abort() too. */
+  readonly #waiters = new Set<() => void>();
   #handed = 0;
   #handedBytes = 0;
   #unackedItems = 0;
@@ -169,8 +170,13 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
   /** Waits for the next message, bounded by the deadline; false if it passed. */
   #waitForData(aborting = false): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(wake);
+        resolve(true);
+      };
       const timer = setTimeout(() => {
-        this.#wake = undefined;
+        this.#waiters.delete(wake);
         const error = new TimeoutError(
           aborting
             ? `stream ${this.id}: no acknowledgement of the abort within ${this.#timeoutMs} ms`
@@ -181,17 +187,13 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
         this.#control.failed(this.id, error);
         resolve(false);
       }, this.#timeoutMs);
-      this.#wake = () => {
-        clearTimeout(timer);
-        resolve(true);
-      };
+      this.#waiters.add(wake);
     });
   }
 
   #wakeUp(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+    // Each waiter removes itself, which a Set allows mid-iteration; nobody adds one synchronously.
+    for (const wake of this.#waiters) wake();
   }
 }
 

@@ -1,8 +1,8 @@
 import type { Client } from "./client.js";
+import { swarmGetFiles, swarmSendFiles, type GetFilesOptions, type SendFilesOptions } from "./files.js";
 
 /**
  * Many client-handler pairs (each its own TCP connection) working one job.
- * File transfer over the swarm comes with the files feature.
  */
 export class Swarm {
   readonly clients: readonly Client[];
@@ -14,6 +14,27 @@ export class Swarm {
 
   get size(): number {
     return this.clients.length;
+  }
+
+  /**
+   * Downloads like `client.getFilesFromGateway`, spread over every client with
+   * p-queue, largest first; small files travel in batches (one request each),
+   * and a file larger than `splitBytes` (default 32 MiB) is split into byte
+   * ranges fetched by several clients at once and written into one `NAME.part`
+   * by position. If the swarm fails, a split file's `.part` is cut back to its
+   * contiguous prefix, so the next download resumes from there.
+   *
+   * ```ts
+   * const paths = await swarm.getFilesFromGateway({ folder: "logs", regex: "\\.log$" });
+   * ```
+   */
+  getFilesFromGateway(options: GetFilesOptions): Promise<string[]> {
+    return swarmGetFiles(this.clients.map((c) => c.transferChannel), options);
+  }
+
+  /** Uploads like `client.sendFilesToGateway`, whole files spread over every client, largest first. Resolves with the count. */
+  sendFilesToGateway(options: SendFilesOptions): Promise<number> {
+    return swarmSendFiles(this.clients.map((c) => c.transferChannel), options);
   }
 
   /** Closes every client's handler. */

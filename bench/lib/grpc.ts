@@ -20,6 +20,11 @@ export function rawUnaryMethod(path: string): grpc.MethodDefinition<Buffer, Buff
   };
 }
 
+/** A server-streaming method: one raw request, a stream of raw replies. */
+export function rawServerStreamMethod(path: string): grpc.MethodDefinition<Buffer, Buffer> {
+  return { ...rawUnaryMethod(path), responseStream: true };
+}
+
 export function startGrpcServer(
   host: string,
   service: grpc.ServiceDefinition,

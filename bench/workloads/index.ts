@@ -5,9 +5,13 @@
 import type { AnyWorkload } from "../workload.js";
 import { w1 } from "./w1-ping/workload.js";
 import { w2 } from "./w2-batch/workload.js";
+import { w3a, w3b } from "./w3-stream/workload.js";
+import { w4 } from "./w4-files/workload.js";
+import { w5 } from "./w5-large-file/workload.js";
 import { w6 } from "./w6-scale/workload.js";
+import { w7 } from "./w7-long-link/workload.js";
 
-export const WORKLOADS: readonly AnyWorkload[] = [w1, w2, w6];
+export const WORKLOADS: readonly AnyWorkload[] = [w1, w2, w3a, w3b, w4, w5, w6, w7];
 
 /** The workload with this id, case-insensitive (`w1` finds W1). */
 export function findWorkload(id: string): AnyWorkload | undefined {

@@ -1,0 +1,264 @@
+/**
+ * The gateway's file jobs, run outside the handler machine like a StreamJob:
+ * the machine knows which transfer runs (`busy.listingFiles`,
+ * `busy.sendingFiles`, `busy.receivingFiles`) and can cancel it; chunks and
+ * credit go straight between the dispatcher and the job.
+ *
+ * Every job answers the client itself (`file.listing`, `file.done` or an
+ * `error`) and then calls `onFinish`; a cancelled job answers nothing,
+ * closes its file handles and renames nothing.
+ */
+import { open, stat } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  DEFAULT_FILE_WINDOW_BYTES,
+  DEFAULT_FILE_WINDOW_FILES,
+  FileAccessError,
+  InvalidArgumentError,
+  MAX_FILE_CHUNK_BYTES,
+  MAX_FILE_WINDOW_BYTES,
+  MAX_FILE_WINDOW_FILES,
+  SwarmnetError,
+  checkName,
+  type ClientMessage,
+  type FileGetMessage,
+  type FileListMessage,
+  type FilePutMessage,
+} from "../protocol/index.js";
+import { PART_SUFFIX, checkNotSymlink, fileError, type FileSandbox } from "./file-sandbox.js";
+import { FileReceiver, FileSender, READ_NO_FOLLOW, type TransferProgress } from "./file-transfer.js";
+import type { Session } from "./session.js";
+import type { Job, JobOutcome, JobProgress } from "./stream-job.js";
+
+/** Targets some upload in this process is writing: two uploads of one file would mix their bytes in one .part. */
+const receiving = new Set<string>();
+
+/** Most messages a transfer may have queued towards one peer from its byte window. */
+const MAX_CHUNKS_IN_WINDOW = 256;
+
+function failure(err: unknown): { code: string; message: string } {
+  if (err instanceof SwarmnetError) return { code: err.code, message: err.message };
+  const e = fileError(err, "file transfer");
+  return { code: e.code, message: e.message };
+}
+
+abstract class FileJob implements Job {
+  readonly id: number;
+  protected readonly session: Session;
+  protected readonly sandbox: FileSandbox;
+  readonly #onFinish: (outcome: JobOutcome) => void;
+  protected cancelled = false;
+
+  constructor(options: { id: number; session: Session; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
+    this.id = options.id;
+    this.session = options.session;
+    this.sandbox = options.sandbox;
+    this.#onFinish = options.onFinish;
+  }
+
+  start(): void {
+    void this.#run();
+  }
+
+  abstract onMessage(message: ClientMessage, raw: Uint8Array | undefined): void;
+  abstract progress(): JobProgress;
+  protected abstract work(): Promise<number>;
+  protected abstract stop(): void;
+
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.stop();
+  }
+
+  async #run(): Promise<void> {
+    let outcome: JobOutcome;
+    try {
+      outcome = { type: "done", count: await this.work() };
+    } catch (err) {
+      if (this.cancelled) return;
+      const f = failure(err);
+      outcome = { type: "failed", ...f };
+      this.session.reply({ type: "error", id: this.id, code: f.code, message: f.message });
+    }
+    if (this.cancelled) return;
+    this.#onFinish(outcome);
+  }
+}
+
+/** `file.list`: walks a folder (or checks given files) and answers `file.listing`. */
+export class FileListJob extends FileJob {
+  readonly #message: FileListMessage;
+  #listed = 0;
+
+  constructor(options: { message: FileListMessage; session: Session; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
+    super({ ...options, id: options.message.id });
+    this.#message = options.message;
+  }
+
+  onMessage(): void {}
+
+  protected stop(): void {}
+
+  progress() {
+    return { kind: "fileList", folder: this.#message.folder, listed: this.#listed };
+  }
+
+  protected async work(): Promise<number> {
+    const m = this.#message;
+    const isCancelled = (): boolean => this.cancelled;
+    const files =
+      m.files !== undefined
+        ? await this.sandbox.listFiles(m.files, m.hash === true, isCancelled)
+        : await this.sandbox.listFolder(m.folder ?? ".", m.regex, m.hash === true, isCancelled);
+    this.#listed = files.length;
+    if (this.cancelled) return 0;
+    this.session.reply({
+      type: "file.listing",
+      id: this.id,
+      files: files.map((f) => (f.sha256 ? [f.path, f.size, f.sha256] : [f.path, f.size])),
+    });
+    return files.length;
+  }
+}
+
+/** `file.get` (a download): reads the ranges asked for and sends them under the client's credit. */
+export class FileSendJob extends FileJob {
+  readonly #sender: FileSender;
+  readonly #message: FileGetMessage;
+
+  constructor(options: { message: FileGetMessage; session: Session; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
+    super({ ...options, id: options.message.id });
+    const m = options.message;
+    this.#message = m;
+    const chunkBytes = Math.min(m.chunkBytes, MAX_FILE_CHUNK_BYTES);
+    // Whatever the client grants, the gateway keeps its own caps (memory, ZeroMQ's queue per peer).
+    const windowBytes = Math.min(m.windowBytes, MAX_FILE_WINDOW_BYTES, chunkBytes * MAX_CHUNKS_IN_WINDOW);
+    const windowFiles = Math.min(m.windowFiles, MAX_FILE_WINDOW_FILES);
+    let base: Promise<{ root: string; dir: string }> | undefined;
+    if (m.folder !== undefined) {
+      const folder = m.folder;
+      base = this.sandbox.resolve(folder).then(({ root, real }) => ({ root, dir: real }));
+      base.catch(() => undefined);
+    }
+    this.#sender = new FileSender({
+      id: m.id,
+      items: m.files.map(([path, offset, end]) => ({ label: path, offset, end })),
+      open: async (index) => {
+        const path = m.files[index]![0];
+        const folder = base ? await base : undefined;
+        // Fast path for a plain name in a resolved folder: O_NOFOLLOW refuses a symlink (ELOOP),
+        // which then goes the long way through realpath and the root check.
+        if (folder && !path.includes("/")) {
+          checkName(path);
+          try {
+            return await open(join(folder.dir, path), READ_NO_FOLLOW);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== "ELOOP") throw err;
+          }
+        }
+        const { real } = await this.sandbox.resolve(path, folder);
+        return open(real, READ_NO_FOLLOW);
+      },
+      chunkBytes,
+      windowBytes,
+      windowFiles,
+      emit: (message, raw) => this.session.reply(message, raw),
+    });
+  }
+
+  onMessage(message: ClientMessage): void {
+    if (message.type === "file.credit") this.#sender.credit(message.bytes, message.files);
+  }
+
+  protected stop(): void {
+    this.#sender.cancel();
+  }
+
+  progress(): TransferProgress {
+    return this.#sender.progress();
+  }
+
+  protected async work(): Promise<number> {
+    if (this.#message.folder !== undefined) await this.sandbox.resolve(this.#message.folder);
+    const { files, bytes } = await this.#sender.run();
+    if (!this.cancelled) this.session.reply({ type: "file.done", id: this.id, files, bytes });
+    return files;
+  }
+}
+
+/** `file.put` (an upload): checks every name, answers `file.ready` with resume offsets, writes what comes. */
+export class FileReceiveJob extends FileJob {
+  readonly #message: FilePutMessage;
+  #receiver: FileReceiver | undefined;
+
+  constructor(options: { message: FilePutMessage; session: Session; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
+    super({ ...options, id: options.message.id });
+    this.#message = options.message;
+  }
+
+  onMessage(message: ClientMessage, raw: Uint8Array | undefined): void {
+    if (message.type === "file.data" && raw !== undefined) this.#receiver?.onData(message.f, message.o, raw);
+  }
+
+  protected stop(): void {
+    this.#receiver?.cancel();
+  }
+
+  progress(): TransferProgress | { kind: string; dirname: string } {
+    return this.#receiver?.progress() ?? { kind: "files", dirname: this.#message.dirname };
+  }
+
+  protected async work(): Promise<number> {
+    const m = this.#message;
+    const seen = new Set<string>();
+    for (const [name] of m.files) {
+      this.sandbox.checkUploadName(name);
+      if (seen.has(name)) throw new InvalidArgumentError(`file name ${JSON.stringify(name)} appears twice in one upload`);
+      seen.add(name);
+    }
+    const dir = await this.sandbox.uploadDir(m.dirname);
+    const targets = m.files.map(([name]) => join(dir, name));
+    const busy = targets.find((t) => receiving.has(t));
+    if (busy !== undefined) throw new FileAccessError(`${JSON.stringify(busy)} is being received by another upload`);
+    for (const t of targets) receiving.add(t);
+    try {
+      return await this.#receive(m, dir);
+    } finally {
+      for (const t of targets) receiving.delete(t);
+    }
+  }
+
+  async #receive(m: FilePutMessage, dir: string): Promise<number> {
+    const offsets: number[] = [];
+    for (const [name, size] of m.files) {
+      const target = join(dir, name);
+      await checkNotSymlink(target);
+      // Resume: a .part no longer than the file is a prefix we already hold.
+      const part = await stat(target + PART_SUFFIX).catch(() => undefined);
+      offsets.push(part && part.size <= size ? part.size : 0);
+    }
+    if (this.cancelled) return 0;
+    const windowBytes = Math.min(DEFAULT_FILE_WINDOW_BYTES, Math.min(m.chunkBytes, MAX_FILE_CHUNK_BYTES) * MAX_CHUNKS_IN_WINDOW);
+    const windowFiles = DEFAULT_FILE_WINDOW_FILES;
+    const receiver = new FileReceiver({
+      items: m.files.map(([name, size], i) => ({
+        label: name,
+        target: join(dir, name),
+        mode: "whole" as const,
+        offset: offsets[i]!,
+        end: size,
+        sha256: m.sha256?.[i],
+      })),
+      windowBytes,
+      windowFiles,
+      grant: (bytes, files) => this.session.reply({ type: "file.credit", id: this.id, bytes, files }),
+    });
+    this.#receiver = receiver;
+    this.session.reply({ type: "file.ready", id: this.id, offsets, windowBytes, windowFiles });
+    receiver.start();
+    const { files, bytes } = await receiver.done;
+    if (!this.cancelled) this.session.reply({ type: "file.done", id: this.id, files, bytes });
+    return files;
+  }
+}

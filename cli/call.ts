@@ -1,0 +1,47 @@
+import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UsageError, connectionOptions, controllerFrom, formatValue, jsonArg, kwargsFlag, out, parse, toJson, type Command } from "./common.js";
+
+const help = `Usage: swarmnet call NAME [ARGS...] [options]
+
+Batch get: calls subroutine NAME(...ARGS, kwargs) on the gateway and prints
+what it returned. Each ARG is JSON: 7, true, '"text"', '[1,2]', '{"a":1}'.
+Bytes are printed as text when they are printable UTF-8, else as hex; a
+string as it is; any other value as JSON.
+
+Options:
+      --kwargs JSON          keyword arguments, a JSON object
+      --raw                  write a bytes result to stdout exactly as received
+      --json                 print the result as JSON (bytes as {"bytes": "<hex>"})
+${CONNECTION_HELP}
+  -h, --help                 this help
+
+Example:
+  swarmnet call mount_usage 7 -g 10.0.0.2:1857
+
+${EXIT_CODES_HELP}`;
+
+const options = { ...connectionOptions, kwargs: { type: "string" }, raw: { type: "boolean" }, json: { type: "boolean" } } as const;
+
+export const callCommand: Command = {
+  name: "call",
+  summary: "batch get: call a subroutine, print its result",
+  help,
+  async run(argv) {
+    const { values, positionals } = parse(argv, options);
+    if (values.help) return out(help), ExitCode.OK;
+    const [name, ...rest] = positionals;
+    if (name === undefined) throw new UsageError("missing subroutine NAME");
+    const args = rest.map((a, i) => jsonArg(`argument ${i + 1}`, a));
+    const kwargs = kwargsFlag(values.kwargs);
+    const controller = controllerFrom(values);
+    try {
+      const client = await controller.getClient();
+      const result = await client.getSubroutineBatch<unknown>(name, args, kwargs);
+      if (values.raw && result instanceof Uint8Array) process.stdout.write(result);
+      else out(values.json ? toJson(result) : formatValue(result));
+      return ExitCode.OK;
+    } finally {
+      await controller.close();
+    }
+  },
+};
+

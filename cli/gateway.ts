@@ -1,0 +1,132 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { Gateway, type ServerCurve, type Subroutine } from "../runtime/index.js";
+import { EXIT_CODES_HELP, ExitCode, UsageError, err, intFlag, keysIn, out, parse, readKey, type Command } from "./common.js";
+
+const help = `Usage: swarmnet gateway [options]
+
+Serves the subroutines exported by a module, and the files of one or more
+folders, until Ctrl-C (SIGINT) or SIGTERM stops it gracefully.
+
+Options:
+      --host HOST              address to bind (default 127.0.0.1)
+  -p, --port PORT              TCP port; 0 picks a free one (default 1857)
+      --pool N                 live handlers at most (default 5)
+  -s, --subroutines MODULE     a JS/TS module: every exported function becomes a
+                               subroutine under its export name (generators stream);
+                               repeatable
+      --root DIR               a folder clients may download from; repeatable (default .)
+      --download-dir DIR       where uploads land (default ./Downloads)
+      --admin                  answer admin requests (swarmnet inspect)
+      --curve-secret KEY       CURVE: the gateway's secret key (Z85 text or a file)
+      --curve-public KEY       CURVE: the gateway's public key (Z85 text or a file)
+      --authorized-keys FILE   CURVE: client public keys let in, one per line
+  -h, --help                   this help
+
+Prints "listening on tcp://HOST:PORT" when ready.
+
+Example:
+  swarmnet gateway --port 1857 --root ./data --subroutines ./subs.js --pool 8 --admin
+
+${EXIT_CODES_HELP}`;
+
+const options = {
+  host: { type: "string" },
+  port: { type: "string", short: "p" },
+  pool: { type: "string" },
+  subroutines: { type: "string", short: "s", multiple: true },
+  root: { type: "string", multiple: true },
+  "download-dir": { type: "string" },
+  admin: { type: "boolean" },
+  "curve-secret": { type: "string" },
+  "curve-public": { type: "string" },
+  "authorized-keys": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** Every function a module exports, by export name (and the function members of a default-exported object). */
+export async function loadSubroutines(path: string): Promise<Map<string, Subroutine>> {
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(pathToFileURL(resolve(path)).href)) as Record<string, unknown>;
+  } catch (e) {
+    throw new UsageError(`--subroutines ${path}: cannot load: ${(e as Error).message}`);
+  }
+  const found = new Map<string, Subroutine>();
+  const fallback = module["default"];
+  if (fallback !== null && typeof fallback === "object") {
+    for (const [name, value] of Object.entries(fallback)) if (typeof value === "function") found.set(name, value as Subroutine);
+  }
+  for (const [name, value] of Object.entries(module)) {
+    if (name !== "default" && typeof value === "function") found.set(name, value as Subroutine);
+  }
+  if (found.size === 0) throw new UsageError(`--subroutines ${path}: the module exports no functions`);
+  return found;
+}
+
+function serverCurve(values: { "curve-secret"?: string; "curve-public"?: string; "authorized-keys"?: string }): ServerCurve | undefined {
+  const given = [values["curve-secret"], values["curve-public"], values["authorized-keys"]].filter((v) => v !== undefined).length;
+  if (given === 0) return undefined;
+  if (given !== 3) throw new UsageError("CURVE needs all three of --curve-secret, --curve-public and --authorized-keys");
+  let text: string;
+  try {
+    text = readFileSync(values["authorized-keys"]!, "utf8");
+  } catch {
+    throw new UsageError(`--authorized-keys: cannot read ${values["authorized-keys"]}`);
+  }
+  return {
+    secretKey: readKey("curve-secret", values["curve-secret"]!),
+    publicKey: readKey("curve-public", values["curve-public"]!),
+    authorizedKeys: keysIn(text),
+  };
+}
+
+export const gatewayCommand: Command = {
+  name: "gateway",
+  summary: "serve subroutines and files",
+  help,
+  async run(argv) {
+    const { values, positionals } = parse(argv, options);
+    if (values.help) return out(help), ExitCode.OK;
+    if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+    const subroutines = new Map<string, Subroutine>();
+    for (const path of values.subroutines ?? []) for (const [name, fn] of await loadSubroutines(path)) subroutines.set(name, fn);
+    const curve = serverCurve(values);
+    const gateway = new Gateway({
+      host: values.host ?? "127.0.0.1",
+      port: intFlag("port", values.port, 1857, 0, 65535),
+      maxPoolSize: intFlag("pool", values.pool, 5),
+      fileRoots: values.root ?? ["."],
+      downloadDir: values["download-dir"] ?? "Downloads",
+      admin: values.admin === true,
+      ...(curve ? { curve } : {}),
+    });
+    for (const [name, fn] of subroutines) gateway.addSubroutine(name, fn);
+
+    let signals = 0;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (++signals > 1) process.exit(ExitCode.INTERRUPTED); // a second Ctrl-C does not wait
+      err(`${signal}: stopping (in-flight calls finish, clients are told)`);
+      void gateway.stop();
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+    try {
+      await gateway.start();
+      const names = [...subroutines.keys()];
+      out(
+        `listening on ${gateway.endpoint} (pool ${gateway.options.maxPoolSize}, ` +
+          `${names.length} subroutine${names.length === 1 ? "" : "s"}${names.length ? `: ${names.join(", ")}` : ""}; ` +
+          `files from ${gateway.options.fileRoots.join(", ")}${values.admin ? "; admin on" : ""}${curve ? "; CURVE on" : ""})`,
+      );
+      await gateway.closed;
+      out("gateway stopped");
+      return ExitCode.OK;
+    } finally {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      await gateway.stop();
+    }
+  },
+};

@@ -1,0 +1,162 @@
+import { AdminConnection, type GatewayInspection, type HandlerInspection } from "../runtime/index.js";
+import {
+  EXIT_CODES_HELP,
+  ExitCode,
+  UsageError,
+  clientCurve,
+  endpointFlag,
+  err,
+  intFlag,
+  onInterrupt,
+  out,
+  parse,
+  toJson,
+  type Command,
+} from "./common.js";
+
+const help = `Usage: swarmnet inspect [ENDPOINT] [options]
+
+Shows a gateway's actor tree live: the supervisor with pool usage, and each
+handler with its state, current request, bytes or items done, and restarts.
+On a terminal the view redraws as states change; piped, a new view is printed
+on each change. Ctrl-C ends it.
+
+The gateway must run with --admin (Gateway option admin: true). The request
+needs no session: the inspector takes no pool slot. With CURVE, only
+authorized keys get through.
+
+Options:
+      --json                 print one snapshot as JSON and exit
+      --interval MS          poll period (default 250)
+      --timeout MS           how long to wait for an answer (default 5000)
+      --curve-public KEY     CURVE: this client's public key (Z85 text or a file)
+      --curve-secret KEY     CURVE: this client's secret key (Z85 text or a file)
+      --server-key KEY       CURVE: the gateway's public key (Z85 text or a file)
+  -g, --gateway ENDPOINT     instead of ENDPOINT (default: $SWARMNET_GATEWAY or 127.0.0.1:1857)
+  -h, --help                 this help
+
+Example:
+  swarmnet inspect tcp://127.0.0.1:1857
+
+${EXIT_CODES_HELP}`;
+
+const options = {
+  gateway: { type: "string", short: "g" },
+  json: { type: "boolean" },
+  interval: { type: "string" },
+  timeout: { type: "string" },
+  "curve-public": { type: "string" },
+  "curve-secret": { type: "string" },
+  "server-key": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function size(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+function progressOf(h: HandlerInspection): string {
+  const p = h.progress as Record<string, unknown> | undefined;
+  if (p === undefined || p === null) return "-";
+  const n = (key: string): number => (typeof p[key] === "number" ? (p[key] as number) : 0);
+  if (p["kind"] === "stream") return `${n("itemsSent")} items, ${size(n("bytesSent"))}`;
+  if (p["kind"] === "files" && typeof p["bytesTotal"] === "number") {
+    return `${p["direction"] === "receive" ? "recv" : "sent"} ${n("filesDone")}/${n("files")} files, ${size(n("bytesDone"))}/${size(n("bytesTotal"))}`;
+  }
+  if (p["kind"] === "fileList") return `${n("listed")} listed`;
+  return toJson(p);
+}
+
+function requestOf(h: HandlerInspection, now: number): string {
+  const r = h.request;
+  if (r === undefined || r === null) return "-";
+  const seconds = ((now - r.startedAt) / 1000).toFixed(1);
+  return `#${r.id} ${r.kind}${r.name !== undefined ? ` ${r.name}` : ""} ${seconds}s`;
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join("  ").trimEnd());
+}
+
+/** The text view of one snapshot; `now` is the local clock (requests show how long they have run). */
+export function renderInspection(s: GatewayInspection, now = Date.now()): string {
+  const sup = s.supervisor;
+  const lines = [
+    `gateway ${s.endpoint ?? "-"}  ${s.state}`,
+    `└─ supervisor ${sup.state}  pool ${sup.poolSize}/${sup.maxPoolSize}  waiting ${sup.waiting}  ` +
+      `accepted ${sup.stats.accepted}  refused ${sup.stats.refused}  restarts ${sup.stats.restarts}  ` +
+      `crashed-out ${sup.stats.crashedOut}  expired ${sup.stats.expired}`,
+  ];
+  const rows = [["   handler", "state", "request", "progress", "restarts", "served"]];
+  s.handlers.forEach((h, i) => {
+    const branch = i === s.handlers.length - 1 ? "   └─ " : "   ├─ ";
+    rows.push([`${branch}${h.handlerId}`, h.state, requestOf(h, now), progressOf(h), String(h.restarts), String(h.served)]);
+  });
+  lines.push(...(s.handlers.length > 0 ? table(rows) : ["   (no handlers)"]));
+  lines.push(`security: ${s.security.handshakes} handshakes, ${s.security.authFailures} unauthorized, ${s.security.protocolFailures} failed`);
+  return lines.join("\n");
+}
+
+/** The view without what changes by the clock alone, to redraw on changes of state only. */
+function signature(s: GatewayInspection): string {
+  return toJson({ ...s, handlers: s.handlers.map((h) => ({ ...h, request: h.request ? { ...h.request, startedAt: 0 } : null })) });
+}
+
+export const inspectCommand: Command = {
+  name: "inspect",
+  summary: "show a gateway's supervisor and handlers live (needs --admin)",
+  help,
+  async run(argv) {
+    const { values, positionals } = parse(argv, options);
+    if (values.help) return out(help), ExitCode.OK;
+    if (positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}`);
+    if (positionals[0] !== undefined && values.gateway !== undefined) throw new UsageError("give the endpoint once: ENDPOINT or --gateway");
+    const endpoint = endpointFlag(positionals[0] ?? values.gateway);
+    const interval = intFlag("interval", values.interval, 250, 20);
+    const curve = clientCurve(values);
+    const admin = new AdminConnection(endpoint, { timeoutMs: intFlag("timeout", values.timeout, 5_000), ...(curve ? { curve } : {}) });
+    try {
+      if (values.json) {
+        out(JSON.stringify(await admin.snapshot(), null, 2));
+        return ExitCode.OK;
+      }
+      const tty = process.stdout.isTTY === true;
+      let stopped = false;
+      let wake: (() => void) | undefined;
+      const dispose = onInterrupt(() => {
+        stopped = true;
+        wake?.();
+      });
+      let last = "";
+      try {
+        while (!stopped) {
+          const snapshot = await admin.snapshot();
+          const sig = signature(snapshot);
+          // On a terminal redraw every poll (request timers tick); piped, print only changes.
+          if (tty) process.stdout.write(`\u001b[H\u001b[2J${renderInspection(snapshot)}\n\n(every ${interval} ms; Ctrl-C to quit)\n`);
+          else if (sig !== last) out(`${renderInspection(snapshot)}\n`);
+          last = sig;
+          if (snapshot.state === "stopped" || snapshot.state === "stopping") {
+            err(`gateway is ${snapshot.state}`);
+            return ExitCode.OK;
+          }
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, interval);
+            wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+        }
+        return ExitCode.OK;
+      } finally {
+        dispose();
+      }
+    } finally {
+      admin.close();
+    }
+  },
+};

@@ -1,0 +1,27 @@
+import { execFile } from "node:child_process";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { tempDir } from "./helpers.js";
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+describe("README", () => {
+  it("the File transfer snippet runs as it stands", async () => {
+    const readme = await readFile(join(ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("### File transfer"));
+    const code = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(code).toBeDefined();
+    const dir = await tempDir("swarmnet-readme-");
+    // .mts: the temp folder has no package.json saying "type": "module".
+    const file = join(dir, "snippet.mts");
+    await writeFile(file, code!.replace(`from "swarmnet"`, `from ${JSON.stringify(join(ROOT, "runtime", "index.ts"))}`));
+    const { stdout } = await run(process.execPath, ["--import", "tsx", file], { cwd: ROOT, timeout: 30_000 });
+    expect(stdout).toMatch(/downloads\/old\/app-1\.log/);
+    expect(stdout).toMatch(/app\.log 6 6/);
+    expect(stdout.trim().split("\n")).toContain("1");
+  });
+});
