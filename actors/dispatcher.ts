@@ -13,6 +13,7 @@ import {
   type GatewayMessage,
 } from "../protocol/index.js";
 import type { Frames, Peer, ServerTransport } from "../transports/transport.js";
+import type { HandlerEvent } from "./handler.js";
 import type { Outbox, SessionTable } from "./session.js";
 import type { SupervisorEvent } from "./supervisor.js";
 
@@ -144,20 +145,12 @@ export class Dispatcher {
         session.ref.send({ type: "rpc.call", message, raw: frames[1] });
         return;
       case "stream.open":
-        session.inflight = message.id;
-        session.ref.send({ type: "stream.open", message });
-        return;
       case "file.list":
-        session.inflight = message.id;
-        session.ref.send({ type: "file.list", message });
-        return;
       case "file.get":
-        session.inflight = message.id;
-        session.ref.send({ type: "file.get", message });
-        return;
       case "file.put":
+        // A request the handler runs as a job: a crash before its last answer fails it.
         session.inflight = message.id;
-        session.ref.send({ type: "file.put", message });
+        session.ref.send({ type: message.type, message } as HandlerEvent);
         return;
       case "file.data":
       case "file.credit":

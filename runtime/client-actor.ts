@@ -46,7 +46,7 @@ import {
 } from "../protocol/index.js";
 import type { ClientCurve, Frames, TransportFactory } from "../transports/transport.js";
 import { zmqTransport } from "../transports/zmq.js";
-import type { Controller } from "./controller.js";
+import type { ConnectPlan, Controller } from "./controller.js";
 import { normalizeEndpoint } from "./endpoint.js";
 import { SessionLink } from "./session-link.js";
 import { StreamReader, type StreamControl } from "./stream.js";
@@ -161,13 +161,7 @@ interface InFlight extends QueuedRequest {
   readonly reader: StreamReader | undefined;
 }
 
-interface Plan {
-  readonly endpoints: readonly string[];
-  readonly transport: TransportFactory;
-  readonly curve: ClientCurve | undefined;
-  readonly maxMessageSize: number;
-  readonly timeoutMs: number;
-  readonly connectTimeoutMs: number;
+interface Plan extends ConnectPlan {
   readonly waitMs: number;
   readonly closeTimeoutMs: number;
   readonly window: number;

@@ -44,6 +44,12 @@ function captureCallSite(): { stack?: string } | undefined {
   return site;
 }
 
+/** Gives a failed call's error the caller's frames instead of a timer's or a socket's. */
+function atCallSite(error: SwarmnetError, callSite: { stack?: string } | undefined): SwarmnetError {
+  if (callSite?.stack) error.stack = `${error.name}: ${error.message}\n${callSite.stack.split("\n").slice(1).join("\n")}`;
+  return error;
+}
+
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === "object" && typeof (value as { then?: unknown }).then === "function";
 }
@@ -245,10 +251,7 @@ export class Client {
               frames: [encode({ ...message, id })],
               timeoutMs,
               resolve,
-              reject: (error: SwarmnetError) => {
-                if (callSite?.stack) error.stack = `${error.name}: ${error.message}\n${callSite.stack.split("\n").slice(1).join("\n")}`;
-                reject(error);
-              },
+              reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
               sink: reader,
             };
             reader.markOpened();
@@ -332,10 +335,7 @@ export class Client {
               frames: [encode({ ...message, id })],
               timeoutMs,
               resolve,
-              reject: (error: SwarmnetError) => {
-                if (callSite?.stack) error.stack = `${error.name}: ${error.message}\n${callSite.stack.split("\n").slice(1).join("\n")}`;
-                reject(error);
-              },
+              reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
               sink,
             };
             sink.start();
@@ -429,10 +429,7 @@ export class Client {
             frames: raw === undefined ? [envelope] : [envelope, raw],
             timeoutMs,
             resolve,
-            reject: (error: SwarmnetError) => {
-              if (callSite?.stack) error.stack = `${error.name}: ${error.message}\n${callSite.stack.split("\n").slice(1).join("\n")}`;
-              reject(error);
-            },
+            reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
           };
           this.#ref.send({ type: "call", call });
         }),
