@@ -75,4 +75,13 @@ describe("many-to-many", () => {
     const clients = await Promise.all([controller.getClient(), controller.getClient()]);
     for (const c of clients) await expect(c.getSubroutineBatch("where")).resolves.toBe("spare");
   });
+
+  it("400 clients from one controller at once - past ZeroMQ's default limit of 1,023 sockets per process", async () => {
+    const gw = await startGateway({ maxPoolSize: 400 });
+    const controller = controllerFor(gw, { connectTimeoutMs: 20_000 });
+    const clients = await within(Promise.all(Array.from({ length: 400 }, () => controller.getClient())), 60_000, "400 clients");
+    const echoes = await Promise.all(clients.map((c, i) => c.ping(i)));
+    expect(echoes).toEqual(clients.map((_, i) => i));
+    expect(gw.snapshot().supervisor.poolSize).toBe(400);
+  });
 });

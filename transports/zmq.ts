@@ -3,7 +3,7 @@
  * per client. Only this file, the runtime entry and the CLI import `zeromq`.
  */
 import { randomBytes } from "node:crypto";
-import { Dealer, Router } from "zeromq";
+import { Dealer, Router, context } from "zeromq";
 import { SendQueue } from "./send-queue.js";
 import { registerZapDomain, unregisterZapDomain, type ZapCounters } from "./zap.js";
 import type {
@@ -28,6 +28,19 @@ function isClosedSocketError(err: unknown, socket: { closed: boolean }): boolean
 export const DEFAULT_ZMTP_HEARTBEAT_MS = 1_000;
 
 let zapDomains = 0;
+
+/**
+ * ZeroMQ's default context allows 1,023 sockets; each client uses a DEALER and
+ * a monitor pair for its link events, so a thousand clients in one process (a
+ * swarm controller, the W6 benchmark) would hit it. Raised once, as far as
+ * libzmq allows, before this module creates any socket.
+ */
+const WANTED_MAX_SOCKETS = 65_536;
+try {
+  if (context.maxSockets < WANTED_MAX_SOCKETS) context.maxSockets = Math.min(WANTED_MAX_SOCKETS, context.maxSocketsLimit);
+} catch {
+  // An embedding application may have configured the context itself: keep its choice.
+}
 
 export class ZmqServerTransport implements ServerTransport {
   readonly #options: ServerTransportOptions;
@@ -133,21 +146,20 @@ export class ZmqClientTransport implements ClientTransport {
     // hello later, which would hold a pool slot for nobody.
     const curve = this.#options.curve;
     const heartbeat = this.#options.heartbeatIntervalMs ?? DEFAULT_ZMTP_HEARTBEAT_MS;
-    const socket = new Dealer({
-      linger: 0,
-      maxMessageSize: this.#options.maxMessageSize,
-      // Unique per client, kept across ZeroMQ's reconnects (see the ROUTER's handover).
-      routingId: `c${randomBytes(12).toString("hex")}`,
-      heartbeatInterval: heartbeat,
-      heartbeatTimeout: heartbeat * 3,
-      ...(curve ? { curveServerKey: curve.serverPublicKey, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey } : {}),
-    });
+    let socket: Dealer;
+    try {
+      socket = this.#createSocket(curve, heartbeat);
+    } catch (err) {
+      // e.g. "Too many open file descriptors": the client fails with that cause, the controller goes on.
+      queueMicrotask(() => handlers.onError(err as Error));
+      return;
+    }
+    this.#socket = socket;
     if (handlers.onLink) {
       const onLink = handlers.onLink;
       socket.events.on("handshake", () => onLink(true));
       socket.events.on("disconnect", () => onLink(false));
     }
-    this.#socket = socket;
     this.#queue = new SendQueue<null>(
       (frames) => socket.send(frames as Uint8Array[]),
       (_tag, err) => handlers.onError(err),
@@ -159,6 +171,18 @@ export class ZmqClientTransport implements ClientTransport {
       return;
     }
     void this.#receiveLoop(socket, handlers);
+  }
+
+  #createSocket(curve: ClientTransportOptions["curve"], heartbeat: number): Dealer {
+    return new Dealer({
+      linger: 0,
+      maxMessageSize: this.#options.maxMessageSize,
+      // Unique per client, kept across ZeroMQ's reconnects (see the ROUTER's handover).
+      routingId: `c${randomBytes(12).toString("hex")}`,
+      heartbeatInterval: heartbeat,
+      heartbeatTimeout: heartbeat * 3,
+      ...(curve ? { curveServerKey: curve.serverPublicKey, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey } : {}),
+    });
   }
 
   async #receiveLoop(socket: Dealer, handlers: ClientTransportHandlers): Promise<void> {
