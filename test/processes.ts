@@ -33,14 +33,21 @@ export async function kill(child: ChildProcess, signal: NodeJS.Signals = "SIGKIL
   await within(exited, 10_000, "child exit");
 }
 
-/** A loopback port that was free a moment ago (for restarting a gateway on the same port). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
+/**
+ * A free loopback port below Linux's ephemeral range (32768+), for restarting
+ * a gateway on the same port: inside that range the kernel may hand the port
+ * to an outgoing connection (even a reconnecting client's own self-connect)
+ * between the stop and the restart.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
+  throw new Error("no free port in 20000-31999 after 50 tries");
 }

@@ -8,6 +8,7 @@
  *   npm run example:rc-car
  *   npm run example:rc-car -- --inspect      # also print the actor tree one inspect callback saw
  */
+import { createServer } from "node:net";
 import { parseArgs } from "node:util";
 import { createActor, type InspectionEvent } from "xstate";
 import type { Gateway } from "../../runtime/index.js";
@@ -26,7 +27,25 @@ const log = (line: string): void => void process.stdout.write(`${line}\n`);
 /** Readings to drive on after the reconnect before parking. */
 const DRIVE_ON_READINGS = 15;
 
-let car: Gateway = await startCar({ host: values.host, log });
+/**
+ * The car restarts on the same port. A port from the OS (bind 0) lies in the
+ * ephemeral range, where the kernel may give it to an outgoing connection
+ * between the stop and the restart; pick one below that range instead.
+ */
+async function quietPort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const candidate = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = createServer();
+      probe.once("error", () => resolve(false));
+      probe.listen(candidate, values.host, () => probe.close(() => resolve(true)));
+    });
+    if (free) return candidate;
+  }
+  throw new Error("no free port in 20000-31999");
+}
+
+let car: Gateway = await startCar({ host: values.host, port: await quietPort(), log });
 const port = car.port;
 log(`[car] gateway on ${car.endpoint}`);
 
