@@ -24,4 +24,19 @@ describe("README", () => {
     expect(stdout).toMatch(/app\.log 6 6/);
     expect(stdout.trim().split("\n")).toContain("1");
   });
+
+  it("the Streaming snippet runs as it stands", async () => {
+    const readme = await readFile(join(ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("### Streaming"));
+    const code = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(code).toBeDefined();
+    const dir = await tempDir("swarmnet-readme-");
+    const file = join(dir, "snippet.mts");
+    await writeFile(file, code!.replace(`from "swarmnet"`, `from ${JSON.stringify(join(ROOT, "runtime", "index.ts"))}`));
+    const { stdout } = await run(process.execPath, ["--import", "tsx", file], { cwd: ROOT, timeout: 30_000 });
+    expect(stdout).toContain("callback items 100 finally ran 1");
+    expect(stdout).not.toContain("eos"); // aborted by the callback: no end-of-stream callback
+    expect(stdout).toContain("2 pin 4: 10");
+    expect(stdout).toContain("merged 0,1,2,3,4,5,6,7,8,9,10,11");
+  });
 });
