@@ -13,8 +13,10 @@ let entry;
 if (process.env.SWARMNET_CLI_DIST !== "1" && existsSync(source)) {
   const tsx = await import("tsx/esm/api").catch(() => undefined);
   if (tsx !== undefined) {
-    tsx.register();
-    entry = source;
+    // Scoped to our own module graph: a user's plain-JS `--subroutines` module is
+    // loaded by Node as usual (tsx would take an ESM .js without "type" for CJS).
+    const api = tsx.register({ namespace: "swarmnet-cli" });
+    entry = (specifier) => api.import(specifier, import.meta.url);
   }
 }
 if (entry === undefined) {
@@ -22,7 +24,6 @@ if (entry === undefined) {
     process.stderr.write("swarmnet: dist/cli/main.js is missing: run `npm run build` (or install tsx to run from source)\n");
     process.exit(1);
   }
-  entry = built;
 }
-const { run } = await import(entry.href);
+const { run } = entry !== undefined ? await entry(source.href) : await import(built.href);
 await run(process.argv.slice(2));

@@ -61,7 +61,7 @@ function progressOf(h: HandlerInspection): string {
   const p = h.progress as Record<string, unknown> | undefined;
   if (p === undefined || p === null) return "-";
   const n = (key: string): number => (typeof p[key] === "number" ? (p[key] as number) : 0);
-  if (p["kind"] === "stream") return `${n("itemsSent")} items, ${size(n("bytesSent"))}`;
+  if (p["kind"] === "stream") return `${n("itemsSent")} items${n("bytesSent") > 0 ? `, ${size(n("bytesSent"))}` : ""}`;
   if (p["kind"] === "files" && typeof p["bytesTotal"] === "number") {
     return `${p["direction"] === "receive" ? "recv" : "sent"} ${n("filesDone")}/${n("files")} files, ${size(n("bytesDone"))}/${size(n("bytesTotal"))}`;
   }

@@ -259,9 +259,14 @@ describe("swarmnet CLI - against a gateway process", () => {
     expect(result.code).toBe(0);
   });
 
-  it("gateway - SIGTERM stops it gracefully with exit 0", async () => {
-    const extra = await startCliGateway(["--subroutines", SUBROUTINES]);
+  it("gateway - a plain JS module's exports are served (generators stream); SIGTERM stops it gracefully with exit 0", async () => {
+    const dir = await tempDir();
+    const subs = join(dir, "subs.js"); // ESM syntax, no package.json: Node detects the module type
+    await writeFile(subs, "export const add = (a, b) => a + b;\nexport function* upto(n) { for (let i = 0; i < n; i++) yield [i, i]; }\n");
+    const extra = await startCliGateway(["--subroutines", subs]);
+    expect(extra.gateway.stdout).toContain("2 subroutines: add, upto");
     expect((await cli(["call", "add", "1", "1", "-g", extra.endpoint])).stdout).toBe("2\n");
+    expect((await cli(["stream", "upto", "2", "-g", extra.endpoint])).stdout).toBe("0\t0\n1\t1\n");
     const result = await extra.gateway.stop("SIGTERM");
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("gateway stopped");
