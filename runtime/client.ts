@@ -34,13 +34,19 @@ export type EndOfStreamCallback = (name: string) => unknown;
  * the user's line. Skipped where Node maps stacks through source maps
  * (`--enable-source-maps`, tsx): there every capture costs tens of
  * microseconds, more than the call itself. `SWARMNET_CALLSITES=1` forces it on,
- * `=0` off.
+ * `=0` off (read once, when the module loads).
  */
+const CALLSITES_FLAG = process.env["SWARMNET_CALLSITES"];
+/** Frames kept: the caller's line and a few above it; a longer walk costs more per call. */
+const CALLSITE_FRAMES = 6;
+
 function captureCallSite(): { stack?: string } | undefined {
-  const flag = process.env["SWARMNET_CALLSITES"];
-  if (flag === "0" || (flag !== "1" && process.sourceMapsEnabled)) return undefined;
+  if (CALLSITES_FLAG === "0" || (CALLSITES_FLAG !== "1" && process.sourceMapsEnabled)) return undefined;
   const site: { stack?: string } = {};
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = CALLSITE_FRAMES;
   Error.captureStackTrace(site, captureCallSite);
+  Error.stackTraceLimit = limit;
   return site;
 }
 
