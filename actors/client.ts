@@ -144,6 +144,15 @@ function failPending(context: ClientContext, error: SwarmnetError): void {
   context.pending?.reject(error);
 }
 
+/** How a request in flight (a call or a stream) ends on a message from the gateway; shared by awaiting and streaming. */
+const ANSWERS = {
+  wire: [
+    { guard: "sessionGone", target: "closed", actions: ["settlePending", "clearPending"] },
+    { guard: "answersPending", target: "ready", actions: ["settlePending", "clearPending"] },
+  ],
+  "wire.invalid": { target: "ready", actions: ["failOnInvalid", "clearPending"] },
+} as const;
+
 export const clientMachine = setup({
   types: {
     input: {} as ClientMachineInput,
@@ -228,6 +237,9 @@ export const clientMachine = setup({
       if (answer === undefined) return;
       if (answer.ok) pending.resolve(answer.value);
       else pending.reject(answer.error);
+    },
+    failOnInvalid: ({ context, event }) => {
+      if (event.type === "wire.invalid") failPending(context, event.error);
     },
     clearPending: enqueueActions(({ context, enqueue }) => {
       clearTimeout(context.slot.deadline);
@@ -360,14 +372,7 @@ export const clientMachine = setup({
           target: "ready",
           actions: [({ context, event }) => context.pending?.reject(event.error), "clearPending"],
         },
-        wire: [
-          { guard: "sessionGone", target: "closed", actions: ["settlePending", "clearPending"] },
-          { guard: "answersPending", target: "ready", actions: ["settlePending", "clearPending"] },
-        ],
-        "wire.invalid": {
-          target: "ready",
-          actions: [({ context, event }) => failPending(context, event.error), "clearPending"],
-        },
+        ...ANSWERS,
         close: {
           target: "closing",
           actions: [({ context }) => failPending(context, new ClosedError("client closed while a stream was open")), "clearPending"],
@@ -376,14 +381,7 @@ export const clientMachine = setup({
     },
     awaiting: {
       on: {
-        wire: [
-          { guard: "sessionGone", target: "closed", actions: ["settlePending", "clearPending"] },
-          { guard: "answersPending", target: "ready", actions: ["settlePending", "clearPending"] },
-        ],
-        "wire.invalid": {
-          target: "ready",
-          actions: [({ context, event }) => failPending(context, event.error), "clearPending"],
-        },
+        ...ANSWERS,
         close: {
           target: "closing",
           actions: [({ context }) => failPending(context, new ClosedError("client closed while a call was in flight")), "clearPending"],
