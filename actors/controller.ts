@@ -16,6 +16,8 @@ export interface ControllerContext {
   readonly endpoints: readonly string[];
   /** Clients created over the controller's life. */
   readonly spawned: number;
+  /** Why recently failed clients failed, by actor id (the last few), for the code that asked for them. */
+  readonly failures: Readonly<Record<string, unknown>>;
 }
 
 export type ControllerEvent =
@@ -32,7 +34,7 @@ export const controllerMachine = setup({
   actors: { client: clientMachine },
 }).createMachine({
   id: "controller",
-  context: ({ input }) => ({ endpoints: input.endpoints, spawned: 0 }),
+  context: ({ input }) => ({ endpoints: input.endpoints, spawned: 0, failures: {} }),
   initial: "open",
   states: {
     open: {
@@ -46,7 +48,18 @@ export const controllerMachine = setup({
         "client.release": { actions: stopChild(({ event }) => event.id) },
         // A client that ended (closed, failed, crashed) leaves the tree.
         "xstate.done.actor.*": { actions: stopChild(({ event }) => (event as DoneActorEvent).actorId) },
-        "xstate.error.actor.*": { actions: stopChild(({ event }) => (event as ErrorActorEvent).actorId) },
+        "xstate.error.actor.*": {
+          actions: [
+            stopChild(({ event }) => (event as ErrorActorEvent).actorId),
+            assign({
+              failures: ({ context, event }) => {
+                const { actorId, error } = event as ErrorActorEvent;
+                const kept = Object.entries(context.failures).slice(-15);
+                return Object.fromEntries([...kept, [actorId, error]]);
+              },
+            }),
+          ],
+        },
         close: "closed",
       },
     },

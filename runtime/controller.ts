@@ -19,6 +19,7 @@ import { Client } from "./client.js";
 import { endpointOf, normalizeEndpoint } from "./endpoint.js";
 import type { InspectCallback } from "./gateway.js";
 import { Swarm } from "./swarm.js";
+import { untilSnapshot } from "./wait.js";
 
 export interface ControllerOptions {
   /** Gateway host, when `gateways` is not given. @default "127.0.0.1" */
@@ -229,8 +230,13 @@ export class Controller {
       id,
       input: { transport, endpoint, connectTimeoutMs, waitMs, closeTimeoutMs: Math.min(this.#timeoutMs, 5_000) },
     });
-    const ref = this.#actor.getSnapshot().children[id] as ClientActorRef | undefined;
-    if (!ref) throw new ClosedError("controller could not create a client");
+    // Processed at once unless the controller is mid-step (then just after): wait for the child or its failure.
+    const snapshot = await untilSnapshot(this.#actor, (s) => s.children[id] !== undefined || id in s.context.failures).catch(() => undefined);
+    const ref = snapshot?.children[id] as ClientActorRef | undefined;
+    if (!ref) {
+      const cause = snapshot?.context.failures[id];
+      throw new ConnectionError(`could not create a client for ${endpoint}${cause instanceof Error ? `: ${cause.message}` : ""}`, { cause });
+    }
     const client = new Client(ref, endpoint, this.#timeoutMs, (c) => {
       this.#clients.delete(c);
       if (this.#actor.getSnapshot().status === "active") this.#actor.send({ type: "client.release", id });

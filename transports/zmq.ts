@@ -19,6 +19,20 @@ import type {
   TransportFactory,
 } from "./transport.js";
 
+/**
+ * libzmq calls can fail with EINTR when a signal lands mid-syscall (a profiler's
+ * SIGPROF does it all the time); they are retried, a bounded number of times.
+ */
+function retryOnEintr<T>(attempt: () => T, tries = 10): T {
+  for (let i = 1; ; i++) {
+    try {
+      return attempt();
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EINTR" || i >= tries) throw err;
+    }
+  }
+}
+
 function isClosedSocketError(err: unknown, socket: { closed: boolean }): boolean {
   const code = (err as { code?: string }).code;
   return socket.closed || code === "ETERM" || code === "ENOTSOCK";
@@ -84,7 +98,14 @@ export class ZmqServerTransport implements ServerTransport {
     socket.events.on("handshake", () => void this.#stats.handshakes++);
     socket.events.on("handshake:error:protocol", () => void this.#stats.protocolFailures++);
     const host = this.#options.host.includes(":") ? `[${this.#options.host}]` : this.#options.host;
-    await socket.bind(`tcp://${host}:${this.#options.port}`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await socket.bind(`tcp://${host}:${this.#options.port}`);
+        break;
+      } catch (err) {
+        if ((err as { code?: string }).code !== "EINTR" || attempt >= 10) throw err;
+      }
+    }
     void this.#receiveLoop(socket, handlers);
     return socket.lastEndpoint ?? `tcp://${host}:${this.#options.port}`;
   }
@@ -148,7 +169,7 @@ export class ZmqClientTransport implements ClientTransport {
     const heartbeat = this.#options.heartbeatIntervalMs ?? DEFAULT_ZMTP_HEARTBEAT_MS;
     let socket: Dealer;
     try {
-      socket = this.#createSocket(curve, heartbeat);
+      socket = retryOnEintr(() => this.#createSocket(curve, heartbeat));
     } catch (err) {
       // e.g. "Too many open file descriptors": the client fails with that cause, the controller goes on.
       queueMicrotask(() => handlers.onError(err as Error));
@@ -165,7 +186,7 @@ export class ZmqClientTransport implements ClientTransport {
       (_tag, err) => handlers.onError(err),
     );
     try {
-      socket.connect(this.#endpoint);
+      retryOnEintr(() => socket.connect(this.#endpoint));
     } catch (err) {
       queueMicrotask(() => handlers.onError(err as Error));
       return;
