@@ -10,7 +10,7 @@
  * any parent actor) just sends `call` and waits; every exit from `awaiting`
  * settles it exactly once.
  */
-import { assign, enqueueActions, fromCallback, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
+import { assign, fromCallback, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
 import {
   ClosedError,
   ConnectionError,
@@ -241,10 +241,11 @@ export const clientMachine = setup({
     failOnInvalid: ({ context, event }) => {
       if (event.type === "wire.invalid") failPending(context, event.error);
     },
-    clearPending: enqueueActions(({ context, enqueue }) => {
+    clearPending: assign(({ context }) => {
+      // The deadline timer lives outside the context (a handle, not state): stop it with the call.
       clearTimeout(context.slot.deadline);
       context.slot.deadline = undefined;
-      enqueue.assign({ pending: undefined, completed: context.completed + 1 });
+      return { pending: undefined, completed: context.completed + 1 };
     }),
   },
 }).createMachine({
