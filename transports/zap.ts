@@ -39,6 +39,7 @@ interface Domain {
 const domains = new Map<string, Domain>();
 let socket: Router | undefined;
 let binding: Promise<void> | undefined;
+let closing: Promise<void> | undefined;
 
 async function serve(zap: Router): Promise<void> {
   while (!zap.closed) {
@@ -69,6 +70,8 @@ async function serve(zap: Router): Promise<void> {
 export async function registerZapDomain(name: string, authorizedKeys: readonly string[]): Promise<ZapCounters> {
   const counters: ZapCounters = { authorized: 0, refused: 0 };
   domains.set(name, { keys: new Set(authorizedKeys.map((k) => z85Decode(k).toString("hex"))), counters });
+  // The endpoint of a handler that is still closing is not free yet.
+  if (closing) await closing;
   if (!socket) {
     const zap = new Router({ linger: 0 });
     socket = zap;
@@ -78,11 +81,24 @@ export async function registerZapDomain(name: string, authorizedKeys: readonly s
   return counters;
 }
 
-export function unregisterZapDomain(name: string): void {
+/** Removes a domain; the last one out closes the handler (so the process can exit) and waits until its endpoint is free. */
+export async function unregisterZapDomain(name: string): Promise<void> {
   domains.delete(name);
   if (domains.size === 0 && socket) {
-    socket.close();
+    const zap = socket;
+    const bound = binding;
     socket = undefined;
     binding = undefined;
+    closing = (async () => {
+      try {
+        await bound;
+        await Promise.race([zap.unbind(ZAP_ENDPOINT), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
+      } catch {
+        // Never bound, or already gone: closing is all that is left.
+      }
+      zap.close();
+    })();
+    await closing;
+    closing = undefined;
   }
 }

@@ -33,6 +33,23 @@ function retryOnEintr<T>(attempt: () => T, tries = 10): T {
   }
 }
 
+/** How long close() waits for ZeroMQ to release the port before closing anyway. */
+const UNBIND_TIMEOUT_MS = 1_000;
+
+/** Settles when `promise` does or after `ms`, whichever is first; never rejects. */
+function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.then(
+      () => undefined,
+      () => undefined,
+    ),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
 function isClosedSocketError(err: unknown, socket: { closed: boolean }): boolean {
   const code = (err as { code?: string }).code;
   return socket.closed || code === "ETERM" || code === "ENOTSOCK";
@@ -141,9 +158,16 @@ export class ZmqServerTransport implements ServerTransport {
   async close(): Promise<void> {
     this.#queue?.close();
     const socket = this.#socket;
-    if (socket && !socket.closed) socket.close();
-    if (this.#zapDomain) unregisterZapDomain(this.#zapDomain);
+    if (socket && !socket.closed) {
+      // close() returns before ZeroMQ's I/O thread lets go of the port; unbinding first means a
+      // gateway restarted on the same port right after stop() can bind it.
+      const endpoint = socket.lastEndpoint;
+      if (endpoint) await bounded(socket.unbind(endpoint), UNBIND_TIMEOUT_MS);
+      socket.close();
+    }
+    const domain = this.#zapDomain;
     this.#zapDomain = undefined;
+    if (domain) await unregisterZapDomain(domain);
   }
 
   stats(): ServerTransportStats {
