@@ -37,6 +37,20 @@ interface Domain {
 }
 
 const domains = new Map<string, Domain>();
+
+/** The endpoint of a handler closed a moment ago may not be free yet: retry for up to a second. */
+async function bindRetrying(zap: Router): Promise<void> {
+  const deadline = Date.now() + 1_000;
+  for (;;) {
+    try {
+      await zap.bind(ZAP_ENDPOINT);
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EADDRINUSE" || Date.now() >= deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
 let socket: Router | undefined;
 let binding: Promise<void> | undefined;
 let closing: Promise<void> | undefined;
@@ -75,7 +89,7 @@ export async function registerZapDomain(name: string, authorizedKeys: readonly s
   if (!socket) {
     const zap = new Router({ linger: 0 });
     socket = zap;
-    binding = zap.bind(ZAP_ENDPOINT).then(() => void serve(zap));
+    binding = bindRetrying(zap).then(() => void serve(zap));
   }
   await binding;
   return counters;
@@ -90,12 +104,7 @@ export async function unregisterZapDomain(name: string): Promise<void> {
     socket = undefined;
     binding = undefined;
     closing = (async () => {
-      try {
-        await bound;
-        await Promise.race([zap.unbind(ZAP_ENDPOINT), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
-      } catch {
-        // Never bound, or already gone: closing is all that is left.
-      }
+      await bound?.catch(() => undefined);
       zap.close();
     })();
     await closing;

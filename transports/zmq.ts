@@ -33,21 +33,11 @@ function retryOnEintr<T>(attempt: () => T, tries = 10): T {
   }
 }
 
-/** How long close() waits for ZeroMQ to release the port before closing anyway. */
-const UNBIND_TIMEOUT_MS = 1_000;
-
-/** Settles when `promise` does or after `ms`, whichever is first; never rejects. */
-function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise.then(
-      () => undefined,
-      () => undefined,
-    ),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+/** How long listen() keeps trying a fixed port that is still being released. */
+const BIND_RETRY_MS = 1_000;
+/** One turn of the event loop (timers and I/O get to run). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function isClosedSocketError(err: unknown, socket: { closed: boolean }): boolean {
@@ -80,6 +70,7 @@ export class ZmqServerTransport implements ServerTransport {
   #zapDomain: string | undefined;
   #zap: ZapCounters | undefined;
   readonly #stats = { handshakes: 0, protocolFailures: 0 };
+  #closing = false;
 
   constructor(options: ServerTransportOptions) {
     this.#options = options;
@@ -115,12 +106,26 @@ export class ZmqServerTransport implements ServerTransport {
     socket.events.on("handshake", () => void this.#stats.handshakes++);
     socket.events.on("handshake:error:protocol", () => void this.#stats.protocolFailures++);
     const host = this.#options.host.includes(":") ? `[${this.#options.host}]` : this.#options.host;
+    // EINTR is retried at once. EADDRINUSE on a fixed port is retried for a moment: a gateway
+    // restarted in the same process right after stop() can find the port still held while
+    // ZeroMQ's I/O thread finishes closing the old listener. A port really in use still fails.
+    const deadline = Date.now() + BIND_RETRY_MS;
     for (let attempt = 1; ; attempt++) {
       try {
         await socket.bind(`tcp://${host}:${this.#options.port}`);
         break;
       } catch (err) {
-        if ((err as { code?: string }).code !== "EINTR" || attempt >= 10) throw err;
+        const code = (err as { code?: string }).code;
+        if (code === "EINTR" && attempt < 10) continue;
+        if (code === "EADDRINUSE" && this.#options.port !== 0 && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 25));
+          continue;
+        }
+        socket.close();
+        const domain = this.#zapDomain;
+        this.#zapDomain = undefined;
+        if (domain) await unregisterZapDomain(domain);
+        throw err;
       }
     }
     void this.#receiveLoop(socket, handlers);
@@ -133,7 +138,10 @@ export class ZmqServerTransport implements ServerTransport {
       try {
         message = await socket.receive();
       } catch (err) {
-        if (isClosedSocketError(err, socket)) return;
+        if (this.#closing || isClosedSocketError(err, socket)) return;
+        // A failed receive rejects at once: retrying in a bare loop would spin on microtasks
+        // and starve the event loop (and the close that would end it). Yield a turn first.
+        await nextTurn();
         continue;
       }
       const id = message[0];
@@ -156,15 +164,13 @@ export class ZmqServerTransport implements ServerTransport {
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     this.#queue?.close();
     const socket = this.#socket;
-    if (socket && !socket.closed) {
-      // close() returns before ZeroMQ's I/O thread lets go of the port; unbinding first means a
-      // gateway restarted on the same port right after stop() can bind it.
-      const endpoint = socket.lastEndpoint;
-      if (endpoint) await bounded(socket.unbind(endpoint), UNBIND_TIMEOUT_MS);
-      socket.close();
-    }
+    // No unbind() first: with pipes still attached, libzmq 4.3.5 can abort on an assertion in
+    // pipe.cpp. close() lets ZeroMQ's I/O thread release the port a moment later; listen()
+    // retries a port still being released.
+    if (socket && !socket.closed) socket.close();
     const domain = this.#zapDomain;
     this.#zapDomain = undefined;
     if (domain) await unregisterZapDomain(domain);
@@ -237,6 +243,7 @@ export class ZmqClientTransport implements ClientTransport {
         message = await socket.receive();
       } catch (err) {
         if (isClosedSocketError(err, socket)) return;
+        await nextTurn();
         continue;
       }
       try {
