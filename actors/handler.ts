@@ -150,6 +150,7 @@ export const handlerMachine = setup({
     isKnownStream: ({ context, event }) => event.type === "stream.open" && context.registry.get(event.message.name) !== undefined,
     isJobOfCurrent: ({ context, event }) => event.type === "job.finished" && context.request?.id === event.id,
     hasFiles: ({ context }) => context.files !== undefined,
+    currentAnswered: ({ context }) => context.request !== undefined && context.session.lastAnswered === context.request.id,
     isCancelOfCurrent: ({ context, event }) => event.type === "rpc.cancel" && context.request?.id === event.message.id,
   },
   actions: {
@@ -176,6 +177,18 @@ export const handlerMachine = setup({
     replyNoFiles: ({ context, event }) => {
       if (event.type !== "file.list" && event.type !== "file.get" && event.type !== "file.put") return;
       context.session.reply(errorReply(event.message.id, ErrorCode.PATH_NOT_ALLOWED, "this gateway serves no files"));
+    },
+    defer: ({ context, event }) => {
+      if (context.session.deferred === undefined) context.session.deferred = event;
+      else if ("message" in event) {
+        context.session.reply(errorReply(event.message.id, ErrorCode.BUSY, "handler is busy with another request"));
+      }
+    },
+    serveDeferred: ({ context, self }) => {
+      const deferred = context.session.deferred as HandlerEvent | undefined;
+      if (deferred === undefined) return;
+      context.session.deferred = undefined;
+      self.send(deferred);
     },
     replyBusy: ({ context, event }) => {
       if (event.type !== "rpc.call" && event.type !== "stream.open" && !event.type.startsWith("file.")) return;
@@ -337,6 +350,7 @@ export const handlerMachine = setup({
   },
   states: {
     idle: {
+      entry: "serveDeferred",
       on: {
         "rpc.call": [
           { guard: "isKnownBatch", actions: ["faultHook", "runBatch"] },
@@ -396,11 +410,13 @@ export const handlerMachine = setup({
         },
       },
       on: {
-        "rpc.call": { actions: "replyBusy" },
-        "stream.open": { actions: "replyBusy" },
-        "file.list": { actions: "replyBusy" },
-        "file.get": { actions: "replyBusy" },
-        "file.put": { actions: "replyBusy" },
+        // The client sends its next request as soon as the last one is answered; the handler may
+        // still be wrapping up that job. Such a request waits for idle; any other is refused as busy.
+        "rpc.call": [{ guard: "currentAnswered", actions: "defer" }, { actions: "replyBusy" }],
+        "stream.open": [{ guard: "currentAnswered", actions: "defer" }, { actions: "replyBusy" }],
+        "file.list": [{ guard: "currentAnswered", actions: "defer" }, { actions: "replyBusy" }],
+        "file.get": [{ guard: "currentAnswered", actions: "defer" }, { actions: "replyBusy" }],
+        "file.put": [{ guard: "currentAnswered", actions: "defer" }, { actions: "replyBusy" }],
         "call.done": { guard: "isCurrent", target: "idle", actions: ["replyResult", "endRequest"] },
         "call.failed": { guard: "isCurrent", target: "idle", actions: ["replyFailure", "endRequest"] },
         // The caller's deadline passed: drop the call (its late result is ignored) and serve the next one.

@@ -30,6 +30,13 @@ export class Session {
   inflight: number | undefined;
   /** The stream or transfer the handler is running, fed directly by the dispatcher. */
   job: Job | undefined;
+  /** Id of the last request whose final answer went out. */
+  lastAnswered: number | undefined;
+  /**
+   * A request that arrived after the running one was answered but before the
+   * handler got back to idle (its job still finishing): served on idle.
+   */
+  deferred: unknown;
   /** Last time anything arrived from this client (ms since epoch): the lease. */
   lastSeen = Date.now();
   readonly #outbox: Outbox;
@@ -49,7 +56,10 @@ export class Session {
 
   /** Sends to this session's client; an answer to the request in flight clears it. */
   reply(message: GatewayMessage, raw?: Uint8Array): void {
-    if (message.id !== 0 && message.id === this.inflight && !IN_PROGRESS.has(message.type)) this.inflight = undefined;
+    if (message.id !== 0 && !IN_PROGRESS.has(message.type)) {
+      this.lastAnswered = message.id;
+      if (message.id === this.inflight) this.inflight = undefined;
+    }
     this.#outbox.send(this.peer, message, raw);
   }
 }

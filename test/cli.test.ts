@@ -192,10 +192,10 @@ describe("swarmnet CLI - against a gateway process", () => {
       cli(["get", "--files", "../secret", "-g", endpoint]),
       cli(["get", "--folder", "nope", "-g", endpoint]),
     ]);
-    expect(regex.code).toBe(0);
+    expect(regex.code, regex.stderr).toBe(0);
     expect((await readdir(a)).sort()).toEqual([0, 1, 2, 3, 4, 5].map((i) => `app-${i}.log`));
     expect(regex.stdout.split("\n").filter((l) => l.startsWith(a))).toHaveLength(6);
-    expect(files.code).toBe(0);
+    expect(files.code, files.stderr).toBe(0);
     expect((await readdir(b)).sort()).toEqual(["big.bin", "readme.txt"]);
     expect(refused.code).toBe(4);
     expect(refused.stderr).toContain("SWARMNET_PATH_NOT_ALLOWED");
