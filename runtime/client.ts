@@ -21,7 +21,7 @@ import {
   type TransferSink,
 } from "./files.js";
 import type { GatewayInspection } from "./gateway.js";
-import { StreamReader, abortReason, type StreamControl, type StreamItem, type StreamOptions } from "./stream.js";
+import { StreamReader, abortReason, type StreamItem, type StreamOptions } from "./stream.js";
 import { stateName, untilSnapshot } from "./wait.js";
 
 /** A stream callback: return `false` (or a promise of it) to abort the stream. */
@@ -222,14 +222,7 @@ export class Client {
   #openStream<T>(message: Record<string, unknown>, options: StreamOptions): AsyncIterator<StreamItem<T>> {
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     const id = this.#allocateId();
-    const control: StreamControl = {
-      send: (m) => {
-        if (this.#ref.getSnapshot().status === "active") this.#ref.getSnapshot().context.transport.send([encode(m)]);
-      },
-      finished: (streamId) => this.#ref.send({ type: "call.finished", id: streamId }),
-      failed: (streamId, error) => this.#ref.send({ type: "call.failed", id: streamId, error }),
-    };
-    const reader = new StreamReader<T>(id, control, {
+    const reader = new StreamReader<T>(id, this.#sinkControl(id), {
       window: message["window"] as number,
       windowBytes: message["windowBytes"] as number,
       timeoutMs,
@@ -246,10 +239,8 @@ export class Client {
       .add(
         () =>
           new Promise<unknown>((resolve, reject) => {
-            if (this.#ref.getSnapshot().status !== "active") {
-              reject(this.#ref.getSnapshot().context.error ?? new ClosedError("client is closed"));
-              return;
-            }
+            const closed = this.#closedError();
+            if (closed) return reject(closed);
             if (reader.end !== "open") return resolve(undefined); // aborted before it began
             const call: PendingCall = {
               id,
@@ -320,21 +311,10 @@ export class Client {
       .add(
         () =>
           new Promise<unknown>((resolve, reject) => {
-            if (this.#ref.getSnapshot().status !== "active") {
-              reject(this.#ref.getSnapshot().context.error ?? new ClosedError("client is closed"));
-              return;
-            }
+            const closed = this.#closedError();
+            if (closed) return reject(closed);
             const id = this.#allocateId();
-            const transport = this.#ref.getSnapshot().context.transport;
-            sink = makeSink(id, {
-              send: (m, raw) => {
-                if (this.#ref.getSnapshot().status !== "active") return;
-                const envelope = encode(m.id === undefined ? { ...m, id } : m);
-                transport.send(raw === undefined ? [envelope] : [envelope, raw]);
-              },
-              finished: (callId) => this.#ref.send({ type: "call.finished", id: callId }),
-              failed: (callId, error) => this.#ref.send({ type: "call.failed", id: callId, error }),
-            });
+            sink = makeSink(id, this.#sinkControl(id));
             const call: PendingCall = {
               id,
               kind: "files",
@@ -393,6 +373,28 @@ export class Client {
     await this.closeHandler();
   }
 
+  /** Why no request can go out any more, or undefined while the client is live. */
+  #closedError(): SwarmnetError | undefined {
+    const snapshot = this.#ref.getSnapshot();
+    return snapshot.status === "active" ? undefined : (snapshot.context.error ?? new ClosedError("client is closed"));
+  }
+
+  /**
+   * What a stream reader or a transfer sink uses to talk for request `id`: control messages on this
+   * client's connection (the id filled in when absent) and the end or failure of the request.
+   */
+  #sinkControl(id: number): SinkControl {
+    return {
+      send: (m, raw) => {
+        if (this.#ref.getSnapshot().status !== "active") return;
+        const envelope = encode(m["id"] === undefined ? { ...m, id } : m);
+        this.#ref.getSnapshot().context.transport.send(raw === undefined ? [envelope] : [envelope, raw]);
+      },
+      finished: (callId) => this.#ref.send({ type: "call.finished", id: callId }),
+      failed: (callId, error) => this.#ref.send({ type: "call.failed", id: callId, error }),
+    };
+  }
+
   #allocateId(): number {
     const id = this.#nextId;
     this.#nextId = id >= MAX_REQUEST_ID ? 1 : id + 1;
@@ -417,10 +419,8 @@ export class Client {
     return this.#queue.add(
       () =>
         new Promise<unknown>((resolve, reject) => {
-          if (this.#ref.getSnapshot().status !== "active") {
-            reject(this.#ref.getSnapshot().context.error ?? new ClosedError("client is closed"));
-            return;
-          }
+          const closed = this.#closedError();
+          if (closed) return reject(closed);
           const id = this.#allocateId();
           let envelope: Uint8Array;
           try {
