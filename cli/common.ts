@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { Controller, ErrorCode, SwarmnetError, normalizeEndpoint, type ClientCurve } from "../runtime/index.js";
+import { Controller, ErrorCode, SwarmnetError, normalizeEndpoint, type Client, type ClientCurve, type Swarm } from "../runtime/index.js";
 
 /** Exit codes of every subcommand (shown in `--help` and the README). */
 export const ExitCode = {
@@ -243,6 +243,12 @@ export function onInterrupt(handler: () => void): () => void {
   const listener = (): void => handler();
   process.once("SIGINT", listener);
   return () => void process.off("SIGINT", listener);
+}
+
+/** One client, or a swarm of `size`, for a transfer; `via` says which for the summary line. */
+export async function transferWorker(controller: Controller, size: number): Promise<{ worker: Client | Swarm; via: string }> {
+  if (size === 1) return { worker: await controller.getClient(), via: "1 connection" };
+  return { worker: await controller.getSwarm(size), via: `a swarm of ${size}` };
 }
 
 export function mib(bytes: number): string {

@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
-import type { Client, FileProgress, GetFilesOptions, Swarm } from "../runtime/index.js";
-import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UsageError, connectionOptions, controllerFrom, intFlag, mib, out, parse, type Command } from "./common.js";
+import type { FileProgress, GetFilesOptions } from "../runtime/index.js";
+import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UsageError, connectionOptions, controllerFrom, intFlag, mib, out, parse, transferWorker, type Command } from "./common.js";
 
 const help = `Usage: swarmnet get (--folder DIR [--regex RE] | --files PATH...) [options]
 
@@ -68,15 +68,12 @@ export const getCommand: Command = {
     };
     try {
       const t0 = performance.now();
-      let worker: Client | Swarm;
-      if (size === 1) worker = await controller.getClient();
-      else worker = await controller.getSwarm(size);
+      const { worker, via } = await transferWorker(controller, size);
       const paths = await worker.getFilesFromGateway(request);
       const seconds = (performance.now() - t0) / 1000;
       if (values.list) for (const path of paths) out(path);
       let total = 0;
       for (const path of paths) total += (await stat(path)).size;
-      const via = size === 1 ? "1 connection" : `a swarm of ${size}`;
       out(
         `downloaded ${paths.length} file${paths.length === 1 ? "" : "s"} (${mib(total)} MiB, ${mib(bytes)} MiB transferred) ` +
           `in ${seconds.toFixed(2)} s, ${mib(bytes / Math.max(seconds, 0.001))} MiB/s over ${via} -> ${outDir}`,

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
-import type { Client, FileProgress, Swarm } from "../runtime/index.js";
-import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UsageError, connectionOptions, controllerFrom, intFlag, mib, out, parse, type Command } from "./common.js";
+import type { FileProgress } from "../runtime/index.js";
+import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UsageError, connectionOptions, controllerFrom, intFlag, mib, out, parse, transferWorker, type Command } from "./common.js";
 
 const help = `Usage: swarmnet put --dirname NAME FILE... [options]
 
@@ -55,12 +55,9 @@ export const putCommand: Command = {
     };
     try {
       const t0 = performance.now();
-      let worker: Client | Swarm;
-      if (size === 1) worker = await controller.getClient();
-      else worker = await controller.getSwarm(size);
+      const { worker, via } = await transferWorker(controller, size);
       const count = await worker.sendFilesToGateway(request);
       const seconds = (performance.now() - t0) / 1000;
-      const via = size === 1 ? "1 connection" : `a swarm of ${size}`;
       out(
         `uploaded ${count} file${count === 1 ? "" : "s"} (${mib(total)} MiB) to ${values.dirname}/ ` +
           `in ${seconds.toFixed(2)} s, ${mib(bytes / Math.max(seconds, 0.001))} MiB/s over ${via}`,
