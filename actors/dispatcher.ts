@@ -44,6 +44,12 @@ export interface DispatcherCounters {
 /** How long one admin snapshot is reused: a flood of `admin.snapshot` costs one build per interval. */
 export const ADMIN_SNAPSHOT_REUSE_MS = 100;
 
+/** Recorded transitions after cursor `since`, the next cursor, and the statecharts when asked (`admin.watch`). */
+export type AdminWatch = (
+  since: number,
+  machines: boolean,
+) => { transitions: readonly unknown[]; next: number; machines?: Record<string, unknown> };
+
 export class Dispatcher {
   readonly #table: SessionTable;
   readonly #outbox: Outbox;
@@ -51,6 +57,7 @@ export class Dispatcher {
   #targets: DispatchTargets | undefined;
   #refusal: { code: string; message: string } = { code: ErrorCode.GATEWAY_STOPPING, message: "gateway is not running" };
   #admin: (() => Record<string, unknown>) | undefined;
+  #adminWatch: AdminWatch | undefined;
   #adminCache: { at: number; snapshot: Record<string, unknown> } | undefined;
   readonly counters: DispatcherCounters = { received: 0, protocolErrors: 0, sessionless: 0 };
 
@@ -75,8 +82,9 @@ export class Dispatcher {
    * Answers `admin.snapshot` with what `snapshot()` returns (the gateway's `admin: true`);
    * without it the request is refused with SWARMNET_ADMIN_DISABLED.
    */
-  enableAdmin(snapshot: () => Record<string, unknown>): void {
+  enableAdmin(snapshot: () => Record<string, unknown>, watch?: AdminWatch): void {
     this.#admin = snapshot;
+    this.#adminWatch = watch;
   }
 
   onUndeliverable(peer: Peer): void {
@@ -119,6 +127,10 @@ export class Dispatcher {
         // only authorized keys complete the handshake at all.
         if (session !== undefined) session.lastSeen = Date.now();
         this.#answerAdmin(peer, message.id);
+        return;
+      case "admin.watch":
+        if (session !== undefined) session.lastSeen = Date.now();
+        this.#answerAdmin(peer, message.id, message);
         return;
       default:
         break;
@@ -176,21 +188,25 @@ export class Dispatcher {
     }
   }
 
-  #answerAdmin(peer: Peer, id: number): void {
-    if (this.#admin === undefined) {
+  #answerAdmin(peer: Peer, id: number, watch?: { since: number; machines?: true }): void {
+    if (this.#admin === undefined || (watch !== undefined && this.#adminWatch === undefined)) {
       this.#safeSend(peer, { type: "error", id, code: ErrorCode.ADMIN_DISABLED, message: "this gateway does not answer admin requests (start it with admin: true / --admin)" });
       return;
     }
     const now = Date.now();
-    if (this.#adminCache === undefined || now - this.#adminCache.at >= ADMIN_SNAPSHOT_REUSE_MS) {
-      try {
+    try {
+      if (this.#adminCache === undefined || now - this.#adminCache.at >= ADMIN_SNAPSHOT_REUSE_MS) {
         this.#adminCache = { at: now, snapshot: this.#admin() };
-      } catch (err) {
-        this.#safeSend(peer, { type: "error", id, code: ErrorCode.REMOTE, message: `snapshot failed: ${(err as Error).message}` });
-        return;
       }
+      const snapshot = this.#adminCache.snapshot;
+      if (watch === undefined) {
+        this.#safeSend(peer, { type: "admin.snapshot.result", id, snapshot });
+      } else {
+        this.#safeSend(peer, { type: "admin.watch.result", id, snapshot, ...this.#adminWatch!(watch.since, watch.machines === true) });
+      }
+    } catch (err) {
+      this.#safeSend(peer, { type: "error", id, code: ErrorCode.REMOTE, message: `snapshot failed: ${(err as Error).message}` });
     }
-    this.#safeSend(peer, { type: "admin.snapshot.result", id, snapshot: this.#adminCache.snapshot });
   }
 
   #parse(frames: Frames): ClientMessage {

@@ -21,6 +21,8 @@ import type { ServerCurve, ServerTransportStats, TransportFactory } from "../tra
 import { warn } from "./logger.js";
 import { zmqTransport } from "../transports/zmq.js";
 import { stateName, untilSnapshot } from "./wait.js";
+import { GATEWAY_KINDS, machineGraphs, type GatewayWatch } from "./inspector-feed.js";
+import { TransitionLog } from "./transition-log.js";
 
 export type InspectCallback = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 
@@ -130,6 +132,7 @@ export class Gateway {
   readonly #closed: Promise<void>;
   readonly #testHooks: boolean;
   readonly #transport: { stats(): ServerTransportStats };
+  #transitions: TransitionLog | undefined;
 
   constructor(options: GatewayOptions = {}) {
     const port = positiveInt("port", options.port, DEFAULT_PORT, 0);
@@ -183,7 +186,10 @@ export class Gateway {
       ...(options.inspect ? { inspect: options.inspect } : {}),
     });
     if (options.admin === true) {
-      this.#actor.getSnapshot().context.dispatcher.enableAdmin(() => this.snapshot() as unknown as Record<string, unknown>);
+      this.#actor.getSnapshot().context.dispatcher.enableAdmin(
+        () => this.snapshot() as unknown as Record<string, unknown>,
+        (since, machines) => this.#watchTransitions(since, machines) as { transitions: unknown[]; next: number },
+      );
     }
     this.#closed = new Promise((resolve) => {
       this.#actor.subscribe({ complete: () => resolve(), error: () => resolve() });
@@ -273,6 +279,22 @@ export class Gateway {
       handlers,
       security: this.#transport.stats(),
     };
+  }
+
+  /**
+   * What the web inspector reads: `snapshot()`, the actor transitions recorded
+   * after cursor `since` (oldest first; pass the returned `next` the next time)
+   * and, with `machines: true`, the statechart of each machine kind. The
+   * gateway starts recording transitions (a ring of the last 2000, through
+   * xstate's `system.inspect`) on the first call; until then it pays nothing.
+   */
+  watch(since = 0, options: { machines?: boolean } = {}): GatewayWatch {
+    return { snapshot: this.snapshot(), ...this.#watchTransitions(since, options.machines === true) };
+  }
+
+  #watchTransitions(since: number, machines: boolean): Omit<GatewayWatch, "snapshot"> {
+    this.#transitions ??= new TransitionLog(GATEWAY_KINDS).attach(this.#actor);
+    return { ...this.#transitions.since(since), ...(machines ? { machines: machineGraphs(GATEWAY_KINDS) } : {}) };
   }
 
   /**
