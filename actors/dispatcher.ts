@@ -17,14 +17,31 @@ import type { HandlerEvent } from "./handler.js";
 import type { Outbox, SessionTable } from "./session.js";
 import type { SupervisorEvent } from "./supervisor.js";
 
+/**
+ * Sees every valid message in and every message out, for metrics. Called on the
+ * data plane: implementations must be cheap and must not throw. Without one,
+ * the dispatcher and outbox do no work for it at all.
+ */
+export interface WireObserver {
+  inbound(peer: Peer, message: ClientMessage, raw: Uint8Array | undefined): void;
+  outbound(peer: Peer, message: GatewayMessage, raw: Uint8Array | undefined): void;
+  /** The transport could not deliver to this peer: its session is gone. */
+  lost(peer: Peer): void;
+}
+
 /** Encodes envelopes for a server transport. `send` throws only if the message cannot be encoded. */
 export class WireOutbox implements Outbox {
   readonly #transport: ServerTransport;
+  #observer: WireObserver | undefined;
   constructor(transport: ServerTransport) {
     this.#transport = transport;
   }
+  observe(observer: WireObserver): void {
+    this.#observer = observer;
+  }
   send(peer: Peer, message: GatewayMessage, raw?: Uint8Array): void {
     const envelope = encode(message);
+    this.#observer?.outbound(peer, message, raw);
     this.#transport.send(peer, raw === undefined ? [envelope] : [envelope, raw]);
   }
 }
@@ -58,6 +75,7 @@ export class Dispatcher {
   #refusal: { code: string; message: string } = { code: ErrorCode.GATEWAY_STOPPING, message: "gateway is not running" };
   #admin: (() => Record<string, unknown>) | undefined;
   #adminWatch: AdminWatch | undefined;
+  #observer: WireObserver | undefined;
   #adminCache: { at: number; snapshot: Record<string, unknown> } | undefined;
   readonly counters: DispatcherCounters = { received: 0, protocolErrors: 0, sessionless: 0 };
 
@@ -87,7 +105,13 @@ export class Dispatcher {
     this.#adminWatch = watch;
   }
 
+  /** Shows every valid inbound message and every lost peer to `observer` (metrics). */
+  observe(observer: WireObserver): void {
+    this.#observer = observer;
+  }
+
   onUndeliverable(peer: Peer): void {
+    this.#observer?.lost(peer);
     this.#targets?.supervisor.send({ type: "session.lost", peerKey: peer.key });
   }
 
@@ -105,6 +129,7 @@ export class Dispatcher {
       }
       return;
     }
+    this.#observer?.inbound(peer, message, frames[1]);
     const targets = this.#targets;
     const session = this.#table.byPeer(peer.key);
     switch (message.type) {

@@ -1,3 +1,4 @@
+import type { Server } from "node:http";
 import { createActor, type Actor, type InspectionEvent, type Observer } from "xstate";
 import { FileSandbox } from "../actors/file-sandbox.js";
 import { gatewayMachine } from "../actors/gateway.js";
@@ -23,6 +24,8 @@ import { zmqTransport } from "../transports/zmq.js";
 import { stateName, untilSnapshot } from "./wait.js";
 import { GATEWAY_KINDS, machineGraphs, type GatewayWatch } from "./inspector-feed.js";
 import { TransitionLog } from "./transition-log.js";
+import { GatewayMetrics, serveMetrics, type MetricsOptions } from "./metrics.js";
+import { startWebInspector, type WebInspector } from "./web-inspector.js";
 
 export type InspectCallback = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 
@@ -70,6 +73,20 @@ export interface GatewayOptions {
    * refused during the handshake and counted in `snapshot().security`.
    */
   curve?: ServerCurve;
+  /**
+   * Prometheus metrics at `/metrics` on a separate port of 127.0.0.1 (prom-client):
+   * pool, sessions, calls by subroutine and outcome, latency, stream and file
+   * volume, restarts, auth failures, event-loop lag. `true` picks a free port;
+   * read `gateway.metricsUrl` after `start()`. Off, nothing is counted. @default false
+   */
+  metrics?: boolean | MetricsOptions;
+  /**
+   * Serve the web inspector for this gateway on 127.0.0.1 (`true`: a free port;
+   * read `gateway.webInspectorUrl` after `start()`). It reads the gateway
+   * in-process and opens nothing; for another process's gateway use
+   * `swarmnet inspect --web` (needs `admin: true` there). @default false
+   */
+  webInspector?: boolean | { port?: number };
   /** xstate inspection callback, passed to every actor of the gateway. */
   inspect?: InspectCallback;
   /** The wire; ZeroMQ unless a test passes the in-memory transport. */
@@ -113,6 +130,13 @@ function positiveInt(name: string, value: number | undefined, fallback: number, 
   return value;
 }
 
+/** A loopback port for the metrics or web inspector endpoint; 0 (the default) picks a free one. */
+function portOption(name: string, value: number | undefined): number {
+  const port = positiveInt(name, value, 0, 0);
+  if (port > 65535) throw new InvalidArgumentError(`Gateway option '${name}' must be <= 65535, got ${port}`);
+  return port;
+}
+
 /**
  * A gateway serves named subroutines to clients over a ZeroMQ ROUTER socket.
  *
@@ -133,6 +157,11 @@ export class Gateway {
   readonly #testHooks: boolean;
   readonly #transport: { stats(): ServerTransportStats };
   #transitions: TransitionLog | undefined;
+  readonly #metrics: GatewayMetrics | undefined;
+  readonly #extras: { metricsPort?: number; webPort?: number };
+  #metricsUrl: string | undefined;
+  #metricsServer: Server | undefined;
+  #webInspector: WebInspector | undefined;
 
   constructor(options: GatewayOptions = {}) {
     const port = positiveInt("port", options.port, DEFAULT_PORT, 0);
@@ -191,9 +220,31 @@ export class Gateway {
         (since, machines) => this.#watchTransitions(since, machines) as { transitions: unknown[]; next: number },
       );
     }
-    this.#closed = new Promise((resolve) => {
+    this.#extras = {};
+    if (options.metrics !== undefined && options.metrics !== false) {
+      const metricsOptions = options.metrics === true ? {} : options.metrics;
+      this.#extras.metricsPort = portOption("metrics.port", metricsOptions.port);
+      this.#metrics = new GatewayMetrics(
+        {
+          known: (name) => this.#registry.get(name) !== undefined,
+          pool: () => {
+            const { supervisor } = this.snapshot();
+            return { size: supervisor.poolSize, limit: supervisor.maxPoolSize, waiting: supervisor.waiting, restarts: supervisor.stats.restarts, crashedOut: supervisor.stats.crashedOut };
+          },
+          security: () => transport.stats(),
+        },
+        metricsOptions,
+      );
+      const context = this.#actor.getSnapshot().context;
+      context.dispatcher.observe(this.#metrics);
+      context.outbox.observe(this.#metrics);
+    }
+    if (options.webInspector !== undefined && options.webInspector !== false) {
+      this.#extras.webPort = portOption("webInspector.port", options.webInspector === true ? undefined : options.webInspector.port);
+    }
+    this.#closed = new Promise<void>((resolve) => {
       this.#actor.subscribe({ complete: () => resolve(), error: () => resolve() });
-    });
+    }).then(() => this.#stopExtras());
     this.#actor.start();
   }
 
@@ -218,7 +269,56 @@ export class Gateway {
       const error = snapshot.context.error as Error;
       throw Object.assign(error, { message: `gateway could not bind ${this.options.host}:${this.options.port}: ${error.message}` });
     }
+    try {
+      await this.#startExtras();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
     return this;
+  }
+
+  /** The metrics endpoint and web inspector, once the gateway is bound. */
+  async #startExtras(): Promise<void> {
+    const { metricsPort, webPort } = this.#extras;
+    if (this.#metrics !== undefined && metricsPort !== undefined) {
+      const served = await serveMetrics(this.#metrics, metricsPort).catch((err: Error) => {
+        throw Object.assign(err, { message: `gateway could not serve metrics on 127.0.0.1:${metricsPort}: ${err.message}` });
+      });
+      this.#metricsServer = served.server;
+      this.#metricsUrl = served.url;
+    }
+    if (webPort !== undefined) {
+      this.#webInspector = await startWebInspector({ gateway: this, port: webPort }).catch((err: Error) => {
+        throw Object.assign(err, { message: `gateway could not serve the web inspector on 127.0.0.1:${webPort}: ${err.message}` });
+      });
+    }
+  }
+
+  async #stopExtras(): Promise<void> {
+    const server = this.#metricsServer;
+    this.#metricsServer = undefined;
+    if (server !== undefined) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    }
+    await this.#webInspector?.close();
+  }
+
+  /** `http://127.0.0.1:PORT/metrics` once started with the `metrics` option; undefined otherwise. */
+  get metricsUrl(): string | undefined {
+    return this.#metricsUrl;
+  }
+
+  /** The metrics (with the `metrics` option): `linkDrop()`, `replay(n)`, and the prom-client `registry` to add your own. */
+  get metrics(): GatewayMetrics | undefined {
+    return this.#metrics;
+  }
+
+  /** `http://127.0.0.1:PORT/` once started with the `webInspector` option; undefined otherwise. */
+  get webInspectorUrl(): string | undefined {
+    return this.#webInspector?.url;
   }
 
   /** The bound endpoint, e.g. `tcp://127.0.0.1:41234`; throws before `start()`. */
