@@ -39,8 +39,17 @@ export interface MachineGraph {
   readonly root: StateGraph;
 }
 
+interface TransitionLike {
+  readonly eventType: string | null;
+  readonly target?: readonly (string | { readonly id: string })[] | undefined;
+  readonly guard?: unknown;
+  readonly description?: string | undefined;
+}
+
 interface NodeLike {
   readonly id: string;
+  /** Eventless transitions: not part of `definition.transitions`. */
+  readonly always?: readonly TransitionLike[] | undefined;
   readonly key: string;
   readonly type: StateGraph["type"];
   readonly description?: string | undefined;
@@ -49,12 +58,7 @@ interface NodeLike {
     readonly initial?: { readonly target: readonly (string | { readonly id: string })[] } | undefined;
     readonly entry: readonly unknown[];
     readonly invoke: readonly { readonly id?: string; readonly src?: unknown }[];
-    readonly transitions: readonly {
-      readonly eventType: string | null;
-      readonly target?: readonly (string | { readonly id: string })[] | undefined;
-      readonly guard?: unknown;
-      readonly description?: string | undefined;
-    }[];
+    readonly transitions: readonly TransitionLike[];
   };
 }
 
@@ -90,7 +94,7 @@ function describeNode(node: NodeLike): StateGraph {
     entry: def.entry.map(nameOf).filter((n): n is string => n !== undefined),
     invoke: def.invoke.map((i) => nameOf(i.src) ?? i.id ?? "actor"),
     states: Object.values(node.states).map(describeNode),
-    transitions: def.transitions.map((t) => {
+    transitions: [...(node.always ?? []), ...def.transitions].map((t) => {
       const guard = t.guard === undefined ? undefined : (nameOf(t.guard) ?? "guard");
       return {
         event: eventLabel(t.eventType),

@@ -61,12 +61,15 @@ interface Source {
   close(): void;
 }
 
+/** A transition as the page gets it: `n` numbers every transition this server has seen, so a page can drop repeats. */
+type NumberedTransition = TransitionRecord & { readonly n: number };
+
 /** What the page gets: once on connect (`init`), then a `frame` per change. */
 interface Frame {
   readonly at: number;
   readonly sources: readonly { readonly title: string; readonly error: string | null }[];
   readonly actors: readonly InspectorActor[];
-  readonly transitions: readonly TransitionRecord[];
+  readonly transitions: readonly NumberedTransition[];
 }
 
 class GatewaySource implements Source {
@@ -145,17 +148,30 @@ const CONTENT_TYPES: Record<string, string> = {
   css: "text/css; charset=utf-8",
 };
 
-/** Items and bytes per second between two progress readings of the same job. */
-function rateOf(now: InspectorActor, before: { at: number; actor: InspectorActor } | undefined, at: number): InspectorActor["rate"] {
-  const p = now.progress;
-  const q = before?.actor.progress;
-  if (p === null || q === null || q === undefined || before === undefined || now.request?.id !== before.actor.request?.id) return null;
-  const seconds = (at - before.at) / 1000;
-  if (seconds <= 0) return null;
-  const num = (o: Record<string, unknown>, key: string): number => (typeof o[key] === "number" ? (o[key] as number) : 0);
-  const items = num(p, "itemsSent") - num(q, "itemsSent");
-  const bytes = num(p, "bytesSent") + num(p, "bytesDone") - num(q, "bytesSent") - num(q, "bytesDone");
-  return { ...(p["kind"] === "stream" ? { items: items / seconds } : {}), bytes: bytes / seconds };
+/** Rates are measured over this window: a gateway's snapshot is reused for 100 ms, so single readings are too coarse. */
+const RATE_WINDOW_MS = 1_000;
+
+interface Readings {
+  readonly request: number | undefined;
+  readonly samples: { readonly at: number; readonly items: number; readonly bytes: number }[];
+}
+
+function num(o: Record<string, unknown>, key: string): number {
+  return typeof o[key] === "number" ? (o[key] as number) : 0;
+}
+
+/** Items and bytes per second of a stream or transfer over the last second of readings (kept in `readings`). */
+function rateOf(actor: InspectorActor, readings: Readings | undefined, at: number): { rate: InspectorActor["rate"]; readings: Readings | undefined } {
+  const p = actor.progress;
+  if (p === null) return { rate: null, readings: undefined };
+  const request = actor.request?.id;
+  const kept = readings !== undefined && readings.request === request ? readings.samples.filter((s) => at - s.at <= RATE_WINDOW_MS) : [];
+  const samples = [...kept, { at, items: num(p, "itemsSent"), bytes: num(p, "bytesSent") + num(p, "bytesDone") }];
+  const first = samples[0]!;
+  const last = samples[samples.length - 1]!;
+  const seconds = (last.at - first.at) / 1000;
+  const rate = seconds <= 0 ? null : { ...(p["kind"] === "stream" ? { items: (last.items - first.items) / seconds } : {}), bytes: (last.bytes - first.bytes) / seconds };
+  return { rate, readings: { request, samples } };
 }
 
 class Inspector implements WebInspector {
@@ -167,10 +183,12 @@ class Inspector implements WebInspector {
   readonly #assets: string;
   readonly #elk: string;
   readonly #pages = new Set<ServerResponse>();
-  readonly #history: TransitionRecord[] = [];
+  readonly #history: NumberedTransition[] = [];
+  #numbered = 0;
   #machines: Record<string, MachineGraph> | undefined;
   #last: Frame | undefined;
-  #previous = new Map<string, { at: number; actor: InspectorActor }>();
+  #readings = new Map<string, Readings>();
+  #latest = new Map<string, TransitionRecord>();
   #timer: NodeJS.Timeout | undefined;
   #reading: Promise<Frame> | undefined;
   #closed = false;
@@ -271,18 +289,37 @@ class Inspector implements WebInspector {
   async #readSources(): Promise<Frame> {
     const at = Date.now();
     const results = await Promise.all(this.#sources.map((source) => source.read().then((r) => ({ ...r, error: null }), (err: Error) => ({ actors: [], transitions: [], error: err.message }))));
-    const previous = new Map<string, { at: number; actor: InspectorActor }>();
+    // A gateway reuses its snapshot for 100 ms, its transitions are exact: the latest transition of an actor gives its state.
+    for (const r of results) for (const t of r.transitions) this.#latest.set(t.actor, t);
+    const readings = new Map<string, Readings>();
+    const latest = new Map<string, TransitionRecord>();
     const actors = results.flatMap((r) => r.actors).map((actor) => {
-      const withRate = { ...actor, rate: rateOf(actor, this.#previous.get(actor.id), at) };
-      previous.set(actor.id, { at, actor });
-      return withRate;
+      const last = this.#latest.get(actor.id);
+      if (last !== undefined) latest.set(actor.id, last);
+      const { rate, readings: kept } = rateOf(actor, this.#readings.get(actor.id), at);
+      if (kept !== undefined) readings.set(actor.id, kept);
+      return { ...actor, state: last?.state ?? actor.state, rate };
     });
-    this.#previous = previous;
-    const transitions = results.flatMap((r) => r.transitions).sort((a, b) => a.at - b.at);
+    this.#readings = readings;
+    this.#latest = latest;
+    const transitions = results
+      .flatMap((r) => r.transitions)
+      .sort((a, b) => a.at - b.at)
+      .map((t) => ({ ...t, n: ++this.#numbered }));
     this.#history.push(...transitions);
     if (this.#history.length > INSPECTOR_HISTORY) this.#history.splice(0, this.#history.length - INSPECTOR_HISTORY);
     const frame: Frame = { at, sources: this.#sources.map((s, i) => ({ title: s.title, error: results[i]!.error })), actors, transitions };
+    this.#broadcast(frame);
     return frame;
+  }
+
+  /** Every read goes to the open pages (whoever asked for it), so no transition is read and not shown. */
+  #broadcast(frame: Frame): void {
+    const last = this.#last;
+    this.#last = frame;
+    const changed =
+      frame.transitions.length > 0 || JSON.stringify(frame.actors) !== JSON.stringify(last?.actors) || JSON.stringify(frame.sources) !== JSON.stringify(last?.sources);
+    if (changed) for (const page of this.#pages) this.#send(page, "frame", frame);
   }
 
   #schedule(): void {
@@ -290,12 +327,7 @@ class Inspector implements WebInspector {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       if (this.#pages.size === 0 || this.#closed) return; // nobody watching: stop reading
-      void this.#read().then((frame) => {
-        const changed = frame.transitions.length > 0 || JSON.stringify(frame.actors) !== JSON.stringify(this.#last?.actors) || JSON.stringify(frame.sources) !== JSON.stringify(this.#last?.sources);
-        this.#last = frame;
-        if (changed) for (const page of this.#pages) this.#send(page, "frame", frame);
-        this.#schedule();
-      });
+      void this.#read().then(() => this.#schedule());
     }, this.#intervalMs);
     this.#timer.unref();
   }

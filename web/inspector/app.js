@@ -17,6 +17,7 @@ const view = {
   paused: false,
   buffered: [],
   cursor: null,
+  lastN: 0,
   layouts: new Map(),
   drawn: null,
 };
@@ -228,7 +229,12 @@ function light(machine, state, transitions) {
   for (const g of document.querySelectorAll("#chart .state")) g.classList.toggle("active", ids.has(g.dataset.stateId));
   // The transition that led here: from the state before it.
   const at = view.cursor ?? transitions.length - 1;
-  const before = at > 0 ? transitions[at - 1]?.state : undefined;
+  let before = at > 0 ? transitions[at - 1]?.state : undefined;
+  if (view.cursor === null) {
+    // Live: the state seen before this one, even from before the transitions were recorded.
+    const states = seen.get(view.followed) ?? [];
+    if (states[states.length - 1] === state) before = states[states.length - 2];
+  }
   const from = before !== undefined && before !== state ? activeIds(machine.id, before) : new Set();
   for (const g of document.querySelectorAll("#chart .edge")) g.classList.toggle("taken", from.has(g.dataset.source) && ids.has(g.dataset.target));
 }
@@ -323,9 +329,12 @@ function follow(id) {
 function apply(frame) {
   view.actors = frame.actors;
   view.sources = frame.sources;
-  for (const t of frame.transitions) remember(t.actor, t.state);
+  for (const t of frame.transitions) if (t.n > view.lastN) remember(t.actor, t.state);
   for (const a of frame.actors) remember(a.id, a.state);
-  view.history.push(...frame.transitions);
+  // A transition can come twice (in the init history and a frame read at the same time): `n` tells.
+  const fresh = frame.transitions.filter((t) => t.n > view.lastN);
+  if (fresh.length > 0) view.lastN = fresh[fresh.length - 1].n;
+  view.history.push(...fresh);
   if (view.history.length > HISTORY) view.history.splice(0, view.history.length - HISTORY);
   if (!view.chosen && !view.actors.some((a) => a.id === view.followed)) {
     view.followed = (view.actors.find((a) => a.kind === "handler" || a.kind === "client") ?? view.actors[0])?.id ?? null;
@@ -356,7 +365,7 @@ $("back").addEventListener("click", () => {
 });
 $("forward").addEventListener("click", () => {
   if (view.cursor === null) return;
-  if (view.cursor + 1 >= followedTransitions().length) resume();
+  if (view.cursor + 1 >= followedTransitions().length - 1) resume(); // the newest transition is the live state
   else {
     view.cursor += 1;
     render();
@@ -371,12 +380,17 @@ events.addEventListener("init", (e) => {
   view.drawn = null;
   view.history = [];
   view.buffered = [];
+  view.lastN = 0;
   apply(init);
   render();
 });
 events.addEventListener("frame", (e) => {
   const frame = JSON.parse(e.data);
-  if (view.paused) view.buffered.push(frame);
+  if (view.paused) {
+    // Held back while paused, folded into one frame so a long pause keeps memory bounded.
+    const held = view.buffered.pop();
+    view.buffered.push(held ? { ...frame, transitions: [...held.transitions, ...frame.transitions].slice(-HISTORY) } : frame);
+  }
   else {
     apply(frame);
     render();
