@@ -33,6 +33,21 @@ export const CALL_DURATION_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 /** Requests kept while they run; past this the oldest are forgotten (never counted). */
 const MAX_PENDING = 100_000;
 
+/**
+ * One (subroutine, kind): calls by code and durations not yet handed to prom-client. A request only
+ * bumps a number and pushes a duration here; the labelled prom-client series (which hash their labels
+ * on every update) are brought up to date when scraped, or when this many durations wait.
+ */
+interface Series {
+  readonly subroutine: string;
+  readonly kind: string;
+  readonly calls: Map<string, { total: number; reported: number }>;
+  durations: number[];
+}
+
+/** Durations kept between scrapes per series before they are handed over anyway. */
+const MAX_BUFFERED_DURATIONS = 4096;
+
 interface Pending {
   readonly subroutine: string;
   readonly kind: "get" | "send" | "stream" | "download" | "upload" | "list";
@@ -50,10 +65,10 @@ export class GatewayMetrics implements WireObserver {
   readonly #sources: MetricsSources;
   readonly #pending = new Map<string, Pending>();
   readonly #open = new Set<string>();
+  readonly #series = new Map<string, Series>();
   readonly #opened: Counter;
   readonly #ended: Counter<"reason">;
   readonly #refused: Counter<"code">;
-  readonly #calls: Counter<"subroutine" | "kind" | "code">;
   readonly #latency: Histogram<"subroutine" | "kind">;
   readonly #streamItems: Counter;
   readonly #streamBytes: Counter;
@@ -77,11 +92,20 @@ export class GatewayMetrics implements WireObserver {
       registers,
     });
     this.#refused = new Counter({ name: "swarmnet_sessions_refused_total", help: "Hellos refused, by code (pool full, version, stopping).", labelNames: ["code"], registers });
-    this.#calls = new Counter({
+    const series = this.#series;
+    new Counter({
       name: "swarmnet_calls_total",
       help: "Finished requests by subroutine, kind (get, send, stream, download, upload, list) and outcome code (OK, CANCELLED, ABORTED or the error code).",
       labelNames: ["subroutine", "kind", "code"],
       registers,
+      collect() {
+        for (const s of series.values()) {
+          for (const [code, n] of s.calls) {
+            if (n.total > n.reported) this.inc({ subroutine: s.subroutine, kind: s.kind, code }, n.total - n.reported);
+            n.reported = n.total;
+          }
+        }
+      },
     });
     this.#latency = new Histogram({
       name: "swarmnet_call_duration_seconds",
@@ -89,6 +113,9 @@ export class GatewayMetrics implements WireObserver {
       labelNames: ["subroutine", "kind"],
       buckets: CALL_DURATION_BUCKETS_S,
       registers,
+      collect: () => {
+        for (const s of series.values()) this.#flushDurations(s);
+      },
     });
     this.#streamItems = new Counter({ name: "swarmnet_stream_items_total", help: "Stream items sent.", registers });
     this.#streamBytes = new Counter({ name: "swarmnet_stream_bytes_total", help: "Bytes of byte-string stream items sent.", registers });
@@ -222,9 +249,25 @@ export class GatewayMetrics implements WireObserver {
     const pending = this.#pending.get(key);
     if (pending === undefined) return undefined;
     this.#pending.delete(key);
-    this.#calls.inc({ subroutine: pending.subroutine, kind: pending.kind, code });
-    this.#latency.observe({ subroutine: pending.subroutine, kind: pending.kind }, (performance.now() - pending.started) / 1000);
+    const seriesKey = `${pending.subroutine}\u0000${pending.kind}`;
+    let series = this.#series.get(seriesKey);
+    if (series === undefined) {
+      series = { subroutine: pending.subroutine, kind: pending.kind, calls: new Map(), durations: [] };
+      this.#series.set(seriesKey, series);
+    }
+    const calls = series.calls.get(code);
+    if (calls === undefined) series.calls.set(code, { total: 1, reported: 0 });
+    else calls.total++;
+    series.durations.push((performance.now() - pending.started) / 1000);
+    if (series.durations.length >= MAX_BUFFERED_DURATIONS) this.#flushDurations(series);
     return pending;
+  }
+
+  #flushDurations(series: Series): void {
+    if (series.durations.length === 0) return;
+    const child = this.#latency.labels(series.subroutine, series.kind);
+    for (const seconds of series.durations) child.observe(seconds);
+    series.durations = [];
   }
 
   #end(peer: Peer, reason: string): void {

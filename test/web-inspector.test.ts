@@ -14,6 +14,9 @@ import { controllerFor, startGateway, tempDir, within } from "./helpers.js";
 
 const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
+if (!HAVE_CHROMIUM) {
+  console.warn(`web inspector browser test SKIPPED: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`);
+}
 const ARTIFACTS = fileURLToPath(new URL("./artifacts/", import.meta.url));
 const CHROMIUM_FLAGS = [
   "--headless",
@@ -172,7 +175,7 @@ describe("web inspector server", () => {
   });
 });
 
-describe.skipIf(!HAVE_CHROMIUM)("web inspector in a browser", () => {
+describe.skipIf(!HAVE_CHROMIUM)(`web inspector in a browser (headless Chromium at ${CHROMIUM}; skipped only where none is installed)`, () => {
   it("headless Chromium sees a handler go idle -> busy -> idle as a call runs, follows it, pauses and steps back", async () => {
     const gw = await startGateway({ admin: true, maxPoolSize: 4 });
     const held = heldCall();
