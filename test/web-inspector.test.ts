@@ -9,6 +9,7 @@ import { createActor, createMachine } from "xstate";
 import { handlerMachine, supervisorMachine } from "../runtime/actors.js";
 import { AdminConnection, ErrorCode, describeMachine, startWebInspector, type InspectorActor, type MachineGraph, type StateGraph } from "../runtime/index.js";
 import { TransitionLog } from "../runtime/transition-log.js";
+import { parseClientMessage, parseGatewayMessage } from "../protocol/index.js";
 import { cli, running } from "./cli-helpers.js";
 import { controllerFor, startGateway, tempDir, within } from "./helpers.js";
 
@@ -84,6 +85,19 @@ describe("statecharts and transitions", () => {
     expect(findState(supervisor.root, "supervisor.running.full")!.transitions.map((t) => t.event)).toContain("always");
     // Plain data: survives JSON (and CBOR) as it is.
     expect(JSON.parse(JSON.stringify(handler))).toEqual(handler);
+  });
+
+  it("protocol - admin.watch carries a cursor (and machines: true), no raw frame; its result must carry snapshot, transitions and next", () => {
+    expect(parseClientMessage({ type: "admin.watch", id: 3, since: 7, machines: true }, false)).toEqual({ type: "admin.watch", id: 3, since: 7, machines: true });
+    expect(parseClientMessage({ type: "admin.watch", id: 3, since: 0 }, false)).toEqual({ type: "admin.watch", id: 3, since: 0 });
+    for (const bad of [{ since: -1 }, { since: "7" }, {}]) {
+      expect(() => parseClientMessage({ type: "admin.watch", id: 3, ...bad }, false)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
+    }
+    expect(() => parseClientMessage({ type: "admin.watch", id: 3, since: 0 }, true)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
+    const result = { type: "admin.watch.result", id: 3, snapshot: { state: "running" }, transitions: [], next: 0 };
+    expect(parseGatewayMessage(result, false)).toEqual(result);
+    expect(() => parseGatewayMessage({ ...result, next: undefined }, false)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
+    expect(() => parseGatewayMessage({ ...result, machines: [1] }, false)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
   });
 
   it("admin.watch - the gateway records transitions once watched and sends the statecharts; off without admin: true", async () => {

@@ -56,6 +56,7 @@ function remember(actor, state) {
   if (list[list.length - 1] !== state) list.push(state);
   if (list.length > 200) list.shift();
   seen.set(actor, list);
+  if (seen.size > 1000) seen.delete(seen.keys().next().value); // handlers come and go: forget the oldest
 }
 
 // ---- layout (elkjs) and drawing ------------------------------------------------
