@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { SubroutineThreadPool } from "../actors/thread-pool.js";
+import { renderInspection } from "../cli/inspect.js";
 import { cli, startCliGateway } from "./cli-helpers.js";
 import { controllerFor, startGateway, tempDir, within } from "./helpers.js";
 
@@ -180,6 +181,10 @@ describe("worker-thread subroutines", () => {
       expect(worker.utilization).toBeGreaterThanOrEqual(0);
       expect(worker.utilization).toBeLessThanOrEqual(1);
     }
+    // `swarmnet inspect` draws the same: the handler's call is marked, the pool has its own line.
+    const text = renderInspection(snapshot);
+    expect(text).toMatch(/#\d+ batchGet spin \[thread\]/);
+    expect(text).toMatch(/threads: thread-subroutines\.ts {2}2 threads {2}running 1 {2}queued 0 {2}busy \d+% \d+%/);
     await call;
   });
 
