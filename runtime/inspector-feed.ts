@@ -87,7 +87,18 @@ export function gatewayActors(s: GatewayInspection): InspectorActor[] {
       request: null,
       progress: null,
       rate: null,
-      info: { handshakes: s.security.handshakes, unauthorized: s.security.authFailures, "failed handshakes": s.security.protocolFailures },
+      info: {
+        handshakes: s.security.handshakes,
+        unauthorized: s.security.authFailures,
+        "failed handshakes": s.security.protocolFailures,
+        // Worker-thread pools (addSubroutines): absent from gateways that predate them.
+        ...((s.threads ?? []).length > 0
+          ? {
+              threads: (s.threads ?? []).reduce((n, p) => n + p.threads, 0),
+              "thread tasks": (s.threads ?? []).map((p) => `${p.running} running, ${p.queued} queued`).join("; "),
+            }
+          : {}),
+      },
     },
     {
       id: "supervisor",
