@@ -25,7 +25,8 @@ import { zmqTransport } from "../transports/zmq.js";
 import { stateName, untilSnapshot } from "./wait.js";
 import { GATEWAY_KINDS, machineGraphs, type GatewayWatch } from "./inspector-feed.js";
 import { TransitionLog } from "./transition-log.js";
-import { GatewayMetrics, serveMetrics, type MetricsOptions } from "./metrics.js";
+// Type only: prom-client takes a few hundred ms to load, so metrics.js is imported when a gateway asks for it.
+import type { GatewayMetrics, MetricsOptions } from "./metrics.js";
 import { startWebInspector, type WebInspector } from "./web-inspector.js";
 
 export type InspectCallback = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
@@ -163,8 +164,8 @@ export class Gateway {
   readonly #testHooks: boolean;
   readonly #transport: { stats(): ServerTransportStats };
   #transitions: TransitionLog | undefined;
-  readonly #metrics: GatewayMetrics | undefined;
-  readonly #extras: { metricsPort?: number; webPort?: number };
+  #metrics: GatewayMetrics | undefined;
+  readonly #extras: { metricsPort?: number; metricsOptions?: MetricsOptions; webPort?: number };
   #metricsUrl: string | undefined;
   #metricsServer: Server | undefined;
   #webInspector: WebInspector | undefined;
@@ -231,20 +232,7 @@ export class Gateway {
     if (options.metrics !== undefined && options.metrics !== false) {
       const metricsOptions = options.metrics === true ? {} : options.metrics;
       this.#extras.metricsPort = portOption("metrics.port", metricsOptions.port);
-      this.#metrics = new GatewayMetrics(
-        {
-          known: (name) => this.#registry.get(name) !== undefined,
-          pool: () => {
-            const { supervisor } = this.snapshot();
-            return { size: supervisor.poolSize, limit: supervisor.maxPoolSize, waiting: supervisor.waiting, restarts: supervisor.stats.restarts, crashedOut: supervisor.stats.crashedOut };
-          },
-          security: () => transport.stats(),
-        },
-        metricsOptions,
-      );
-      const context = this.#actor.getSnapshot().context;
-      context.dispatcher.observe(this.#metrics);
-      context.outbox.observe(this.#metrics);
+      this.#extras.metricsOptions = metricsOptions;
     }
     if (options.webInspector !== undefined && options.webInspector !== false) {
       this.#extras.webPort = portOption("webInspector.port", options.webInspector === true ? undefined : options.webInspector.port);
@@ -334,9 +322,25 @@ export class Gateway {
 
   /** The metrics endpoint and web inspector, once the gateway is bound. */
   async #startExtras(): Promise<void> {
-    const { metricsPort, webPort } = this.#extras;
-    if (this.#metrics !== undefined && metricsPort !== undefined) {
-      const served = await serveMetrics(this.#metrics, metricsPort).catch((err: Error) => {
+    const { metricsPort, metricsOptions, webPort } = this.#extras;
+    if (metricsPort !== undefined) {
+      const { GatewayMetrics, serveMetrics } = await import("./metrics.js");
+      const metrics = new GatewayMetrics(
+        {
+          known: (name) => this.#registry.get(name) !== undefined,
+          pool: () => {
+            const { supervisor } = this.snapshot();
+            return { size: supervisor.poolSize, limit: supervisor.maxPoolSize, waiting: supervisor.waiting, restarts: supervisor.stats.restarts, crashedOut: supervisor.stats.crashedOut };
+          },
+          security: () => this.#transport.stats(),
+        },
+        metricsOptions,
+      );
+      const context = this.#actor.getSnapshot().context;
+      context.dispatcher.observe(metrics);
+      context.outbox.observe(metrics);
+      this.#metrics = metrics;
+      const served = await serveMetrics(metrics, metricsPort).catch((err: Error) => {
         throw Object.assign(err, { message: `gateway could not serve metrics on 127.0.0.1:${metricsPort}: ${err.message}` });
       });
       this.#metricsServer = served.server;
@@ -365,7 +369,10 @@ export class Gateway {
     return this.#metricsUrl;
   }
 
-  /** The metrics (with the `metrics` option): `linkDrop()`, `replay(n)`, and the prom-client `registry` to add your own. */
+  /**
+   * The metrics (with the `metrics` option, from `start()` on): `linkDrop()`, `replay(n)`, and the
+   * prom-client `registry` to add your own. Undefined without the option.
+   */
   get metrics(): GatewayMetrics | undefined {
     return this.#metrics;
   }

@@ -8,7 +8,6 @@ export { Client } from "./client.js";
 export { Swarm } from "./swarm.js";
 export { AdminConnection, inspectGateway } from "./admin.js";
 export { startWebInspector, DEFAULT_INSPECTOR_INTERVAL_MS } from "./web-inspector.js";
-export { GatewayMetrics, CALL_DURATION_BUCKETS_S } from "./metrics.js";
 export { describeMachine } from "./statechart.js";
 export { reorderByIdent } from "./stream.js";
 export { generateKeyPair } from "./keys.js";
@@ -69,7 +68,7 @@ export type { ThreadPoolInspection, ThreadWorkerInspection } from "../actors/thr
 export type { ControllerOptions, GetClientOptions } from "./controller.js";
 export type { AdminOptions } from "./admin.js";
 export type { WebInspector, WebInspectorOptions } from "./web-inspector.js";
-export type { MetricsOptions } from "./metrics.js";
+export type { MetricsOptions, GatewayMetrics } from "./metrics.js";
 export type { MachineGraph, StateGraph, TransitionGraph } from "./statechart.js";
 export type { TransitionRecord } from "./transition-log.js";
 export type { GatewayWatch, InspectorActor } from "./inspector-feed.js";
