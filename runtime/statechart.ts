@@ -71,8 +71,8 @@ function nameOf(value: unknown): string | undefined {
 
 function eventLabel(eventType: string | null): string {
   if (eventType === null || eventType === "") return "always";
-  const after = /^xstate\.after\.(\d+)\./.exec(eventType);
-  if (after) return `after ${after[1]}ms`;
+  const after = /^xstate\.after\.([^.]+)\./.exec(eventType);
+  if (after) return /^\d+$/.test(after[1]!) ? `after ${after[1]}ms` : `after ${after[1]}`;
   if (eventType.startsWith("xstate.done.actor.")) return `done: ${eventType.slice("xstate.done.actor.".length)}`;
   if (eventType.startsWith("xstate.error.actor.")) return `error: ${eventType.slice("xstate.error.actor.".length)}`;
   return eventType;

@@ -294,6 +294,17 @@ describe.skipIf(!HAVE_CHROMIUM)(`web inspector in a browser (headless Chromium a
     expect(await rows()).toBe(paused);
     await page.click("#pause");
     await page.waitForFunction(`document.querySelectorAll("#log tbody tr").length >= ${paused + 3}`, undefined, { timeout: 10_000 });
+
+    // Every machine of both trees lays out and draws, its current state lit.
+    for (const [id, machine, lit] of [
+      ["gateway", "gateway", "gateway.running"],
+      ["supervisor", "supervisor", "supervisor.running.accepting"],
+      ["controller", "controller", "controller.open"],
+      ["client-1", "client", "client.ready"],
+    ] as const) {
+      await page.click(`[data-actor-id="${id}"]`);
+      await page.waitForSelector(`#chart svg[data-machine="${machine}"] [data-state-id="${lit}"].active`, { timeout: 10_000 });
+    }
     expect(errors).toEqual([]);
   });
 });

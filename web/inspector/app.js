@@ -136,7 +136,12 @@ function findState(machine, id) {
 }
 
 function drawChart({ laid, anywhere, machine }) {
-  const root = svg("svg", { width: Math.ceil(laid.width) + 2, height: Math.ceil(laid.height) + 2, "data-machine": machine.id });
+  // Scaled down to the panel's width when wider (viewBox), never up.
+  const width = Math.ceil(laid.width) + 2;
+  const height = Math.ceil(laid.height) + 2;
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, "data-machine": machine.id });
+  root.style.maxWidth = "100%";
+  root.style.height = "auto";
   const nodes = svg("g");
   const drawNode = (n) => {
     const state = findState(machine, n.id);
