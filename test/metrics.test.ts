@@ -63,6 +63,9 @@ describe("metrics", () => {
     expect(items).toBe(10);
     const downloaded = await client.getFilesFromGateway({ folder: "logs" });
     expect(downloaded).toHaveLength(2);
+    const local = join(await tempDir(), "up.bin");
+    await writeFile(local, Buffer.alloc(2500, 3));
+    await expect(client.sendFilesToGateway({ dirname: "in", files: [local] })).resolves.toBe(1);
     const second = await controller.getClient();
     expect(gw.crashHandlerForTest(second.handlerId!)).toBe(true);
     await client.ping("after");
@@ -87,6 +90,9 @@ describe("metrics", () => {
     expect(moved("swarmnet_file_bytes_total", { direction: "download" })).toBe(4000);
     expect(moved("swarmnet_files_total", { direction: "download" })).toBe(2);
     expect(moved("swarmnet_calls_total", { kind: "download", code: "OK" })).toBe(1);
+    expect(moved("swarmnet_file_bytes_total", { direction: "upload" })).toBe(2500);
+    expect(moved("swarmnet_files_total", { direction: "upload" })).toBe(1);
+    expect(moved("swarmnet_calls_total", { kind: "upload", code: "OK" })).toBe(1);
     expect(moved("swarmnet_sessions_opened_total")).toBe(2);
     expect(moved("swarmnet_sessions_ended_total", { reason: "closed" })).toBe(1);
     expect(moved("swarmnet_handler_restarts_total")).toBe(1);
