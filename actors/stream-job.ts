@@ -7,7 +7,7 @@
  */
 import { ErrorCode, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
 import type { Session } from "./session.js";
-import { ThreadCrash } from "./subroutines.js";
+import { BadResult, ThreadCrash } from "./subroutines.js";
 
 /**
  * An iterator may implement this to learn, before each pull, how many items and
@@ -15,6 +15,13 @@ import { ThreadCrash } from "./subroutines.js";
  * pull ahead in batches without ever passing the window.
  */
 export const CREDIT_HINT: unique symbol = Symbol("swarmnet.creditHint");
+
+/**
+ * An iterator may implement this to hear at once that the stream is being aborted or
+ * cancelled, even while a pull is pending: a worker-thread generator stuck in its work
+ * is then asked to return, and its thread terminated if it does not.
+ */
+export const INTERRUPT: unique symbol = Symbol("swarmnet.interrupt");
 
 /** Work a handler runs outside its machine, fed by the dispatcher. */
 export interface Job {
@@ -73,6 +80,7 @@ export class StreamJob implements Job {
   readonly #session: Session;
   readonly #iterator: AnyIterator;
   readonly #hint: ((items: number, bytes: number) => void) | undefined;
+  readonly #interrupt: (() => void) | undefined;
   readonly #window: number;
   readonly #onFinish: (outcome: JobOutcome) => void;
   #grantedItems: number;
@@ -104,6 +112,8 @@ export class StreamJob implements Job {
     this.#iterator = options.iterator;
     const hint = (options.iterator as { [CREDIT_HINT]?: (items: number, bytes: number) => void })[CREDIT_HINT];
     this.#hint = typeof hint === "function" ? hint.bind(options.iterator) : undefined;
+    const interrupt = (options.iterator as { [INTERRUPT]?: () => void })[INTERRUPT];
+    this.#interrupt = typeof interrupt === "function" ? interrupt.bind(options.iterator) : undefined;
     this.#window = options.window;
     this.#grantedItems = options.window;
     this.#grantedBytes = options.windowBytes;
@@ -121,6 +131,7 @@ export class StreamJob implements Job {
       this.#consumedItems += message.items;
     } else if (message.type === "stream.abort") {
       if (this.#abort === "none") this.#abort = "client";
+      this.#interrupt?.();
     } else {
       return;
     }
@@ -129,6 +140,7 @@ export class StreamJob implements Job {
 
   cancel(): void {
     if (this.#abort === "none") this.#abort = "cancel";
+    this.#interrupt?.();
     this.#wakeUp();
   }
 
@@ -160,7 +172,9 @@ export class StreamJob implements Job {
       outcome =
         err instanceof ThreadCrash
           ? { type: "crashed", message: error.message }
-          : { type: "failed", code: ErrorCode.REMOTE, message: error.message, name: error.name };
+          : err instanceof BadResult
+            ? { type: "failed", code: ErrorCode.BAD_RESULT, message: error.message }
+            : { type: "failed", code: ErrorCode.REMOTE, message: error.message, name: error.name };
     }
     // Ended by the consumer, an end marker, a bad item or cancel: let the generator's finally run.
     // (On a generator that threw, return() is a no-op.)
@@ -209,6 +223,8 @@ export class StreamJob implements Job {
         this.#scheduleFlush();
         step = await step;
         sinceYield = 0;
+        // Aborted or cancelled while the generator was busy: its item is not sent.
+        if (this.#abort !== "none") continue;
       }
       const { done, value } = step as IteratorResult<unknown>;
       if (done) {
