@@ -29,6 +29,15 @@ export interface WireObserver {
   lost(peer: Peer): void;
 }
 
+/** An observer's bug must not take the data plane down with it: counting is never worth a lost message. */
+function observeSafely(call: () => void): void {
+  try {
+    call();
+  } catch {
+    // Dropped: a metric missed, nothing else.
+  }
+}
+
 /** Encodes envelopes for a server transport. `send` throws only if the message cannot be encoded. */
 export class WireOutbox implements Outbox {
   readonly #transport: ServerTransport;
@@ -41,7 +50,7 @@ export class WireOutbox implements Outbox {
   }
   send(peer: Peer, message: GatewayMessage, raw?: Uint8Array): void {
     const envelope = encode(message);
-    this.#observer?.outbound(peer, message, raw);
+    if (this.#observer !== undefined) observeSafely(() => this.#observer!.outbound(peer, message, raw));
     this.#transport.send(peer, raw === undefined ? [envelope] : [envelope, raw]);
   }
 }
@@ -111,7 +120,7 @@ export class Dispatcher {
   }
 
   onUndeliverable(peer: Peer): void {
-    this.#observer?.lost(peer);
+    if (this.#observer !== undefined) observeSafely(() => this.#observer!.lost(peer));
     this.#targets?.supervisor.send({ type: "session.lost", peerKey: peer.key });
   }
 
@@ -129,7 +138,7 @@ export class Dispatcher {
       }
       return;
     }
-    this.#observer?.inbound(peer, message, frames[1]);
+    if (this.#observer !== undefined) observeSafely(() => this.#observer!.inbound(peer, message, frames[1]));
     const targets = this.#targets;
     const session = this.#table.byPeer(peer.key);
     switch (message.type) {
