@@ -41,7 +41,9 @@ import {
   InvalidArgumentError,
   MAX_STREAM_WINDOW,
   SwarmnetError,
+  describeThrown,
   encode,
+  wireValueProblem,
   type Kwargs,
 } from "../protocol/index.js";
 import type { ClientCurve, Frames, TransportFactory } from "../transports/transport.js";
@@ -400,10 +402,13 @@ export const swarmClientMachine = setup({
       const current = context.current!;
       let frames: Frames;
       try {
-        const envelope = encode({ ...current.message, id: current.wireId });
+        const message = current.message;
+        const problem = wireValueProblem(message["type"] === "ping" ? message["data"] : [message["args"], message["kwargs"]]);
+        if (problem !== undefined) throw new Error(`they cannot cross the wire as they are: ${problem}`);
+        const envelope = encode({ ...message, id: current.wireId });
         frames = current.raw === undefined ? [envelope] : [envelope, current.raw];
       } catch (err) {
-        const error = new InvalidArgumentError(`arguments cannot be encoded as CBOR: ${(err as Error).message}`, { cause: err });
+        const error = new InvalidArgumentError(`arguments cannot be encoded as CBOR: ${describeThrown(err).message}`, { cause: err });
         enqueue.raise({ type: "reply.failed", wireId: current.wireId, error });
         if (current.reader) current.reader.fail(error);
         return;
@@ -478,6 +483,7 @@ export const swarmClientMachine = setup({
           connectTimeoutMs: context.plan.connectTimeoutMs,
           closeTimeoutMs: context.plan.closeTimeoutMs,
           waitMs: context.plan.waitMs,
+          maxMessageSize: context.plan.maxMessageSize,
         }),
         onSnapshot: {
           // Not while closing: a welcome that crossed our close is no longer news.

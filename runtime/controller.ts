@@ -12,6 +12,7 @@ import {
   ErrorCode,
   InvalidArgumentError,
   SwarmnetError,
+  longClock,
 } from "../protocol/index.js";
 import type { ClientCurve, TransportFactory } from "../transports/transport.js";
 import { zmqTransport } from "../transports/zmq.js";
@@ -103,7 +104,12 @@ export class Controller {
   readonly #curve: ClientCurve | undefined;
   readonly #actor: Actor<typeof controllerMachine>;
   readonly #clients = new Set<Client>();
-  #nextClient = 1;
+  /**
+   * Client actor ids in use (`client-<n>`). A released id is reused, lowest first: xstate keeps
+   * one cache entry per event type a machine ever saw (`xstate.done.actor.<id>`), so ids unique
+   * over the controller's life would grow its memory with every client that came and went.
+   */
+  readonly #ids = new Set<number>();
   #rotation = 0;
 
   constructor(options: ControllerOptions = {}) {
@@ -130,6 +136,8 @@ export class Controller {
     this.#curve = options.curve;
     this.#actor = createActor(controllerMachine, {
       id: "controller",
+      // Delays users size (connectTimeoutMs, ...) may pass 2^31 ms, where Node's timers overflow.
+      clock: longClock,
       input: { endpoints: this.endpoints },
       ...(options.inspect ? { inspect: options.inspect } : {}),
     });
@@ -215,6 +223,13 @@ export class Controller {
     await this.close();
   }
 
+  #takeSlot(): number {
+    let slot = 1;
+    while (this.#ids.has(slot)) slot++;
+    this.#ids.add(slot);
+    return slot;
+  }
+
   #rotate(): string[] {
     const start = this.#rotation++ % this.endpoints.length;
     return [...this.endpoints.slice(start), ...this.endpoints.slice(0, start)];
@@ -223,8 +238,9 @@ export class Controller {
   async #connect(endpoint: string, connectTimeoutMs: number, waitMs: number): Promise<Client> {
     if (!Number.isInteger(waitMs) || waitMs < 0) throw new InvalidArgumentError(`getClient: waitMs must be a non-negative integer, got ${String(waitMs)}`);
     if (this.#actor.getSnapshot().status !== "active") throw new ClosedError("controller is closed");
-    const id = `client-${this.#nextClient++}`;
-    const transport = this.#transport.client(endpoint, { maxMessageSize: this.#maxMessageSize, curve: this.#curve });
+    const slot = this.#takeSlot();
+    const id = `client-${slot}`;
+    let transport = this.#transport.client(endpoint, { maxMessageSize: this.#maxMessageSize, curve: this.#curve });
     this.#actor.send({
       type: "client.spawn",
       id,
@@ -234,12 +250,14 @@ export class Controller {
     const snapshot = await untilSnapshot(this.#actor, (s) => s.children[id] !== undefined || id in s.context.failures).catch(() => undefined);
     const ref = snapshot?.children[id] as ClientActorRef | undefined;
     if (!ref) {
+      this.#ids.delete(slot);
       const cause = snapshot?.context.failures[id];
       throw new ConnectionError(`could not create a client for ${endpoint}${cause instanceof Error ? `: ${cause.message}` : ""}`, { cause });
     }
     const client = new Client(ref, endpoint, this.#timeoutMs, (c) => {
-      this.#clients.delete(c);
+      if (!this.#clients.delete(c)) return;
       if (this.#actor.getSnapshot().status === "active") this.#actor.send({ type: "client.release", id });
+      this.#ids.delete(slot);
     }, { downloadDir: this.downloadDir, verbose: this.verbose });
     this.#clients.add(client);
     return client.connected();

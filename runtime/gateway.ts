@@ -16,6 +16,7 @@ import {
   DEFAULT_RESTART_WINDOW_MS,
   DEFAULT_STOP_GRACE_MS,
   InvalidArgumentError,
+  longClock,
 } from "../protocol/index.js";
 import type { ServerCurve, ServerTransportStats, TransportFactory } from "../transports/transport.js";
 import { warn } from "./logger.js";
@@ -163,6 +164,8 @@ export class Gateway {
     this.#testHooks = options.testHooks !== undefined;
     this.#actor = createActor(gatewayMachine, {
       id: "gateway",
+      // Delays users size (stopGraceMs, ...) may pass 2^31 ms, where Node's timers overflow.
+      clock: longClock,
       input: {
         transport,
         registry: this.#registry,
