@@ -43,11 +43,17 @@ export class WireOutbox implements Outbox {
   }
   send(peer: Peer, message: GatewayMessage, raw?: Uint8Array, peerMaxMessageSize?: number): boolean {
     const refusal = this.trySend(peer, message, raw, peerMaxMessageSize);
+    if (refusal !== undefined) this.countRefusal(refusal);
     // Our own error envelope always encodes and is small; without a request id there is nobody to tell.
     if (refusal !== undefined && message.id !== 0 && message.type !== "error") {
       this.#transport.send(peer, [encode({ type: "error", id: message.id, code: refusal.code, message: refusal.message })]);
     }
     return refusal === undefined;
+  }
+
+  countRefusal(refusal: Refusal): void {
+    if (refusal.code === ErrorCode.MESSAGE_TOO_LARGE) this.refused.tooLarge++;
+    else this.refused.unencodable++;
   }
 
   trySend(peer: Peer, message: GatewayMessage, raw?: Uint8Array, peerMaxMessageSize?: number): Refusal | undefined {
@@ -56,12 +62,10 @@ export class WireOutbox implements Outbox {
     try {
       envelope = encode(message);
     } catch (err) {
-      this.refused.unencodable++;
       return { code: ErrorCode.BAD_RESULT, message: `${describeMessage(message)} cannot be encoded as CBOR: ${describeThrown(err).message}` };
     }
     const largest = Math.max(envelope.length, raw?.length ?? 0);
     if (largest > maxMessageSize) {
-      this.refused.tooLarge++;
       return {
         code: ErrorCode.MESSAGE_TOO_LARGE,
         message: `${describeMessage(message)} is ${largest} bytes, over the maxMessageSize of ${maxMessageSize} bytes`,

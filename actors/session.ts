@@ -16,8 +16,10 @@ import type { Job } from "./stream-job.js";
  */
 export interface Outbox {
   send(peer: Peer, message: GatewayMessage, raw?: Uint8Array, maxMessageSize?: number): boolean;
-  /** Like `send`, but a refused message is only reported (code and reason), nobody is told: the caller decides. */
+  /** Like `send`, but a refused message is only reported (code and reason), nobody is told and nothing counted: the caller decides. */
   trySend(peer: Peer, message: GatewayMessage, raw?: Uint8Array, maxMessageSize?: number): Refusal | undefined;
+  /** Counts a refusal the caller settled on (for `gateway.snapshot().replies`). */
+  countRefusal(refusal: Refusal): void;
 }
 
 /** Why the outbox did not send a message: the error code and text the request should get. */
@@ -89,6 +91,11 @@ export class Session {
   /** Sends a message that does not answer a request (e.g. stream items) if it can; else says why, sending nothing. */
   tryReply(message: GatewayMessage, raw?: Uint8Array): Refusal | undefined {
     return this.#outbox.trySend(this.peer, message, raw, this.maxMessageSize);
+  }
+
+  /** Counts a refusal from `tryReply` that ends a request (the gateway's stats). */
+  countRefusal(refusal: Refusal): void {
+    this.#outbox.countRefusal(refusal);
   }
 }
 

@@ -328,6 +328,7 @@ export class StreamJob implements Job {
   }
 
   #fail(refusal: Refusal, index: number): void {
+    this.#session.countRefusal(refusal);
     this.#failure = { type: "failed", code: refusal.code, message: `stream '${this.#name}', item ${index}: ${refusal.message}` };
     this.#wakeUp();
   }

@@ -240,11 +240,18 @@ export class Controller {
     if (this.#actor.getSnapshot().status !== "active") throw new ClosedError("controller is closed");
     const slot = this.#takeSlot();
     const id = `client-${slot}`;
-    let transport = this.#transport.client(endpoint, { maxMessageSize: this.#maxMessageSize, curve: this.#curve });
+    const transport = this.#transport.client(endpoint, { maxMessageSize: this.#maxMessageSize, curve: this.#curve });
     this.#actor.send({
       type: "client.spawn",
       id,
-      input: { transport, endpoint, connectTimeoutMs, waitMs, closeTimeoutMs: Math.min(this.#timeoutMs, 5_000) },
+      input: {
+        transport,
+        endpoint,
+        connectTimeoutMs,
+        waitMs,
+        closeTimeoutMs: Math.min(this.#timeoutMs, 5_000),
+        maxMessageSize: this.#maxMessageSize,
+      },
     });
     // Processed at once unless the controller is mid-step (then just after): wait for the child or its failure.
     const snapshot = await untilSnapshot(this.#actor, (s) => s.children[id] !== undefined || id in s.context.failures).catch(() => undefined);

@@ -1,5 +1,6 @@
 import { createActor, type Actor, type InspectionEvent, type Observer } from "xstate";
 import { FileSandbox } from "../actors/file-sandbox.js";
+import type { RefusedReplies } from "../actors/dispatcher.js";
 import { gatewayMachine } from "../actors/gateway.js";
 import type { CurrentRequest, HandlerHooks, HandlerSnapshot, JobProgress } from "../actors/handler.js";
 import { SubroutineRegistry, type Subroutine } from "../actors/subroutines.js";
@@ -102,6 +103,12 @@ export interface GatewayInspection {
   readonly handlers: readonly HandlerInspection[];
   /** Handshakes completed, CURVE clients refused (unauthorized key), peers that failed the handshake otherwise. */
   readonly security: ServerTransportStats;
+  /**
+   * Answers the gateway refused to send as they were, since it started: over the client's or the
+   * gateway's `maxMessageSize` (`tooLarge`, the caller got MessageTooLargeError) or not encodable as
+   * CBOR (`unencodable`, the caller got SWARMNET_BAD_RESULT).
+   */
+  readonly replies: RefusedReplies;
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
@@ -275,6 +282,7 @@ export class Gateway {
       },
       handlers,
       security: this.#transport.stats(),
+      replies: { ...gw.context.outbox.refused },
     };
   }
 

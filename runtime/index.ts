@@ -11,6 +11,7 @@ export { reorderByIdent } from "./stream.js";
 export { generateKeyPair } from "./keys.js";
 export { DataType, toBytes, fromBytes, strToBytes, bytesToStr, intToBytes, bytesToInt } from "./bytes.js";
 export { normalizeEndpoint } from "./endpoint.js";
+export { describeThrown } from "../protocol/thrown.js";
 export { registerClass, encode, decode, MIN_CLASS_TAG } from "../protocol/codec.js";
 export {
   SwarmnetError,
@@ -34,6 +35,7 @@ export {
   FileAccessError,
   FileIntegrityError,
   AdminDisabledError,
+  MessageTooLargeError,
   ErrorCode,
   Status,
 } from "../protocol/errors.js";
@@ -62,6 +64,8 @@ export {
 export { MemoryHub } from "../transports/memory.js";
 
 export type { GatewayOptions, GatewayInspection, HandlerInspection, InspectCallback } from "./gateway.js";
+export type { RefusedReplies } from "../actors/dispatcher.js";
+export type { ThrownDescription } from "../protocol/thrown.js";
 export type { ControllerOptions, GetClientOptions } from "./controller.js";
 export type { AdminOptions } from "./admin.js";
 export type { CallOptions, StreamCallback, EndOfStreamCallback } from "./client.js";
