@@ -176,7 +176,9 @@ function failPending(context: ClientContext, error: SwarmnetError): void {
 /** How a request in flight (a call or a stream) ends on a message from the gateway; shared by awaiting and streaming. */
 const ANSWERS = {
   wire: [
-    { guard: "sessionGone", target: "closed", actions: ["settlePending", "clearPending"] },
+    // Whatever request the gateway's "no session" answers (an rpc.cancel of a call that timed out
+    // included), the call in flight can no longer be served: it fails now, and the queue with it.
+    { guard: "sessionGone", target: "closed", actions: ["noteSessionGone", "failOnSessionGone", "clearPending"] },
     { guard: "answersPending", target: "ready", actions: ["settlePending", "clearPending"] },
   ],
   "wire.invalid": { target: "ready", actions: ["failOnInvalid", "clearPending"] },
@@ -266,6 +268,15 @@ export const clientMachine = setup({
       if (answer === undefined) return;
       if (answer.ok) pending.resolve(answer.value);
       else pending.reject(answer.error);
+    },
+    noteSessionGone: assign({
+      error: ({ event }) =>
+        event.type === "wire" && event.message.type === "error"
+          ? new SessionEndedError(`the gateway has no session for this client any more (${event.message.code}): ${event.message.message}`)
+          : undefined,
+    }),
+    failOnSessionGone: ({ context }) => {
+      if (context.error) failPending(context, context.error);
     },
     failOnInvalid: ({ context, event }) => {
       if (event.type === "wire.invalid") failPending(context, event.error);

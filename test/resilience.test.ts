@@ -138,3 +138,158 @@ describe("no subroutine can take the gateway down or wedge a handler", () => {
     expect(gw.snapshot().replies.tooLarge).toBe(4);
   });
 });
+
+/** The CBOR head of an unsigned integer written in the 8-byte form whatever its size, as Python's cbor2 may. */
+function uint64(n: number): Buffer {
+  const bytes = Buffer.alloc(9);
+  bytes[0] = 0x1b;
+  bytes.writeBigUInt64BE(BigInt(n), 1);
+  return bytes;
+}
+
+/** A CBOR map built by hand: keys and values are encoded with cbor-x except those given as raw bytes. */
+function cborMap(entries: Record<string, unknown>): Buffer {
+  const parts: Uint8Array[] = [Buffer.from([0xa0 + Object.keys(entries).length])];
+  for (const [key, value] of Object.entries(entries)) parts.push(encode(key), Buffer.isBuffer(value) ? value : encode(value));
+  return Buffer.concat(parts);
+}
+
+describe("values round-trip or are refused", () => {
+  it("-0 and lone surrogates are refused before sending (client) or answered SWARMNET_BAD_RESULT (gateway); surrogate pairs and 0 go through", async () => {
+    const gw = await startGateway();
+    gw.addSubroutine("echo", (x: unknown) => x);
+    gw.addSubroutine("negativeZero", () => -0);
+    gw.addSubroutine("loneSurrogate", () => ({ text: "abc\ud800" }));
+    gw.addSubroutine("items", function* () {
+      yield [0, "fine"];
+      yield [1, [1, -0]];
+    });
+    const client = await controllerFor(gw).getClient();
+    await expect(client.getSubroutineBatch("echo", [-0])).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(/-0/) });
+    await expect(client.getSubroutineBatch("echo", [{ deep: ["x\udc00y"] }])).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(/surrogate/) });
+    await expect(client.ping("\ud800")).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+    expect(() => client.stream("echo", [-0])[Symbol.asyncIterator]()).not.toThrow();
+    await expect(collect(client, "items", [-0]).then((r) => r.error)).resolves.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+    const cyclic: Record<string, unknown> = {};
+    cyclic["self"] = cyclic;
+    await expect(client.getSubroutineBatch("echo", [cyclic])).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+
+    await expect(client.getSubroutineBatch("negativeZero")).rejects.toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/-0/) });
+    await expect(client.getSubroutineBatch("loneSurrogate")).rejects.toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/surrogate/) });
+    const streamed = await collect(client, "items");
+    expect(streamed.items).toEqual([[0, "fine"]]);
+    expect(streamed.error).toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/item 1.*-0/) });
+
+    const emoji = "pair 😀 ok";
+    expect(await client.getSubroutineBatch("echo", [emoji])).toBe(emoji);
+    expect(Object.is(await client.getSubroutineBatch("echo", [0]), 0)).toBe(true);
+    expect(await client.getSubroutineBatch("echo", [[1.5, -2, 2 ** 53, -(2 ** 53)]])).toEqual([1.5, -2, 2 ** 53, -(2 ** 53)]);
+  });
+
+  it("a 64-bit CBOR integer from a non-JavaScript client reaches the subroutine as a number; beyond 2^53 it stays exact", async () => {
+    const gw = await startGateway();
+    gw.addSubroutine("describe", (x: unknown) => [typeof x, typeof x === "number" ? x + 1 : String(x)]);
+    const dealer = new Dealer({ linger: 0, receiveTimeout: 5_000 });
+    try {
+      dealer.connect(gw.endpoint);
+      await dealer.send(encode({ type: "hello", id: 0, v: 1 }));
+      const [welcome] = await dealer.receive();
+      expect(decode(welcome!)).toMatchObject({ type: "welcome", status: 200 });
+      const call = (id: number, arg: Buffer): Buffer =>
+        cborMap({ type: "rpc.call", id, name: "describe", mode: "get", args: Buffer.concat([Buffer.from([0x81]), arg]), kwargs: {} });
+      await dealer.send(call(1, uint64(2 ** 40)));
+      expect(decode((await dealer.receive())[0]!)).toMatchObject({ type: "rpc.result", id: 1, value: ["number", 2 ** 40 + 1] });
+      await dealer.send(call(2, uint64(7)));
+      expect(decode((await dealer.receive())[0]!)).toMatchObject({ type: "rpc.result", id: 2, value: ["number", 8] });
+      const negative = Buffer.alloc(9);
+      negative[0] = 0x3b;
+      negative.writeBigUInt64BE(2n ** 40n - 1n, 1); // -(2^40)
+      await dealer.send(call(3, negative));
+      expect(decode((await dealer.receive())[0]!)).toMatchObject({ type: "rpc.result", id: 3, value: ["number", -(2 ** 40) + 1] });
+      const huge = Buffer.alloc(9);
+      huge[0] = 0x1b;
+      huge.writeBigUInt64BE(2n ** 60n + 1n, 1);
+      await dealer.send(call(4, huge));
+      expect(decode((await dealer.receive())[0]!)).toMatchObject({ type: "rpc.result", id: 4, value: ["bigint", (2n ** 60n + 1n).toString()] });
+    } finally {
+      dealer.close();
+    }
+  });
+});
+
+describe("no call hangs", () => {
+  it("a call's deadline counts its time in the queue; timeoutMs of 2^31 and more works; close() fails queued calls at once with ClosedError", async () => {
+    const gw = await startGateway();
+    let release: (value: string) => void = () => undefined;
+    let held: () => void = () => undefined;
+    const nextHeld = (): Promise<void> => new Promise((resolve) => (held = resolve));
+    gw.addSubroutine("held", () => {
+      held();
+      return new Promise<string>((resolve) => (release = resolve));
+    });
+    gw.addSubroutine("slow", (ms: number) => new Promise((resolve) => setTimeout(() => resolve("late"), ms)));
+    gw.addSubroutine("echo", (x: unknown) => x);
+    const controller = controllerFor(gw, { timeoutMs: 2 ** 31, connectTimeoutMs: 2 ** 31 + 5 });
+    const client = await controller.getClient();
+
+    // Queued behind a call that is held until we say: the second call's deadline passes while it waits.
+    const order: string[] = [];
+    const first = client.getSubroutineBatch("held", [], {}, { timeoutMs: 60_000 }).then((v) => (order.push("first"), v));
+    const queued = client.getSubroutineBatch("echo", ["queued"], {}, { timeoutMs: 300 }).catch((e: unknown) => (order.push("queued"), e));
+    await expect(within(queued, 10_000, "the queued call's deadline")).resolves.toMatchObject({ code: ErrorCode.TIMEOUT });
+    release("done");
+    expect(await first).toBe("done");
+    expect(order).toEqual(["queued", "first"]);
+
+    // 2^31 ms and more: Node's timers would fire after ~1 ms; these wait for the answer.
+    expect(await client.getSubroutineBatch("slow", [50])).toBe("late");
+    expect(await client.getSubroutineBatch("slow", [50], {}, { timeoutMs: 2 ** 31 })).toBe("late");
+    expect(await client.getSubroutineBatch("slow", [50], {}, { timeoutMs: 10 * 365 * 86_400_000 })).toBe("late");
+    const items: unknown[] = [];
+    gw.addSubroutine("ticks", async function* () {
+      for (let i = 0; i < 3; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        yield [i, i];
+      }
+    });
+    for await (const [ident] of client.stream("ticks", [], {}, { timeoutMs: 2 ** 31 })) items.push(ident);
+    expect(items).toEqual([0, 1, 2]);
+
+    // close() with calls queued: they fail at once with ClosedError, not one deadline after another.
+    const running = nextHeld();
+    const inFlight = client.getSubroutineBatch("held", [], {}, { timeoutMs: 60_000 });
+    await within(running, 5_000, "the held call to reach the gateway");
+    const waiting = [1, 2, 3].map((n) => client.getSubroutineBatch("echo", [n], {}, { timeoutMs: 60_000 }).catch((e: unknown) => e));
+    const closing = client.closeHandler();
+    for (const settled of await within(Promise.all(waiting), 5_000, "queued calls to settle on close")) {
+      expect(settled).toMatchObject({ code: ErrorCode.CLOSED });
+    }
+    release("finally");
+    expect(await inFlight).toBe("finally");
+    await within(closing, 5_000, "closeHandler");
+    await expect(client.ping()).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+  });
+
+  it("a gateway SIGKILLed and restarted on the same port - both calls on one client settle and controller.close() returns", async () => {
+    const port = await freePort();
+    let { child } = await startProcess(HOSTILE, [port, MAX_MESSAGE_SIZE]);
+    const controller = new Controller({ port, timeoutMs: 1_500, connectTimeoutMs: 5_000 });
+    try {
+      const client = await controller.getClient();
+      expect(await client.ping("up")).toBe("up");
+      const first = client.getSubroutineBatch("slow", [60_000]).catch((e: unknown) => e);
+      // A longer deadline: it is still live when the first one times out, and goes out to the new gateway.
+      const second = client.getSubroutineBatch("echo", ["second"], {}, { timeoutMs: 60_000 }).catch((e: unknown) => e);
+      await kill(child);
+      ({ child } = await startProcess(HOSTILE, [port, MAX_MESSAGE_SIZE]));
+      const [a, b] = await within(Promise.all([first, second]), 15_000, "both calls to settle");
+      expect(a).toMatchObject({ code: expect.stringMatching(/SWARMNET_(TIMEOUT|SESSION_ENDED|CONNECTION)/) });
+      expect(b).toMatchObject({ code: ErrorCode.SESSION_ENDED });
+      // The controller is not broken: a new client reaches the new gateway.
+      const fresh = await controller.getClient();
+      expect(await fresh.getSubroutineBatch("pid")).toBe(child.pid);
+    } finally {
+      await within(controller.close(), 10_000, "controller close");
+    }
+  });
+});
