@@ -27,6 +27,8 @@ interface Waiting {
 export class CallQueue {
   readonly #queue = new PQueue({ concurrency: 1 });
   readonly #waiting = new Set<Waiting>();
+  /** The turn of the call in flight, until it settles. */
+  #current: CallTurn<unknown> | undefined;
 
   /** Calls waiting for their turn (not counting the one in flight). */
   get waiting(): number {
@@ -68,14 +70,17 @@ export class CallQueue {
             const turn: CallTurn<T> = {
               deadline,
               resolve: (value) => {
+                if (this.#current === turn) this.#current = undefined;
                 done();
                 resolve(value);
               },
               reject: (error) => {
+                if (this.#current === turn) this.#current = undefined;
                 done();
                 reject(error);
               },
             };
+            this.#current = turn as CallTurn<unknown>;
             try {
               start(turn);
             } catch (error) {
@@ -86,9 +91,17 @@ export class CallQueue {
     });
   }
 
-  /** Fails every call still waiting for its turn with `error`, at once. The call in flight is not here. */
-  failAll(error: SwarmnetError): void {
-    for (const entry of [...this.#waiting]) entry.fail(error);
+  /**
+   * Fails every call still waiting for its turn with `error`, at once. With
+   * `inFlight`, the call in flight too (the session is over: whoever owned it
+   * can no longer answer it; settling twice is a no-op). `error` may be a
+   * function, called only when there is a call to fail.
+   */
+  failAll(error: SwarmnetError | (() => SwarmnetError), options: { inFlight?: boolean } = {}): void {
+    if (this.#waiting.size === 0 && (!options.inFlight || this.#current === undefined)) return;
+    const reason = typeof error === "function" ? error() : error;
+    for (const entry of [...this.#waiting]) entry.fail(reason);
+    if (options.inFlight) this.#current?.reject(reason);
   }
 
   /** Resolves when no call waits and none is in flight. */

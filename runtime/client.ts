@@ -110,9 +110,8 @@ export class Client {
     // fails at once with the reason, and the call in flight too, so nothing waits for its deadline.
     const abandon = (): void => {
       const { pending, error } = this.#ref.getSnapshot().context;
-      const reason = error ?? new ClosedError("client closed");
       pending?.reject(new ClosedError("client actor stopped"));
-      this.#queue.failAll(reason);
+      this.#queue.failAll(() => error ?? new ClosedError("client closed"), { inFlight: true });
     };
     this.#ref.subscribe({ complete: abandon, error: abandon });
   }
@@ -372,7 +371,7 @@ export class Client {
    * no-op when already closed.
    */
   async closeHandler(): Promise<void> {
-    this.#queue.failAll(new ClosedError("client closed with this call still queued: never sent"));
+    this.#queue.failAll(() => new ClosedError("client closed with this call still queued: never sent"));
     // An open stream would hold the queue for as long as nobody consumes it: closing ends it.
     if (this.#ref.getSnapshot().value === "streaming") this.#ref.send({ type: "close" });
     await this.#queue.onIdle();

@@ -4,6 +4,8 @@
  * the gateway's process could die, it runs in a child process.
  */
 import type { ChildProcess } from "node:child_process";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { describe, expect, it } from "vitest";
 import { Dealer } from "zeromq";
 import { Controller, ErrorCode, type Client } from "../runtime/index.js";
@@ -292,4 +294,44 @@ describe("no call hangs", () => {
       await within(controller.close(), 10_000, "controller close");
     }
   });
+});
+
+describe("flat memory under churn", () => {
+  it("20,000 cycles of getClient -> ping -> closeHandler grow the heap (after GC) by under 1 MiB on each side", async () => {
+    v8.setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc") as () => void;
+    const { controller } = await hostile([0, MAX_MESSAGE_SIZE], ["--expose-gc"]);
+    try {
+      const probe = await controller.getClient();
+      const heaps = async (): Promise<{ gateway: number; controller: number }> => {
+        const gateway = await probe.getSubroutineBatch<number>("heap");
+        gc();
+        gc();
+        return { gateway, controller: process.memoryUsage().heapUsed };
+      };
+      // Loops side by side (the pool holds them all): the same churn, in less wall time.
+      const LOOPS = 8;
+      const churn = async (cycles: number): Promise<void> => {
+        await Promise.all(
+          Array.from({ length: LOOPS }, async () => {
+            for (let i = 0; i < cycles / LOOPS; i++) {
+              const client = await controller.getClient();
+              expect(await client.ping(i)).toBe(i);
+              await client.closeHandler();
+            }
+          }),
+        );
+      };
+      await churn(2_000); // warm-up: code compiled, caches filled
+      const before = await heaps();
+      await churn(20_000);
+      const after = await heaps();
+      const growth = { gateway: after.gateway - before.gateway, controller: after.controller - before.controller };
+      expect(growth.gateway, `gateway heap growth ${growth.gateway} B`).toBeLessThan(1024 * 1024);
+      expect(growth.controller, `controller heap growth ${growth.controller} B`).toBeLessThan(1024 * 1024);
+      expect(controller.clients.length).toBe(1);
+    } finally {
+      await within(controller.close(), 10_000, "controller close");
+    }
+  }, 300_000);
 });
