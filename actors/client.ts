@@ -15,6 +15,7 @@ import {
   ClosedError,
   ConnectionError,
   ErrorCode,
+  MAX_TIMER_DELAY_MS,
   MessageTooLargeError,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -246,9 +247,11 @@ export const clientMachine = setup({
       };
     }),
   },
+  // Capped at what Node's setTimeout honours: under a clock that does not chain timers (a user's own
+  // actor system), a longer delay would fire at once; the Controller's clock (longClock) needs no cap.
   delays: {
-    connectTimeout: ({ context }) => context.connectTimeoutMs + context.waitMs,
-    closeTimeout: ({ context }) => context.closeTimeoutMs,
+    connectTimeout: ({ context }) => Math.min(MAX_TIMER_DELAY_MS, context.connectTimeoutMs + context.waitMs),
+    closeTimeout: ({ context }) => Math.min(MAX_TIMER_DELAY_MS, context.closeTimeoutMs),
   },
   guards: {
     /** The gateway says this connection has no session (any more): nothing more can be served. */

@@ -155,6 +155,8 @@ interface QueuedRequest {
   readonly message: Record<string, unknown>;
   readonly raw: Uint8Array | undefined;
   readonly timeoutMs: number;
+  /** When a batch call's deadline passes (performance.now() ms): counted from the command, queue time included. */
+  readonly deadline?: number;
 }
 
 /** The request on the wire. */
@@ -226,6 +228,13 @@ function isPlainObject(value: unknown): value is Kwargs {
 
 /** Checks a command and turns it into a queued request; an InvalidArgumentError says what is wrong. */
 function requestOf(command: SwarmClientCommand, requestId: RequestId, plan: Plan): QueuedRequest | InvalidArgumentError {
+  const request = unstampedRequestOf(command, requestId, plan);
+  // A stream's timeoutMs bounds each wait for data; a call's runs from now, its time in the queue included.
+  if (request instanceof InvalidArgumentError || request.kind === "stream") return request;
+  return { ...request, deadline: performance.now() + request.timeoutMs };
+}
+
+function unstampedRequestOf(command: SwarmClientCommand, requestId: RequestId, plan: Plan): QueuedRequest | InvalidArgumentError {
   const timeoutMs = "timeoutMs" in command && command.timeoutMs !== undefined ? command.timeoutMs : plan.timeoutMs;
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) return new InvalidArgumentError(`${command.type}: timeoutMs must be a positive integer, got ${String(timeoutMs)}`);
   if (command.type === "ping") {
@@ -266,7 +275,7 @@ function hasParent(self: AnyActorRef): boolean {
 
 function asSwarmnetError(error: unknown): SwarmnetError {
   if (error instanceof SwarmnetError) return error;
-  return new ConnectionError(error instanceof Error ? error.message : String(error), { cause: error });
+  return new ConnectionError(describeThrown(error).message, { cause: error });
 }
 
 /** Errors after which the next gateway (with a controller's several) is worth a try, as Controller.getClient() does. */
@@ -419,6 +428,7 @@ export const swarmClientMachine = setup({
         kind: current.kind,
         frames,
         timeoutMs: current.timeoutMs,
+        ...(current.deadline === undefined ? {} : { deadline: current.deadline }),
         // Settled from inside the client machine's actions: hand over on a microtask, so this
         // actor's transition does not run nested inside the client's.
         resolve: (value) => queueMicrotask(() => self.send({ type: "reply.ok", wireId, value })),
