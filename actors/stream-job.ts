@@ -226,7 +226,9 @@ export class StreamJob implements Job {
         // While the generator thinks, whatever is batched goes out on the next turn of the loop.
         this.#scheduleFlush();
         const pending = step;
-        const settled = await this.#unless(pending, () => this.#abort !== "none" || this.#failure !== undefined);
+        // A consumer's abort waits for the generator (so its finally runs before the acknowledgement);
+        // a cancel (the client gave up: its deadline passed) or a refused batch does not.
+        const settled = await this.#unless(pending, () => this.#abort === "cancel" || this.#failure !== undefined);
         if (settled === INTERRUPTED) {
           // The generator may never yield again: stop waiting (a late rejection is not unhandled).
           Promise.resolve(pending).then(noop, noop);

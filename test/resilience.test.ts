@@ -81,12 +81,15 @@ describe("no subroutine can take the gateway down or wedge a handler", () => {
       expect(sleepy.items).toEqual([[0, "first"]]);
       expect(sleepy.error).toMatchObject({ code: ErrorCode.TIMEOUT });
       expect(await client.getSubroutineBatch("echo", ["after a sleepy stream"])).toBe("after a sleepy stream");
+      // The abort waits for the generator's next step (so its finally runs first) for at most the
+      // stream's timeoutMs; then the client cancels and the handler is idle.
       const aborter = new AbortController();
-      const aborted = collect(client, "sleepyStream", [60_000], { signal: aborter.signal, timeoutMs: 30_000 });
+      const aborted = collect(client, "sleepyStream", [60_000], { signal: aborter.signal, timeoutMs: 300 });
       setImmediate(() => aborter.abort());
       expect((await within(aborted, 10_000, "aborted stream")).error).toBeDefined();
+      expect(await client.getSubroutineBatch("echo", ["after an abort"])).toBe("after an abort");
       const broken: unknown[] = [];
-      for await (const item of client.stream<unknown>("sleepyStream", [60_000], {}, { timeoutMs: 30_000 })) {
+      for await (const item of client.stream<unknown>("sleepyStream", [60_000], {}, { timeoutMs: 300 })) {
         broken.push(item);
         break; // the generator now sleeps a minute before its next item
       }
