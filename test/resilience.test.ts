@@ -38,7 +38,7 @@ async function collect(client: Client, name: string, args: unknown[] = [], optio
 }
 
 describe("no subroutine can take the gateway down or wedge a handler", () => {
-  it("non-Error throws, unencodable results and items, a generator that never yields: typed errors, and the gateway process serves on", async () => {
+  it("non-Error throws, unencodable results and items, a generator that never yields: typed errors, and the gateway process serves on", { timeout: 90_000 }, async () => {
     const { child, controller } = await hostile();
     try {
       const client = await controller.getClient();
@@ -296,7 +296,7 @@ describe("no call hangs", () => {
     } finally {
       await within(controller.close(), 10_000, "controller close");
     }
-  });
+  }, 90_000);
 });
 
 describe("flat memory under churn", () => {
