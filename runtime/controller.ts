@@ -33,11 +33,18 @@ export interface ControllerOptions {
   downloadDir?: string;
   /** Progress bars on stderr for transfers. @default false */
   verbose?: boolean;
-  /** Deadline of each call in ms, unless the call says otherwise. @default 10000 */
+  /**
+   * Deadline of each call in ms, unless the call says otherwise, counted from when the call is made
+   * (queue time included); any positive integer, 2^31 ms and beyond too. @default 10000
+   */
   timeoutMs?: number;
-  /** How long getClient() waits for a gateway's answer, per gateway tried. @default 5000 */
+  /** How long getClient() waits for a gateway's answer, per gateway tried, in ms. @default 5000 */
   connectTimeoutMs?: number;
-  /** Largest ZeroMQ frame accepted, in bytes. @default 64 MiB */
+  /**
+   * Largest ZeroMQ frame accepted, in bytes; told to the gateway, which refuses larger answers. A
+   * request with a frame over this or over the gateway's limit fails with MessageTooLargeError
+   * (SWARMNET_MESSAGE_TOO_LARGE) before it is sent, and the client stays usable. @default 64 MiB
+   */
   maxMessageSize?: number;
   /** CURVE: this controller's key pair and the gateway's public key (Z85). Needed for a gateway with CURVE on. */
   curve?: ClientCurve;

@@ -39,7 +39,12 @@ export interface GatewayOptions {
   restartWindowMs?: number;
   /** A session silent this long (clients heartbeat at a third of it) is ended and its slot freed. @default 15000 */
   livenessMs?: number;
-  /** Largest ZeroMQ frame accepted, in bytes; a larger one drops that connection. @default 64 MiB */
+  /**
+   * Largest ZeroMQ frame accepted and sent, in bytes. A larger inbound frame drops that connection
+   * (clients learn the limit in the welcome and refuse larger requests themselves); an answer with a
+   * frame over it, or over the client's own limit, is not sent: the caller gets MessageTooLargeError
+   * and `snapshot().replies.tooLarge` counts it. @default 64 MiB
+   */
   maxMessageSize?: number;
   /** How long `stop()` lets calls in flight finish, in ms. @default 5000 */
   stopGraceMs?: number;
