@@ -112,6 +112,8 @@ export class Client {
       const { pending, error } = this.#ref.getSnapshot().context;
       pending?.reject(new ClosedError("client actor stopped"));
       this.#queue.failAll(() => error ?? new ClosedError("client closed"), { inFlight: true });
+      // A client whose session ended without closeHandler() leaves the controller's list (and its id) too.
+      this.#onClosed(this);
     };
     this.#ref.subscribe({ complete: abandon, error: abandon });
   }
