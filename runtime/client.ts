@@ -249,22 +249,22 @@ export class Client {
     this.#queue
       .run<unknown>(
         ({ resolve, reject }) => {
-            const closed = this.#closedError();
-            if (closed) return reject(closed);
-            if (reader.end !== "open" || reader.failed) return resolve(undefined); // aborted or timed out before it began
-            const problem = wireValueProblem([message["args"], message["kwargs"]]);
-            if (problem !== undefined) return reject(new InvalidArgumentError(`stream: arguments cannot cross the wire as they are: ${problem}`));
-            const call: PendingCall = {
-              id,
-              kind: "stream",
-              frames: [encode({ ...message, id })],
-              timeoutMs,
-              resolve,
-              reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
-              sink: reader,
-            };
-            reader.markOpened();
-            this.#ref.send({ type: "call", call });
+          const closed = this.#closedError();
+          if (closed) return reject(closed);
+          if (reader.end !== "open" || reader.failed) return resolve(undefined); // aborted or timed out before it began
+          const problem = wireValueProblem([message["args"], message["kwargs"]]);
+          if (problem !== undefined) return reject(new InvalidArgumentError(`stream: arguments cannot cross the wire as they are: ${problem}`));
+          const call: PendingCall = {
+            id,
+            kind: "stream",
+            frames: [encode({ ...message, id })],
+            timeoutMs,
+            resolve,
+            reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
+            sink: reader,
+          };
+          reader.markOpened();
+          this.#ref.send({ type: "call", call });
         },
         { what: `stream '${String(message["name"])}'` },
       )
@@ -323,21 +323,21 @@ export class Client {
     return this.#queue
       .run<unknown>(
         ({ resolve, reject }) => {
-            const closed = this.#closedError();
-            if (closed) return reject(closed);
-            const id = this.#allocateId();
-            sink = makeSink(id, this.#sinkControl(id));
-            const call: PendingCall = {
-              id,
-              kind: "files",
-              frames: [encode({ ...message, id })],
-              timeoutMs,
-              resolve,
-              reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
-              sink,
-            };
-            sink.start();
-            this.#ref.send({ type: "call", call });
+          const closed = this.#closedError();
+          if (closed) return reject(closed);
+          const id = this.#allocateId();
+          sink = makeSink(id, this.#sinkControl(id));
+          const call: PendingCall = {
+            id,
+            kind: "files",
+            frames: [encode({ ...message, id })],
+            timeoutMs,
+            resolve,
+            reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
+            sink,
+          };
+          sink.start();
+          this.#ref.send({ type: "call", call });
         },
         { what: `transfer '${String(message["type"])}'` },
       )
