@@ -7,7 +7,7 @@
  */
 import { ErrorCode, describeThrown, wireValueProblem, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
 import type { Refusal, Session } from "./session.js";
-import { ThreadCrash } from "./subroutines.js";
+import { BadResult, ThreadCrash } from "./subroutines.js";
 
 /**
  * An iterator may implement this to learn, before each pull, how many items and
@@ -15,6 +15,13 @@ import { ThreadCrash } from "./subroutines.js";
  * pull ahead in batches without ever passing the window.
  */
 export const CREDIT_HINT: unique symbol = Symbol("swarmnet.creditHint");
+
+/**
+ * An iterator may implement this to hear at once that the stream is being aborted or
+ * cancelled, even while a pull is pending: a worker-thread generator stuck in its work
+ * is then asked to return, and its thread terminated if it does not.
+ */
+export const INTERRUPT: unique symbol = Symbol("swarmnet.interrupt");
 
 /** Work a handler runs outside its machine, fed by the dispatcher. */
 export interface Job {
@@ -78,6 +85,7 @@ export class StreamJob implements Job {
   readonly #session: Session;
   readonly #iterator: AnyIterator;
   readonly #hint: ((items: number, bytes: number) => void) | undefined;
+  readonly #interrupt: (() => void) | undefined;
   readonly #window: number;
   readonly #onFinish: (outcome: JobOutcome) => void;
   #grantedItems: number;
@@ -115,6 +123,8 @@ export class StreamJob implements Job {
     this.#iterator = options.iterator;
     const hint = (options.iterator as { [CREDIT_HINT]?: (items: number, bytes: number) => void })[CREDIT_HINT];
     this.#hint = typeof hint === "function" ? hint.bind(options.iterator) : undefined;
+    const interrupt = (options.iterator as { [INTERRUPT]?: () => void })[INTERRUPT];
+    this.#interrupt = typeof interrupt === "function" ? interrupt.bind(options.iterator) : undefined;
     this.#window = options.window;
     this.#grantedItems = options.window;
     this.#grantedBytes = options.windowBytes;
@@ -132,6 +142,7 @@ export class StreamJob implements Job {
       this.#consumedItems += message.items;
     } else if (message.type === "stream.abort") {
       if (this.#abort === "none") this.#abort = "client";
+      this.#interrupt?.();
     } else {
       return;
     }
@@ -140,6 +151,7 @@ export class StreamJob implements Job {
 
   cancel(): void {
     if (this.#abort === "none") this.#abort = "cancel";
+    this.#interrupt?.();
     this.#wakeUp();
   }
 
@@ -193,7 +205,9 @@ export class StreamJob implements Job {
       outcome =
         err instanceof ThreadCrash
           ? { type: "crashed", message }
-          : (this.#failure ?? (name === undefined ? { type: "failed", code: ErrorCode.REMOTE, message } : { type: "failed", code: ErrorCode.REMOTE, message, name }));
+          : err instanceof BadResult
+            ? { type: "failed", code: ErrorCode.BAD_RESULT, message }
+            : (this.#failure ?? (name === undefined ? { type: "failed", code: ErrorCode.REMOTE, message } : { type: "failed", code: ErrorCode.REMOTE, message, name }));
     }
     // Ended by the consumer, an end marker, a bad item or cancel: let the generator's finally run.
     // (On a generator that threw, return() is a no-op.) A generator still stuck in a next() we
@@ -259,6 +273,8 @@ export class StreamJob implements Job {
         }
         step = settled;
         sinceYield = 0;
+        // Aborted or cancelled while the generator was busy: its item is not sent.
+        if (this.#abort !== "none") continue;
       }
       const { done, value } = step as IteratorResult<unknown>;
       if (done) {
