@@ -5,7 +5,7 @@
  * running (`busy.streaming`) and can cancel it; the items themselves do not
  * pay for a machine transition each.
  */
-import { ErrorCode, describeThrown, wireValueProblem, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
+import { ErrorCode, describeThrown, isInstance, wireValueProblem, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
 import type { Refusal, Session } from "./session.js";
 import { BadResult, ThreadCrash } from "./subroutines.js";
 
@@ -132,7 +132,10 @@ export class StreamJob implements Job {
   }
 
   start(): void {
-    void this.#run();
+    // #run catches what the generator throws; anything else it throws must not go unhandled either.
+    this.#run().catch((err: unknown) => {
+      this.#onFinish({ type: "crashed", message: `stream job failed: ${describeThrown(err).message}` });
+    });
   }
 
   onMessage(message: ClientMessage): void {
@@ -203,9 +206,9 @@ export class StreamJob implements Job {
       this.#flush();
       const { message, name } = describeThrown(err);
       outcome =
-        err instanceof ThreadCrash
+        isInstance(err, ThreadCrash)
           ? { type: "crashed", message }
-          : err instanceof BadResult
+          : isInstance(err, BadResult)
             ? { type: "failed", code: ErrorCode.BAD_RESULT, message }
             : (this.#failure ?? (name === undefined ? { type: "failed", code: ErrorCode.REMOTE, message } : { type: "failed", code: ErrorCode.REMOTE, message, name }));
     }
@@ -281,12 +284,13 @@ export class StreamJob implements Job {
         this.#flush();
         return this.#failure ?? { type: "done", count: this.#itemsSent };
       }
-      if (!Array.isArray(value) || typeof value[0] !== "number") {
+      // An ident is a safe integer: NaN would never end the stream (NaN < 0 is false), 1.5 or 2**53 + 1 would not arrive as yielded.
+      if (!Array.isArray(value) || !Number.isSafeInteger(value[0])) {
         this.#flush();
-        return {
+        return this.#failure ?? {
           type: "failed",
           code: ErrorCode.BAD_RESULT,
-          message: `stream '${this.#name}' must yield [ident, buffer] pairs with a numeric ident`,
+          message: `stream '${this.#name}' must yield [ident, buffer] pairs with a safe-integer ident`,
         };
       }
       const ident = value[0] as number;
@@ -300,11 +304,10 @@ export class StreamJob implements Job {
         const problem = wireValueProblem(buffer);
         if (problem !== undefined) {
           this.#flush();
-          return this.#failure ?? {
-            type: "failed",
-            code: ErrorCode.BAD_RESULT,
-            message: `item ${this.#itemsSent} of stream '${this.#name}' cannot cross the wire as it is: ${problem.replace(/^value/, "its buffer")}`,
-          };
+          if (this.#failure !== undefined) return this.#failure;
+          const refusal = { code: ErrorCode.BAD_RESULT, message: `item ${this.#itemsSent} of stream '${this.#name}' cannot cross the wire as it is: ${problem.replace(/^value/, "its buffer")}` };
+          this.#session.countRefusal(refusal);
+          return { type: "failed", ...refusal };
         }
       }
       this.#add(ident, buffer);

@@ -103,6 +103,44 @@ describe("no subroutine can take the gateway down or wedge a handler", () => {
     }
   });
 
+  it("thrown values whose inspection throws (revoked Proxy, trap, message getter), poisoned or over-long items and results, bad idents: typed errors, the gateway serves on", { timeout: 60_000 }, async () => {
+    const { child, controller } = await hostile();
+    try {
+      const client = await controller.getClient();
+      // Four in a row would end the session if any of them crashed the handler: do each twice.
+      for (const kind of ["revoked", "trap", "messageGetter", "bigint"]) {
+        for (let round = 0; round < 2; round++) {
+          await expect(client.getSubroutineBatch("poisonThrows", [kind]), kind).rejects.toMatchObject({ code: ErrorCode.REMOTE });
+          const streamed = await collect(client, "poisonInStream", [kind]);
+          expect(streamed.items, kind).toEqual([[0, "before"]]);
+          expect(streamed.error, kind).toMatchObject({ code: ErrorCode.REMOTE });
+        }
+      }
+      await expect(client.getSubroutineBatch("poisonThrows", ["bigint"])).rejects.toMatchObject({ message: expect.stringContaining("10n") });
+      // An item whose getter throws: BAD_RESULT (the value cannot cross), not a RemoteError.
+      const poisonedItem = await collect(client, "poisonItem");
+      expect(poisonedItem.items).toEqual([[0, "before"]]);
+      expect(poisonedItem.error).toMatchObject({ code: ErrorCode.BAD_RESULT });
+      // More items than any decoder accepts: refused on the gateway, the handler is free at once.
+      await expect(client.getSubroutineBatch("tooLongResult")).rejects.toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/1000001 items/) });
+      const tooLong = await collect(client, "tooLongItem");
+      expect(tooLong.items).toEqual([[0, "before"]]);
+      expect(tooLong.error).toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/1000001 items/) });
+      // An ident must be a safe integer (NaN would never end the stream).
+      for (const ident of [Number.NaN, 1.5, 2 ** 53 + 2]) {
+        const bad = await collect(client, "badIdent", [ident]);
+        expect(bad.error, String(ident)).toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/safe-integer ident/) });
+      }
+      expect((await collect(client, "badIdent", [-1])).items).toEqual([]); // a negative ident still ends the stream
+      expect(alive(child)).toBe(true);
+      expect(await client.getSubroutineBatch("pid")).toBe(child.pid);
+      // Refused like any unencodable reply: poisoned item, long result, long item.
+      expect(((await client.getSubroutineBatch("replies")) as { unencodable: number }).unencodable).toBeGreaterThanOrEqual(3);
+    } finally {
+      await within(controller.close(), 10_000, "controller close");
+    }
+  });
+
   it("a result or request over maxMessageSize - MessageTooLargeError at once with the sizes; the client stays usable; the gateway counts it", async () => {
     const gw = await startGateway({ maxMessageSize: MAX_MESSAGE_SIZE });
     gw.addSubroutine("bytes", (n: number) => Buffer.alloc(n, 7));
