@@ -66,6 +66,14 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 const noop = (): void => undefined;
 
+function safeGet(target: object, key: symbol): unknown {
+  try {
+    return (target as Record<symbol, unknown>)[key];
+  } catch {
+    return undefined;
+  }
+}
+
 /** What a race against the job's interrupt returns when the interrupt won. */
 const INTERRUPTED = Symbol("interrupted");
 
@@ -121,10 +129,11 @@ export class StreamJob implements Job {
     this.#name = options.name;
     this.#session = options.session;
     this.#iterator = options.iterator;
-    const hint = (options.iterator as { [CREDIT_HINT]?: (items: number, bytes: number) => void })[CREDIT_HINT];
-    this.#hint = typeof hint === "function" ? hint.bind(options.iterator) : undefined;
-    const interrupt = (options.iterator as { [INTERRUPT]?: () => void })[INTERRUPT];
-    this.#interrupt = typeof interrupt === "function" ? interrupt.bind(options.iterator) : undefined;
+    // A user's iterator may be a Proxy whose get trap throws: it simply has no hint or interrupt.
+    const hint = safeGet(options.iterator, CREDIT_HINT);
+    this.#hint = typeof hint === "function" ? (hint.bind(options.iterator) as (items: number, bytes: number) => void) : undefined;
+    const interrupt = safeGet(options.iterator, INTERRUPT);
+    this.#interrupt = typeof interrupt === "function" ? (interrupt.bind(options.iterator) as () => void) : undefined;
     this.#window = options.window;
     this.#grantedItems = options.window;
     this.#grantedBytes = options.windowBytes;
@@ -145,7 +154,7 @@ export class StreamJob implements Job {
       this.#consumedItems += message.items;
     } else if (message.type === "stream.abort") {
       if (this.#abort === "none") this.#abort = "client";
-      this.#interrupt?.();
+      this.#interruptSafely();
     } else {
       return;
     }
@@ -154,7 +163,7 @@ export class StreamJob implements Job {
 
   cancel(): void {
     if (this.#abort === "none") this.#abort = "cancel";
-    this.#interrupt?.();
+    this.#interruptSafely();
     this.#wakeUp();
   }
 
@@ -168,6 +177,14 @@ export class StreamJob implements Job {
       maxOutstanding: this.#maxOutstanding,
       window: this.#window,
     };
+  }
+
+  #interruptSafely(): void {
+    try {
+      this.#interrupt?.();
+    } catch {
+      // An iterator's own interrupt hook that throws changes nothing: the job still ends.
+    }
   }
 
   #wakeUp(): void {
