@@ -13,8 +13,9 @@ import {
   type GatewayMessage,
 } from "../protocol/index.js";
 import type { Frames, Peer, ServerTransport } from "../transports/transport.js";
+import { Accept, LinkKind, headerAck, headerHasSecret, headerKind, headerSeq, isHeader, makeHeader } from "./delivery.js";
 import type { HandlerEvent } from "./handler.js";
-import type { Outbox, SessionTable } from "./session.js";
+import type { Outbox, Session, SessionTable } from "./session.js";
 import type { SupervisorEvent } from "./supervisor.js";
 
 /** Encodes envelopes for a server transport. `send` throws only if the message cannot be encoded. */
@@ -27,6 +28,14 @@ export class WireOutbox implements Outbox {
     const envelope = encode(message);
     this.#transport.send(peer, raw === undefined ? [envelope] : [envelope, raw]);
   }
+  write(peer: Peer, frames: Frames, tag: number): void {
+    this.#transport.send(peer, frames, tag);
+  }
+}
+
+/** A send error that means "try again in a moment" rather than "the peer is gone". */
+function isTransient(error: Error): boolean {
+  return (error as { code?: string }).code === "EAGAIN";
 }
 
 export interface DispatchTargets {
@@ -39,6 +48,8 @@ export interface DispatcherCounters {
   received: number;
   protocolErrors: number;
   sessionless: number;
+  /** Messages for a session without its secret (a stranger using its routing id); refused, session untouched. */
+  strangers: number;
 }
 
 /** How long one admin snapshot is reused: a flood of `admin.snapshot` costs one build per interval. */
@@ -52,7 +63,7 @@ export class Dispatcher {
   #refusal: { code: string; message: string } = { code: ErrorCode.GATEWAY_STOPPING, message: "gateway is not running" };
   #admin: (() => Record<string, unknown>) | undefined;
   #adminCache: { at: number; snapshot: Record<string, unknown> } | undefined;
-  readonly counters: DispatcherCounters = { received: 0, protocolErrors: 0, sessionless: 0 };
+  readonly counters: DispatcherCounters = { received: 0, protocolErrors: 0, sessionless: 0, strangers: 0 };
 
   constructor(table: SessionTable, outbox: Outbox, maxEnvelopeBytes: number) {
     this.#table = table;
@@ -79,15 +90,25 @@ export class Dispatcher {
     this.#admin = snapshot;
   }
 
-  onUndeliverable(peer: Peer): void {
-    this.#targets?.supervisor.send({ type: "session.lost", peerKey: peer.key });
+  /**
+   * A message could not be handed to `peer`. Its session is not ended for it: the
+   * message stays in the session's delivery buffer until the client resumes (or the
+   * lease decides), and a full queue is retried in a moment.
+   */
+  onUndeliverable(peer: Peer, error: Error, tag: number): void {
+    this.#table.byPeer(peer.key)?.channel.failed(tag, isTransient(error));
   }
 
   onMessage(peer: Peer, frames: Frames): void {
     this.counters.received++;
+    const first = frames[0];
+    if (isHeader(first)) {
+      this.#onDelivery(peer, first, frames);
+      return;
+    }
     let message: ClientMessage;
     try {
-      message = this.#parse(frames);
+      message = this.#parse(frames, 0);
     } catch (err) {
       this.counters.protocolErrors++;
       // Only a peer with a session hears about its malformed frame; others are dropped
@@ -97,8 +118,108 @@ export class Dispatcher {
       }
       return;
     }
-    const targets = this.#targets;
     const session = this.#table.byPeer(peer.key);
+    switch (message.type) {
+      case "hello":
+      case "admin.snapshot":
+        this.#route(peer, message, frames[1], undefined);
+        return;
+      case "heartbeat":
+        return;
+      default:
+        break;
+    }
+    if (session !== undefined) {
+      // Everything inside a session carries a delivery header with the session's secret.
+      this.counters.strangers++;
+      this.#safeSend(peer, { type: "error", id: message.id, code: ErrorCode.RESUME_REFUSED, message: "messages of a session need its delivery header (seq, ack and the secret from its welcome)" });
+      return;
+    }
+    this.#route(peer, message, frames[1], undefined);
+  }
+
+  /** A message with a delivery header: check the secret, acknowledge, number, then route. */
+  #onDelivery(peer: Peer, header: Uint8Array, frames: Frames): void {
+    const session = this.#table.byPeer(peer.key);
+    if (session === undefined) {
+      // The session is gone (lease, stop, close) or this is a restarted gateway that never had it.
+      this.counters.sessionless++;
+      const end = this.#table.endOf(peer.key);
+      this.#refuse(
+        peer,
+        end?.code ?? ErrorCode.SESSION_ENDED,
+        end?.reason ?? "unknown",
+        end?.message ?? "this gateway has no session for this connection (it restarted, or the session ended long ago)",
+      );
+      return;
+    }
+    if (!headerHasSecret(header, session.secret)) {
+      // Someone else on this routing id: refuse, stop sending there until the owner is back.
+      this.counters.strangers++;
+      session.channel.pause();
+      this.#refuse(peer, ErrorCode.RESUME_REFUSED, "refused", "not the owner of this session: its secret does not match");
+      return;
+    }
+    session.proven = true;
+    session.lastSeen = Date.now();
+    const channel = session.channel;
+    const ack = headerAck(header);
+    switch (headerKind(header)) {
+      case LinkKind.DATA: {
+        // The owner is talking on a live pipe: whatever could not be sent meanwhile goes now.
+        if (!channel.up) channel.replayFrom(ack);
+        else channel.onAck(ack);
+        if (channel.accept(headerSeq(header)) !== Accept.DELIVER) return;
+        this.#deliver(peer, session, frames);
+        return;
+      }
+      case LinkKind.UNNUMBERED:
+        channel.onAck(ack);
+        this.#deliver(peer, session, frames);
+        return;
+      case LinkKind.RESUME:
+        // Answer first (with what we have), then replay what the client lacks, in order.
+        channel.control(LinkKind.RESUMED);
+        channel.replayFrom(ack);
+        return;
+      case LinkKind.REPLAY:
+        channel.replayFrom(ack);
+        return;
+      case LinkKind.ACK:
+        if (!channel.up) channel.replayFrom(ack);
+        else channel.onAck(ack);
+        if (channel.owesAck) channel.control(LinkKind.ACK);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #deliver(peer: Peer, session: Session, frames: Frames): void {
+    let message: ClientMessage;
+    try {
+      message = this.#parse(frames, 1);
+    } catch (err) {
+      this.counters.protocolErrors++;
+      this.#safeReply(session, { type: "error", id: 0, code: ErrorCode.PROTOCOL, message: (err as Error).message });
+      return;
+    }
+    this.#route(peer, message, frames[2], session);
+  }
+
+  #refuse(peer: Peer, code: string, reason: string, message: string): void {
+    try {
+      const body = encode({ type: "link.refused", id: 0, code, message, reason, gw: this.#table.instance });
+      this.#outbox.write(peer, [makeHeader(LinkKind.REFUSED, 0, 0), body], 0);
+    } catch {
+      // Always encodable.
+    }
+  }
+
+  /** Routes a parsed message; `session` is set when it came numbered inside one. */
+  #route(peer: Peer, message: ClientMessage, raw: Uint8Array | undefined, viaSession: Session | undefined): void {
+    const targets = this.#targets;
+    const session = viaSession;
     switch (message.type) {
       case "hello":
         if (targets === undefined) {
@@ -117,13 +238,11 @@ export class Dispatcher {
         // No session needed: the inspector takes no pool slot and still sees a full pool.
         // Who may ask is decided before this point: off unless `admin: true`, and with CURVE
         // only authorized keys complete the handshake at all.
-        if (session !== undefined) session.lastSeen = Date.now();
-        this.#answerAdmin(peer, message.id);
+        this.#answerAdmin(peer, message.id, session);
         return;
       default:
         break;
     }
-    if (session !== undefined) session.lastSeen = Date.now();
     if (message.type === "heartbeat") return;
     if (session?.ref === undefined) {
       this.counters.sessionless++;
@@ -142,7 +261,7 @@ export class Dispatcher {
         return;
       case "rpc.call":
         session.inflight = message.id;
-        session.ref.send({ type: "rpc.call", message, raw: frames[1] });
+        session.ref.send({ type: "rpc.call", message, raw });
         return;
       case "stream.open":
       case "file.list":
@@ -157,7 +276,7 @@ export class Dispatcher {
       case "stream.credit":
       case "stream.abort":
         // Data plane: straight to the running stream. Credit for a stream that already ended is normal; dropped.
-        if (session.job?.id === message.id) session.job.onMessage(message, frames[1]);
+        if (session.job?.id === message.id) session.job.onMessage(message, raw);
         return;
       case "rpc.cancel":
         if (session.inflight === message.id) session.inflight = undefined;
@@ -176,9 +295,11 @@ export class Dispatcher {
     }
   }
 
-  #answerAdmin(peer: Peer, id: number): void {
+  /** Answers an admin request: inside a session (numbered) when it came in one, else plainly. */
+  #answerAdmin(peer: Peer, id: number, session: Session | undefined): void {
+    const answer = (message: GatewayMessage): void => (session ? this.#safeReply(session, message) : this.#safeSend(peer, message));
     if (this.#admin === undefined) {
-      this.#safeSend(peer, { type: "error", id, code: ErrorCode.ADMIN_DISABLED, message: "this gateway does not answer admin requests (start it with admin: true / --admin)" });
+      answer({ type: "error", id, code: ErrorCode.ADMIN_DISABLED, message: "this gateway does not answer admin requests (start it with admin: true / --admin)" });
       return;
     }
     const now = Date.now();
@@ -186,22 +307,31 @@ export class Dispatcher {
       try {
         this.#adminCache = { at: now, snapshot: this.#admin() };
       } catch (err) {
-        this.#safeSend(peer, { type: "error", id, code: ErrorCode.REMOTE, message: `snapshot failed: ${(err as Error).message}` });
+        answer({ type: "error", id, code: ErrorCode.REMOTE, message: `snapshot failed: ${(err as Error).message}` });
         return;
       }
     }
-    this.#safeSend(peer, { type: "admin.snapshot.result", id, snapshot: this.#adminCache.snapshot });
+    answer({ type: "admin.snapshot.result", id, snapshot: this.#adminCache.snapshot });
   }
 
-  #parse(frames: Frames): ClientMessage {
-    const envelope = frames[0];
-    if (envelope === undefined || frames.length > 2) {
-      throw new ProtocolError(`expected 1 or 2 frames, got ${frames.length}`);
+  /** The envelope at `frames[at]` and an optional raw frame after it, validated. */
+  #parse(frames: Frames, at: number): ClientMessage {
+    const envelope = frames[at];
+    if (envelope === undefined || frames.length > at + 2) {
+      throw new ProtocolError(`expected 1 or 2 frames, got ${frames.length - at}`);
     }
     if (envelope.length > this.#maxEnvelopeBytes) {
       throw new ProtocolError(`envelope of ${envelope.length} bytes exceeds ${this.#maxEnvelopeBytes}`);
     }
-    return parseClientMessage(decode(envelope), frames.length === 2);
+    return parseClientMessage(decode(envelope), frames.length === at + 2);
+  }
+
+  #safeReply(session: Session, message: GatewayMessage): void {
+    try {
+      session.reply(message);
+    } catch {
+      // Our own messages always encode.
+    }
   }
 
   #safeSend(peer: Peer, message: GatewayMessage): void {

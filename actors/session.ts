@@ -3,14 +3,26 @@
  * creates and removes sessions; the gateway's dispatcher only looks them up
  * to route frames, without a machine transition per frame.
  */
-import type { GatewayMessage } from "../protocol/index.js";
-import type { Peer } from "../transports/transport.js";
+import { randomBytes } from "node:crypto";
+import { encode, type GatewayMessage, type SessionEndReason } from "../protocol/index.js";
+import type { Frames, Peer } from "../transports/transport.js";
+import { DeliveryChannel, SECRET_BYTES, type DeliveryStats } from "./delivery.js";
 import type { HandlerActorRef } from "./handler.js";
 import type { Job } from "./stream-job.js";
 
-/** Encodes and queues a message to one peer; never throws. */
+/** Queues messages to one peer; never throws (except `send` for a message that cannot be encoded). */
 export interface Outbox {
+  /** Encodes and queues a message outside any session's numbering (welcome, refusals, session.ended). */
   send(peer: Peer, message: GatewayMessage, raw?: Uint8Array): void;
+  /** Queues frames as they are (a delivery header first); a failure comes back with `tag`. */
+  write(peer: Peer, frames: Frames, tag: number): void;
+}
+
+/** How a session ended, remembered for a while so that a late resume learns why. */
+export interface SessionEnd {
+  readonly code: string;
+  readonly message: string;
+  readonly reason: SessionEndReason;
 }
 
 /** Messages sent while a request is still running: they do not answer it (a crash must still fail it). */
@@ -39,12 +51,43 @@ export class Session {
   deferred: unknown;
   /** Last time anything arrived from this client (ms since epoch): the lease. */
   lastSeen = Date.now();
+  /** Handed out in the welcome; every message of the session carries it in its delivery header. */
+  readonly secret: Uint8Array = randomBytes(SECRET_BYTES);
+  /** True once a message with the secret arrived: the client has its welcome. */
+  proven = false;
+  /** Numbering, acknowledgement and replay of everything this session sends and receives. */
+  readonly channel: DeliveryChannel;
+  /** Set when the channel passed its hard cap: the supervisor ends the session on its next sweep. */
+  overflowed = false;
   readonly #outbox: Outbox;
 
   constructor(handlerId: number, peer: Peer, outbox: Outbox) {
     this.handlerId = handlerId;
     this.peer = peer;
     this.#outbox = outbox;
+    this.channel = new DeliveryChannel({
+      write: (frames, tag) => outbox.write(peer, frames, tag),
+      onOverflow: () => {
+        this.overflowed = true;
+      },
+    });
+  }
+
+  /** Sends outside the session's numbering (the welcome): the client's delivery layer is not set up yet. */
+  notify(message: GatewayMessage): void {
+    this.#outbox.send(this.peer, message);
+  }
+
+  /**
+   * Tells the client the session is over (unnumbered, so it overtakes nothing
+   * that matters any more) and stops its delivery: nothing is kept or replayed.
+   */
+  end(end: SessionEnd): void {
+    try {
+      this.#outbox.send(this.peer, { type: "session.ended", id: 0, code: end.code, message: end.message, reason: end.reason });
+    } finally {
+      this.channel.close();
+    }
   }
 
   /** Stops the running job, if any, without answering (the session or handler is going away). */
@@ -56,18 +99,37 @@ export class Session {
 
   /** Sends to this session's client; an answer to the request in flight clears it. */
   reply(message: GatewayMessage, raw?: Uint8Array): void {
+    // Encoded first: a value that cannot be encoded throws here, before anything changes.
+    const envelope = encode(message);
     if (message.id !== 0 && !IN_PROGRESS.has(message.type)) {
       this.lastAnswered = message.id;
       if (message.id === this.inflight) this.inflight = undefined;
     }
-    this.#outbox.send(this.peer, message, raw);
+    this.channel.send(raw === undefined ? [envelope] : [envelope, raw]);
   }
 }
+
+function addStats(into: DeliveryStats, from: DeliveryStats): void {
+  into.sent += from.sent;
+  into.resent += from.resent;
+  into.resentBytes += from.resentBytes;
+  into.duplicates += from.duplicates;
+  into.gaps += from.gaps;
+  into.replays += from.replays;
+}
+
+/** Ended sessions remembered (by routing id) for late resumes; the oldest are forgotten first. */
+const REMEMBERED_ENDS = 4096;
 
 /** Sessions by routing id and by handler actor id. Written only by the supervisor. */
 export class SessionTable {
   readonly #byPeer = new Map<string, Session>();
   readonly #byActor = new Map<string, Session>();
+  readonly #ended = new Map<string, SessionEnd>();
+  /** Delivery counters of the sessions already removed (live ones are added in `deliveryStats()`). */
+  readonly #pastDelivery: DeliveryStats = { sent: 0, resent: 0, resentBytes: 0, duplicates: 0, gaps: 0, replays: 0 };
+  /** This gateway process's instance id, in every welcome and refusal: a different one means a restart. */
+  readonly instance = randomBytes(4).readUInt32BE(0);
 
   get size(): number {
     return this.#byPeer.size;
@@ -92,9 +154,30 @@ export class SessionTable {
     this.#byActor.set(session.actorId, session);
   }
 
-  remove(session: Session): void {
-    if (this.#byPeer.get(session.peer.key) === session) this.#byPeer.delete(session.peer.key);
+  /** Removes a session; with `end`, remembers why for a resume that comes too late. */
+  remove(session: Session, end?: SessionEnd): void {
+    if (this.#byPeer.get(session.peer.key) === session) {
+      this.#byPeer.delete(session.peer.key);
+      addStats(this.#pastDelivery, session.channel.stats);
+    }
     this.#byActor.delete(session.actorId);
+    if (end) {
+      this.#ended.delete(session.peer.key);
+      this.#ended.set(session.peer.key, end);
+      if (this.#ended.size > REMEMBERED_ENDS) this.#ended.delete(this.#ended.keys().next().value!);
+    }
+  }
+
+  /** What delivery did over this gateway's life: messages sent, resent after drops, duplicates and gaps dropped. */
+  deliveryStats(): DeliveryStats {
+    const total = { ...this.#pastDelivery };
+    for (const session of this.#byPeer.values()) addStats(total, session.channel.stats);
+    return total;
+  }
+
+  /** Why the session of this routing id ended, if it ended recently. */
+  endOf(key: string): SessionEnd | undefined {
+    return this.#ended.get(key);
   }
 
   all(): Session[] {

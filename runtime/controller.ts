@@ -1,5 +1,6 @@
 import { createActor, type Actor } from "xstate";
 import { controllerMachine } from "../actors/controller.js";
+import { DeliveryLink } from "../actors/delivery-link.js";
 import type { ClientActorRef } from "../actors/client.js";
 import {
   ClosedError,
@@ -224,7 +225,8 @@ export class Controller {
     if (!Number.isInteger(waitMs) || waitMs < 0) throw new InvalidArgumentError(`getClient: waitMs must be a non-negative integer, got ${String(waitMs)}`);
     if (this.#actor.getSnapshot().status !== "active") throw new ClosedError("controller is closed");
     const id = `client-${this.#nextClient++}`;
-    const transport = this.#transport.client(endpoint, { maxMessageSize: this.#maxMessageSize, curve: this.#curve });
+    // Delivery (numbering, acks, replay after a reconnect) sits between the client machine and the wire.
+    const transport = new DeliveryLink(this.#transport.client(endpoint, { maxMessageSize: this.#maxMessageSize, curve: this.#curve }));
     this.#actor.send({
       type: "client.spawn",
       id,

@@ -34,8 +34,10 @@ export {
   FileAccessError,
   FileIntegrityError,
   AdminDisabledError,
+  ResumeRefusedError,
   ErrorCode,
   Status,
+  type SessionEndReason,
 } from "../protocol/errors.js";
 export {
   PROTOCOL_VERSION,
