@@ -116,7 +116,7 @@ export class DeliveryLink implements ClientTransport {
     switch (headerKind(first)) {
       case LinkKind.DATA:
         channel.onAck(ack);
-        if (channel.accept(headerSeq(first)) === Accept.DELIVER) this.#handlers?.onMessage(frames.slice(1));
+        if (channel.accept(headerSeq(first), frames[2]?.length ?? 0) === Accept.DELIVER) this.#handlers?.onMessage(frames.slice(1));
         return;
       case LinkKind.UNNUMBERED:
         channel.onAck(ack);

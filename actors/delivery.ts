@@ -123,6 +123,9 @@ export const MAX_UNACKED_MESSAGES = 1 << 21;
 export const MAX_UNACKED_BYTES = 1 << 30;
 /** A gap is asked to be replayed once; again only if nothing came of it for this long. */
 const RENACK_MS = 500;
+/** A bare ACK goes out after this many messages (or bytes) received without one riding on anything sent. */
+const ACK_EVERY_MESSAGES = 128;
+const ACK_EVERY_BYTES = 1024 * 1024;
 /** After a transient send failure (the peer's queue is full), try again this soon. */
 const RETRY_MS = 2;
 /** Send tags are `epoch * EPOCH_SPAN + seq` (seq is a uint32). */
@@ -172,6 +175,9 @@ export class DeliveryChannel {
   #ackSent = 0;
   #nackedAt = 0;
   #nackTime = 0;
+  /** Received (delivered) since our last message carried an ack: past a bound, a bare ACK goes out. */
+  #recvSinceAck = 0;
+  #recvBytesSinceAck = 0;
   readonly stats: DeliveryStats = { sent: 0, resent: 0, resentBytes: 0, duplicates: 0, gaps: 0, replays: 0 };
 
   constructor(options: DeliveryChannelOptions) {
@@ -224,7 +230,7 @@ export class DeliveryChannel {
   /** Sends a control message (or an unnumbered envelope) at once, up or not: it is not kept. */
   control(kind: LinkKind, frames: Frames = []): void {
     if (this.#closed) return;
-    this.#ackSent = this.#received;
+    this.#acked();
     this.#o.write([makeHeader(kind, 0, this.#received, this.#o.secret), ...frames], 0);
   }
 
@@ -249,9 +255,13 @@ export class DeliveryChannel {
    * A numbered message arrived: deliver it (the next in order), drop it (seen
    * before), or drop it and ask for a replay (a gap: something before it was lost).
    */
-  accept(seq: number): Accept {
+  accept(seq: number, bytes = 0): Accept {
     if (seq === this.#received + 1) {
       this.#received = seq;
+      // A one-way flow (an upload's chunks, a stream's large items) gets a bare ACK now and then,
+      // so the sender's buffer (and what a drop makes it resend) stays small.
+      this.#recvBytesSinceAck += bytes;
+      if (++this.#recvSinceAck >= ACK_EVERY_MESSAGES || this.#recvBytesSinceAck >= ACK_EVERY_BYTES) this.control(LinkKind.ACK);
       return Accept.DELIVER;
     }
     if (seq <= this.#received) {
@@ -323,6 +333,13 @@ export class DeliveryChannel {
     this.#bufferedBytes = 0;
   }
 
+  /** The message being sent carries our ack. */
+  #acked(): void {
+    this.#ackSent = this.#received;
+    this.#recvSinceAck = 0;
+    this.#recvBytesSinceAck = 0;
+  }
+
   #pump(): void {
     while (this.#up && !this.#closed && this.#nextToSend < this.#nextSeq) {
       const seq = this.#nextToSend++;
@@ -335,7 +352,7 @@ export class DeliveryChannel {
         this.#highestSent = seq;
         this.stats.sent++;
       }
-      this.#ackSent = this.#received;
+      this.#acked();
       const header = makeHeader(LinkKind.DATA, seq, this.#received, this.#o.secret);
       this.#o.write(frames.length === 1 ? [header, frames[0]!] : [header, ...frames], this.#epoch * EPOCH_SPAN + seq);
     }

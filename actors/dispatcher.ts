@@ -169,7 +169,7 @@ export class Dispatcher {
         // The owner is talking on a live pipe: whatever could not be sent meanwhile goes now.
         if (!channel.up) channel.replayFrom(ack);
         else channel.onAck(ack);
-        if (channel.accept(headerSeq(header)) !== Accept.DELIVER) return;
+        if (channel.accept(headerSeq(header), frames[2]?.length ?? 0) !== Accept.DELIVER) return;
         this.#deliver(peer, session, frames);
         return;
       }
