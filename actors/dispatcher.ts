@@ -13,7 +13,7 @@ import {
   type GatewayMessage,
 } from "../protocol/index.js";
 import type { Frames, Peer, ServerTransport } from "../transports/transport.js";
-import { Accept, LinkKind, headerAck, headerHasSecret, headerKind, headerSeq, isHeader, makeHeader } from "./delivery.js";
+import { Accept, CLIENT_HEADER_BYTES, LinkKind, headerAck, headerHasSecret, headerKind, headerSeq, isHeader, makeHeader } from "./delivery.js";
 import type { HandlerEvent } from "./handler.js";
 import type { Outbox, Session, SessionTable } from "./session.js";
 import type { SupervisorEvent } from "./supervisor.js";
@@ -102,7 +102,7 @@ export class Dispatcher {
   onMessage(peer: Peer, frames: Frames): void {
     this.counters.received++;
     const first = frames[0];
-    if (isHeader(first)) {
+    if (isHeader(first) && first.length === CLIENT_HEADER_BYTES && first[1]! >= LinkKind.DATA && first[1]! <= LinkKind.REFUSED) {
       this.#onDelivery(peer, first, frames);
       return;
     }
