@@ -60,8 +60,12 @@ export class DeliveryLink implements ClientTransport {
   #reconnects = 0;
   #resumes = 0;
 
-  constructor(inner: ClientTransport) {
+  readonly #observe: ((up: boolean) => void) | undefined;
+
+  /** `options.onLink` hears every link event too (the controller's view of which gateways are up). */
+  constructor(inner: ClientTransport, options: { onLink?: (up: boolean) => void } = {}) {
     this.#inner = inner;
+    this.#observe = options.onLink;
   }
 
   /** The wrapped transport (e.g. to read its routing id). */
@@ -82,6 +86,7 @@ export class DeliveryLink implements ClientTransport {
       onError: (error) => handlers.onError(error),
       onLink: (up) => {
         this.#onLink(up);
+        this.#observe?.(up);
         handlers.onLink?.(up);
       },
     });

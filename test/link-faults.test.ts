@@ -282,3 +282,23 @@ describe("files through link drops", () => {
     });
   }
 });
+
+describe("a controller knows which gateways are down", () => {
+  it("a gateway that stops answering costs one connect timeout, then new clients spread evenly over the live ones", async () => {
+    const [one, two, silent] = await Promise.all([startGateway(), startGateway(), startGateway()]);
+    one.addSubroutine("where", () => "one");
+    two.addSubroutine("where", () => "two");
+    const stalled = await relayTo(silent);
+    stalled.stall(600_000); // TCP connects, nothing ever answers: a gateway behind a dead link
+    const controller = controllerVia([stalled.endpoint, one.endpoint, two.endpoint], { connectTimeoutMs: 1_000 });
+    // The first client's turn starts at the silent gateway: it waits out one connect timeout there.
+    const first = await controller.getClient();
+    expect(await first.getSubroutineBatch("where")).not.toBe(undefined);
+    const attempts = stalled.stats.connections;
+    const swarm = await within(controller.getSwarm(6), 20_000, "a swarm of 6");
+    const where = await Promise.all(swarm.clients.map((c) => c.getSubroutineBatch<string>("where")));
+    expect(where.filter((w) => w === "one")).toHaveLength(3);
+    expect(where.filter((w) => w === "two")).toHaveLength(3);
+    expect(stalled.stats.connections).toBe(attempts); // nobody tried the silent one again during its back-off
+  });
+});
