@@ -14,7 +14,7 @@ import {
 } from "../protocol/index.js";
 import type { Frames, Peer, ServerTransport } from "../transports/transport.js";
 import { Accept, CLIENT_HEADER_BYTES, LinkKind, headerAck, headerHasSecret, headerKind, headerSeq, isHeader, makeHeader } from "./delivery.js";
-import type { HandlerEvent } from "./handler.js";
+import type { HandlerEvent } from "./handler-events.js";
 import type { Outbox, Session, SessionTable } from "./session.js";
 import type { SupervisorEvent } from "./supervisor.js";
 
@@ -256,11 +256,11 @@ export class Dispatcher {
     }
     switch (message.type) {
       case "ping":
-        session.inflight = message.id;
+        session.begin(message.id);
         session.ref.send({ type: "ping", message });
         return;
       case "rpc.call":
-        session.inflight = message.id;
+        session.begin(message.id);
         session.ref.send({ type: "rpc.call", message, raw });
         return;
       case "stream.open":
@@ -268,7 +268,7 @@ export class Dispatcher {
       case "file.get":
       case "file.put":
         // A request the handler runs as a job: a crash before its last answer fails it.
-        session.inflight = message.id;
+        session.begin(message.id);
         session.ref.send({ type: message.type, message } as HandlerEvent);
         return;
       case "file.data":
@@ -279,7 +279,7 @@ export class Dispatcher {
         if (session.job?.id === message.id) session.job.onMessage(message, raw);
         return;
       case "rpc.cancel":
-        if (session.inflight === message.id) session.inflight = undefined;
+        session.cancel(message.id);
         session.ref.send({ type: "rpc.cancel", message });
         return;
       case "session.close":
