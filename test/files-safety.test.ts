@@ -1,7 +1,7 @@
 import { mkdir, readdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { ErrorCode, decode, encode } from "../runtime/index.js";
+import { ErrorCode, encode } from "../runtime/index.js";
 import { checkName, checkRelativePath } from "../protocol/paths.js";
 import { controllerFor, startGateway, tempDir, within } from "./helpers.js";
 import { RawSession } from "./raw-session.js";
