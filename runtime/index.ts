@@ -37,9 +37,11 @@ export {
   FileAccessError,
   FileIntegrityError,
   AdminDisabledError,
+  ResumeRefusedError,
   MessageTooLargeError,
   ErrorCode,
   Status,
+  type SessionEndReason,
 } from "../protocol/errors.js";
 export {
   PROTOCOL_VERSION,

@@ -52,11 +52,13 @@ describe("worker-thread subroutines", { timeout: 90_000 }, () => {
       "fails",
       "idle",
       "leavesAThrow",
+      "poisonedMessage",
       "sleep",
       "spin",
       "stuck",
       "sum",
       "throwsAfter",
+      "throwsBigInt",
       "unclonable",
       "unclonableItem",
     ]);
