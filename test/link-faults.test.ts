@@ -13,6 +13,7 @@ import { ZmqClientTransport, zmqTransport } from "../transports/zmq.js";
 import { FaultRelay } from "./fault-relay.js";
 import { hashTree, writeTree } from "./file-helpers.js";
 import { startGateway, tempDir, within } from "./helpers.js";
+import { freePort, kill, startProcess } from "./processes.js";
 
 async function relayTo(gw: Gateway): Promise<FaultRelay> {
   const relay = new FaultRelay({ targetPort: gw.port });
@@ -300,5 +301,26 @@ describe("a controller knows which gateways are down", () => {
     expect(where.filter((w) => w === "one")).toHaveLength(3);
     expect(where.filter((w) => w === "two")).toHaveLength(3);
     expect(stalled.stats.connections).toBe(attempts); // nobody tried the silent one again during its back-off
+  });
+});
+
+describe("a gateway restarted within the lease", () => {
+  it("the client's resume is refused by the new process: pending work fails with SessionEndedError (reason restarted), new clients work", async () => {
+    const port = await freePort();
+    const first = await startProcess("test/fixtures/gateway-process.ts", [port, 20_000]);
+    const controller = controllerVia([`tcp://127.0.0.1:${port}`], { timeoutMs: 60_000 });
+    const client = await controller.getClient();
+    const pid1 = await client.getSubroutineBatch<number>("pid");
+    const pending = client.getSubroutineBatch("slow", [60_000]);
+    const queued = client.ping("queued");
+    await kill(first.child);
+    const second = await startProcess("test/fixtures/gateway-process.ts", [port, 20_000]);
+    onTestFinished(() => kill(second.child));
+    for (const outcome of await within(Promise.allSettled([pending, queued]), 20_000, "pending work to fail")) {
+      expect(outcome.status).toBe("rejected");
+      expect((outcome as PromiseRejectedResult).reason).toMatchObject({ code: ErrorCode.SESSION_ENDED, reason: "restarted" });
+    }
+    const fresh = await controller.getClient();
+    expect(await fresh.getSubroutineBatch<number>("pid")).not.toBe(pid1);
   });
 });
