@@ -5,7 +5,7 @@
  * checked by the same code.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { readFile, writeFile, mkdir } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -291,4 +291,38 @@ describe.skipIf(!pythonReady)("Python client against a live gateway", () => {
     expect(lines.at(-1)!["resumes"]).toBeGreaterThanOrEqual(1);
     expect(relay.stats.resets).toBe(5);
   }, 90_000);
+
+  it("README: the Pi-side Python script streams readings to the Node gateway snippet, as both stand", async () => {
+    const readme = await readFile(join(ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("### A Pi streams sensor readings"));
+    const ts = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
+    const py = /```python\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(ts).toBeDefined();
+    expect(py).toBeDefined();
+    const dir = await tempDir("swarmnet-readme-py-");
+    await writeFile(join(dir, "gateway.mts"), ts!.replace(`from "swarmnet"`, `from ${JSON.stringify(join(ROOT, "runtime", "index.ts"))}`));
+    await writeFile(join(dir, "pi.py"), py!);
+    const gateway = spawn(process.execPath, ["--import", "tsx", join(dir, "gateway.mts")], { cwd: ROOT, env: { ...process.env, PORT: "0" } });
+    onTestFinished(() => {
+      if (gateway.exitCode === null) gateway.kill("SIGKILL");
+    });
+    const out: string[] = [];
+    const lines = createInterface({ input: gateway.stdout });
+    const listening = new Promise<string>((resolve) => lines.on("line", (line) => (out.push(line), /port (\d+)/.test(line) && resolve(/port (\d+)/.exec(line)![1]!))));
+    const exited = new Promise<number | null>((resolve) => gateway.on("close", resolve));
+    const port = await within(listening, 30_000, "the gateway snippet to listen");
+    const pi = spawn(PYTHON, [join(dir, "pi.py")], {
+      env: { ...process.env, GATEWAY_PORT: port, PYTHONPATH: join(ROOT, "clients/python") },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    onTestFinished(() => {
+      if (pi.exitCode === null) pi.kill("SIGKILL");
+    });
+    let piOut = "";
+    pi.stdout.on("data", (d: Buffer) => (piOut += d.toString()));
+    await within(new Promise((resolve) => pi.on("close", resolve)), 30_000, "the Pi script");
+    expect(await within(exited, 15_000, "the gateway snippet to end")).toBe(0);
+    expect(piOut).toContain("sent 100 readings");
+    expect(out).toContain("stored 100 readings from the Pi");
+  }, 60_000);
 });
