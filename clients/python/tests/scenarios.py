@@ -126,25 +126,6 @@ def session_end(endpoint: str) -> None:
         emit(error=err.code, reason=getattr(err, "reason", None))
 
 
-def bench(endpoint: str, pings: str, items: str) -> None:
-    """W1 (ping: 16-byte payload) and W3a (one stream of 64-byte items) with the Python client."""
-    client = Controller(endpoint=endpoint).get_client()
-    payload = bytes(16)
-    for _ in range(200):
-        client.ping(payload)
-    lat: List[float] = []
-    start = time.perf_counter()
-    for _ in range(int(pings)):
-        t = time.perf_counter()
-        client.ping(payload)
-        lat.append(time.perf_counter() - t)
-    ping_s = time.perf_counter() - start
-    lat.sort()
-    start = time.perf_counter()
-    n = sum(1 for _ in client.stream("stream", [int(items), 64]))
-    stream_s = time.perf_counter() - start
-    emit(p50us=lat[len(lat) // 2] * 1e6, p99us=lat[int(len(lat) * 0.99)] * 1e6, opsPerSec=len(lat) / ping_s, items=n, itemsPerSec=n / stream_s)
-    client.close_handler()
 
 
 SCENARIOS: Dict[str, Callable[..., None]] = {
@@ -156,7 +137,6 @@ SCENARIOS: Dict[str, Callable[..., None]] = {
     "errors": errors,
     "long-call": long_call,
     "session-end": session_end,
-    "bench": bench,
 }
 
 if __name__ == "__main__":
