@@ -166,6 +166,7 @@ class Client:
         self._lock = threading.Lock()
         self._next_id = 1
         self._closed = False
+        self._stream: Optional["Stream"] = None
 
     @property
     def handler_id(self) -> Optional[int]:
@@ -186,6 +187,11 @@ class Client:
     def _acquire(self, deadline: Optional[float]) -> None:
         if self._closed:
             raise ClosedError("the client is closed")
+        stream = self._stream
+        if stream is not None and stream._thread == threading.get_ident():
+            # This thread left a stream open (a loop it broke out of, kept in a variable) and now
+            # makes another call: abort that stream first, as leaving the loop would have.
+            stream.close()
         if deadline is None:
             self._lock.acquire()
         elif not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
@@ -402,7 +408,11 @@ class Stream:
         self._owed_bytes = 0
         self._ended = False
         self._released = False
+        self._thread = threading.get_ident()
+        self._items_step = max(1, window // 4)
+        self._bytes_step = max(1, window_bytes // 4)
         client._acquire(client._deadline("default"))
+        client._stream = self
         try:
             self._id, self._inbox = client._open({"type": "stream.open", "name": name, "args": args, "kwargs": kwargs, "window": window, "windowBytes": window_bytes})
         except BaseException:
@@ -423,7 +433,7 @@ class Stream:
         self.count += 1
         self._owed_items += 1
         self._owed_bytes += nbytes
-        if self._owed_items >= max(1, self._window // 4) or self._owed_bytes >= max(1, self._window_bytes // 4):
+        if self._owed_items >= self._items_step or self._owed_bytes >= self._bytes_step:
             self._grant()
         return ident, value
 
@@ -480,6 +490,8 @@ class Stream:
     def _release(self) -> None:
         if not self._released:
             self._released = True
+            if self._client._stream is self:
+                self._client._stream = None
             if hasattr(self, "_id"):
                 self._client._conn.close_inbox(self._id)
             self._client._lock.release()

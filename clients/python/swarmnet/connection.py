@@ -19,7 +19,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from .delivery import DeliveryChannel
-from .errors import ConnectionError, ErrorCode, SessionEndedError, SwarmnetError, error_from_wire
+from .errors import ClosedError, ConnectionError, ErrorCode, SessionEndedError, SwarmnetError, error_from_wire
 from .wire import (
     CLIENT_HEADER_BYTES,
     SECRET_BYTES,
@@ -197,8 +197,7 @@ class Connection:
             self._sock.close(0)
             self._wake_rx.close(0)
             if self.failure is None:
-                self.failure = SessionEndedError("the client was closed", "closed")
-                self.failure.code = ErrorCode.CLOSED
+                self.failure = ClosedError("the client was closed")
             for inbox in list(self._inboxes.values()):
                 inbox.put(self.failure)
 

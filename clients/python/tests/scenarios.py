@@ -39,12 +39,19 @@ def stream_count(endpoint: str, n: str) -> None:
         if int.from_bytes(item[4:8], "big") != ident:
             bad += 1
         count += 1
-    emit(count=count, inOrder=in_order, bad=bad, seconds=time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    # A loop left with break while the stream is kept in a variable: the next call aborts it first.
+    kept = client.stream("count", [10**8])
+    for ident, _ in kept:
+        if ident == 5:
+            break
+    after_break = client.ping("after break")
+    emit(count=count, inOrder=in_order, bad=bad, seconds=seconds, afterBreak=after_break, keptAborted=kept.aborted)
     client.close_handler()
 
 
 def stream_through_resets(endpoint: str, n: str, every: str) -> None:
-    """A stream that stops every `every` items, says so, and waits on stdin while the test resets the link."""
+    """A stream that reports progress every `every` items; the test resets the link on each report, mid-flow."""
     client = Controller(endpoint=endpoint, timeout=30).get_client()
     count, in_order = 0, True
     for ident, item in client.stream("count", [int(n)], window=256):
@@ -53,7 +60,6 @@ def stream_through_resets(endpoint: str, n: str, every: str) -> None:
         count += 1
         if count % int(every) == 0 and count < int(n):
             emit(progress=count)
-            sys.stdin.readline()
     emit(count=count, inOrder=in_order, ping=client.ping("after"), **client.link_stats)
     client.close_handler()
 
