@@ -182,7 +182,7 @@ class Client:
 
     def _deadline(self, timeout: Union[float, None, str]) -> Optional[float]:
         t = self.timeout if timeout == "default" else timeout
-        return None if t is None else time.monotonic() + float(t)  # type: ignore[arg-type]
+        return None if t is None else time.monotonic() + float(t)
 
     def _acquire(self, deadline: Optional[float]) -> None:
         if self._closed:

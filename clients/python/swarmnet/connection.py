@@ -300,8 +300,8 @@ class Connection:
         rid = message.get("id")
         if rid == 0 and kind == "error":
             # An error not tied to a request: everything waiting hears it.
-            for inbox in list(self._inboxes.values()):
-                inbox.put((message, raw))
+            for waiting in list(self._inboxes.values()):
+                waiting.put((message, raw))
             return
         inbox = self._inboxes.get(rid) if isinstance(rid, int) else None
         if inbox is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Optional, Tuple
 
-import cbor2
+import cbor2  # type: ignore[import]  # no type information shipped (cbor2 < 5.5)
 
 from .errors import ProtocolError
 
@@ -62,7 +62,8 @@ def read_header(frame: bytes) -> Optional[Tuple[int, int, int]]:
 def encode(value: Any) -> bytes:
     """CBOR for envelopes and values (bytes stay byte strings)."""
     try:
-        return cbor2.dumps(value)
+        data: bytes = cbor2.dumps(value)
+        return data
     except (cbor2.CBOREncodeError, TypeError, ValueError) as err:
         from .errors import InvalidArgumentError
 
