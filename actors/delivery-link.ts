@@ -22,6 +22,7 @@ import {
   DeliveryChannel,
   LinkKind,
   SECRET_BYTES,
+  afterHeader,
   headerAck,
   headerKind,
   headerSeq,
@@ -121,11 +122,11 @@ export class DeliveryLink implements ClientTransport {
     switch (headerKind(first)) {
       case LinkKind.DATA:
         channel.onAck(ack);
-        if (channel.accept(headerSeq(first), frames[2]?.length ?? 0) === Accept.DELIVER) this.#handlers?.onMessage(frames.slice(1));
+        if (channel.accept(headerSeq(first), frames[1]?.length ?? 0) === Accept.DELIVER) this.#deliver(first, frames);
         return;
       case LinkKind.UNNUMBERED:
         channel.onAck(ack);
-        this.#handlers?.onMessage(frames.slice(1));
+        this.#deliver(first, frames);
         return;
       case LinkKind.RESUMED:
         this.#resumes++;
@@ -142,11 +143,17 @@ export class DeliveryLink implements ClientTransport {
         channel.onAck(ack);
         return;
       case LinkKind.REFUSED:
-        this.#onRefused(frames[1]);
+        this.#onRefused(afterHeader(first, false));
         return;
       default:
         return;
     }
+  }
+
+  /** The envelope after the header, and the raw frame if any, to the client machine. */
+  #deliver(first: Uint8Array, frames: Frames): void {
+    const envelope = afterHeader(first, false);
+    this.#handlers?.onMessage(frames.length === 1 ? [envelope] : [envelope, ...frames.slice(1)]);
   }
 
   #peekWelcome(envelope: Uint8Array | undefined): void {
@@ -210,7 +217,7 @@ export class DeliveryLink implements ClientTransport {
   #onRefused(body: Uint8Array | undefined): void {
     let m: { code?: unknown; message?: unknown; reason?: unknown; gw?: unknown } = {};
     try {
-      if (body) m = decode(body) as typeof m;
+      if (body && body.length > 0) m = decode(body) as typeof m;
     } catch {
       // A refusal we cannot read is still a refusal.
     }

@@ -3,8 +3,9 @@
  * connection held, so swarmnet numbers, acknowledges and replays on its own.
  *
  * Every message of a session (after the welcome) travels as
- * `[delivery header][envelope][raw?]`. The header is a small fixed binary frame
- * (no CBOR: it is built and read on every message):
+ * `[delivery header + envelope][raw?]`: the header is a small fixed binary
+ * prefix of the first frame (no CBOR, and no extra ZeroMQ frame: it is built
+ * and read on every message):
  *
  *   byte 0      0x00 marker (a CBOR envelope is a map and never starts with 0x00)
  *   byte 1      kind (LinkKind)
@@ -54,7 +55,7 @@ export const CLIENT_HEADER_BYTES = 18;
 /** Bytes of a session secret. */
 export const SECRET_BYTES = 8;
 
-/** True if `frame` is a delivery header (as opposed to a plain CBOR envelope). */
+/** True if `frame` starts with a delivery header (as opposed to a plain CBOR envelope). */
 export function isHeader(frame: Uint8Array | undefined): frame is Uint8Array {
   return frame !== undefined && frame.length >= HEADER_BYTES && frame[0] === 0;
 }
@@ -82,20 +83,30 @@ export function headerAck(f: Uint8Array): number {
 
 /** True if a client header carries `secret`. */
 export function headerHasSecret(f: Uint8Array, secret: Uint8Array): boolean {
-  if (f.length !== CLIENT_HEADER_BYTES) return false;
+  if (f.length < CLIENT_HEADER_BYTES) return false;
   for (let i = 0; i < SECRET_BYTES; i++) if (f[HEADER_BYTES + i] !== secret[i]) return false;
   return true;
 }
 
-/** Builds a header; with `secret` (client side) it is 18 bytes, else 10. */
-export function makeHeader(kind: LinkKind, seq: number, ack: number, secret?: Uint8Array): Uint8Array {
-  const f = Buffer.allocUnsafe(secret ? CLIENT_HEADER_BYTES : HEADER_BYTES);
+/**
+ * Builds a first frame: the header (18 bytes with `secret`, the client's; else
+ * 10) followed by `body` (an envelope), in one allocation.
+ */
+export function makeHeader(kind: LinkKind, seq: number, ack: number, secret?: Uint8Array, body?: Uint8Array): Uint8Array {
+  const size = secret ? CLIENT_HEADER_BYTES : HEADER_BYTES;
+  const f = Buffer.allocUnsafe(size + (body?.length ?? 0));
   f[0] = 0;
   f[1] = kind;
   writeU32(f, 2, seq);
   writeU32(f, 6, ack);
   if (secret) f.set(secret.subarray(0, SECRET_BYTES), HEADER_BYTES);
+  if (body) f.set(body, size);
   return f;
+}
+
+/** The envelope after a header (a view, no copy). */
+export function afterHeader(f: Uint8Array, clientHeader: boolean): Uint8Array {
+  return f.subarray(clientHeader ? CLIENT_HEADER_BYTES : HEADER_BYTES);
 }
 
 /** Counters of one channel, for snapshots, tests and the soak run. */
@@ -125,7 +136,7 @@ export const MAX_UNACKED_BYTES = 1 << 30;
 const RENACK_MS = 500;
 /** A bare ACK goes out after this many messages (or bytes) received without one riding on anything sent. */
 const ACK_EVERY_MESSAGES = 128;
-const ACK_EVERY_BYTES = 1024 * 1024;
+const ACK_EVERY_BYTES = 4 * 1024 * 1024;
 /** After a transient send failure (the peer's queue is full), try again this soon. */
 const RETRY_MS = 2;
 /** Send tags are `epoch * EPOCH_SPAN + seq` (seq is a uint32). */
@@ -227,11 +238,11 @@ export class DeliveryChannel {
     if (this.#up && this.#nextToSend === seq) this.#pump();
   }
 
-  /** Sends a control message (or an unnumbered envelope) at once, up or not: it is not kept. */
-  control(kind: LinkKind, frames: Frames = []): void {
+  /** Sends a control message (with an optional envelope) at once, up or not: it is not kept. */
+  control(kind: LinkKind, body?: Uint8Array): void {
     if (this.#closed) return;
     this.#acked();
-    this.#o.write([makeHeader(kind, 0, this.#received, this.#o.secret), ...frames], 0);
+    this.#o.write([makeHeader(kind, 0, this.#received, this.#o.secret, body)], 0);
   }
 
   /** The peer has everything up to `ack`: forget it. */
@@ -353,8 +364,8 @@ export class DeliveryChannel {
         this.stats.sent++;
       }
       this.#acked();
-      const header = makeHeader(LinkKind.DATA, seq, this.#received, this.#o.secret);
-      this.#o.write(frames.length === 1 ? [header, frames[0]!] : [header, ...frames], this.#epoch * EPOCH_SPAN + seq);
+      const first = makeHeader(LinkKind.DATA, seq, this.#received, this.#o.secret, frames[0]);
+      this.#o.write(frames.length === 1 ? [first] : [first, ...frames.slice(1)], this.#epoch * EPOCH_SPAN + seq);
     }
   }
 }

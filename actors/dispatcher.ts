@@ -14,8 +14,8 @@ import {
   type GatewayMessage,
 } from "../protocol/index.js";
 import type { Frames, Peer, ServerTransport } from "../transports/transport.js";
-import { Accept, CLIENT_HEADER_BYTES, LinkKind, headerAck, headerHasSecret, headerKind, headerSeq, isHeader, makeHeader } from "./delivery.js";
-import type { HandlerEvent } from "./handler.js";
+import { Accept, CLIENT_HEADER_BYTES, LinkKind, afterHeader, headerAck, headerHasSecret, headerKind, headerSeq, isHeader, makeHeader } from "./delivery.js";
+import type { HandlerEvent } from "./handler-events.js";
 import type { Outbox, Session, SessionTable } from "./session.js";
 import type { SupervisorEvent } from "./supervisor.js";
 
@@ -122,7 +122,7 @@ export class Dispatcher {
   onMessage(peer: Peer, frames: Frames): void {
     this.counters.received++;
     const first = frames[0];
-    if (isHeader(first) && first.length === CLIENT_HEADER_BYTES && first[1]! >= LinkKind.DATA && first[1]! <= LinkKind.REFUSED) {
+    if (isHeader(first) && first.length >= CLIENT_HEADER_BYTES && first[1]! >= LinkKind.DATA && first[1]! <= LinkKind.REFUSED) {
       this.#onDelivery(peer, first, frames);
       return;
     }
@@ -196,13 +196,13 @@ export class Dispatcher {
         // The owner is talking on a live pipe: whatever could not be sent meanwhile goes now.
         if (!channel.up) channel.replayFrom(ack);
         else channel.onAck(ack);
-        if (channel.accept(headerSeq(header), frames[2]?.length ?? 0) !== Accept.DELIVER) return;
-        this.#deliver(peer, session, frames);
+        if (channel.accept(headerSeq(header), frames[1]?.length ?? 0) !== Accept.DELIVER) return;
+        this.#deliver(peer, session, header, frames);
         return;
       }
       case LinkKind.UNNUMBERED:
         channel.onAck(ack);
-        this.#deliver(peer, session, frames);
+        this.#deliver(peer, session, header, frames);
         return;
       case LinkKind.RESUME:
         // Answer first (with what we have), then replay what the client lacks, in order.
@@ -222,23 +222,25 @@ export class Dispatcher {
     }
   }
 
-  #deliver(peer: Peer, session: Session, frames: Frames): void {
+  /** The envelope after the header (and the raw frame, if any) of a numbered message, parsed and routed. */
+  #deliver(peer: Peer, session: Session, first: Uint8Array, frames: Frames): void {
     let message: ClientMessage;
     try {
-      message = this.#parse(frames, 1);
+      if (frames.length > 2) throw new ProtocolError(`expected 1 or 2 frames, got ${frames.length}`);
+      message = this.#decode(afterHeader(first, true), frames.length === 2);
     } catch (err) {
       this.counters.protocolErrors++;
       // The error names the request when its id could be read, so the client fails that call.
       this.#safeReply(session, { type: "error", id: readableHead(frames[1]).id, code: ErrorCode.PROTOCOL, message: (err as Error).message });
       return;
     }
-    this.#route(peer, message, frames[2], session);
+    this.#route(peer, message, frames[1], session);
   }
 
   #refuse(peer: Peer, code: string, reason: string, message: string): void {
     try {
       const body = encode({ type: "link.refused", id: 0, code, message, reason, gw: this.#table.instance });
-      this.#outbox.write(peer, [makeHeader(LinkKind.REFUSED, 0, 0), body], 0);
+      this.#outbox.write(peer, [makeHeader(LinkKind.REFUSED, 0, 0, undefined, body)], 0);
     } catch {
       // Always encodable.
     }
@@ -284,11 +286,11 @@ export class Dispatcher {
     }
     switch (message.type) {
       case "ping":
-        session.inflight = message.id;
+        session.begin(message.id);
         session.ref.send({ type: "ping", message });
         return;
       case "rpc.call":
-        session.inflight = message.id;
+        session.begin(message.id);
         session.ref.send({ type: "rpc.call", message, raw });
         return;
       case "stream.open":
@@ -296,7 +298,7 @@ export class Dispatcher {
       case "file.get":
       case "file.put":
         // A request the handler runs as a job: a crash before its last answer fails it.
-        session.inflight = message.id;
+        session.begin(message.id);
         session.ref.send({ type: message.type, message } as HandlerEvent);
         return;
       case "file.data":
@@ -307,7 +309,7 @@ export class Dispatcher {
         if (session.job?.id === message.id) session.job.onMessage(message, raw);
         return;
       case "rpc.cancel":
-        if (session.inflight === message.id) session.inflight = undefined;
+        session.cancel(message.id);
         session.ref.send({ type: "rpc.cancel", message });
         return;
       case "session.close":
@@ -342,16 +344,20 @@ export class Dispatcher {
     answer({ type: "admin.snapshot.result", id, snapshot: this.#adminCache.snapshot });
   }
 
-  /** The envelope at `frames[at]` and an optional raw frame after it, validated. */
+  /** `[envelope]` or `[envelope, raw]`, validated. */
   #parse(frames: Frames, at: number): ClientMessage {
     const envelope = frames[at];
     if (envelope === undefined || frames.length > at + 2) {
       throw new ProtocolError(`expected 1 or 2 frames, got ${frames.length - at}`);
     }
+    return this.#decode(envelope, frames.length === at + 2);
+  }
+
+  #decode(envelope: Uint8Array, hasRaw: boolean): ClientMessage {
     if (envelope.length > this.#maxEnvelopeBytes) {
       throw new ProtocolError(`envelope of ${envelope.length} bytes exceeds ${this.#maxEnvelopeBytes}`);
     }
-    return parseClientMessage(decode(envelope), frames.length === at + 2);
+    return parseClientMessage(decode(envelope), hasRaw);
   }
 
   #safeReply(session: Session, message: GatewayMessage): void {

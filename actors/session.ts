@@ -7,8 +7,8 @@ import { randomBytes } from "node:crypto";
 import { encode, type GatewayMessage, type SessionEndReason } from "../protocol/index.js";
 import type { Frames, Peer } from "../transports/transport.js";
 import { DeliveryChannel, SECRET_BYTES, type DeliveryStats } from "./delivery.js";
-import type { HandlerActorRef } from "./handler.js";
-import type { Job } from "./stream-job.js";
+import type { HandlerRef } from "./handler-events.js";
+import type { Job } from "./job.js";
 
 /** Queues messages to one peer; never throws (except `send` for a message that cannot be encoded). */
 export interface Outbox {
@@ -32,14 +32,13 @@ export class Session {
   readonly handlerId: number;
   readonly peer: Peer;
   /** The live handler; replaced when the supervisor restarts a crashed one. */
-  ref: HandlerActorRef | undefined;
+  ref: HandlerRef | undefined;
   /** Actor id of the live handler (`handler-<id>.<generation>`). */
   actorId = "";
   generation = 0;
   /** Times of the restarts inside the current restart window. */
   restarts: number[] = [];
-  /** Id of the request handed to the handler and not answered yet: a crash fails it. */
-  inflight: number | undefined;
+  #inflight: number | undefined;
   /** The stream or transfer the handler is running, fed directly by the dispatcher. */
   job: Job | undefined;
   /** Id of the last request whose final answer went out. */
@@ -90,6 +89,26 @@ export class Session {
     }
   }
 
+  /**
+   * Id of the request handed to the handler and not answered yet: a crash fails
+   * it, a graceful stop waits for it. The session is its one owner: `begin` when
+   * the dispatcher hands a request over, `reply` with its final answer ends it,
+   * `cancel` when the caller gave up.
+   */
+  get inflight(): number | undefined {
+    return this.#inflight;
+  }
+
+  /** A request goes to the handler now. */
+  begin(id: number): void {
+    this.#inflight = id;
+  }
+
+  /** The caller gave up on request `id` (its deadline passed). */
+  cancel(id: number): void {
+    if (this.#inflight === id) this.#inflight = undefined;
+  }
+
   /** Stops the running job, if any, without answering (the session or handler is going away). */
   cancelJob(): void {
     const job = this.job;
@@ -103,7 +122,7 @@ export class Session {
     const envelope = encode(message);
     if (message.id !== 0 && !IN_PROGRESS.has(message.type)) {
       this.lastAnswered = message.id;
-      if (message.id === this.inflight) this.inflight = undefined;
+      if (message.id === this.#inflight) this.#inflight = undefined;
     }
     this.channel.send(raw === undefined ? [envelope] : [envelope, raw]);
   }

@@ -1,12 +1,13 @@
 /**
  * A raw DEALER that speaks swarmnet's delivery layer by hand, for tests that
  * send hostile or hand-made messages inside a session: once welcomed, every
- * message it sends gets a delivery header (the next seq, the ack, the session
- * secret) and every numbered message it receives is unwrapped; control
+ * message it sends gets a delivery header in front of its envelope (the next
+ * seq, the ack, the session secret) and every numbered message it receives is
+ * unwrapped; control
  * messages (acks, resumes) are skipped.
  */
 import { Dealer } from "zeromq";
-import { LinkKind, headerKind, headerSeq, isHeader, makeHeader } from "../actors/delivery.js";
+import { LinkKind, afterHeader, headerKind, headerSeq, isHeader, makeHeader } from "../actors/delivery.js";
 import { decode } from "../protocol/index.js";
 
 export class RawSession {
@@ -23,7 +24,7 @@ export class RawSession {
   /** Sends frames: plain before the welcome, behind a numbered delivery header after it. */
   async send(frames: Uint8Array[]): Promise<void> {
     if (this.#secret === undefined) await this.socket.send(frames);
-    else await this.socket.send([makeHeader(LinkKind.DATA, ++this.#seq, this.#received, this.#secret), ...frames]);
+    else await this.socket.send([makeHeader(LinkKind.DATA, ++this.#seq, this.#received, this.#secret, frames[0]), ...frames.slice(1)]);
   }
 
   /** The next message's frames (envelope first), unwrapped; control messages are skipped. */
@@ -34,7 +35,7 @@ export class RawSession {
       if (isHeader(first)) {
         if (headerKind(first) !== LinkKind.DATA && headerKind(first) !== LinkKind.UNNUMBERED) continue;
         if (headerKind(first) === LinkKind.DATA) this.#received = headerSeq(first);
-        return frames.slice(1);
+        return [afterHeader(first, false), ...frames.slice(1)];
       }
       const message = decode(first!) as { type?: unknown; secret?: unknown };
       if (message.type === "welcome" && message.secret instanceof Uint8Array) this.#secret = message.secret;
