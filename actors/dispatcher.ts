@@ -231,7 +231,7 @@ export class Dispatcher {
     } catch (err) {
       this.counters.protocolErrors++;
       // The error names the request when its id could be read, so the client fails that call.
-      this.#safeReply(session, { type: "error", id: readableHead(frames[1]).id, code: ErrorCode.PROTOCOL, message: (err as Error).message });
+      this.#safeReply(session, { type: "error", id: readableHead(afterHeader(first, true)).id, code: ErrorCode.PROTOCOL, message: (err as Error).message });
       return;
     }
     this.#route(peer, message, frames[1], session);

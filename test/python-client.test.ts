@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { Dealer } from "zeromq";
-import { LinkKind, headerKind, isHeader } from "../actors/delivery.js";
+import { LinkKind, afterHeader, headerKind, isHeader } from "../actors/delivery.js";
 import { decode, encode } from "../protocol/index.js";
 import { ErrorCode, RemoteError, SwarmnetError, generateKeyPair, type Client, type Gateway } from "../runtime/index.js";
 import { addConformanceSubroutines, checkOutcome, type Case, type Json, type Outcome } from "./conformance/gateway.js";
@@ -148,7 +148,7 @@ async function rawExchange(endpoint: string, c: Case): Promise<Record<string, Js
       const frames = await within(socket.receive(), 5_000, `answer to ${c.name}`);
       const first = frames[0]!;
       if (isHeader(first) && headerKind(first) !== LinkKind.DATA) continue;
-      const reply = decode(isHeader(first) ? frames[1]! : first) as Record<string, unknown>;
+      const reply = decode(isHeader(first) ? afterHeader(first, false) : first) as Record<string, unknown>;
       if (reply["id"] === send["id"] || reply["type"] === "refused") return toJson(reply) as Record<string, Json>;
     }
   } finally {

@@ -21,7 +21,7 @@ from zmq.utils.monitor import parse_monitor_message
 from .delivery import DeliveryChannel
 from .errors import ClosedError, ConnectionError, ErrorCode, SessionEndedError, SwarmnetError, error_from_wire
 from .wire import (
-    CLIENT_HEADER_BYTES,
+    HEADER_BYTES,
     SECRET_BYTES,
     ZMTP_HEARTBEAT_MS,
     LinkKind,
@@ -265,13 +265,14 @@ class Connection:
         if channel is None or self.failure is not None:
             return
         kind, seq, ack = header
+        raw = frames[1] if len(frames) > 1 else None
         if kind == LinkKind.DATA:
             channel.on_ack(ack)
-            if channel.accept(seq, len(frames[2]) if len(frames) > 2 else 0):
-                self._deliver(frames[1], frames[2] if len(frames) > 2 else None)
+            if channel.accept(seq, len(raw) if raw is not None else 0):
+                self._deliver(frames[0][HEADER_BYTES:], raw)
         elif kind == LinkKind.UNNUMBERED:
             channel.on_ack(ack)
-            self._deliver(frames[1], frames[2] if len(frames) > 2 else None)
+            self._deliver(frames[0][HEADER_BYTES:], raw)
         elif kind == LinkKind.RESUMED:
             self.stats.resumes += 1
             self._resume_at = None
@@ -282,7 +283,7 @@ class Connection:
         elif kind == LinkKind.ACK:
             channel.on_ack(ack)
         elif kind == LinkKind.REFUSED:
-            self._on_refused(frames[1] if len(frames) > 1 else b"")
+            self._on_refused(frames[0][HEADER_BYTES:])
 
     def _deliver(self, envelope: bytes, raw: Optional[bytes]) -> None:
         try:

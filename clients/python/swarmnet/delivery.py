@@ -11,7 +11,7 @@ from .wire import LinkKind, make_header
 
 # A bare ACK goes out after this many numbered messages (or bytes) received without an ack riding on a send.
 ACK_EVERY_MESSAGES = 128
-ACK_EVERY_BYTES = 1024 * 1024
+ACK_EVERY_BYTES = 4 * 1024 * 1024
 # A gap is reported (REPLAY) once, and again only if nothing came of it for this long.
 RENACK_S = 0.5
 
@@ -118,7 +118,8 @@ class DeliveryChannel:
             seq = self._next_to_send
             frames = kept[seq - base][1]
             self._acked()
-            if not self._write([make_header(LinkKind.DATA, seq, self.received, self._secret), *frames]):
+            first = make_header(LinkKind.DATA, seq, self.received, self._secret, frames[0])
+            if not self._write([first] if len(frames) == 1 else [first, *frames[1:]]):
                 # The peer's queue is full: try again from here in a moment.
                 self.up = False
                 self.retry_at = time.monotonic() + 0.002

@@ -46,13 +46,15 @@ SECRET_BYTES = 8
 _HEADER = struct.Struct(">BBII")
 
 
-def make_header(kind: int, seq: int, ack: int, secret: bytes) -> bytes:
-    """A client -> gateway header: marker 0, kind, seq and ack (uint32 big-endian), the 8-byte session secret."""
-    return _HEADER.pack(0, kind, seq, ack) + secret
+def make_header(kind: int, seq: int, ack: int, secret: bytes, envelope: bytes = b"") -> bytes:
+    """A client -> gateway first frame: the header (marker 0, kind, seq and ack as uint32 big-endian,
+    the 8-byte session secret) followed by the envelope, if any."""
+    return _HEADER.pack(0, kind, seq, ack) + secret + envelope
 
 
 def read_header(frame: bytes) -> Optional[Tuple[int, int, int]]:
-    """``(kind, seq, ack)`` if ``frame`` is a delivery header, else None (a plain CBOR envelope)."""
+    """``(kind, seq, ack)`` if ``frame`` starts with a gateway's delivery header (its envelope is
+    ``frame[HEADER_BYTES:]``), else None (the frame is a plain CBOR envelope)."""
     if len(frame) < HEADER_BYTES or frame[0] != 0:
         return None
     _, kind, seq, ack = _HEADER.unpack_from(frame)

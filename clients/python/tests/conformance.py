@@ -17,7 +17,7 @@ import cbor2  # noqa: E402
 import zmq  # noqa: E402
 
 from swarmnet import Controller, RemoteError, SwarmnetError  # noqa: E402
-from swarmnet.wire import LinkKind, make_header, read_header  # noqa: E402
+from swarmnet.wire import HEADER_BYTES, LinkKind, make_header, read_header  # noqa: E402
 
 
 def from_json(v: Any) -> Any:
@@ -92,7 +92,7 @@ def run_wire(endpoint: str, c: Dict[str, Any]) -> Dict[str, Any]:
         if c["session"]:
             sock.send(cbor2.dumps({"type": "hello", "id": 0, "v": 1}))
             welcome = cbor2.loads(sock.recv())
-            sock.send_multipart([make_header(LinkKind.DATA, 1, 0, welcome["secret"]), envelope])
+            sock.send(make_header(LinkKind.DATA, 1, 0, welcome["secret"], envelope))
         else:
             sock.send(envelope)
         want = c["send"].get("id")
@@ -101,7 +101,7 @@ def run_wire(endpoint: str, c: Dict[str, Any]) -> Dict[str, Any]:
             header = read_header(frames[0])
             if header is not None and header[0] not in (LinkKind.DATA, LinkKind.UNNUMBERED):
                 continue
-            reply = cbor2.loads(frames[1] if header is not None else frames[0])
+            reply = cbor2.loads(frames[0][HEADER_BYTES:] if header is not None else frames[0])
             if reply.get("id") == want or reply.get("type") in ("refused", "welcome"):
                 return {"reply": to_json(reply)}
     except zmq.Again:
