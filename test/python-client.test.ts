@@ -186,7 +186,7 @@ describe.skipIf(!pythonReady)("Python client against a live gateway", () => {
     expect(result).toMatchObject({ count: 100_000, inOrder: true, bad: 0, afterBreak: "after break", keptAborted: true });
   }, 90_000);
 
-  it("files: a folder download (nested, empty, 3 MB), an upload with verify, typed errors for a missing folder and an escape", async () => {
+  it("files: a folder download (nested, empty, 3 MB), uploads with verify and resumed from a .part, typed errors for a missing folder and an escape", async () => {
     const root = await tempDir();
     const downloads = await tempDir();
     const uploads = await tempDir();
@@ -196,6 +196,9 @@ describe.skipIf(!pythonReady)("Python client against a live gateway", () => {
     await writeFile(join(root, "data/big.bin"), bigFile);
     await writeFile(join(root, "data/sub/a.txt"), "reading 1\n");
     await writeFile(join(root, "data/empty"), "");
+    // An upload interrupted earlier left 1 MB (marked 0xEE, so a resend would show) on the gateway.
+    await mkdir(join(uploads, "resumed"));
+    await writeFile(join(uploads, "resumed/big.bin.part"), Buffer.alloc(1_000_000, 0xee));
     const gw = await startGateway({ fileRoots: [root], downloadDir: uploads });
     const [result] = await within(
       python(SCENARIOS, ["files", gw.endpoint, downloads, "data", join(root, "data/big.bin"), join(root, "data/sub/a.txt")]).done,
@@ -206,11 +209,16 @@ describe.skipIf(!pythonReady)("Python client against a live gateway", () => {
     expect(result).toMatchObject({
       digests: { "big.bin": sha(bigFile), "sub/a.txt": sha("reading 1\n"), empty: sha("") },
       uploaded: 2,
+      resumed: 1,
       missing: ErrorCode.FILE_NOT_FOUND,
       escape: ErrorCode.PATH_NOT_ALLOWED,
       ping: 1,
     });
     expect(sha(await readFile(join(uploads, "from-python/big.bin")))).toBe(sha(bigFile));
+    const resumed = await readFile(join(uploads, "resumed/big.bin"));
+    expect(resumed.length).toBe(bigFile.length);
+    expect(resumed.subarray(0, 1_000_000).every((b) => b === 0xee)).toBe(true);
+    expect(resumed.subarray(1_000_000).equals(bigFile.subarray(1_000_000))).toBe(true);
   });
 
   it("a download resumes from the bytes a .part of the same source already holds", async () => {

@@ -73,9 +73,11 @@ def files(endpoint: str, download_dir: str, folder: str, *uploads: str) -> None:
         with open(p, "rb") as f:
             digests[os.path.relpath(p, download_dir)] = hashlib.sha256(f.read()).hexdigest()
     uploaded = client.send_files_to_gateway(list(uploads), "from-python", verify=True) if uploads else 0
+    # Into a folder where the test left a .part of the first upload: only the rest is sent.
+    resumed = client.send_files_to_gateway(list(uploads[:1]), "resumed") if uploads else 0
     missing = code_of(lambda: client.get_files_from_gateway(folder="no/such/folder"))
     escape = code_of(lambda: client.get_files_from_gateway(files=["../outside"]))
-    emit(digests=digests, uploaded=uploaded, missing=missing, escape=escape, ping=client.ping(1))
+    emit(digests=digests, uploaded=uploaded, resumed=resumed, missing=missing, escape=escape, ping=client.ping(1))
     client.close_handler()
 
 
