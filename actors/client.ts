@@ -75,6 +75,11 @@ export interface PendingCall {
 }
 
 export interface ClientMachineInput {
+  /**
+   * The wire. Wrap a raw transport in `DeliveryLink` (what `Controller` and
+   * `swarmClientMachine` do): it numbers and replays the session's messages,
+   * heartbeats, resumes after a reconnect and ends the session past the lease.
+   */
   transport: ClientTransport;
   endpoint: string;
   connectTimeoutMs: number;

@@ -179,6 +179,11 @@ export class DeliveryChannel {
   #closed = false;
   #retry: NodeJS.Timeout | undefined;
   #overflowed = false;
+
+  /** True once the cap was passed (the session is being ended). */
+  get overflowed(): boolean {
+    return this.#overflowed;
+  }
   /** Bumped on every replay: failures of sends from an earlier epoch are stale. */
   #epoch = 0;
   // Receiving side.
@@ -229,10 +234,10 @@ export class DeliveryChannel {
     this.#entries.push(frames);
     this.#bufferedBytes += bytesOf(frames);
     if (this.unacked > this.#maxMessages || this.#bufferedBytes > this.#maxBytes) {
-      if (!this.#overflowed) {
-        this.#overflowed = true;
-        this.#o.onOverflow?.();
-      }
+      // Past the cap the session is over: say so once, keep nothing more (never a silent drop).
+      this.#overflowed = true;
+      this.close();
+      this.#o.onOverflow?.();
       return;
     }
     if (this.#up && this.#nextToSend === seq) this.#pump();
