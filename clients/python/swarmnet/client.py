@@ -363,6 +363,9 @@ class Client:
         """Ends the session (its handler slot frees at once) and closes the socket. Idempotent."""
         if self._closed:
             return
+        stream = self._stream
+        if stream is not None and stream._thread == threading.get_ident():
+            stream.close(timeout)
         got_lock = self._lock.acquire(timeout=timeout)
         try:
             self._closed = True
