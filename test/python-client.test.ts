@@ -252,10 +252,17 @@ describe.skipIf(!pythonReady)("Python client against a live gateway", () => {
     expect(result).toMatchObject({ pong: "through curve", refused: ErrorCode.CONNECTION, plain: ErrorCode.TIMEOUT });
   });
 
-  it("a wrong protocol version is VersionMismatchError, a full pool PoolFullError, a closed client ClosedError", async () => {
+  it("a wrong protocol version is VersionMismatchError, a full pool PoolFullError, a closed client ClosedError, an oversize request MessageTooLargeError", async () => {
     const gw = await startGateway({ maxPoolSize: 1 });
     const [result] = await within(python(SCENARIOS, ["errors", gw.endpoint]).done, 30_000, "the error run");
-    expect(result).toMatchObject({ version: ErrorCode.VERSION_MISMATCH, full: ErrorCode.POOL_FULL, closed: ErrorCode.CLOSED, again: "ok" });
+    expect(result).toMatchObject({
+      version: ErrorCode.VERSION_MISMATCH,
+      full: ErrorCode.POOL_FULL,
+      closed: ErrorCode.CLOSED,
+      again: "ok",
+      tooLarge: "SWARMNET_MESSAGE_TOO_LARGE",
+      afterTooLarge: "fine",
+    });
   });
 
   it("a call longer than the lease, and user code between calls, keep the session (heartbeats on the I/O thread)", async () => {

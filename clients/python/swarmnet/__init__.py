@@ -20,6 +20,7 @@ from .errors import (
     FileNotFoundError,
     HandlerCrashedError,
     InvalidArgumentError,
+    MessageTooLargeError,
     NotAGeneratorError,
     PathNotAllowedError,
     PoolFullError,
@@ -39,7 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Client", "Controller", "Stream", "PROTOCOL_VERSION", "ErrorCode", "SwarmnetError", "AbortedError",
     "AdminDisabledError", "AllocationError", "BusyError", "ClosedError", "ConnectionError", "FileAccessError",
-    "FileIntegrityError", "FileNotFoundError", "HandlerCrashedError", "InvalidArgumentError", "NotAGeneratorError",
+    "FileIntegrityError", "FileNotFoundError", "HandlerCrashedError", "InvalidArgumentError", "MessageTooLargeError", "NotAGeneratorError",
     "PathNotAllowedError", "PoolFullError", "ProtocolError", "RemoteError", "ResumeRefusedError",
     "SessionEndedError", "SubroutineNotFoundError", "TimeoutError", "VersionMismatchError",
 ]

@@ -18,6 +18,7 @@ from .errors import (
     ClosedError,
     ErrorCode,
     InvalidArgumentError,
+    MessageTooLargeError,
     ProtocolError,
     SessionEndedError,
     SwarmnetError,
@@ -117,7 +118,7 @@ class Controller:
         :raises TimeoutError: ``SWARMNET_TIMEOUT``: no welcome within ``connect_timeout``.
         :raises ConnectionError: ``SWARMNET_CONNECTION``: the gateway refused our CURVE key.
         """
-        hello: Dict[str, Any] = {"type": "hello", "id": _HELLO_ID, "v": protocol_version}
+        hello: Dict[str, Any] = {"type": "hello", "id": _HELLO_ID, "v": protocol_version, "maxMessageSize": self.max_message_size}
         limit = self.connect_timeout
         if wait is not None:
             if not 0 <= wait * 1000 <= MAX_WAIT_MS:
@@ -201,11 +202,18 @@ class Client:
             raise ClosedError("the client is closed")
 
     def _open(self, message: Dict[str, Any], raw: Optional[bytes] = None) -> Tuple[int, Inbox]:
-        """Sends a request (the caller holds the lock) and returns its id and inbox."""
+        """Sends a request (the caller holds the lock) and returns its id and inbox.
+
+        :raises MessageTooLargeError: ``SWARMNET_MESSAGE_TOO_LARGE``: a frame over the smaller ``maxMessageSize``."""
         rid = self._next_id
         self._next_id = 1 if rid >= MAX_REQUEST_ID else rid + 1
         message["id"] = rid
         envelope = encode(message)
+        limit = self._conn.max_frame
+        for what, frame in (("envelope", envelope), ("buffer", raw)):
+            # The delivery header adds 18 bytes to the envelope's frame.
+            if frame is not None and len(frame) + (18 if what == "envelope" else 0) > limit:
+                raise MessageTooLargeError(f"the {message['type']} {what} is {len(frame)} bytes, over the {limit}-byte maxMessageSize")
         inbox = self._conn.open_inbox(rid)
         self._conn.send([envelope] if raw is None else [envelope, raw])
         return rid, inbox

@@ -115,6 +115,8 @@ class Connection:
         self._liveness_s = 15.0
         self._gw: Optional[int] = None
         self.handler_id: Optional[int] = None
+        # The largest frame either side takes: ours, or the gateway's from its welcome if smaller.
+        self.max_frame = max_message_size
         self._link_up = False
         self._ever_up = False
         self._lease_at: Optional[float] = None
@@ -315,6 +317,9 @@ class Connection:
             return
         self._gw = m.get("gw") if isinstance(m.get("gw"), int) else None
         self.handler_id = m.get("handlerId") if isinstance(m.get("handlerId"), int) else None
+        limit = m.get("maxMessageSize")
+        if isinstance(limit, int) and 0 < limit < self.max_frame:
+            self.max_frame = limit
         self._liveness_s = liveness / 1000.0
         self._channel = DeliveryChannel(secret, self._write)
         self._heartbeat_at = time.monotonic() + self._heartbeat_period()

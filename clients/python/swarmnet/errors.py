@@ -33,6 +33,7 @@ class ErrorCode:
     ADMIN_DISABLED = "SWARMNET_ADMIN_DISABLED"
     RESUME_REFUSED = "SWARMNET_RESUME_REFUSED"
     DELIVERY_OVERFLOW = "SWARMNET_DELIVERY_OVERFLOW"
+    MESSAGE_TOO_LARGE = "SWARMNET_MESSAGE_TOO_LARGE"
 
 
 class SwarmnetError(Exception):
@@ -149,6 +150,12 @@ class AdminDisabledError(SwarmnetError):
     code, status = ErrorCode.ADMIN_DISABLED, 403
 
 
+class MessageTooLargeError(SwarmnetError):
+    """A request or an answer is larger than the smaller of the two sides' ``maxMessageSize`` (status 413);
+    refused before it was sent, the session stays usable."""
+    code, status = ErrorCode.MESSAGE_TOO_LARGE, 413
+
+
 _END_REASONS = {"lease", "stopped", "restarted", "closed", "crashed", "overflow", "refused", "unknown"}
 
 
@@ -169,7 +176,7 @@ _BY_CODE = {
     for cls in (
         PoolFullError, AllocationError, VersionMismatchError, SubroutineNotFoundError, ProtocolError, BusyError,
         HandlerCrashedError, ResumeRefusedError, TimeoutError, InvalidArgumentError, PathNotAllowedError,
-        FileNotFoundError, FileAccessError, FileIntegrityError, AdminDisabledError, NotAGeneratorError,
+        FileNotFoundError, FileAccessError, FileIntegrityError, AdminDisabledError, NotAGeneratorError, MessageTooLargeError,
     )
 }
 _KNOWN = {v for k, v in vars(ErrorCode).items() if not k.startswith("_")}

@@ -111,8 +111,12 @@ def errors(endpoint: str) -> None:
     first.close_handler()
     closed = code_of(lambda: first.ping(1))
     again = controller.get_client()  # the slot came back at once: close_handler ends the session
-    emit(version=version, full=full, closed=closed, again=again.ping("ok"))
+    pong = again.ping("ok")
     again.close_handler()
+    small = Controller(endpoint=endpoint, max_message_size=4096).get_client()
+    too_large = code_of(lambda: small.ping(bytes(8192)))  # refused before sending; the session goes on
+    emit(version=version, full=full, closed=closed, again=pong, tooLarge=too_large, afterTooLarge=small.ping("fine"))
+    small.close_handler()
 
 
 def long_call(endpoint: str, ms: str) -> None:
