@@ -9,7 +9,6 @@ call, while a stream consumer is slow, or between calls."""
 from __future__ import annotations
 
 import os
-import queue
 import threading
 import time
 from collections import deque
@@ -47,23 +46,37 @@ _HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED
 
 
 class Inbox:
-    """Messages for one request id, or the error that ended the session."""
+    """Messages for one request id, or the error that ended the session. One consumer (the caller's
+    thread), one producer (the I/O thread). A plain lock serves as the wake-up signal: the cheapest
+    cross-thread hand-off CPython has (a ``queue.Queue`` adds a condition variable and bookkeeping)."""
 
     def __init__(self) -> None:
-        self._q: "queue.Queue[Any]" = queue.Queue()
+        self._items: Deque[Any] = deque()
+        self._signal = threading.Lock()
+        self._signal.acquire()  # held: nothing signalled yet
 
     def put(self, item: Any) -> None:
-        self._q.put(item)
+        self._items.append(item)
+        try:
+            self._signal.release()
+        except RuntimeError:
+            pass  # already signalled; the consumer finds every item in the deque
 
     def get(self, timeout: Optional[float]) -> Optional[Delivered]:
         """The next message, or None when ``timeout`` (seconds) passed; raises the session's end."""
-        try:
-            item = self._q.get(timeout=timeout) if timeout is None or timeout > 0 else self._q.get_nowait()
-        except queue.Empty:
-            return None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._items:
+            if deadline is None:
+                self._signal.acquire()
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._signal.acquire(timeout=left):
+                    if not self._items:
+                        return None
+        item = self._items[0]
         if isinstance(item, SwarmnetError):
-            self._q.put(item)  # every later get sees it too
-            raise item
+            raise item  # left in place: every later get sees it too
+        self._items.popleft()
         return item  # type: ignore[no-any-return]
 
     def poll(self) -> Optional[Delivered]:
