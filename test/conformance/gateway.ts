@@ -1,9 +1,11 @@
 /**
- * The subroutines the conformance cases (cases.json) call, and the checks that
- * decide whether an outcome matches a case: one definition for both clients.
+ * The subroutines the conformance cases (cases.json) call. Run it to serve them
+ * for another client implementation:
+ *
+ *   npx tsx test/conformance/gateway.ts [port]      (prints the endpoint; Ctrl-C stops)
  */
-import { expect } from "vitest";
-import type { Gateway } from "../../runtime/index.js";
+import { fileURLToPath } from "node:url";
+import { Gateway } from "../../runtime/index.js";
 
 export function addConformanceSubroutines(gw: Gateway): void {
   gw.addSubroutine("echo", (value: unknown) => value);
@@ -36,41 +38,11 @@ export function addConformanceSubroutines(gw: Gateway): void {
   });
 }
 
-/** JSON for a case: bytes as {"$bytes": hex}. */
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-
-/** What running one case produced, in the same shape from either client. */
-export interface Outcome {
-  readonly name: string;
-  readonly value?: Json;
-  readonly error?: string;
-  readonly remoteName?: string | null;
-  readonly message?: string;
-  readonly count?: number;
-  readonly inOrder?: boolean;
-  readonly bytes?: number;
-  readonly values?: Json[];
-  readonly aborted?: boolean;
-  readonly pingAfter?: boolean;
-  readonly reply?: Record<string, Json>;
-}
-
-export interface Case {
-  readonly name: string;
-  readonly kind: "call" | "stream" | "wire";
-  readonly expect: Record<string, Json>;
-  readonly [field: string]: unknown;
-}
-
-/** Asserts that `outcome` is what `c` expects (the same check for both clients). */
-export function checkOutcome(c: Case, outcome: Outcome | undefined, who: string): void {
-  const label = `${who}: ${c.name}`;
-  expect(outcome, label).toBeDefined();
-  if (c.kind === "wire") {
-    expect(outcome!.reply, label).toMatchObject(c.expect);
-    return;
-  }
-  const got: Record<string, unknown> = {};
-  for (const key of Object.keys(c.expect)) got[key] = (outcome as unknown as Record<string, unknown>)[key];
-  expect(got, label).toEqual(c.expect);
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const gateway = new Gateway({ host: "127.0.0.1", port: Number(process.argv[2] ?? 0), maxPoolSize: 64 });
+  addConformanceSubroutines(gateway);
+  await gateway.start();
+  console.log(gateway.endpoint);
+  process.once("SIGINT", () => void gateway.stop());
+  await gateway.closed;
 }
