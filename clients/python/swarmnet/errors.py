@@ -83,7 +83,7 @@ class TimeoutError(SwarmnetError, builtins.TimeoutError):  # noqa: A001 - the No
     code, status = ErrorCode.TIMEOUT, 504
 
 
-class ConnectionError(SwarmnetError):  # noqa: A001 - the Node name
+class ConnectionError(SwarmnetError, builtins.ConnectionError):  # noqa: A001 - the Node name, and still a builtin ConnectionError
     """The connection failed (e.g. a CURVE handshake the gateway refused)."""
     code = ErrorCode.CONNECTION
 
@@ -134,7 +134,7 @@ class PathNotAllowedError(SwarmnetError):
     code, status = ErrorCode.PATH_NOT_ALLOWED, 403
 
 
-class FileNotFoundError(SwarmnetError):  # noqa: A001 - the Node name
+class FileNotFoundError(SwarmnetError, builtins.FileNotFoundError):  # noqa: A001 - the Node name, and still a builtin FileNotFoundError
     code, status = ErrorCode.FILE_NOT_FOUND, 404
 
 
