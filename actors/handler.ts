@@ -23,8 +23,8 @@ import { FileListJob, FileReceiveJob, FileSendJob } from "./file-jobs.js";
 import type { FileSandbox } from "./file-sandbox.js";
 import type { HandlerEvent } from "./handler-events.js";
 import type { Session } from "./session.js";
-import { StreamJob, iteratorOf, type JobOutcome, type JobProgress } from "./stream-job.js";
-import { ThreadCrash, invokeSubroutine, type SubroutineRegistry } from "./subroutines.js";
+import { StreamJob, iteratorOf, type Job, type JobOutcome, type JobProgress } from "./stream-job.js";
+import { BadResult, ThreadCrash, invokeSubroutine, type SubroutineRegistry } from "./subroutines.js";
 
 /** Test-only hooks: a throw from one is a handler crash (not a subroutine error). */
 export interface HandlerHooks {
@@ -57,8 +57,6 @@ export interface HandlerContext {
   readonly hooks: HandlerHooks | undefined;
   readonly files: FileSandbox | undefined;
   readonly request: CurrentRequest | undefined;
-  /** Aborts the running batch call's worker-thread task (deadline passed, session ended). */
-  readonly abort: AbortController | undefined;
   /** Requests answered by this handler incarnation. */
   readonly served: number;
   /** Set on the way to a final state; becomes the output the supervisor reads. */
@@ -107,7 +105,29 @@ function replyValue(session: Session, id: number, kind: RequestKind, name: strin
   }
 }
 
+/**
+ * A batch call on a worker thread as the session's job: every path that ends a request
+ * or a session without answering it (deadline, close, lease, stop, crash) cancels the job,
+ * and cancelling stops the worker's task (piscina terminates that worker).
+ */
+function threadCallJob(id: number, abort: AbortController, result: PromiseLike<unknown>): Job {
+  let settled = false;
+  const done = (): void => {
+    settled = true;
+  };
+  result.then(done, done);
+  return {
+    id,
+    onMessage: () => undefined,
+    cancel: () => {
+      if (!settled) abort.abort();
+    },
+    progress: () => ({ kind: "call" }),
+  };
+}
+
 function remoteFailure(id: number, error: unknown): ErrorMessage {
+  if (error instanceof BadResult) return errorReply(id, ErrorCode.BAD_RESULT, error.message);
   if (error instanceof Error) return errorReply(id, ErrorCode.REMOTE, error.message, error.name);
   return errorReply(id, ErrorCode.REMOTE, String(error));
 }
@@ -281,7 +301,7 @@ export const handlerMachine = setup({
           (value) => settle({ type: "call.done", id, value }),
           (error: unknown) => settle({ type: "call.failed", id, error }),
         );
-        if (abort !== undefined) enqueue.assign({ abort });
+        if (abort !== undefined) context.session.job = threadCallJob(id, abort, result);
         enqueue.raise({ type: "call.async", message: event.message, promise: result });
         return;
       }
@@ -299,11 +319,8 @@ export const handlerMachine = setup({
     },
     endRequest: assign({
       request: () => undefined,
-      abort: () => undefined,
       served: ({ context }) => context.served + 1,
     }),
-    /** Stops a worker-thread task that nobody waits for any more (its worker is replaced). */
-    abortCall: ({ context }) => context.abort?.abort(),
     /** The subroutine's thread failed: a crash of this handler, so the supervisor's restart budget applies. */
     crash: ({ event }) => {
       const message = event.type === "call.failed" ? (event.error as Error).message : event.type === "job.finished" && event.outcome.type === "crashed" ? event.outcome.message : "thread failed";
@@ -318,7 +335,6 @@ export const handlerMachine = setup({
     hooks: input.hooks,
     files: input.files,
     request: undefined,
-    abort: undefined,
     served: 0,
     ending: undefined,
   }),
@@ -329,7 +345,6 @@ export const handlerMachine = setup({
       target: ".closed",
       actions: [
         "clearJob",
-        "abortCall",
         assign({
           request: () => undefined,
           ending: ({ event }) => ({ reason: "closed", requestId: event.message.id }) as const,
@@ -343,7 +358,7 @@ export const handlerMachine = setup({
     },
     "session.end": {
       target: ".closed",
-      actions: ["clearJob", "abortCall", assign({ request: () => undefined, ending: () => ({ reason: "ended" }) as const })],
+      actions: ["clearJob", assign({ request: () => undefined, ending: () => ({ reason: "ended" }) as const })],
     },
   },
   states: {
@@ -379,8 +394,9 @@ export const handlerMachine = setup({
     busy: {
       initial: "batchGet",
       states: {
-        batchGet: {},
-        batchSend: {},
+        // A call on a worker thread is the session's job while it runs (see threadCallJob).
+        batchGet: { exit: "clearJob" },
+        batchSend: { exit: "clearJob" },
         // Items flow through the StreamJob (data plane); the machine knows the stream runs and can end it.
         streaming: {
           entry: "startStream",
@@ -425,7 +441,7 @@ export const handlerMachine = setup({
         ],
         // The caller's deadline passed: drop the call (its late result is ignored; a worker-thread task is
         // stopped) and serve the next one.
-        "rpc.cancel": { guard: "isCancelOfCurrent", target: "idle", actions: ["abortCall", "endRequest"] },
+        "rpc.cancel": { guard: "isCancelOfCurrent", target: "idle", actions: "endRequest" },
       },
     },
     closed: { type: "final" },

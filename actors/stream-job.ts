@@ -7,7 +7,7 @@
  */
 import { ErrorCode, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
 import type { Job, JobOutcome, Replier, StreamProgress } from "./job.js";
-import { ThreadCrash } from "./subroutines.js";
+import { BadResult, ThreadCrash } from "./subroutines.js";
 
 export type { Job, JobOutcome, JobProgress, StreamProgress } from "./job.js";
 
@@ -17,6 +17,13 @@ export type { Job, JobOutcome, JobProgress, StreamProgress } from "./job.js";
  * pull ahead in batches without ever passing the window.
  */
 export const CREDIT_HINT: unique symbol = Symbol("swarmnet.creditHint");
+
+/**
+ * An iterator may implement this to hear at once that the stream is being aborted or
+ * cancelled, even while a pull is pending: a worker-thread generator stuck in its work
+ * is then asked to return, and its thread terminated if it does not.
+ */
+export const INTERRUPT: unique symbol = Symbol("swarmnet.interrupt");
 
 type AnyIterator = Iterator<unknown, unknown, undefined> | AsyncIterator<unknown, unknown, undefined>;
 
@@ -44,6 +51,7 @@ export class StreamJob implements Job {
   readonly #session: Replier;
   readonly #iterator: AnyIterator;
   readonly #hint: ((items: number, bytes: number) => void) | undefined;
+  readonly #interrupt: (() => void) | undefined;
   readonly #window: number;
   readonly #onFinish: (outcome: JobOutcome) => void;
   #grantedItems: number;
@@ -75,6 +83,8 @@ export class StreamJob implements Job {
     this.#iterator = options.iterator;
     const hint = (options.iterator as { [CREDIT_HINT]?: (items: number, bytes: number) => void })[CREDIT_HINT];
     this.#hint = typeof hint === "function" ? hint.bind(options.iterator) : undefined;
+    const interrupt = (options.iterator as { [INTERRUPT]?: () => void })[INTERRUPT];
+    this.#interrupt = typeof interrupt === "function" ? interrupt.bind(options.iterator) : undefined;
     this.#window = options.window;
     this.#grantedItems = options.window;
     this.#grantedBytes = options.windowBytes;
@@ -92,6 +102,7 @@ export class StreamJob implements Job {
       this.#consumedItems += message.items;
     } else if (message.type === "stream.abort") {
       if (this.#abort === "none") this.#abort = "client";
+      this.#interrupt?.();
     } else {
       return;
     }
@@ -100,6 +111,7 @@ export class StreamJob implements Job {
 
   cancel(): void {
     if (this.#abort === "none") this.#abort = "cancel";
+    this.#interrupt?.();
     this.#wakeUp();
   }
 
@@ -131,7 +143,9 @@ export class StreamJob implements Job {
       outcome =
         err instanceof ThreadCrash
           ? { type: "crashed", message: error.message }
-          : { type: "failed", code: ErrorCode.REMOTE, message: error.message, name: error.name };
+          : err instanceof BadResult
+            ? { type: "failed", code: ErrorCode.BAD_RESULT, message: error.message }
+            : { type: "failed", code: ErrorCode.REMOTE, message: error.message, name: error.name };
     }
     // Ended by the consumer, an end marker, a bad item or cancel: let the generator's finally run.
     // (On a generator that threw, return() is a no-op.)
@@ -180,6 +194,8 @@ export class StreamJob implements Job {
         this.#scheduleFlush();
         step = await step;
         sinceYield = 0;
+        // Aborted or cancelled while the generator was busy: its item is not sent.
+        if (this.#abort !== "none") continue;
       }
       const { done, value } = step as IteratorResult<unknown>;
       if (done) {

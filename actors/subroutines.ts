@@ -37,6 +37,15 @@ export class ThreadCrash extends Error {
   override readonly name = "ThreadCrash";
 }
 
+/**
+ * A subroutine's result or stream item that cannot leave its worker thread (a function
+ * inside an object): answered as SWARMNET_BAD_RESULT, as an unencodable result on the
+ * event loop is.
+ */
+export class BadResult extends Error {
+  override readonly name = "BadResult";
+}
+
 const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.:-]{0,255}$/;
 
 function kindOf(fn: Subroutine): SubroutineKind {

@@ -24,14 +24,15 @@
  * - Tasks beyond the pool's threads wait in piscina's FIFO queue: handlers
  *   get threads first come, first served.
  */
+import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { EventLoopUtilization } from "node:perf_hooks";
 import { MessageChannel, type MessagePort } from "node:worker_threads";
 import { Piscina } from "piscina";
 import { InvalidArgumentError, type Kwargs } from "../protocol/index.js";
-import { CREDIT_HINT } from "./stream-job.js";
-import { ThreadCrash, type Subroutine, type SubroutineInvoker } from "./subroutines.js";
+import { CREDIT_HINT, INTERRUPT } from "./stream-job.js";
+import { BadResult, ThreadCrash, type Subroutine, type SubroutineInvoker } from "./subroutines.js";
 import type { StreamCommand, StreamReply, ThreadCallResult, ThreadExport, ThreadTask, ThrownInfo } from "./thread-worker.js";
 
 /** How long a worker-side generator gets to run its `finally` after an abort before its thread is replaced, in ms. */
@@ -74,13 +75,25 @@ function isAbort(error: unknown): boolean {
   return error instanceof Error && error.name === "AbortError";
 }
 
+/**
+ * The exit code of a worker that retired itself between tasks after an error thrown
+ * outside any call (see thread-worker.ts): a task sent to it at that moment never ran,
+ * so it is sent again once, to another worker.
+ */
+const RETIRED_EXIT_CODE = 70;
+
+function isRetired(error: unknown): boolean {
+  return error instanceof Error && error.message.includes(`exited with code: ${RETIRED_EXIT_CODE}`);
+}
+
 function crash(error: unknown, moduleName: string): ThreadCrash {
   const message = error instanceof Error ? error.message : String(error);
   return new ThreadCrash(`worker thread of ${moduleName} failed: ${message}`, { cause: error });
 }
 
 /** A subroutine's own throw, rebuilt on the gateway thread with its name and message. */
-function rethrown(info: ThrownInfo): Error {
+function rethrown(info: ThrownInfo, bad = false): Error {
+  if (bad) return new BadResult(info.message);
   const error = new Error(info.message);
   error.name = info.name;
   if (info.stack !== undefined) error.stack = info.stack;
@@ -98,8 +111,11 @@ function workerFile(): { filename: string; execArgv: string[] | undefined } {
   const fromSource = new URL(import.meta.url).pathname.endsWith(".ts");
   const url = new URL(fromSource ? "./thread-worker.ts" : "./thread-worker.js", import.meta.url);
   const hasLoader = process.execArgv.some((arg) => arg.includes("tsx"));
-  // tsx's require hook is enough for piscina to load the worker (it tries require() first).
-  return { filename: fileURLToPath(url), execArgv: fromSource && !hasLoader ? [...process.execArgv, "--import", "tsx"] : undefined };
+  if (!fromSource || hasLoader) return { filename: fileURLToPath(url), execArgv: undefined };
+  // tsx's loader, found from this file (not from the cwd, which may be anywhere); its require hook is
+  // enough for piscina to load the worker, which tries require() first.
+  const loader = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+  return { filename: fileURLToPath(url), execArgv: [...process.execArgv, "--import", loader] };
 }
 
 export class SubroutineThreadPool {
@@ -107,7 +123,8 @@ export class SubroutineThreadPool {
   readonly threads: number;
   readonly #pool: Piscina;
   #subroutines: ThreadExport[] = [];
-  #running = 0;
+  /** Tasks handed to piscina and not settled: running on a thread or queued for one. */
+  #inflight = 0;
   readonly #lastUtilization = new Map<number, EventLoopUtilization>();
 
   private constructor(moduleUrl: string, threads: number) {
@@ -140,6 +157,13 @@ export class SubroutineThreadPool {
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
       throw new InvalidArgumentError(`addSubroutines: option 'threads' must be an integer 1..256, got ${String(options.threads)}`);
     }
+    const only = options.only;
+    if (only !== undefined && (!Array.isArray(only) || only.length === 0 || only.some((n) => typeof n !== "string"))) {
+      throw new InvalidArgumentError(`addSubroutines: option 'only' must be a non-empty array of export names, got ${JSON.stringify(only)}`);
+    }
+    if (typeof module !== "string" && !(module instanceof URL)) {
+      throw new InvalidArgumentError(`addSubroutines: module must be a path or a URL, got ${typeof module}`);
+    }
     const moduleUrl = typeof module === "string" && !/^[a-z]+:/i.test(module) ? pathToFileURL(module).href : String(module);
     const pool = new SubroutineThreadPool(moduleUrl, threads);
     let exports: ThreadExport[];
@@ -149,13 +173,17 @@ export class SubroutineThreadPool {
       await pool.close();
       throw new InvalidArgumentError(`addSubroutines: cannot load ${moduleUrl} in a worker thread: ${(error as Error).message}`, { cause: error });
     }
-    if (options.only !== undefined) {
-      const missing = options.only.filter((name) => !exports.some((e) => e.name === name));
+    if (exports.length === 0) {
+      await pool.close();
+      throw new InvalidArgumentError(`addSubroutines: ${moduleUrl} exports no functions`);
+    }
+    if (only !== undefined) {
+      const missing = only.filter((name) => !exports.some((e) => e.name === name));
       if (missing.length > 0) {
         await pool.close();
         throw new InvalidArgumentError(`addSubroutines: ${moduleUrl} exports no function named ${missing.map((m) => `'${m}'`).join(", ")}`);
       }
-      exports = exports.filter((e) => options.only!.includes(e.name));
+      exports = exports.filter((e) => only.includes(e.name));
     }
     pool.#subroutines = exports;
     return pool;
@@ -185,30 +213,38 @@ export class SubroutineThreadPool {
     const buffer = kwargs.buffer;
     if (buffer instanceof Uint8Array && movable(buffer)) transferList.push(buffer.buffer as ArrayBuffer);
     const task: ThreadTask = { op: "call", name, args: [...args], kwargs: { ...kwargs } };
-    this.#running++;
+    this.#inflight++;
     let result: ThreadCallResult;
     try {
-      result = (await this.#pool.run(task, { transferList, ...(signal ? { signal } : {}) })) as ThreadCallResult;
+      const run = (): Promise<ThreadCallResult> => this.#pool.run(task, { transferList, ...(signal ? { signal } : {}) }) as Promise<ThreadCallResult>;
+      result = await run().catch((error: unknown) => {
+        // A moved buffer went with the task that never ran: a retry cannot send it again.
+        if (isRetired(error) && transferList.length === 0) return run();
+        throw error;
+      });
     } catch (error) {
       if (isAbort(error)) throw error;
       throw crash(error, this.moduleUrl);
     } finally {
-      this.#running--;
+      this.#inflight--;
     }
     if (result instanceof Uint8Array) return result;
     if (result.ok) return result.value;
-    throw rethrown(result.error);
+    throw rethrown(result.error, result.bad === true);
   }
 
   #stream(name: string, args: readonly unknown[], kwargs: Kwargs): ThreadStream {
-    const channel = new MessageChannel();
     const abort = new AbortController();
-    const task: ThreadTask = { op: "stream", name, args: [...args], kwargs: { ...kwargs }, port: channel.port2 };
-    this.#running++;
-    const done = this.#pool.run(task, { transferList: [channel.port2], signal: abort.signal }).finally(() => {
-      this.#running--;
-    });
-    return new ThreadStream(channel.port1, done, abort, this.moduleUrl);
+    const open = (): { port: MessagePort; task: Promise<unknown> } => {
+      const channel = new MessageChannel();
+      const task: ThreadTask = { op: "stream", name, args: [...args], kwargs: { ...kwargs }, port: channel.port2 };
+      this.#inflight++;
+      const done = this.#pool.run(task, { transferList: [channel.port2], signal: abort.signal }).finally(() => {
+        this.#inflight--;
+      });
+      return { port: channel.port1, task: done };
+    };
+    return new ThreadStream(open, abort, this.moduleUrl);
   }
 
   inspect(): ThreadPoolInspection {
@@ -228,7 +264,7 @@ export class SubroutineThreadPool {
       threads: this.threads,
       subroutines: this.#subroutines.map((s) => s.name),
       queued: this.#pool.queueSize,
-      running: this.#running,
+      running: Math.max(0, this.#inflight - this.#pool.queueSize),
       completed: this.#pool.completed,
       utilization: this.#pool.utilization,
       workers,
@@ -247,8 +283,11 @@ export class SubroutineThreadPool {
  * credit the StreamJob reported, minus what it already holds or has asked for.
  */
 class ThreadStream {
-  readonly #port: MessagePort;
-  readonly #task: Promise<unknown>;
+  #port!: MessagePort;
+  #task!: Promise<unknown>;
+  /** Whether the worker has answered yet (a retired worker's task that never ran is opened again once). */
+  #answered = false;
+  #reopened = false;
   readonly #abort: AbortController;
   #items: unknown[] = [];
   #head = 0;
@@ -264,18 +303,38 @@ class ThreadStream {
   #failure: Error | undefined;
   #waiter: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: Error) => void } | undefined;
   #returned: (() => void) | undefined;
+  /** The one `return` to the worker, however many ask for it (an interrupt, then the job's cleanup). */
+  #returning: Promise<void> | undefined;
 
-  constructor(port: MessagePort, task: Promise<unknown>, abort: AbortController, module: string) {
-    this.#port = port;
-    this.#task = task;
+  constructor(open: () => { port: MessagePort; task: Promise<unknown> }, abort: AbortController, module: string) {
     this.#abort = abort;
-    port.on("message", (reply: StreamReply) => this.#onReply(reply));
-    // A normal end arrives as a message (the task may settle before the port's last message is read);
-    // a rejected task is a crash, or the abort that `return()` used on a stuck generator.
-    task.then(
-      () => undefined,
-      (error: unknown) => this.#finish(isAbort(error) ? undefined : crash(error, module)),
-    );
+    const attach = (): void => {
+      const { port, task } = open();
+      this.#port = port;
+      this.#task = task;
+      port.on("message", (reply: StreamReply) => {
+        this.#answered = true;
+        this.#onReply(reply);
+      });
+      // A normal end arrives as a message (the task may settle before the port's last message is read);
+      // a rejected task is a crash, or the abort that `return()` used on a stuck generator.
+      task.then(
+        () => undefined,
+        (error: unknown) => {
+          if (isRetired(error) && !this.#answered && !this.#reopened && !this.#ended) {
+            this.#reopened = true;
+            port.close();
+            attach();
+            const asked = this.#asked;
+            this.#asked = 0;
+            if (asked > 0) this.#ask();
+            return;
+          }
+          this.#finish(isAbort(error) ? undefined : crash(error, module));
+        },
+      );
+    };
+    attach();
   }
 
   [Symbol.asyncIterator](): this {
@@ -308,8 +367,26 @@ class ThreadStream {
     });
   }
 
+  /**
+   * The stream is being aborted or cancelled: a pending pull ends now (nothing more is
+   * delivered) and the worker is asked to return, even if it is stuck in its generator.
+   */
+  [INTERRUPT](): void {
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter?.resolve({ done: true, value: undefined });
+    void this.#return();
+  }
+
   async return(): Promise<IteratorResult<unknown>> {
-    if (!this.#ended) {
+    await this.#return();
+    this.#finish(undefined);
+    return { done: true, value: undefined };
+  }
+
+  #return(): Promise<void> {
+    if (this.#ended) return Promise.resolve();
+    this.#returning ??= (async () => {
       const returned = new Promise<void>((resolve) => {
         this.#returned = resolve;
       });
@@ -323,9 +400,9 @@ class ThreadStream {
       clearTimeout(timer);
       // A generator stuck in its work does not get to keep the thread.
       if (!this.#ended) this.#abort.abort();
-    }
-    this.#finish(undefined);
-    return { done: true, value: undefined };
+      this.#ended = true;
+    })();
+    return this.#returning;
   }
 
   #take(): unknown {
@@ -363,7 +440,7 @@ class ThreadStream {
       return;
     }
     if (reply.type === "error") {
-      this.#fail(rethrown(reply.error));
+      this.#fail(rethrown(reply.error, reply.bad === true));
       return;
     }
     this.#asked = 0;

@@ -37,7 +37,7 @@ export interface ThrownInfo {
 }
 
 /** A batch call's outcome; bytes that own their buffer come back bare (moved, not copied). */
-export type ThreadCallResult = Uint8Array | { ok: true; value: unknown } | { ok: false; error: ThrownInfo };
+export type ThreadCallResult = Uint8Array | { ok: true; value: unknown } | { ok: false; error: ThrownInfo; bad?: true };
 
 /** Main thread -> worker, on a stream's port. */
 export type StreamCommand = { type: "pull"; items: number; bytes: number } | { type: "return" };
@@ -49,7 +49,8 @@ export type StreamCommand = { type: "pull"; items: number; bytes: number } | { t
  */
 export type StreamReply =
   | { type: "items"; idents: unknown[]; lengths: number[]; values: unknown[]; packed: Uint8Array | undefined; done: boolean }
-  | { type: "error"; error: ThrownInfo }
+  /** The generator threw (`bad`: it yielded something that cannot leave the thread). Items before it came first. */
+  | { type: "error"; error: ThrownInfo; bad?: true }
   | { type: "returned" };
 
 type AnyFn = (...args: unknown[]) => unknown;
@@ -138,7 +139,11 @@ async function call(task: Extract<ThreadTask, { op: "call" }>): Promise<ThreadCa
     // A value the thread boundary cannot carry (a function inside an object) is the subroutine's fault.
     structuredClone(value);
   } catch (error) {
-    return { ok: false, error: { name: "TypeError", message: `result of '${task.name}' cannot cross to the gateway thread: ${describeThrown(error).message}` } };
+    return {
+      ok: false,
+      bad: true,
+      error: { name: "TypeError", message: `result of '${task.name}' cannot leave its worker thread: ${describeThrown(error).message}` },
+    };
   }
   return { ok: true, value };
 }
@@ -169,8 +174,8 @@ function stream(task: Extract<ThreadTask, { op: "stream" }>): Promise<void> {
       port.close();
       resolve();
     };
-    const fail = (error: unknown): void => {
-      port.postMessage({ type: "error", error: describeThrown(error) } satisfies StreamReply);
+    const fail = (error: unknown, bad = false): void => {
+      port.postMessage(bad ? { type: "error", error: describeThrown(error), bad: true } : ({ type: "error", error: describeThrown(error) } satisfies StreamReply));
       finish();
     };
     const pull = async (items: number, bytes: number): Promise<void> => {
@@ -181,6 +186,7 @@ function stream(task: Extract<ThreadTask, { op: "stream" }>): Promise<void> {
       const parts: Uint8Array[] = [];
       let size = 0;
       let done = false;
+      let failure: { error: unknown; bad: boolean } | undefined;
       try {
         while (idents.length < items && size < bytes) {
           let step = iterator.next();
@@ -201,7 +207,12 @@ function stream(task: Extract<ThreadTask, { op: "stream" }>): Promise<void> {
             size += buffer.length;
           } else {
             // Values, end markers and malformed items go as they are: the gateway thread judges them.
-            structuredClone(value);
+            try {
+              structuredClone(value);
+            } catch (error) {
+              failure = { error: new TypeError(`stream '${task.name}' yielded an item that cannot leave its worker thread: ${describeThrown(error).message}`), bad: true };
+              break;
+            }
             idents.push(pair === undefined ? undefined : pair[0]);
             lengths.push(-1);
             values.push(value);
@@ -209,8 +220,7 @@ function stream(task: Extract<ThreadTask, { op: "stream" }>): Promise<void> {
           }
         }
       } catch (error) {
-        fail(error);
-        return;
+        failure = { error, bad: false };
       }
       let packed: Uint8Array | undefined;
       if (parts.length > 0) {
@@ -221,9 +231,13 @@ function stream(task: Extract<ThreadTask, { op: "stream" }>): Promise<void> {
           at += part.length;
         }
       }
-      const reply: StreamReply = { type: "items", idents, lengths, values, packed, done };
-      port.postMessage(reply, packed === undefined ? [] : [packed.buffer as ArrayBuffer]);
-      if (done) finish();
+      // Items yielded before a throw are delivered, then the error, as on the event loop.
+      if (idents.length > 0 || failure === undefined) {
+        const reply: StreamReply = { type: "items", idents, lengths, values, packed, done };
+        port.postMessage(reply, packed === undefined ? [] : [packed.buffer as ArrayBuffer]);
+      }
+      if (failure !== undefined) fail(failure.error, failure.bad);
+      else if (done) finish();
     };
     // Commands wait for the module and the generator: a pull that comes first is served after.
     busy = lookup(task.name)
@@ -252,8 +266,39 @@ function stream(task: Extract<ThreadTask, { op: "stream" }>): Promise<void> {
   });
 }
 
+/**
+ * An error thrown outside any task's own code (a timer or a promise a finished call left
+ * behind) must not be blamed on whichever call runs next: the worker notes it, finishes
+ * what it is running, and then exits, so piscina replaces it and no call fails for it.
+ */
+let tainted: unknown;
+let running = 0;
+const taint = (error: unknown): void => {
+  if (tainted === undefined) {
+    tainted = error;
+    process.stderr.write(`swarmnet: a worker thread caught an error outside any call and will be replaced: ${describeThrown(error).message}\n`);
+  }
+  if (running === 0) setImmediate(retire);
+};
+/** Exits between tasks (code 70, which the gateway thread knows): piscina starts a fresh worker. */
+const retire = (): void => {
+  if (running === 0) process.exit(70);
+};
+process.on("uncaughtException", taint);
+process.on("unhandledRejection", taint);
+
 /** piscina's task entry point. */
 export default async function run(task: ThreadTask): Promise<unknown> {
+  running++;
+  try {
+    return await dispatch(task);
+  } finally {
+    // piscina posts this task's answer before a setImmediate runs.
+    if (--running === 0 && tainted !== undefined) setImmediate(retire);
+  }
+}
+
+async function dispatch(task: ThreadTask): Promise<unknown> {
   switch (task.op) {
     case "describe": {
       functions ??= functionsOf(await userModule());

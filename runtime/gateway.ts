@@ -137,7 +137,8 @@ export class Gateway {
   readonly #closed: Promise<void>;
   readonly #testHooks: boolean;
   readonly #transport: { stats(): ServerTransportStats };
-  readonly #pools: SubroutineThreadPool[] = [];
+  /** Worker-thread pools and the names each still serves: a pool whose names were all replaced or removed is closed. */
+  readonly #pools = new Map<SubroutineThreadPool, Set<string>>();
 
   constructor(options: GatewayOptions = {}) {
     const port = positiveInt("port", options.port, DEFAULT_PORT, 0);
@@ -202,6 +203,7 @@ export class Gateway {
   /** Registers (or replaces) a subroutine: `fn(...args, kwargs)`, sync or async. */
   addSubroutine<F extends Subroutine>(name: string, fn: F): this {
     this.#registry.add(name, fn);
+    this.#release([name]);
     return this;
   }
 
@@ -224,11 +226,22 @@ export class Gateway {
    * @param module a file URL or a path to an ES module.
    * @param options `threads` (default `os.availableParallelism()`), `only` (export names to register).
    * @returns the names registered.
-   * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT) when the module cannot be loaded in a worker, `threads`
-   *   is not an integer 1..256, an `only` name is missing, or an export's name is not a valid subroutine name.
+   * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT) when the module cannot be loaded in a worker or exports
+   *   no functions, `threads` is not an integer 1..256, `only` is not a non-empty array of names or names a missing
+   *   export, or an export's name is not a valid subroutine name.
+   * @throws ClosedError (SWARMNET_CLOSED) once the gateway is stopping or stopped.
+   *
+   * Adding a name again (with `addSubroutine` or another `addSubroutines`) replaces it; a pool left serving no
+   * name is closed. An open stream holds its worker thread until it ends, even while paused by credit.
    */
   async addSubroutines(module: string | URL, options: AddSubroutinesOptions = {}): Promise<string[]> {
+    const live = (): boolean => this.#actor.getSnapshot().status === "active" && !["stopping", "stopped"].includes(stateName(this.#actor.getSnapshot().value));
+    if (!live()) throw new ClosedError("addSubroutines: the gateway is stopped");
     const pool = await SubroutineThreadPool.open(module, options);
+    if (!live()) {
+      await pool.close();
+      throw new ClosedError("addSubroutines: the gateway stopped while the module was loading");
+    }
     const added: string[] = [];
     try {
       for (const entry of pool.subroutines) {
@@ -241,17 +254,31 @@ export class Gateway {
       await pool.close();
       throw error;
     }
-    this.#pools.push(pool);
-    return pool.subroutines.map((s) => s.name);
+    this.#release(added);
+    this.#pools.set(pool, new Set(added));
+    return added;
+  }
+
+  /** `names` now mean something else (or nothing): pools left serving no name are closed. */
+  #release(names: readonly string[]): void {
+    for (const [pool, served] of this.#pools) {
+      for (const name of names) served.delete(name);
+      if (served.size === 0) {
+        this.#pools.delete(pool);
+        void pool.close().catch(() => undefined);
+      }
+    }
   }
 
   async #closePools(): Promise<void> {
-    const pools = this.#pools.splice(0);
+    const pools = [...this.#pools.keys()];
+    this.#pools.clear();
     await Promise.all(pools.map((pool) => pool.close().catch(() => undefined)));
   }
 
   /** Returns whether a subroutine of that name was registered. */
   removeSubroutine(name: string): boolean {
+    this.#release([name]);
     return this.#registry.remove(name);
   }
 
@@ -325,7 +352,7 @@ export class Gateway {
       },
       handlers,
       security: this.#transport.stats(),
-      threads: this.#pools.map((pool) => pool.inspect()),
+      threads: [...this.#pools.keys()].map((pool) => pool.inspect()),
     };
   }
 

@@ -11,9 +11,26 @@ import { describe, expect, it } from "vitest";
 import { SubroutineThreadPool } from "../actors/thread-pool.js";
 import { renderInspection } from "../cli/inspect.js";
 import { cli, startCliGateway } from "./cli-helpers.js";
+import { kill, startProcess } from "./processes.js";
 import { controllerFor, startGateway, tempDir, within } from "./helpers.js";
 
 const SUBS = fileURLToPath(new URL("./fixtures/thread-subroutines.ts", import.meta.url));
+const CALLER = fileURLToPath(new URL("./fixtures/thread-caller.ts", import.meta.url));
+
+/** Resolves once `predicate` holds on the gateway's snapshot (checked every turn of the loop), bounded. */
+async function untilSnapshot(gateway: Awaited<ReturnType<typeof startGateway>>, predicate: (s: ReturnType<typeof gateway.snapshot>) => boolean, what: string): Promise<void> {
+  await within(
+    (async () => {
+      for (let i = 0; i < 200_000; i++) {
+        if (predicate(gateway.snapshot())) return;
+        await new Promise((r) => setImmediate(r));
+      }
+      throw new Error(`never: ${what}`);
+    })(),
+    15_000,
+    what,
+  );
+}
 
 async function threadedGateway(threads: number, options: Parameters<typeof startGateway>[0] = {}) {
   const gateway = await startGateway(options);
@@ -21,10 +38,28 @@ async function threadedGateway(threads: number, options: Parameters<typeof start
   return { gateway, names };
 }
 
-describe("worker-thread subroutines", () => {
+// Some tests wait for a worker to be terminated and a new one started: bounded generously for a loaded machine.
+describe("worker-thread subroutines", { timeout: 90_000 }, () => {
   it("addSubroutines - registers every exported function; batch get runs off the main thread with bytes back", async () => {
     const { gateway, names } = await threadedGateway(2);
-    expect(names.sort()).toEqual(["burn", "counter", "crash", "crashingStream", "echoBytes", "endless", "fails", "spin", "sum"]);
+    expect(names.sort()).toEqual([
+      "burn",
+      "counter",
+      "crash",
+      "crashingStream",
+      "echoBytes",
+      "endless",
+      "fails",
+      "idle",
+      "leavesAThrow",
+      "sleep",
+      "spin",
+      "stuck",
+      "sum",
+      "throwsAfter",
+      "unclonable",
+      "unclonableItem",
+    ]);
     const client = await controllerFor(gateway).getClient();
     const burned = (await client.getSubroutineBatch("burn", [2])) as { threadId: number; ms: number };
     expect(burned.threadId).toBeGreaterThan(0); // 0 is the main thread
@@ -152,7 +187,7 @@ describe("worker-thread subroutines", () => {
     const controller = controllerFor(gateway);
     const [a, b] = await Promise.all([controller.getClient(), controller.getClient()]);
     await expect(a.getSubroutineBatch("spin", [60_000], {}, { timeoutMs: 300 })).rejects.toMatchObject({ code: "SWARMNET_TIMEOUT" });
-    await expect(within(b.getSubroutineBatch("burn", [1]), 15_000, "a call after the cancelled one")).resolves.toMatchObject({ ms: 1 });
+    await expect(within(b.getSubroutineBatch("burn", [1], {}, { timeoutMs: 40_000 }), 45_000, "a call after the cancelled one")).resolves.toMatchObject({ ms: 1 });
     await expect(a.getSubroutineBatch("burn", [1])).resolves.toMatchObject({ ms: 1 });
     expect(gateway.snapshot().threads[0]!.running).toBe(0);
   });
@@ -188,12 +223,104 @@ describe("worker-thread subroutines", () => {
     await call;
   });
 
-  it("bad input - a module that cannot load, a bad thread count and an unknown export are InvalidArgumentError", async () => {
+  it("bad input - a module that cannot load or exports no function, a bad thread count, a bad `only`: InvalidArgumentError", async () => {
     const gateway = await startGateway();
+    const dir = await tempDir();
+    const empty = join(dir, "empty.mjs");
+    await writeFile(empty, "export const answer = 42;\n");
     await expect(gateway.addSubroutines("/no/such/module.js", { threads: 1 })).rejects.toMatchObject({ code: "SWARMNET_INVALID_ARGUMENT" });
+    await expect(gateway.addSubroutines(empty, { threads: 1 })).rejects.toMatchObject({ code: "SWARMNET_INVALID_ARGUMENT" });
     await expect(gateway.addSubroutines(SUBS, { threads: 0 })).rejects.toMatchObject({ code: "SWARMNET_INVALID_ARGUMENT" });
     await expect(gateway.addSubroutines(SUBS, { threads: 1, only: ["nope"] })).rejects.toMatchObject({ code: "SWARMNET_INVALID_ARGUMENT" });
+    await expect(gateway.addSubroutines(SUBS, { threads: 1, only: "burn" as unknown as string[] })).rejects.toMatchObject({ code: "SWARMNET_INVALID_ARGUMENT" });
+    await expect(gateway.addSubroutines(SUBS, { threads: 1, only: [] })).rejects.toMatchObject({ code: "SWARMNET_INVALID_ARGUMENT" });
     expect(gateway.snapshot().threads).toHaveLength(0);
+  });
+
+  it("pools - a module added again replaces the old pool; a pool left with no names is closed; a stopped gateway refuses", async () => {
+    const gateway = await startGateway();
+    await gateway.addSubroutines(SUBS, { threads: 1, only: ["burn", "sleep"] });
+    await gateway.addSubroutines(SUBS, { threads: 1, only: ["burn", "sleep"] });
+    expect(gateway.snapshot().threads).toHaveLength(1);
+    gateway.addSubroutine("burn", () => "on the loop");
+    expect(gateway.snapshot().threads).toHaveLength(1);
+    gateway.removeSubroutine("sleep");
+    expect(gateway.snapshot().threads).toHaveLength(0);
+    const client = await controllerFor(gateway).getClient();
+    await expect(client.getSubroutineBatch("burn", [])).resolves.toBe("on the loop");
+    await gateway.stop();
+    await expect(gateway.addSubroutines(SUBS, { threads: 1 })).rejects.toMatchObject({ code: "SWARMNET_CLOSED" });
+  });
+
+  it("stuck stream - a generator that never yields gives its thread back when the caller's deadline passes or the client closes", async () => {
+    const { gateway } = await threadedGateway(1);
+    const controller = controllerFor(gateway);
+    const [a, b] = await Promise.all([controller.getClient(), controller.getClient()]);
+    const first = a.stream("stuck", [], {}, { timeoutMs: 300 })[Symbol.asyncIterator]().next();
+    await expect(first).rejects.toMatchObject({ code: "SWARMNET_TIMEOUT" });
+    // One thread: the next call only runs once the stuck worker was terminated and replaced.
+    // The stuck worker gets 2 s to return, then a new one starts: the bound is for a loaded machine, and the
+    // test fails all the same if the thread were never given back (the generator spins forever).
+    const slow = { timeoutMs: 40_000 };
+    await expect(within(b.getSubroutineBatch("burn", [1], {}, slow), 45_000, "a call after the stuck stream")).resolves.toMatchObject({ ms: 1 });
+    const c = await controller.getClient();
+    void c.stream("idle", [])[Symbol.asyncIterator]().next().catch(() => undefined);
+    await untilSnapshot(gateway, (s) => s.handlers.some((h) => h.request?.name === "idle"), "the idle stream running");
+    await c.closeHandler();
+    await expect(within(b.getSubroutineBatch("burn", [1], {}, slow), 45_000, "a call after the closed stream")).resolves.toMatchObject({ ms: 1 });
+    await untilSnapshot(gateway, (s) => s.threads[0]!.running === 0, "no task running");
+  });
+
+  it("lease - a client killed during a call on a thread: when its session expires the worker is stopped", async () => {
+    const { gateway } = await threadedGateway(1, { livenessMs: 1_000 });
+    const { child } = await startProcess(CALLER, [gateway.endpoint, "spin", 600_000]);
+    await untilSnapshot(gateway, (s) => s.handlers.some((h) => h.request?.name === "spin"), "the spin call running");
+    await kill(child);
+    const client = await controllerFor(gateway).getClient();
+    // Lease, termination and a new worker: bounded for a loaded machine; the killed call would spin 10 minutes.
+    await expect(within(client.getSubroutineBatch("burn", [1], {}, { timeoutMs: 40_000 }), 45_000, "a call after the expired one")).resolves.toMatchObject({ ms: 1 });
+    expect(gateway.snapshot().supervisor.stats.expired).toBe(1);
+  });
+
+  it("errors - items yielded before a throw are delivered, then the RemoteError; unclonable results are SWARMNET_BAD_RESULT", async () => {
+    const { gateway } = await threadedGateway(1);
+    const client = await controllerFor(gateway).getClient();
+    const items: number[] = [];
+    await expect(client.getSubroutineStream("throwsAfter", (_n, ident) => void items.push(ident), () => undefined, [5])).rejects.toMatchObject({
+      code: "SWARMNET_REMOTE_ERROR",
+      message: expect.stringContaining("failed after 5"),
+    });
+    expect(items).toEqual([0, 1, 2, 3, 4]);
+    await expect(client.getSubroutineBatch("unclonable", [])).rejects.toMatchObject({ code: "SWARMNET_BAD_RESULT" });
+    const streamed: number[] = [];
+    await expect(client.getSubroutineStream("unclonableItem", (_n, ident) => void streamed.push(ident), () => undefined, [])).rejects.toMatchObject({
+      code: "SWARMNET_BAD_RESULT",
+    });
+    expect(streamed).toEqual([0, 1]);
+    await expect(client.getSubroutineBatch("burn", [1])).resolves.toMatchObject({ ms: 1 });
+  });
+
+  it("stray errors - a throw a finished call left behind replaces its worker without failing the next call", async () => {
+    const { gateway } = await threadedGateway(1, { maxRestarts: 0 });
+    const controller = controllerFor(gateway);
+    const [attacker, victim] = await Promise.all([controller.getClient(), controller.getClient()]);
+    await expect(attacker.getSubroutineBatch("leavesAThrow", [100])).resolves.toBe("returned");
+    // The late throw happens while the victim's call sleeps on the same (only) thread.
+    await expect(victim.getSubroutineBatch("sleep", [600])).resolves.toBe(600);
+    await expect(victim.getSubroutineBatch("burn", [1])).resolves.toMatchObject({ ms: 1 });
+    expect(gateway.snapshot().supervisor.stats.restarts).toBe(0);
+  });
+
+  it("queue - more calls than threads: one runs, the others wait their turn in order", async () => {
+    const { gateway } = await threadedGateway(1);
+    const controller = controllerFor(gateway);
+    const clients = await Promise.all([controller.getClient(), controller.getClient(), controller.getClient()]);
+    const order: number[] = [];
+    const calls = clients.map((c, i) => c.getSubroutineBatch("sleep", [150]).then(() => void order.push(i)));
+    await untilSnapshot(gateway, (s) => s.threads[0]!.queued === 2, "two calls queued");
+    expect(gateway.snapshot().threads[0]).toMatchObject({ running: 1, queued: 2 });
+    await Promise.all(calls);
+    expect(order).toHaveLength(3);
   });
 
   it("CLI - swarmnet gateway --subroutines MODULE --threads N serves the module from worker threads", async () => {
@@ -205,7 +332,8 @@ describe("worker-thread subroutines", () => {
         "export const where = () => threadId;\n" +
         "export function* upto(n) { for (let i = 0; i < n; i++) yield [i, i]; }\n",
     );
-    const { gateway, endpoint } = await startCliGateway(["--subroutines", subs, "--threads", "2"]);
+    // Started from another folder than the checkout: the worker must still find tsx.
+    const { gateway, endpoint } = await startCliGateway(["--subroutines", subs, "--threads", "2"], { cwd: dir });
     expect(gateway.stdout).toMatch(/2 subroutines: (where, upto|upto, where) on 2 threads/);
     const where = await cli(["call", "where", "-g", endpoint]);
     expect(where.code).toBe(0);
