@@ -267,10 +267,10 @@ describe.skipIf(!pythonReady)("Python client against a live gateway", () => {
   });
 
   it("a call longer than the lease, and user code between calls, keep the session (heartbeats on the I/O thread)", async () => {
-    const gw = await startGateway({ livenessMs: 300 });
+    const gw = await startGateway({ livenessMs: 600 });
     gw.addSubroutine("slow", (ms: number) => new Promise((resolve) => setTimeout(() => resolve(`slept ${ms}`), ms)));
-    const [result] = await within(python(SCENARIOS, ["long-call", gw.endpoint, "1200"]).done, 30_000, "the long call");
-    expect(result).toMatchObject({ value: "slept 1200", ping: "still here" });
+    const [result] = await within(python(SCENARIOS, ["long-call", gw.endpoint, "1500"]).done, 30_000, "the long call");
+    expect(result).toMatchObject({ value: "slept 1500", ping: "still here" });
     expect(gw.snapshot().supervisor.stats.expired).toBe(0);
   });
 
