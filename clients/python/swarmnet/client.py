@@ -38,6 +38,7 @@ from .wire import (
     MAX_STREAM_WINDOW,
     MAX_WAIT_MS,
     PROTOCOL_VERSION,
+    as_int,
     encode,
 )
 
@@ -275,10 +276,7 @@ class Client:
             raise InvalidArgumentError("buffer must be bytes")
         message = {"type": "rpc.call", "name": _check_name(name), "mode": "send", "args": list(args), "kwargs": dict(kwargs or {})}
         m, _ = self._request(message, bytes(buffer), timeout, "rpc.result")
-        value = m.get("value")
-        if not isinstance(value, int):
-            raise ProtocolError(f"a batch send answered {value!r}, not an integer")
-        return value
+        return as_int(m.get("value"), "a batch send's answer")
 
     def stream(
         self,
@@ -468,7 +466,7 @@ class Stream:
                 raise ProtocolError("stream.items without an items array")
             at = 0
             for entry in entries:
-                ident, length = entry[0], entry[1]
+                ident, length = entry[0], as_int(entry[1], "stream.items length")
                 if length >= 0:
                     if raw is None or at + length > len(raw):
                         raise ProtocolError("stream.items announced more bytes than its raw frame holds")

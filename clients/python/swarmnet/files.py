@@ -23,7 +23,7 @@ from .errors import (
     TimeoutError,
 )
 from .errors import raise_if_error
-from .wire import DEFAULT_FILE_CHUNK_BYTES, DEFAULT_FILE_WINDOW_BYTES, DEFAULT_FILE_WINDOW_FILES, MAX_FILE_CHUNK_BYTES
+from .wire import DEFAULT_FILE_CHUNK_BYTES, DEFAULT_FILE_WINDOW_BYTES, DEFAULT_FILE_WINDOW_FILES, MAX_FILE_CHUNK_BYTES, as_int
 
 if TYPE_CHECKING:
     from .client import Client
@@ -130,7 +130,7 @@ def download(client: "Client", folder: Optional[str], regex: Optional[str], file
     plan: List[_Incoming] = []
     seen = set()
     for entry in m["files"]:
-        path, size = entry[0], entry[1]
+        path, size = entry[0], as_int(entry[1], "file.listing size")
         segments = _local_segments(path) if folder is not None else [posixpath.basename(path)]
         _local_segments(segments[-1])
         local = os.path.join(root, *segments)
@@ -167,8 +167,8 @@ def _fetch(client: "Client", folder: Optional[str], items: List[_Incoming], chun
             m, raw = client._wait(inbox, _deadline(timeout), "file.get")
             kind = m.get("type")
             if kind == "file.data":
-                f, o = m.get("f"), m.get("o")
-                if not isinstance(f, int) or not 0 <= f < len(items) or not isinstance(o, int) or raw is None:
+                f, o = as_int(m.get("f"), "file.data f"), as_int(m.get("o"), "file.data o")
+                if not 0 <= f < len(items) or raw is None:
                     raise ProtocolError("file.data names no file of this transfer")
                 item = items[f]
                 try:
@@ -229,8 +229,8 @@ def upload(client: "Client", files: List[str], dirname: str, chunk_bytes: int, v
         m, _ = client._wait(inbox, _deadline(timeout if timeout is not None else client.timeout), "file.put")
         if m.get("type") != "file.ready":
             raise ProtocolError(f"expected file.ready, got {m.get('type')!r}")
-        offsets: List[int] = m["offsets"]
-        window_bytes, window_files = int(m["windowBytes"]), int(m["windowFiles"])
+        offsets = [as_int(o, "file.ready offset") for o in m["offsets"]]
+        window_bytes, window_files = as_int(m["windowBytes"], "windowBytes"), as_int(m["windowFiles"], "windowFiles")
         sent = acked = 0
         started = acked_files = 0
 
@@ -244,8 +244,8 @@ def upload(client: "Client", files: List[str], dirname: str, chunk_bytes: int, v
                 if msg.get("type") == "file.done":
                     return True
                 if msg.get("type") == "file.credit":
-                    acked += int(msg.get("bytes", 0))
-                    acked_files += int(msg.get("files", 0))
+                    acked += as_int(msg.get("bytes", 0), "file.credit bytes")
+                    acked_files += as_int(msg.get("files", 0), "file.credit files")
                 got = inbox.poll()
             return False
 

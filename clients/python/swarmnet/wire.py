@@ -72,6 +72,16 @@ def encode(value: Any) -> bytes:
         raise InvalidArgumentError(f"value cannot be encoded as CBOR: {err}") from err
 
 
+def as_int(value: Any, what: str) -> int:
+    """An integer field of a gateway message. The gateway's encoder writes integers beyond 32 bits as
+    float64 (exact up to 2**53), so an integral float is an integer here."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ProtocolError(f"{what} must be an integer, got {value!r}")
+
+
 def decode(frame: bytes) -> Any:
     if not frame:
         raise ProtocolError("empty frame")
