@@ -8,6 +8,7 @@ import {
   ProtocolError,
   Status,
   decode,
+  describeThrown,
   encode,
   parseClientMessage,
   type ClientMessage,
@@ -16,21 +17,103 @@ import {
 import type { Frames, Peer, ServerTransport } from "../transports/transport.js";
 import { Accept, CLIENT_HEADER_BYTES, LinkKind, afterHeader, headerAck, headerHasSecret, headerKind, headerSeq, isHeader, makeHeader } from "./delivery.js";
 import type { HandlerEvent } from "./handler-events.js";
-import type { Outbox, Session, SessionTable } from "./session.js";
+import type { Outbox, Refusal, Session, SessionTable } from "./session.js";
 import type { SupervisorEvent } from "./supervisor.js";
 
-/** Encodes envelopes for a server transport. `send` throws only if the message cannot be encoded. */
+/**
+ * Sees every valid message in and every message out, for metrics. Called on the
+ * data plane: implementations must be cheap and must not throw. Without one,
+ * the dispatcher and outbox do no work for it at all.
+ */
+export interface WireObserver {
+  inbound(peer: Peer, message: ClientMessage, raw: Uint8Array | undefined): void;
+  outbound(peer: Peer, message: GatewayMessage, raw: Uint8Array | undefined): void;
+  /** The transport could not hand a message to this peer (it is kept for a replay; the session goes on). */
+  lost(peer: Peer): void;
+}
+
+/** An observer's bug must not take the data plane down with it: counting is never worth a lost message. */
+function observeSafely(call: () => void): void {
+  try {
+    call();
+  } catch {
+    // Dropped: a metric missed, nothing else.
+  }
+}
+
+/** Replies the outbox refused to send as they were (each became an `error` to the request instead). */
+export interface RefusedReplies {
+  /** Larger than the session's `maxMessageSize` (SWARMNET_MESSAGE_TOO_LARGE). */
+  tooLarge: number;
+  /** The value could not be encoded as CBOR (SWARMNET_BAD_RESULT). */
+  unencodable: number;
+}
+
+/**
+ * Encodes envelopes for a server transport: encode or refuse. A message that
+ * cannot be encoded (a function in a result, a throwing getter) or whose
+ * frames exceed the limit is not sent; the request it answers gets an `error`
+ * instead (BAD_RESULT / MESSAGE_TOO_LARGE), which is counted. `send` never
+ * throws: nothing a subroutine returns can take the gateway down.
+ */
 export class WireOutbox implements Outbox {
   readonly #transport: ServerTransport;
-  constructor(transport: ServerTransport) {
+  readonly #maxMessageSize: number;
+  readonly refused: RefusedReplies = { tooLarge: 0, unencodable: 0 };
+  #observer: WireObserver | undefined;
+  constructor(transport: ServerTransport, maxMessageSize = Number.MAX_SAFE_INTEGER) {
     this.#transport = transport;
+    this.#maxMessageSize = maxMessageSize;
   }
-  send(peer: Peer, message: GatewayMessage, raw?: Uint8Array): void {
-    const envelope = encode(message);
-    this.#transport.send(peer, raw === undefined ? [envelope] : [envelope, raw]);
+  /** Shows every message sent (after it passed the checks) to `observer` (metrics). */
+  observe(observer: WireObserver): void {
+    this.#observer = observer;
   }
+
+  send(peer: Peer, message: GatewayMessage, raw?: Uint8Array, peerMaxMessageSize?: number, via?: (frames: Frames) => void): boolean {
+    const refusal = this.trySend(peer, message, raw, peerMaxMessageSize, via);
+    if (refusal !== undefined) this.countRefusal(refusal);
+    // Our own error envelope always encodes and is small; without a request id there is nobody to tell.
+    if (refusal !== undefined && message.id !== 0 && message.type !== "error") {
+      const error: GatewayMessage = { type: "error", id: message.id, code: refusal.code, message: refusal.message };
+      if (this.#observer !== undefined) observeSafely(() => this.#observer!.outbound(peer, error, undefined));
+      if (via !== undefined) via([encode(error)]);
+      else this.#transport.send(peer, [encode(error)]);
+    }
+    return refusal === undefined;
+  }
+
+  countRefusal(refusal: Refusal): void {
+    if (refusal.code === ErrorCode.MESSAGE_TOO_LARGE) this.refused.tooLarge++;
+    else this.refused.unencodable++;
+  }
+
+  /** Queues frames as they are (a delivery header first); a failure comes back to `onUndeliverable` with `tag`. */
   write(peer: Peer, frames: Frames, tag: number): void {
     this.#transport.send(peer, frames, tag);
+  }
+
+  /** `via`: where the frames go instead of the transport (a session's delivery channel, which numbers them). */
+  trySend(peer: Peer, message: GatewayMessage, raw?: Uint8Array, peerMaxMessageSize?: number, via?: (frames: Frames) => void): Refusal | undefined {
+    const maxMessageSize = Math.min(peerMaxMessageSize ?? this.#maxMessageSize, this.#maxMessageSize);
+    let envelope: Uint8Array;
+    try {
+      envelope = encode(message);
+    } catch (err) {
+      return { code: ErrorCode.BAD_RESULT, message: `${describeMessage(message)} cannot be encoded as CBOR: ${describeThrown(err).message}` };
+    }
+    const largest = Math.max(envelope.length, raw?.length ?? 0);
+    if (largest > maxMessageSize) {
+      return {
+        code: ErrorCode.MESSAGE_TOO_LARGE,
+        message: `${describeMessage(message)} is ${largest} bytes, over the maxMessageSize of ${maxMessageSize} bytes`,
+      };
+    }
+    if (this.#observer !== undefined) observeSafely(() => this.#observer!.outbound(peer, message, raw));
+    const frames = raw === undefined ? [envelope] : [envelope, raw];
+    if (via !== undefined) via(frames);
+    else this.#transport.send(peer, frames);
+    return undefined;
   }
 }
 
@@ -58,6 +141,17 @@ export function readableHead(envelope: Uint8Array | undefined): { id: number; ty
   };
 }
 
+function describeMessage(message: GatewayMessage): string {
+  switch (message.type) {
+    case "rpc.result":
+      return "the result";
+    case "stream.items":
+      return "a stream item";
+    default:
+      return `a '${message.type}' message`;
+  }
+}
+
 export interface DispatchTargets {
   supervisor: { send(event: SupervisorEvent): void };
   /** Requests addressed to the gateway itself (close it). */
@@ -75,6 +169,12 @@ export interface DispatcherCounters {
 /** How long one admin snapshot is reused: a flood of `admin.snapshot` costs one build per interval. */
 export const ADMIN_SNAPSHOT_REUSE_MS = 100;
 
+/** Recorded transitions after cursor `since`, the next cursor, and the statecharts when asked (`admin.watch`). */
+export type AdminWatch = (
+  since: number,
+  machines: boolean,
+) => { transitions: readonly unknown[]; next: number; machines?: Record<string, unknown> };
+
 export class Dispatcher {
   readonly #table: SessionTable;
   readonly #outbox: Outbox;
@@ -82,6 +182,8 @@ export class Dispatcher {
   #targets: DispatchTargets | undefined;
   #refusal: { code: string; message: string } = { code: ErrorCode.GATEWAY_STOPPING, message: "gateway is not running" };
   #admin: (() => Record<string, unknown>) | undefined;
+  #adminWatch: AdminWatch | undefined;
+  #observer: WireObserver | undefined;
   #adminCache: { at: number; snapshot: Record<string, unknown> } | undefined;
   readonly counters: DispatcherCounters = { received: 0, protocolErrors: 0, sessionless: 0, strangers: 0 };
 
@@ -106,8 +208,14 @@ export class Dispatcher {
    * Answers `admin.snapshot` with what `snapshot()` returns (the gateway's `admin: true`);
    * without it the request is refused with SWARMNET_ADMIN_DISABLED.
    */
-  enableAdmin(snapshot: () => Record<string, unknown>): void {
+  enableAdmin(snapshot: () => Record<string, unknown>, watch?: AdminWatch): void {
     this.#admin = snapshot;
+    this.#adminWatch = watch;
+  }
+
+  /** Shows every valid inbound message and every undeliverable send to `observer` (metrics). */
+  observe(observer: WireObserver): void {
+    this.#observer = observer;
   }
 
   /**
@@ -116,6 +224,7 @@ export class Dispatcher {
    * lease decides), and a full queue is retried in a moment.
    */
   onUndeliverable(peer: Peer, error: Error, tag: number): void {
+    if (this.#observer !== undefined) observeSafely(() => this.#observer!.lost(peer));
     this.#table.byPeer(peer.key)?.channel.failed(tag, isTransient(error));
   }
 
@@ -135,13 +244,13 @@ export class Dispatcher {
       if (type === "hello") {
         // A hello the gateway cannot accept is answered, never met with silence (the client
         // would see only its connect deadline): refused 400 with what was wrong.
-        this.#safeSend(peer, { type: "refused", id, status: Status.BAD_REQUEST, code: ErrorCode.PROTOCOL, message: (err as Error).message });
+        this.#safeSend(peer, { type: "refused", id, status: Status.BAD_REQUEST, code: ErrorCode.PROTOCOL, message: describeThrown(err).message });
         return;
       }
       // Only a peer with a session hears about its malformed frame; others are dropped
       // so that garbage from a stranger costs us nothing but the decode.
       if (this.#table.byPeer(peer.key) !== undefined) {
-        this.#safeSend(peer, { type: "error", id, code: ErrorCode.PROTOCOL, message: (err as Error).message });
+        this.#safeSend(peer, { type: "error", id, code: ErrorCode.PROTOCOL, message: describeThrown(err).message });
       }
       return;
     }
@@ -149,6 +258,7 @@ export class Dispatcher {
     switch (message.type) {
       case "hello":
       case "admin.snapshot":
+      case "admin.watch":
         this.#route(peer, message, frames[1], undefined);
         return;
       case "heartbeat":
@@ -231,7 +341,7 @@ export class Dispatcher {
     } catch (err) {
       this.counters.protocolErrors++;
       // The error names the request when its id could be read, so the client fails that call.
-      this.#safeReply(session, { type: "error", id: readableHead(afterHeader(first, true)).id, code: ErrorCode.PROTOCOL, message: (err as Error).message });
+      this.#safeReply(session, { type: "error", id: readableHead(afterHeader(first, true)).id, code: ErrorCode.PROTOCOL, message: describeThrown(err).message });
       return;
     }
     this.#route(peer, message, frames[1], session);
@@ -248,6 +358,7 @@ export class Dispatcher {
 
   /** Routes a parsed message; `session` is set when it came numbered inside one. */
   #route(peer: Peer, message: ClientMessage, raw: Uint8Array | undefined, viaSession: Session | undefined): void {
+    if (this.#observer !== undefined) observeSafely(() => this.#observer!.inbound(peer, message, raw));
     const targets = this.#targets;
     const session = viaSession;
     switch (message.type) {
@@ -269,6 +380,9 @@ export class Dispatcher {
         // Who may ask is decided before this point: off unless `admin: true`, and with CURVE
         // only authorized keys complete the handshake at all.
         this.#answerAdmin(peer, message.id, session);
+        return;
+      case "admin.watch":
+        this.#answerAdmin(peer, message.id, session, message);
         return;
       default:
         break;
@@ -325,23 +439,27 @@ export class Dispatcher {
     }
   }
 
-  /** Answers an admin request: inside a session (numbered) when it came in one, else plainly. */
-  #answerAdmin(peer: Peer, id: number, session: Session | undefined): void {
+  /** Answers an admin request (`admin.snapshot`, or `admin.watch` with `watch`): inside a session (numbered) when it came in one, else plainly. */
+  #answerAdmin(peer: Peer, id: number, session: Session | undefined, watch?: { since: number; machines?: true }): void {
     const answer = (message: GatewayMessage): void => (session ? this.#safeReply(session, message) : this.#safeSend(peer, message));
-    if (this.#admin === undefined) {
+    if (this.#admin === undefined || (watch !== undefined && this.#adminWatch === undefined)) {
       answer({ type: "error", id, code: ErrorCode.ADMIN_DISABLED, message: "this gateway does not answer admin requests (start it with admin: true / --admin)" });
       return;
     }
     const now = Date.now();
-    if (this.#adminCache === undefined || now - this.#adminCache.at >= ADMIN_SNAPSHOT_REUSE_MS) {
-      try {
+    try {
+      if (this.#adminCache === undefined || now - this.#adminCache.at >= ADMIN_SNAPSHOT_REUSE_MS) {
         this.#adminCache = { at: now, snapshot: this.#admin() };
-      } catch (err) {
-        answer({ type: "error", id, code: ErrorCode.REMOTE, message: `snapshot failed: ${(err as Error).message}` });
-        return;
       }
+      const snapshot = this.#adminCache.snapshot;
+      if (watch === undefined) {
+        answer({ type: "admin.snapshot.result", id, snapshot });
+      } else {
+        answer({ type: "admin.watch.result", id, snapshot, ...this.#adminWatch!(watch.since, watch.machines === true) });
+      }
+    } catch (err) {
+      answer({ type: "error", id, code: ErrorCode.REMOTE, message: `snapshot failed: ${describeThrown(err).message}` });
     }
-    answer({ type: "admin.snapshot.result", id, snapshot: this.#adminCache.snapshot });
   }
 
   /** `[envelope]` or `[envelope, raw]`, validated. */

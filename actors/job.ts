@@ -9,9 +9,20 @@
  */
 import type { ClientMessage, GatewayMessage } from "../protocol/index.js";
 
+/** Why the outbox did not send a message: the error code and text the request should get. */
+export interface Refusal {
+  readonly code: string;
+  readonly message: string;
+}
+
 /** Sends a job's messages to its client, numbered and kept for replay by the session's delivery channel. */
 export interface Replier {
-  reply(message: GatewayMessage, raw?: Uint8Array): void;
+  /** False when the message was refused (not encodable, too large): the request got an `error` instead. */
+  reply(message: GatewayMessage, raw?: Uint8Array): boolean;
+  /** Sends a message that does not answer a request (stream items) if it can; else says why, sending nothing. */
+  tryReply(message: GatewayMessage, raw?: Uint8Array): Refusal | undefined;
+  /** Counts a refusal from `tryReply` that ends a request. */
+  countRefusal(refusal: Refusal): void;
 }
 
 /** Work a handler runs outside its machine, fed by the dispatcher. */

@@ -4,19 +4,30 @@
  * to route frames, without a machine transition per frame.
  */
 import { randomBytes } from "node:crypto";
-import { encode, type GatewayMessage, type SessionEndReason } from "../protocol/index.js";
+import type { GatewayMessage, SessionEndReason } from "../protocol/index.js";
 import type { Frames, Peer } from "../transports/transport.js";
 import { DeliveryChannel, SECRET_BYTES, type DeliveryStats } from "./delivery.js";
 import type { HandlerRef } from "./handler-events.js";
-import type { Job } from "./job.js";
+import type { Job, Refusal } from "./job.js";
 
-/** Queues messages to one peer; never throws (except `send` for a message that cannot be encoded). */
+/**
+ * Encodes and queues a message to one peer; never throws. Returns false when
+ * the message was refused (not encodable, or a frame over `maxMessageSize`
+ * bytes, the gateway's own limit by default) and the request it answers was
+ * sent an `error` instead. With `via`, the frames (and such an error) go
+ * there instead of the transport: a session's delivery channel, which numbers them.
+ */
 export interface Outbox {
-  /** Encodes and queues a message outside any session's numbering (welcome, refusals, session.ended). */
-  send(peer: Peer, message: GatewayMessage, raw?: Uint8Array): void;
+  send(peer: Peer, message: GatewayMessage, raw?: Uint8Array, maxMessageSize?: number, via?: (frames: Frames) => void): boolean;
+  /** Like `send`, but a refused message is only reported (code and reason), nobody is told and nothing counted: the caller decides. */
+  trySend(peer: Peer, message: GatewayMessage, raw?: Uint8Array, maxMessageSize?: number, via?: (frames: Frames) => void): Refusal | undefined;
+  /** Counts a refusal the caller settled on (for `gateway.snapshot().replies`). */
+  countRefusal(refusal: Refusal): void;
   /** Queues frames as they are (a delivery header first); a failure comes back with `tag`. */
   write(peer: Peer, frames: Frames, tag: number): void;
 }
+
+export type { Refusal } from "./job.js";
 
 /** How a session ended, remembered for a while so that a late resume learns why. */
 export interface SessionEnd {
@@ -33,8 +44,10 @@ export class Session {
   readonly peer: Peer;
   /** The live handler; replaced when the supervisor restarts a crashed one. */
   ref: HandlerRef | undefined;
-  /** Actor id of the live handler (`handler-<id>.<generation>`). */
+  /** Actor id of the live handler (`handler-<slot>.<generation % 2>`). */
   actorId = "";
+  /** The pool slot, reused once free: part of the actor id (ids must not grow without bound). */
+  slot = 0;
   generation = 0;
   /** Times of the restarts inside the current restart window. */
   restarts: number[] = [];
@@ -48,6 +61,8 @@ export class Session {
    * handler got back to idle (its job still finishing): served on idle.
    */
   deferred: unknown;
+  /** Largest frame this session's client accepts (its hello's `maxMessageSize`); the gateway's own limit when it did not say. */
+  maxMessageSize: number | undefined;
   /** Last time anything arrived from this client (ms since epoch): the lease. */
   lastSeen = Date.now();
   /** Handed out in the welcome; every message of the session carries it in its delivery header. */
@@ -59,11 +74,15 @@ export class Session {
   /** Set when the channel passed its hard cap: the supervisor ends the session on its next sweep. */
   overflowed = false;
   readonly #outbox: Outbox;
+  /** Where this session's messages go: numbered and kept by its delivery channel. */
+  readonly #numbered: (frames: Frames) => void;
 
-  constructor(handlerId: number, peer: Peer, outbox: Outbox) {
+  constructor(handlerId: number, peer: Peer, outbox: Outbox, maxMessageSize?: number) {
     this.handlerId = handlerId;
+    this.maxMessageSize = maxMessageSize;
     this.peer = peer;
     this.#outbox = outbox;
+    this.#numbered = (frames) => this.channel.send(frames);
     this.channel = new DeliveryChannel({
       write: (frames, tag) => outbox.write(peer, frames, tag),
       onOverflow: () => {
@@ -116,15 +135,29 @@ export class Session {
     job?.cancel();
   }
 
-  /** Sends to this session's client; an answer to the request in flight clears it. */
-  reply(message: GatewayMessage, raw?: Uint8Array): void {
-    // Encoded first: a value that cannot be encoded throws here, before anything changes.
-    const envelope = encode(message);
-    if (message.id !== 0 && !IN_PROGRESS.has(message.type)) {
+  /**
+   * Sends to this session's client, numbered (kept until acknowledged, replayed
+   * after a reconnect); an answer to the request in flight clears it. Returns
+   * false when the message was refused (see `Outbox.send`): the request then
+   * got an `error`, which answers it too.
+   */
+  reply(message: GatewayMessage, raw?: Uint8Array): boolean {
+    const sent = this.#outbox.send(this.peer, message, raw, this.maxMessageSize, this.#numbered);
+    if (message.id !== 0 && (!sent || !IN_PROGRESS.has(message.type))) {
       this.lastAnswered = message.id;
       if (message.id === this.#inflight) this.#inflight = undefined;
     }
-    this.channel.send(raw === undefined ? [envelope] : [envelope, raw]);
+    return sent;
+  }
+
+  /** Sends a message that does not answer a request (e.g. stream items) if it can; else says why, sending nothing. */
+  tryReply(message: GatewayMessage, raw?: Uint8Array): Refusal | undefined {
+    return this.#outbox.trySend(this.peer, message, raw, this.maxMessageSize, this.#numbered);
+  }
+
+  /** Counts a refusal from `tryReply` that ends a request (the gateway's stats). */
+  countRefusal(refusal: Refusal): void {
+    this.#outbox.countRefusal(refusal);
   }
 }
 

@@ -27,6 +27,8 @@ export interface HelloMessage {
   readonly v: number;
   /** When the pool is full, wait this long in the gateway's fair queue for a slot instead of a 503. */
   readonly waitMs?: number;
+  /** Largest frame this client accepts, in bytes: the gateway refuses a larger answer with MESSAGE_TOO_LARGE instead of sending it. */
+  readonly maxMessageSize?: number;
 }
 export interface PingMessage {
   readonly type: "ping";
@@ -95,6 +97,18 @@ export interface GatewayCloseMessage {
 export interface AdminSnapshotMessage {
   readonly type: "admin.snapshot";
   readonly id: number;
+}
+/**
+ * What the web inspector polls: the snapshot plus the actor transitions the
+ * gateway recorded after cursor `since` (0: the oldest it still keeps), and
+ * with `machines: true` each machine's statechart. Same access rule as
+ * `admin.snapshot`; the gateway records transitions only once asked.
+ */
+export interface AdminWatchMessage {
+  readonly type: "admin.watch";
+  readonly id: number;
+  readonly since: number;
+  readonly machines?: true;
 }
 
 // ---- file transfer (both directions share file.data and file.credit) ---------
@@ -172,7 +186,8 @@ export type ClientMessage =
   | HeartbeatMessage
   | SessionCloseMessage
   | GatewayCloseMessage
-  | AdminSnapshotMessage;
+  | AdminSnapshotMessage
+  | AdminWatchMessage;
 
 // ---- gateway -> client ------------------------------------------------------
 
@@ -188,6 +203,8 @@ export interface WelcomeMessage {
   readonly secret?: Uint8Array;
   /** This gateway process's instance id: a resume refused by another instance means it restarted. */
   readonly gw?: number;
+  /** Largest frame the gateway accepts, in bytes: a client refuses a larger request with MessageTooLargeError instead of sending it. */
+  readonly maxMessageSize?: number;
 }
 export interface RefusedMessage {
   readonly type: "refused";
@@ -291,6 +308,19 @@ export interface AdminSnapshotResultMessage {
   readonly id: number;
   readonly snapshot: Record<string, unknown>;
 }
+/**
+ * The answer to `admin.watch`: `transitions` (`TransitionRecord`s, oldest
+ * first) and `next`, the cursor to send as `since` next time; `machines`
+ * (`MachineGraph`s by kind) when asked.
+ */
+export interface AdminWatchResultMessage {
+  readonly type: "admin.watch.result";
+  readonly id: number;
+  readonly snapshot: Record<string, unknown>;
+  readonly transitions: readonly unknown[];
+  readonly next: number;
+  readonly machines?: Record<string, unknown>;
+}
 
 export type GatewayMessage =
   | WelcomeMessage
@@ -308,7 +338,8 @@ export type GatewayMessage =
   | SessionClosedMessage
   | SessionEndedMessage
   | GatewayClosingMessage
-  | AdminSnapshotResultMessage;
+  | AdminSnapshotResultMessage
+  | AdminWatchResultMessage;
 
 export type Message = ClientMessage | GatewayMessage;
 export type MessageType = Message["type"];
@@ -486,8 +517,13 @@ export function parseClientMessage(value: unknown, hasRaw: boolean): ClientMessa
     case "hello": {
       const v = value["v"];
       if (typeof v !== "number" || !Number.isInteger(v)) throw new ProtocolError("hello needs an integer 'v'");
-      if (value["waitMs"] === undefined) return { type, id, v };
-      return { type, id, v, waitMs: count(value, "waitMs", MAX_WAIT_MS) };
+      return {
+        type,
+        id,
+        v,
+        ...(value["waitMs"] === undefined ? {} : { waitMs: count(value, "waitMs", MAX_WAIT_MS) }),
+        ...(value["maxMessageSize"] === undefined ? {} : { maxMessageSize: count(value, "maxMessageSize", Number.MAX_SAFE_INTEGER) }),
+      };
     }
     case "ping":
       return { type, id, data: value["data"] };
@@ -528,6 +564,8 @@ export function parseClientMessage(value: unknown, hasRaw: boolean): ClientMessa
     case "gateway.close":
     case "admin.snapshot":
       return { type, id };
+    case "admin.watch":
+      return { type, id, since: offset(value, "since"), ...(value["machines"] === true ? { machines: true as const } : {}) };
     default:
       throw new ProtocolError(`unknown message type '${String(type).slice(0, 64)}'`);
   }
@@ -548,6 +586,7 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
       }
       const secret = value["secret"];
       const gw = value["gw"];
+      const maxMessageSize = value["maxMessageSize"] === undefined ? undefined : count(value, "maxMessageSize", Number.MAX_SAFE_INTEGER);
       return {
         type,
         id,
@@ -555,6 +594,7 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
         handlerId,
         v,
         livenessMs,
+        ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
         ...(secret instanceof Uint8Array ? { secret } : {}),
         ...(typeof gw === "number" ? { gw } : {}),
       };
@@ -632,6 +672,13 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
       const snapshot = value["snapshot"];
       if (!isRecord(snapshot)) throw new ProtocolError("admin.snapshot.result needs a 'snapshot' map");
       return { type, id, snapshot };
+    }
+    case "admin.watch.result": {
+      const { snapshot, transitions, next, machines } = value;
+      if (!isRecord(snapshot) || !Array.isArray(transitions) || !isSafeInt(next) || (machines !== undefined && !isRecord(machines))) {
+        throw new ProtocolError("admin.watch.result needs 'snapshot', 'transitions' and 'next'");
+      }
+      return { type, id, snapshot, transitions, next, ...(machines !== undefined ? { machines } : {}) };
     }
     default:
       throw new ProtocolError(`unknown message type '${String(type).slice(0, 64)}'`);
