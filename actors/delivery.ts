@@ -302,17 +302,19 @@ export class DeliveryChannel {
     this.#retry = undefined;
   }
 
-  /** The peer has everything up to `ack` and is listening: replay the rest, in order, and go on. */
-  replayFrom(ack: number): void {
-    if (this.#closed) return;
+  /** The peer has everything up to `ack` and is listening: replay the rest, in order, and go on. Returns how many are replayed. */
+  replayFrom(ack: number): number {
+    if (this.#closed) return 0;
     this.onAck(ack);
     clearTimeout(this.#retry);
     this.#retry = undefined;
     this.#nextToSend = this.#baseSeq;
     this.#up = true;
     this.#epoch++;
-    if (this.#nextToSend < this.#nextSeq) this.stats.replays++;
+    const replayed = this.#nextSeq - this.#nextToSend;
+    if (replayed > 0) this.stats.replays++;
     this.#pump();
+    return replayed;
   }
 
   /**

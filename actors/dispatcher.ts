@@ -30,6 +30,8 @@ export interface WireObserver {
   outbound(peer: Peer, message: GatewayMessage, raw: Uint8Array | undefined): void;
   /** The transport could not hand a message to this peer (it is kept for a replay; the session goes on). */
   lost(peer: Peer): void;
+  /** A client came back after its link dropped (a RESUME); `replayed` messages go to it again. */
+  resumed?(peer: Peer, replayed: number): void;
 }
 
 /** An observer's bug must not take the data plane down with it: counting is never worth a lost message. */
@@ -317,7 +319,10 @@ export class Dispatcher {
       case LinkKind.RESUME:
         // Answer first (with what we have), then replay what the client lacks, in order.
         channel.control(LinkKind.RESUMED);
-        channel.replayFrom(ack);
+        {
+          const replayed = channel.replayFrom(ack);
+          if (this.#observer !== undefined) observeSafely(() => this.#observer!.resumed?.(peer, replayed));
+        }
         return;
       case LinkKind.REPLAY:
         channel.replayFrom(ack);

@@ -2,6 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { Controller, ErrorCode, generateKeyPair } from "../runtime/index.js";
+import { FaultRelay } from "./fault-relay.js";
 import { controllerFor, startGateway, tempDir, within } from "./helpers.js";
 
 /** One sample of a Prometheus text exposition: the line with this name whose labels include `labels`; 0 when absent. */
@@ -104,6 +105,25 @@ describe("metrics", () => {
     const last = await scrape(url);
     expect(sample(last, "swarmnet_link_drops_total") - sample(after, "swarmnet_link_drops_total")).toBe(1);
     expect(sample(last, "swarmnet_replayed_messages_total") - sample(after, "swarmnet_replayed_messages_total")).toBe(3);
+  });
+
+  it("a client whose link drops and resumes is counted as a link drop by the delivery layer", async () => {
+    const gw = await startGateway({ metrics: { port: 0, defaultMetrics: false } });
+    const relay = new FaultRelay({ targetPort: gw.port });
+    await relay.start();
+    onTestFinished(() => relay.close());
+    const controller = new Controller({ gateways: [relay.endpoint], timeoutMs: 20_000 });
+    onTestFinished(() => controller.close());
+    const client = await controller.getClient();
+    gw.addSubroutine("echo", (x: number) => x);
+    await expect(client.getSubroutineBatch("echo", [1])).resolves.toBe(1);
+    const before = await scrape(gw.metricsUrl!);
+    relay.reset();
+    // Answered only after the client resumed its session through the new connection.
+    await expect(client.getSubroutineBatch("echo", [2])).resolves.toBe(2);
+    const after = await scrape(gw.metricsUrl!);
+    expect(sample(after, "swarmnet_link_drops_total") - sample(before, "swarmnet_link_drops_total")).toBeGreaterThanOrEqual(1);
+    expect(sample(after, "swarmnet_replayed_messages_total")).toBeGreaterThanOrEqual(sample(before, "swarmnet_replayed_messages_total"));
   });
 
   it("CURVE: an unauthorized key is counted as an auth failure; a full pool as a refusal", async () => {
