@@ -11,6 +11,7 @@ import {
   parseClientMessage,
   type ClientMessage,
   type GatewayMessage,
+  type SubroutineInfo,
 } from "../protocol/index.js";
 import type { Frames, Peer, ServerTransport } from "../transports/transport.js";
 import type { HandlerEvent } from "./handler.js";
@@ -51,6 +52,7 @@ export class Dispatcher {
   #targets: DispatchTargets | undefined;
   #refusal: { code: string; message: string } = { code: ErrorCode.GATEWAY_STOPPING, message: "gateway is not running" };
   #admin: (() => Record<string, unknown>) | undefined;
+  #subroutines: () => readonly SubroutineInfo[] = () => [];
   #adminCache: { at: number; snapshot: Record<string, unknown> } | undefined;
   readonly counters: DispatcherCounters = { received: 0, protocolErrors: 0, sessionless: 0 };
 
@@ -77,6 +79,11 @@ export class Dispatcher {
    */
   enableAdmin(snapshot: () => Record<string, unknown>): void {
     this.#admin = snapshot;
+  }
+
+  /** Answers `subroutine.list` (session or not) with what `list()` returns. */
+  listSubroutinesWith(list: () => readonly SubroutineInfo[]): void {
+    this.#subroutines = list;
   }
 
   onUndeliverable(peer: Peer): void {
@@ -112,6 +119,10 @@ export class Dispatcher {
         } else {
           targets.supervisor.send({ type: "session.open", peer, message });
         }
+        return;
+      case "subroutine.list":
+        if (session !== undefined) session.lastSeen = Date.now();
+        this.#safeSend(peer, { type: "subroutine.listing", id: message.id, subroutines: this.#subroutines() });
         return;
       case "admin.snapshot":
         // No session needed: the inspector takes no pool slot and still sees a full pool.

@@ -35,7 +35,7 @@ export type JobProgress = StreamProgress | { readonly kind: string; readonly [ke
 export type JobOutcome =
   | { readonly type: "done"; readonly count: number }
   | { readonly type: "aborted"; readonly count: number }
-  | { readonly type: "failed"; readonly code: string; readonly message: string; readonly name?: string };
+  | { readonly type: "failed"; readonly code: string; readonly message: string; readonly name?: string; readonly stack?: string };
 
 type AnyIterator = Iterator<unknown, unknown, undefined> | AsyncIterator<unknown, unknown, undefined>;
 
@@ -64,6 +64,8 @@ export class StreamJob implements Job {
   readonly #iterator: AnyIterator;
   readonly #window: number;
   readonly #onFinish: (outcome: JobOutcome) => void;
+  /** Reports the generator's throw (the gateway logs it) and gives the client's error reply. */
+  readonly #onThrow: ((error: unknown) => { code: string; message: string; name?: string; stack?: string }) | undefined;
   #grantedItems: number;
   #grantedBytes: number;
   #consumedItems = 0;
@@ -86,6 +88,7 @@ export class StreamJob implements Job {
     window: number;
     windowBytes: number;
     onFinish: (outcome: JobOutcome) => void;
+    onThrow?: (error: unknown) => { code: string; message: string; name?: string; stack?: string };
   }) {
     this.id = options.id;
     this.#name = options.name;
@@ -95,6 +98,7 @@ export class StreamJob implements Job {
     this.#grantedItems = options.window;
     this.#grantedBytes = options.windowBytes;
     this.#onFinish = options.onFinish;
+    this.#onThrow = options.onThrow;
   }
 
   start(): void {
@@ -143,8 +147,11 @@ export class StreamJob implements Job {
       outcome = await this.#pump();
     } catch (err) {
       this.#flush();
-      const error = err instanceof Error ? err : new Error(String(err));
-      outcome = { type: "failed", code: ErrorCode.REMOTE, message: error.message, name: error.name };
+      if (this.#onThrow) outcome = { type: "failed", ...this.#onThrow(err) };
+      else {
+        const error = err instanceof Error ? err : new Error(String(err));
+        outcome = { type: "failed", code: ErrorCode.REMOTE, message: error.message, name: error.name };
+      }
     }
     // Ended by the consumer, an end marker, a bad item or cancel: let the generator's finally run.
     // (On a generator that threw, return() is a no-op.)
@@ -155,8 +162,8 @@ export class StreamJob implements Job {
     }
     if (this.#abort === "cancel") return;
     if (outcome.type === "failed") {
-      const { code, message } = outcome;
-      this.#session.reply(outcome.name === undefined ? { type: "error", id: this.id, code, message } : { type: "error", id: this.id, code, message, name: outcome.name });
+      const { code, message, name, stack } = outcome;
+      this.#session.reply({ type: "error", id: this.id, code, message, ...(name === undefined ? {} : { name }), ...(stack === undefined ? {} : { stack }) });
     } else {
       this.#session.reply(
         outcome.type === "aborted"

@@ -34,6 +34,8 @@ export {
   FileAccessError,
   FileIntegrityError,
   AdminDisabledError,
+  ConnectionRefusedError,
+  HandshakeError,
   ErrorCode,
   Status,
 } from "../protocol/errors.js";
@@ -62,7 +64,7 @@ export {
 export { MemoryHub } from "../transports/memory.js";
 
 export type { GatewayOptions, GatewayInspection, HandlerInspection, InspectCallback } from "./gateway.js";
-export type { ControllerOptions, GetClientOptions } from "./controller.js";
+export type { ControllerOptions, GetClientOptions, GetSwarmOptions } from "./controller.js";
 export type { AdminOptions } from "./admin.js";
 export type { CallOptions, StreamCallback, EndOfStreamCallback } from "./client.js";
 export type { StreamItem, StreamOptions } from "./stream.js";
@@ -73,7 +75,8 @@ export type { DataTypeValue } from "./bytes.js";
 export type { KeyPair } from "./keys.js";
 export type { ServerCurve, ClientCurve, ServerTransportStats } from "../transports/transport.js";
 export type { ClassCodec } from "../protocol/codec.js";
+export type { SubroutineInfo } from "../protocol/messages.js";
 export type { Kwargs, CallMode, Message, MessageType, MessageOf, ClientMessage, GatewayMessage } from "../protocol/messages.js";
-export type { Subroutine } from "../actors/subroutines.js";
+export type { Subroutine, SubroutineFailure } from "../actors/subroutines.js";
 export type { HandlerHooks, CurrentRequest } from "../actors/handler.js";
 export type { TransportFactory, ServerTransport, ClientTransport, Frames, Peer } from "../transports/transport.js";

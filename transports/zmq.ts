@@ -3,13 +3,14 @@
  * per client. Only this file, the runtime entry and the CLI import `zeromq`.
  */
 import { randomBytes } from "node:crypto";
-import { Dealer, Router, context } from "zeromq";
+import { Dealer, Observer, Router, context } from "zeromq";
 import { SendQueue } from "./send-queue.js";
 import { registerZapDomain, unregisterZapDomain, type ZapCounters } from "./zap.js";
 import type {
   ClientTransport,
   ClientTransportHandlers,
   ClientTransportOptions,
+  AttemptFailure,
   Frames,
   Peer,
   ServerTransport,
@@ -181,11 +182,32 @@ export class ZmqServerTransport implements ServerTransport {
   }
 }
 
+/**
+ * A client with nothing in flight stops holding the event loop once it has
+ * had no message for this long (its receive is armed with this timeout).
+ */
+export const PARK_AFTER_MS = 500;
+/** How often a parked client looks for a message that arrived meanwhile (an unref'd timer). */
+const PARKED_CHECK_MS = 250;
+
+/** Monitor events that end a handshake: the peer refused our keys or mechanism, or closed the connection mid-handshake. */
+const HANDSHAKE_FAILURES: Record<string, string> = {
+  "handshake:error:auth": "the gateway did not authorize this client's CURVE key",
+  "handshake:error:protocol": "CURVE on one side only (mechanism mismatch) or not a ZeroMQ peer",
+  "handshake:error:other": "the gateway closed the connection during the handshake (wrong server public key?)",
+};
+
 export class ZmqClientTransport implements ClientTransport {
   readonly #endpoint: string;
   readonly #options: ClientTransportOptions;
   #socket: Dealer | undefined;
   #queue: SendQueue<null> | undefined;
+  /** Nothing in flight (see `idle()`); connecting counts as busy. */
+  #idle = false;
+  /** Resumes a parked receive loop. */
+  #wake: (() => void) | undefined;
+  /** Stops the socket monitor. */
+  #unwatch: (() => void) | undefined;
 
   constructor(endpoint: string, options: ClientTransportOptions) {
     this.#endpoint = endpoint;
@@ -206,11 +228,7 @@ export class ZmqClientTransport implements ClientTransport {
       return;
     }
     this.#socket = socket;
-    if (handlers.onLink) {
-      const onLink = handlers.onLink;
-      socket.events.on("handshake", () => onLink(true));
-      socket.events.on("disconnect", () => onLink(false));
-    }
+    this.#watch(socket, handlers);
     this.#queue = new SendQueue<null>(
       (frames) => socket.send(frames as Uint8Array[]),
       (_tag, err) => handlers.onError(err),
@@ -232,8 +250,62 @@ export class ZmqClientTransport implements ClientTransport {
       routingId: `c${randomBytes(12).toString("hex")}`,
       heartbeatInterval: heartbeat,
       heartbeatTimeout: heartbeat * 3,
+      // A pending receive holds the event loop; an idle client gives it up after this (see #park).
+      receiveTimeout: PARK_AFTER_MS,
       ...(curve ? { curveServerKey: curve.serverPublicKey, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey } : {}),
     });
+  }
+
+  /**
+   * Reads the socket's monitor: link up/down, and why an attempt failed. Its
+   * own read loop holds the event loop like a receive does, so an idle client
+   * stops it while parked (link events are not watched while nothing is in flight).
+   */
+  #watch(socket: Dealer, handlers: ClientTransportHandlers): void {
+    const { onLink, onAttemptFailed } = handlers;
+    if (onLink === undefined && onAttemptFailed === undefined) return;
+    let observer: Observer;
+    try {
+      observer = new Observer(socket);
+    } catch {
+      return; // no monitor (socket limit): link events are a refinement, the deadlines still hold
+    }
+    this.#unwatch = () => {
+      if (!observer.closed) observer.close();
+    };
+    const failed = (failure: AttemptFailure): void => onAttemptFailed?.(failure);
+    void (async () => {
+      // Whether the TCP connection of the current attempt was made: a retry without one was refused.
+      let tcpUp = false;
+      while (!observer.closed) {
+        let event: { type: string } | undefined;
+        try {
+          event = (await observer.receive()) as { type: string } | undefined;
+        } catch {
+          return;
+        }
+        if (event === undefined) return;
+        switch (event.type) {
+          case "connect:delay":
+            tcpUp = false;
+            break;
+          case "connect":
+            tcpUp = true;
+            break;
+          case "connect:retry":
+            if (!tcpUp) failed({ kind: "refused", detail: "connection refused" });
+            break;
+          case "handshake":
+            onLink?.(true);
+            break;
+          case "disconnect":
+            onLink?.(false);
+            break;
+          default:
+            if (event.type in HANDSHAKE_FAILURES) failed({ kind: "handshake", detail: HANDSHAKE_FAILURES[event.type]! });
+        }
+      }
+    })();
   }
 
   async #receiveLoop(socket: Dealer, handlers: ClientTransportHandlers): Promise<void> {
@@ -243,6 +315,11 @@ export class ZmqClientTransport implements ClientTransport {
         message = await socket.receive();
       } catch (err) {
         if (isClosedSocketError(err, socket)) return;
+        if ((err as { code?: string }).code === "EAGAIN") {
+          // receiveTimeout: nothing arrived for PARK_AFTER_MS.
+          if (this.#idle) await this.#park(socket, handlers);
+          continue;
+        }
         await nextTurn();
         continue;
       }
@@ -254,14 +331,46 @@ export class ZmqClientTransport implements ClientTransport {
     }
   }
 
+  /**
+   * Idle and quiet: nothing of this client holds the event loop (no pending
+   * receive, no monitor), so a script that forgot `close()` exits. An unref'd
+   * timer still picks up a message that arrives while the process lives on
+   * (e.g. `session.ended`); a new call resumes at once.
+   */
+  async #park(socket: Dealer, handlers: ClientTransportHandlers): Promise<void> {
+    this.#unwatch?.();
+    this.#unwatch = undefined;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearInterval(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setInterval(() => {
+        if (socket.closed || !this.#idle || socket.readable) done();
+      }, PARKED_CHECK_MS);
+      timer.unref();
+      this.#wake = done;
+    });
+    if (!socket.closed && !this.#idle) this.#watch(socket, handlers);
+  }
+
+  idle(idle: boolean): void {
+    this.#idle = idle;
+    if (!idle) this.#wake?.();
+  }
+
   send(frames: Frames): void {
     this.#queue?.push(frames, null);
   }
 
   close(): void {
     this.#queue?.close();
+    this.#unwatch?.();
+    this.#unwatch = undefined;
     const socket = this.#socket;
     if (socket && !socket.closed) socket.close();
+    this.#wake?.();
   }
 }
 
