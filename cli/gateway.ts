@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { localFolder } from "./common.js";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Gateway, type ServerCurve, type Subroutine } from "../runtime/index.js";
@@ -19,6 +20,8 @@ Options:
       --root DIR               a folder clients may download from; repeatable (default .)
       --download-dir DIR       where uploads land (default ./Downloads)
       --admin                  answer admin requests (swarmnet inspect)
+      --remote-stack           send a throwing subroutine's stack to the client
+                               (every throw is logged here on stderr either way)
       --curve-secret KEY       CURVE: the gateway's secret key (Z85 text or a file)
       --curve-public KEY       CURVE: the gateway's public key (Z85 text or a file)
       --authorized-keys FILE   CURVE: client public keys let in, one per line
@@ -39,6 +42,7 @@ const options = {
   root: { type: "string", multiple: true },
   "download-dir": { type: "string" },
   admin: { type: "boolean" },
+  "remote-stack": { type: "boolean" },
   "curve-secret": { type: "string" },
   "curve-public": { type: "string" },
   "authorized-keys": { type: "string" },
@@ -97,9 +101,10 @@ export const gatewayCommand: Command = {
       host: values.host ?? "127.0.0.1",
       port: intFlag("port", values.port, 1857, 0, 65535),
       maxPoolSize: intFlag("pool", values.pool, 5),
-      fileRoots: values.root ?? ["."],
+      fileRoots: (values.root ?? ["."]).map((root) => localFolder("--root", root, true)),
       downloadDir: values["download-dir"] ?? "Downloads",
       admin: values.admin === true,
+      remoteStack: values["remote-stack"] === true,
       ...(curve ? { curve } : {}),
     });
     for (const [name, fn] of subroutines) gateway.addSubroutine(name, fn);
