@@ -1,7 +1,8 @@
-import { AdminConnection, type GatewayInspection, type HandlerInspection } from "../runtime/index.js";
+import { AdminConnection, TimeoutError, type GatewayInspection, type HandlerInspection } from "../runtime/index.js";
 import {
   EXIT_CODES_HELP,
   ExitCode,
+  UnreachableError,
   clientCurve,
   err,
   gatewayFrom,
@@ -118,8 +119,12 @@ export const inspectCommand: Command = {
     const curve = clientCurve(values);
     const admin = new AdminConnection(endpoint, { timeoutMs: intFlag("timeout", values.timeout, 5_000), ...(curve ? { curve } : {}) });
     try {
+      // An admin request needs no session: no answer to the first one means the gateway was not reached.
+      const first = await admin.snapshot().catch((e: unknown) => {
+        throw e instanceof TimeoutError ? new UnreachableError(e) : e;
+      });
       if (values.json) {
-        out(JSON.stringify(await admin.snapshot(), null, 2));
+        out(JSON.stringify(first, null, 2));
         return ExitCode.OK;
       }
       const tty = process.stdout.isTTY === true;
@@ -138,7 +143,7 @@ export const inspectCommand: Command = {
       let last = "";
       try {
         while (!stopped) {
-          const snapshot = await admin.snapshot();
+          const snapshot = last === "" ? first : await admin.snapshot();
           const sig = signature(snapshot);
           // On a terminal redraw every poll (request timers tick); piped, print only changes.
           if (tty) process.stdout.write(`\u001b[H\u001b[2J${renderInspection(snapshot)}\n\n(every ${interval} ms; q or Ctrl-C to quit)\n`);

@@ -10,7 +10,6 @@ import type {
   ClientTransport,
   ClientTransportHandlers,
   ClientTransportOptions,
-  AttemptFailure,
   Frames,
   Peer,
   ServerTransport,
@@ -64,6 +63,45 @@ try {
   // An embedding application may have configured the context itself: keep its choice.
 }
 
+/**
+ * Reads a socket's monitor events in a loop of our own and returns what stops
+ * it. Not zeromq.js's `socket.events.on()`: that monitor is not always closed
+ * with its socket (its pending read then keeps the process alive after a
+ * gateway stopped or a client closed), and closing it by hand makes its
+ * internal read loop reject unhandled. Stop it before closing the socket.
+ */
+export function watchSocket(socket: Dealer | Router, onEvent: (type: string) => void): (() => void) | undefined {
+  let observer: Observer;
+  try {
+    observer = new Observer(socket);
+  } catch {
+    return undefined; // no monitor (socket limit): link events are a refinement, deadlines still hold
+  }
+  void (async () => {
+    while (!observer.closed) {
+      let event: { type: string } | undefined;
+      try {
+        event = (await observer.receive()) as { type: string } | undefined;
+      } catch {
+        return;
+      }
+      if (event === undefined) return;
+      try {
+        onEvent(event.type);
+      } catch {
+        // A handler's bug must not end the monitor.
+      }
+    }
+  })();
+  return () => {
+    try {
+      if (!observer.closed) observer.close();
+    } catch {
+      // It ended by itself meanwhile.
+    }
+  };
+}
+
 export class ZmqServerTransport implements ServerTransport {
   readonly #options: ServerTransportOptions;
   #socket: Router | undefined;
@@ -71,6 +109,7 @@ export class ZmqServerTransport implements ServerTransport {
   #zapDomain: string | undefined;
   #zap: ZapCounters | undefined;
   readonly #stats = { handshakes: 0, protocolFailures: 0 };
+  #unwatch: (() => void) | undefined;
   #closing = false;
 
   constructor(options: ServerTransportOptions) {
@@ -104,8 +143,10 @@ export class ZmqServerTransport implements ServerTransport {
       (frames) => socket.send(frames as Uint8Array[]),
       (peer, err) => handlers.onUndeliverable(peer, err),
     );
-    socket.events.on("handshake", () => void this.#stats.handshakes++);
-    socket.events.on("handshake:error:protocol", () => void this.#stats.protocolFailures++);
+    this.#unwatch = watchSocket(socket, (type) => {
+      if (type === "handshake") this.#stats.handshakes++;
+      else if (type === "handshake:error:protocol") this.#stats.protocolFailures++;
+    });
     const host = this.#options.host.includes(":") ? `[${this.#options.host}]` : this.#options.host;
     // EINTR is retried at once. EADDRINUSE on a fixed port is retried for a moment: a gateway
     // restarted in the same process right after stop() can find the port still held while
@@ -122,6 +163,7 @@ export class ZmqServerTransport implements ServerTransport {
           await new Promise((resolve) => setTimeout(resolve, 25));
           continue;
         }
+        this.#unwatch?.();
         socket.close();
         const domain = this.#zapDomain;
         this.#zapDomain = undefined;
@@ -171,6 +213,9 @@ export class ZmqServerTransport implements ServerTransport {
     // No unbind() first: with pipes still attached, libzmq 4.3.5 can abort on an assertion in
     // pipe.cpp. close() lets ZeroMQ's I/O thread release the port a moment later; listen()
     // retries a port still being released.
+    // The monitor first: left open, its pending read would keep the process alive after stop().
+    this.#unwatch?.();
+    this.#unwatch = undefined;
     if (socket && !socket.closed) socket.close();
     const domain = this.#zapDomain;
     this.#zapDomain = undefined;
@@ -200,13 +245,19 @@ const HANDSHAKE_FAILURES: Record<string, string> = {
 export class ZmqClientTransport implements ClientTransport {
   readonly #endpoint: string;
   readonly #options: ClientTransportOptions;
+  /** Unique per client and kept by every socket it opens (see the ROUTER's handover). */
+  readonly #routingId = `c${randomBytes(12).toString("hex")}`;
+  #handlers: ClientTransportHandlers | undefined;
   #socket: Dealer | undefined;
   #queue: SendQueue<null> | undefined;
   /** Nothing in flight (see `idle()`); connecting counts as busy. */
   #idle = false;
+  /** The current socket's monitor was closed to park: the next request needs a fresh socket. */
+  #unmonitored = false;
+  #closed = false;
   /** Resumes a parked receive loop. */
   #wake: (() => void) | undefined;
-  /** Stops the socket monitor. */
+  /** Stops the current socket's monitor. */
   #unwatch: (() => void) | undefined;
 
   constructor(endpoint: string, options: ClientTransportOptions) {
@@ -215,23 +266,30 @@ export class ZmqClientTransport implements ClientTransport {
   }
 
   start(handlers: ClientTransportHandlers): void {
+    this.#handlers = handlers;
+    this.#open(handlers);
+  }
+
+  /** A DEALER with this client's routing id: monitored, connected, read, with its own writer. */
+  #open(handlers: ClientTransportHandlers): void {
     // linger 0: a client that gives up (timeout, close) must not deliver a stale
     // hello later, which would hold a pool slot for nobody.
-    const curve = this.#options.curve;
-    const heartbeat = this.#options.heartbeatIntervalMs ?? DEFAULT_ZMTP_HEARTBEAT_MS;
     let socket: Dealer;
     try {
-      socket = retryOnEintr(() => this.#createSocket(curve, heartbeat));
+      socket = retryOnEintr(() => this.#createSocket());
     } catch (err) {
       // e.g. "Too many open file descriptors": the client fails with that cause, the controller goes on.
       queueMicrotask(() => handlers.onError(err as Error));
       return;
     }
     this.#socket = socket;
+    this.#unmonitored = false;
     this.#watch(socket, handlers);
     this.#queue = new SendQueue<null>(
       (frames) => socket.send(frames as Uint8Array[]),
-      (_tag, err) => handlers.onError(err),
+      (_tag, err) => {
+        if (this.#socket === socket) handlers.onError(err);
+      },
     );
     try {
       retryOnEintr(() => socket.connect(this.#endpoint));
@@ -242,12 +300,13 @@ export class ZmqClientTransport implements ClientTransport {
     void this.#receiveLoop(socket, handlers);
   }
 
-  #createSocket(curve: ClientTransportOptions["curve"], heartbeat: number): Dealer {
+  #createSocket(): Dealer {
+    const curve = this.#options.curve;
+    const heartbeat = this.#options.heartbeatIntervalMs ?? DEFAULT_ZMTP_HEARTBEAT_MS;
     return new Dealer({
       linger: 0,
       maxMessageSize: this.#options.maxMessageSize,
-      // Unique per client, kept across ZeroMQ's reconnects (see the ROUTER's handover).
-      routingId: `c${randomBytes(12).toString("hex")}`,
+      routingId: this.#routingId,
       heartbeatInterval: heartbeat,
       heartbeatTimeout: heartbeat * 3,
       // A pending receive holds the event loop; an idle client gives it up after this (see #park).
@@ -256,56 +315,33 @@ export class ZmqClientTransport implements ClientTransport {
     });
   }
 
-  /**
-   * Reads the socket's monitor: link up/down, and why an attempt failed. Its
-   * own read loop holds the event loop like a receive does, so an idle client
-   * stops it while parked (link events are not watched while nothing is in flight).
-   */
+  /** Link up/down and failed attempts, from the socket's monitor. */
   #watch(socket: Dealer, handlers: ClientTransportHandlers): void {
     const { onLink, onAttemptFailed } = handlers;
     if (onLink === undefined && onAttemptFailed === undefined) return;
-    let observer: Observer;
-    try {
-      observer = new Observer(socket);
-    } catch {
-      return; // no monitor (socket limit): link events are a refinement, the deadlines still hold
-    }
-    this.#unwatch = () => {
-      if (!observer.closed) observer.close();
-    };
-    const failed = (failure: AttemptFailure): void => onAttemptFailed?.(failure);
-    void (async () => {
-      // Whether the TCP connection of the current attempt was made: a retry without one was refused.
-      let tcpUp = false;
-      while (!observer.closed) {
-        let event: { type: string } | undefined;
-        try {
-          event = (await observer.receive()) as { type: string } | undefined;
-        } catch {
-          return;
-        }
-        if (event === undefined) return;
-        switch (event.type) {
-          case "connect:delay":
-            tcpUp = false;
-            break;
-          case "connect":
-            tcpUp = true;
-            break;
-          case "connect:retry":
-            if (!tcpUp) failed({ kind: "refused", detail: "connection refused" });
-            break;
-          case "handshake":
-            onLink?.(true);
-            break;
-          case "disconnect":
-            onLink?.(false);
-            break;
-          default:
-            if (event.type in HANDSHAKE_FAILURES) failed({ kind: "handshake", detail: HANDSHAKE_FAILURES[event.type]! });
-        }
+    // Whether the TCP connection of the current attempt was made: a retry without one was refused.
+    let tcpUp = false;
+    this.#unwatch = watchSocket(socket, (type) => {
+      switch (type) {
+        case "connect:delay":
+          tcpUp = false;
+          break;
+        case "connect":
+          tcpUp = true;
+          break;
+        case "connect:retry":
+          if (!tcpUp) onAttemptFailed?.({ kind: "refused", detail: "connection refused" });
+          break;
+        case "handshake":
+          onLink?.(true);
+          break;
+        case "disconnect":
+          onLink?.(false);
+          break;
+        default:
+          if (type in HANDSHAKE_FAILURES) onAttemptFailed?.({ kind: "handshake", detail: HANDSHAKE_FAILURES[type]! });
       }
-    })();
+    });
   }
 
   async #receiveLoop(socket: Dealer, handlers: ClientTransportHandlers): Promise<void> {
@@ -317,7 +353,7 @@ export class ZmqClientTransport implements ClientTransport {
         if (isClosedSocketError(err, socket)) return;
         if ((err as { code?: string }).code === "EAGAIN") {
           // receiveTimeout: nothing arrived for PARK_AFTER_MS.
-          if (this.#idle) await this.#park(socket, handlers);
+          if (this.#idle && !this.#closed) await this.#park(socket);
           continue;
         }
         await nextTurn();
@@ -335,15 +371,21 @@ export class ZmqClientTransport implements ClientTransport {
    * Idle and quiet: nothing of this client holds the event loop (no pending
    * receive, no monitor), so a script that forgot `close()` exits. An unref'd
    * timer still picks up a message that arrives while the process lives on
-   * (e.g. `session.ended`); a new call resumes at once.
+   * (e.g. `session.ended`); heartbeats go on. The monitor is closed for good:
+   * zeromq.js cannot monitor one socket twice, so the next request opens a
+   * fresh socket with the same routing id and the gateway hands the session
+   * over to it (see `idle()`).
    */
-  async #park(socket: Dealer, handlers: ClientTransportHandlers): Promise<void> {
-    this.#unwatch?.();
-    this.#unwatch = undefined;
+  async #park(socket: Dealer): Promise<void> {
+    if (this.#unwatch !== undefined) {
+      this.#unwatch();
+      this.#unwatch = undefined;
+      this.#unmonitored = true;
+    }
     await new Promise<void>((resolve) => {
       const done = (): void => {
         clearInterval(timer);
-        this.#wake = undefined;
+        if (this.#wake === done) this.#wake = undefined;
         resolve();
       };
       const timer = setInterval(() => {
@@ -352,12 +394,20 @@ export class ZmqClientTransport implements ClientTransport {
       timer.unref();
       this.#wake = done;
     });
-    if (!socket.closed && !this.#idle) this.#watch(socket, handlers);
   }
 
   idle(idle: boolean): void {
     this.#idle = idle;
-    if (!idle) this.#wake?.();
+    if (idle) return;
+    this.#wake?.();
+    if (this.#unmonitored && !this.#closed && this.#handlers !== undefined) {
+      // A request is about to go out: on a fresh, monitored socket (see #park).
+      const old = this.#socket;
+      const oldQueue = this.#queue;
+      this.#open(this.#handlers);
+      oldQueue?.close();
+      if (old && !old.closed) old.close();
+    }
   }
 
   send(frames: Frames): void {
@@ -365,7 +415,9 @@ export class ZmqClientTransport implements ClientTransport {
   }
 
   close(): void {
+    this.#closed = true;
     this.#queue?.close();
+    // The monitor first: left open, its pending read would keep the process alive.
     this.#unwatch?.();
     this.#unwatch = undefined;
     const socket = this.#socket;
