@@ -283,7 +283,7 @@ describe("errors that say what happened and what to do", () => {
 
   it("progress bars shorten a long file name in the middle, keeping its extension", () => {
     expect(shortenMiddle("big.bin", 20)).toBe("big.bin");
-    expect(shortenMiddle("reports-2026-11-quarterly-final.tar.gz", 15)).toBe("reports…tar.gz");
+    expect(shortenMiddle("reports-2026-11-quarterly-final.tar.gz", 15)).toBe("reports….tar.gz");
     const lines: string[] = [];
     const terminal = { columns: 100, write: (s: string) => void lines.push(s) } as unknown as NodeJS.WriteStream;
     const bar = new ProgressBar("get", terminal);

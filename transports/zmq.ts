@@ -3,7 +3,7 @@
  * per client. Only this file, the runtime entry and the CLI import `zeromq`.
  */
 import { randomBytes } from "node:crypto";
-import { Dealer, Observer, Router, context } from "zeromq";
+import { Dealer, Router, context } from "zeromq";
 import { SendQueue } from "./send-queue.js";
 import { registerZapDomain, unregisterZapDomain, type ZapCounters } from "./zap.js";
 import type {
@@ -63,45 +63,6 @@ try {
   // An embedding application may have configured the context itself: keep its choice.
 }
 
-/**
- * Reads a socket's monitor events in a loop of our own and returns what stops
- * it. Not zeromq.js's `socket.events.on()`: that monitor is not always closed
- * with its socket (its pending read then keeps the process alive after a
- * gateway stopped or a client closed), and closing it by hand makes its
- * internal read loop reject unhandled. Stop it before closing the socket.
- */
-export function watchSocket(socket: Dealer | Router, onEvent: (type: string) => void): (() => void) | undefined {
-  let observer: Observer;
-  try {
-    observer = new Observer(socket);
-  } catch {
-    return undefined; // no monitor (socket limit): link events are a refinement, deadlines still hold
-  }
-  void (async () => {
-    while (!observer.closed) {
-      let event: { type: string } | undefined;
-      try {
-        event = (await observer.receive()) as { type: string } | undefined;
-      } catch {
-        return;
-      }
-      if (event === undefined) return;
-      try {
-        onEvent(event.type);
-      } catch {
-        // A handler's bug must not end the monitor.
-      }
-    }
-  })();
-  return () => {
-    try {
-      if (!observer.closed) observer.close();
-    } catch {
-      // It ended by itself meanwhile.
-    }
-  };
-}
-
 export class ZmqServerTransport implements ServerTransport {
   readonly #options: ServerTransportOptions;
   #socket: Router | undefined;
@@ -109,7 +70,6 @@ export class ZmqServerTransport implements ServerTransport {
   #zapDomain: string | undefined;
   #zap: ZapCounters | undefined;
   readonly #stats = { handshakes: 0, protocolFailures: 0 };
-  #unwatch: (() => void) | undefined;
   #closing = false;
 
   constructor(options: ServerTransportOptions) {
@@ -143,10 +103,8 @@ export class ZmqServerTransport implements ServerTransport {
       (frames) => socket.send(frames as Uint8Array[]),
       (peer, err) => handlers.onUndeliverable(peer, err),
     );
-    this.#unwatch = watchSocket(socket, (type) => {
-      if (type === "handshake") this.#stats.handshakes++;
-      else if (type === "handshake:error:protocol") this.#stats.protocolFailures++;
-    });
+    socket.events.on("handshake", () => void this.#stats.handshakes++);
+    socket.events.on("handshake:error:protocol", () => void this.#stats.protocolFailures++);
     const host = this.#options.host.includes(":") ? `[${this.#options.host}]` : this.#options.host;
     // EINTR is retried at once. EADDRINUSE on a fixed port is retried for a moment: a gateway
     // restarted in the same process right after stop() can find the port still held while
@@ -163,7 +121,6 @@ export class ZmqServerTransport implements ServerTransport {
           await new Promise((resolve) => setTimeout(resolve, 25));
           continue;
         }
-        this.#unwatch?.();
         socket.close();
         const domain = this.#zapDomain;
         this.#zapDomain = undefined;
@@ -213,9 +170,6 @@ export class ZmqServerTransport implements ServerTransport {
     // No unbind() first: with pipes still attached, libzmq 4.3.5 can abort on an assertion in
     // pipe.cpp. close() lets ZeroMQ's I/O thread release the port a moment later; listen()
     // retries a port still being released.
-    // The monitor first: left open, its pending read would keep the process alive after stop().
-    this.#unwatch?.();
-    this.#unwatch = undefined;
     if (socket && !socket.closed) socket.close();
     const domain = this.#zapDomain;
     this.#zapDomain = undefined;
@@ -242,6 +196,16 @@ const HANDSHAKE_FAILURES: Record<string, string> = {
   "handshake:error:other": "the gateway closed the connection during the handshake (wrong server public key?)",
 };
 
+/**
+ * One client's connection. Its DEALER is monitored (link up/down, refused
+ * attempts, failed handshakes) while the client connects or has a request in
+ * flight. A socket monitor's read holds the event loop and cannot be stopped
+ * safely on its own (closing a zeromq.js Observer while its socket lives can
+ * block libzmq's I/O thread), so an idle client swaps its socket for an
+ * unmonitored one with the same routing id (the gateway's ROUTER hands the
+ * session over) and swaps back for its next request. Idle, nothing of it
+ * holds the event loop: a script that forgets `close()` still exits.
+ */
 export class ZmqClientTransport implements ClientTransport {
   readonly #endpoint: string;
   readonly #options: ClientTransportOptions;
@@ -250,15 +214,12 @@ export class ZmqClientTransport implements ClientTransport {
   #handlers: ClientTransportHandlers | undefined;
   #socket: Dealer | undefined;
   #queue: SendQueue<null> | undefined;
+  #monitored = false;
   /** Nothing in flight (see `idle()`); connecting counts as busy. */
   #idle = false;
-  /** The current socket's monitor was closed to park: the next request needs a fresh socket. */
-  #unmonitored = false;
   #closed = false;
   /** Resumes a parked receive loop. */
   #wake: (() => void) | undefined;
-  /** Stops the current socket's monitor. */
-  #unwatch: (() => void) | undefined;
 
   constructor(endpoint: string, options: ClientTransportOptions) {
     this.#endpoint = endpoint;
@@ -267,13 +228,18 @@ export class ZmqClientTransport implements ClientTransport {
 
   start(handlers: ClientTransportHandlers): void {
     this.#handlers = handlers;
-    this.#open(handlers);
+    this.#open(handlers, true);
   }
 
-  /** A DEALER with this client's routing id: monitored, connected, read, with its own writer. */
-  #open(handlers: ClientTransportHandlers): void {
-    // linger 0: a client that gives up (timeout, close) must not deliver a stale
-    // hello later, which would hold a pool slot for nobody.
+  /**
+   * A DEALER with this client's routing id, connected, read, with its own
+   * writer; `monitored` watches its link. Replaces (and closes) the current
+   * one: what was queued on it is dropped (at most a heartbeat: swaps happen
+   * only with nothing in flight).
+   */
+  #open(handlers: ClientTransportHandlers, monitored: boolean): void {
+    const old = this.#socket;
+    const oldQueue = this.#queue;
     let socket: Dealer;
     try {
       socket = retryOnEintr(() => this.#createSocket());
@@ -283,14 +249,17 @@ export class ZmqClientTransport implements ClientTransport {
       return;
     }
     this.#socket = socket;
-    this.#unmonitored = false;
-    this.#watch(socket, handlers);
+    this.#monitored = monitored && (handlers.onLink !== undefined || handlers.onAttemptFailed !== undefined);
+    if (this.#monitored) this.#watch(socket, handlers);
     this.#queue = new SendQueue<null>(
       (frames) => socket.send(frames as Uint8Array[]),
       (_tag, err) => {
         if (this.#socket === socket) handlers.onError(err);
       },
     );
+    oldQueue?.close();
+    // Closing the socket ends its monitor too (the monitor reads "end" and closes itself).
+    if (old && !old.closed) old.close();
     try {
       retryOnEintr(() => socket.connect(this.#endpoint));
     } catch (err) {
@@ -303,6 +272,8 @@ export class ZmqClientTransport implements ClientTransport {
   #createSocket(): Dealer {
     const curve = this.#options.curve;
     const heartbeat = this.#options.heartbeatIntervalMs ?? DEFAULT_ZMTP_HEARTBEAT_MS;
+    // linger 0: a client that gives up (timeout, close) must not deliver a stale
+    // hello later, which would hold a pool slot for nobody.
     return new Dealer({
       linger: 0,
       maxMessageSize: this.#options.maxMessageSize,
@@ -315,33 +286,22 @@ export class ZmqClientTransport implements ClientTransport {
     });
   }
 
-  /** Link up/down and failed attempts, from the socket's monitor. */
+  /** Link up/down and failed attempts, from the socket's monitor (ended by closing the socket, never by hand). */
   #watch(socket: Dealer, handlers: ClientTransportHandlers): void {
     const { onLink, onAttemptFailed } = handlers;
-    if (onLink === undefined && onAttemptFailed === undefined) return;
     // Whether the TCP connection of the current attempt was made: a retry without one was refused.
     let tcpUp = false;
-    this.#unwatch = watchSocket(socket, (type) => {
-      switch (type) {
-        case "connect:delay":
-          tcpUp = false;
-          break;
-        case "connect":
-          tcpUp = true;
-          break;
-        case "connect:retry":
-          if (!tcpUp) onAttemptFailed?.({ kind: "refused", detail: "connection refused" });
-          break;
-        case "handshake":
-          onLink?.(true);
-          break;
-        case "disconnect":
-          onLink?.(false);
-          break;
-        default:
-          if (type in HANDSHAKE_FAILURES) onAttemptFailed?.({ kind: "handshake", detail: HANDSHAKE_FAILURES[type]! });
-      }
+    const events = socket.events;
+    events.on("connect:delay", () => void (tcpUp = false));
+    events.on("connect", () => void (tcpUp = true));
+    events.on("connect:retry", () => {
+      if (!tcpUp) onAttemptFailed?.({ kind: "refused", detail: "connection refused" });
     });
+    events.on("handshake", () => onLink?.(true));
+    events.on("disconnect", () => onLink?.(false));
+    for (const [type, detail] of Object.entries(HANDSHAKE_FAILURES)) {
+      events.on(type as "handshake:error:auth", () => onAttemptFailed?.({ kind: "handshake", detail }));
+    }
   }
 
   async #receiveLoop(socket: Dealer, handlers: ClientTransportHandlers): Promise<void> {
@@ -353,7 +313,7 @@ export class ZmqClientTransport implements ClientTransport {
         if (isClosedSocketError(err, socket)) return;
         if ((err as { code?: string }).code === "EAGAIN") {
           // receiveTimeout: nothing arrived for PARK_AFTER_MS.
-          if (this.#idle && !this.#closed) await this.#park(socket);
+          if (this.#idle && !this.#closed && this.#socket === socket) await this.#park(socket, handlers);
           continue;
         }
         await nextTurn();
@@ -368,19 +328,15 @@ export class ZmqClientTransport implements ClientTransport {
   }
 
   /**
-   * Idle and quiet: nothing of this client holds the event loop (no pending
-   * receive, no monitor), so a script that forgot `close()` exits. An unref'd
-   * timer still picks up a message that arrives while the process lives on
-   * (e.g. `session.ended`); heartbeats go on. The monitor is closed for good:
-   * zeromq.js cannot monitor one socket twice, so the next request opens a
-   * fresh socket with the same routing id and the gateway hands the session
-   * over to it (see `idle()`).
+   * Idle and quiet: a monitored socket is swapped for an unmonitored one
+   * (this loop ends with it); an unmonitored one stops reading until the
+   * client is busy again, or an unref'd timer sees a message waiting (e.g.
+   * `session.ended`). Heartbeats go on either way.
    */
-  async #park(socket: Dealer): Promise<void> {
-    if (this.#unwatch !== undefined) {
-      this.#unwatch();
-      this.#unwatch = undefined;
-      this.#unmonitored = true;
+  async #park(socket: Dealer, handlers: ClientTransportHandlers): Promise<void> {
+    if (this.#monitored) {
+      this.#open(handlers, false);
+      return;
     }
     await new Promise<void>((resolve) => {
       const done = (): void => {
@@ -400,14 +356,10 @@ export class ZmqClientTransport implements ClientTransport {
     this.#idle = idle;
     if (idle) return;
     this.#wake?.();
-    if (this.#unmonitored && !this.#closed && this.#handlers !== undefined) {
-      // A request is about to go out: on a fresh, monitored socket (see #park).
-      const old = this.#socket;
-      const oldQueue = this.#queue;
-      this.#open(this.#handlers);
-      oldQueue?.close();
-      if (old && !old.closed) old.close();
-    }
+    // A request is about to go out: on a monitored socket again.
+    const handlers = this.#handlers;
+    if (this.#monitored || this.#closed || handlers === undefined) return;
+    if (handlers.onLink !== undefined || handlers.onAttemptFailed !== undefined) this.#open(handlers, true);
   }
 
   send(frames: Frames): void {
@@ -417,9 +369,6 @@ export class ZmqClientTransport implements ClientTransport {
   close(): void {
     this.#closed = true;
     this.#queue?.close();
-    // The monitor first: left open, its pending read would keep the process alive.
-    this.#unwatch?.();
-    this.#unwatch = undefined;
     const socket = this.#socket;
     if (socket && !socket.closed) socket.close();
     this.#wake?.();
