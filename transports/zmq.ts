@@ -196,6 +196,14 @@ const HANDSHAKE_FAILURES: Record<string, string> = {
   "handshake:error:other": "the gateway closed the connection during the handshake (wrong server public key?)",
 };
 
+function readable(socket: Dealer): boolean {
+  try {
+    return !socket.closed && socket.readable;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * One client's connection. Its DEALER is monitored (link up/down, refused
  * attempts, failed handshakes) while the client connects or has a request in
@@ -220,6 +228,8 @@ export class ZmqClientTransport implements ClientTransport {
   #closed = false;
   /** Resumes a parked receive loop. */
   #wake: (() => void) | undefined;
+  /** Sockets swapped out, still read until drained (a `session.ended` may wait there), then closed. */
+  readonly #retired = new Set<Dealer>();
 
   constructor(endpoint: string, options: ClientTransportOptions) {
     this.#endpoint = endpoint;
@@ -233,9 +243,9 @@ export class ZmqClientTransport implements ClientTransport {
 
   /**
    * A DEALER with this client's routing id, connected, read, with its own
-   * writer; `monitored` watches its link. Replaces (and closes) the current
-   * one: what was queued on it is dropped (at most a heartbeat: swaps happen
-   * only with nothing in flight).
+   * writer; `monitored` watches its link. Replaces the current one, which is
+   * read until drained and then closed; what was queued to send on it is
+   * dropped (at most a heartbeat: swaps happen only with nothing in flight).
    */
   #open(handlers: ClientTransportHandlers, monitored: boolean): void {
     const old = this.#socket;
@@ -258,8 +268,10 @@ export class ZmqClientTransport implements ClientTransport {
       },
     );
     oldQueue?.close();
-    // Closing the socket ends its monitor too (the monitor reads "end" and closes itself).
-    if (old && !old.closed) old.close();
+    if (old && !old.closed) {
+      this.#retired.add(old);
+      this.#wake?.(); // a parked loop of the old socket drains it and closes it
+    }
     try {
       retryOnEintr(() => socket.connect(this.#endpoint));
     } catch (err) {
@@ -306,6 +318,12 @@ export class ZmqClientTransport implements ClientTransport {
 
   async #receiveLoop(socket: Dealer, handlers: ClientTransportHandlers): Promise<void> {
     while (!socket.closed) {
+      if (this.#socket !== socket && !readable(socket)) {
+        // Swapped out and drained. Closing the socket ends its monitor too (it reads "end" and closes itself).
+        this.#retired.delete(socket);
+        socket.close();
+        return;
+      }
       let message: Buffer[];
       try {
         message = await socket.receive();
@@ -345,7 +363,7 @@ export class ZmqClientTransport implements ClientTransport {
         resolve();
       };
       const timer = setInterval(() => {
-        if (socket.closed || !this.#idle || socket.readable) done();
+        if (socket.closed || !this.#idle || this.#socket !== socket || readable(socket)) done();
       }, PARKED_CHECK_MS);
       timer.unref();
       this.#wake = done;
@@ -369,8 +387,8 @@ export class ZmqClientTransport implements ClientTransport {
   close(): void {
     this.#closed = true;
     this.#queue?.close();
-    const socket = this.#socket;
-    if (socket && !socket.closed) socket.close();
+    for (const socket of [this.#socket, ...this.#retired]) if (socket && !socket.closed) socket.close();
+    this.#retired.clear();
     this.#wake?.();
   }
 }
