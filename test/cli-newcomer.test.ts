@@ -1,0 +1,165 @@
+/**
+ * The `swarmnet` command's one grammar and its newcomer-facing errors (issue
+ * 14), driven as child processes against a gateway process.
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cli, running, startCliGateway } from "./cli-helpers.js";
+
+const SUBS = fileURLToPath(new URL("./fixtures/newcomer-subroutines.ts", import.meta.url));
+
+describe("swarmnet CLI - one grammar, errors that say what to do", () => {
+  let work: string;
+  let endpoint: string;
+  let hostPort: string;
+  const stops: (() => Promise<unknown>)[] = [];
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), "swarmnet-cli14-"));
+    await mkdir(join(work, "data"));
+    await mkdir(join(work, "reports", "2026", "q4"), { recursive: true });
+    await writeFile(join(work, "reports", "summary.txt"), "summary\n");
+    await writeFile(join(work, "reports", "2026", "q4", "november.csv"), "a,b\n1,2\n");
+    const started = await startCliGateway(
+      ["--root", join(work, "data"), "--download-dir", join(work, "incoming"), "--subroutines", SUBS, "--pool", "2", "--admin"],
+      { teardown: (fn) => stops.push(fn) },
+    );
+    endpoint = started.endpoint;
+    hostPort = endpoint.slice("tcp://".length);
+  });
+
+  afterAll(async () => {
+    for (const stop of stops) await stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it("list - names and whether each streams, by positional or -g; both ways at once must agree", async () => {
+    const [positional, flag, json, twice, same] = await Promise.all([
+      cli(["list", hostPort]),
+      cli(["list", "-g", endpoint]),
+      cli(["list", hostPort, "--json"]),
+      cli(["list", hostPort, "-g", "127.0.0.1:1"]),
+      cli(["list", hostPort, "-g", endpoint]),
+    ]);
+    expect(positional.code).toBe(0);
+    expect(positional.stdout).toBe("mount_usage\tcall\nreadings\tstream\nslow\tcall\nstatus\tcall\ntemperature\tcall\n");
+    expect(flag.stdout).toBe(positional.stdout);
+    expect(JSON.parse(json.stdout)).toContainEqual({ name: "readings", stream: true });
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toContain("the gateway is given twice, differently");
+    expect(same.code).toBe(0);
+  });
+
+  it("a gateway as the first argument of call/get/put is refused with the -g form; ping 127.0.0.1 means port 1857", async () => {
+    const [call, get, ping] = await Promise.all([
+      cli(["call", hostPort, "mount_usage"]),
+      cli(["get", hostPort, "--folder", "x"]),
+      cli(["ping", "127.0.0.1", "--connect-timeout", "300"]),
+    ]);
+    for (const r of [call, get]) {
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`"${hostPort}" looks like a gateway: give it with -g`);
+    }
+    // Nothing of ours listens on 1857; whatever answers or not, the endpoint tried is 1857.
+    expect(`${ping.stdout}${ping.stderr}`).toContain("tcp://127.0.0.1:1857");
+  });
+
+  it("call/stream --as read pynetwork-style packed bytes: int, float, double, string, json", async () => {
+    const [int, float, double, json, string, streamed, bad] = await Promise.all([
+      cli(["call", "mount_usage", "--as", "int", "-g", endpoint]),
+      cli(["call", "temperature", "--as", "float", "-g", endpoint]),
+      cli(["call", "temperature", "--as", "double", "-g", endpoint]),
+      cli(["call", "status", "--as", "json", "-g", endpoint]),
+      cli(["call", "status", "--as", "string", "-g", endpoint]),
+      cli(["stream", "readings", "2", "--as", "string", "-g", endpoint]),
+      cli(["call", "status", "--as", "decimal", "-g", endpoint]),
+    ]);
+    expect(int.stdout).toBe("47\n");
+    expect(float.stdout).toBe("21.5\n");
+    expect(double.stdout).toBe("21.5\n");
+    expect(JSON.parse(json.stdout)).toEqual({ ok: true, disks: 2 });
+    expect(string.stdout).toBe('{"ok":true,"disks":2}\n');
+    expect(streamed.stdout).toBe("0\treading 0\n1\treading 1\n");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--as must be one of int, float, double, string, json");
+  });
+
+  it("a slow subroutine - exit 5 and a deadline message naming it and --timeout, not 'unreachable'", async () => {
+    const r = await cli(["call", "slow", "5000", "--timeout", "300", "-g", endpoint]);
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/SWARMNET_TIMEOUT: no answer to call slow from gateway tcp:\/\/127\.0\.0\.1:\d+ within 300 ms \(--timeout\)/);
+  });
+
+  it("nothing listening - exit 3, 'connection refused' said while retrying, then the error", async () => {
+    const r = await cli(["ping", "127.0.0.1:9", "--connect-timeout", "600"]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain("swarmnet ping: connection refused at tcp://127.0.0.1:9: nothing listens there");
+    expect(r.stderr).toContain("retrying until --connect-timeout");
+    expect(r.stderr).toMatch(/SWARMNET_CONNECTION_REFUSED: .*retried for 600 ms \(--connect-timeout\)/);
+  });
+
+  it("--swarm N beyond the free slots uses what it gets and says so; a full pool names --pool and --wait; --wait gets a freed slot", async () => {
+    await writeFile(join(work, "data", "one.txt"), "one\n");
+    const swarm = await cli(["get", "--files", "one.txt", "--swarm", "4", "--out", join(work, "got"), "-q", "-g", endpoint]);
+    expect(swarm.code).toBe(0);
+    expect(swarm.stderr).toContain("asked for a swarm of 4, the gateway's pool had 2 free slots: using 2");
+    expect(swarm.stdout).toContain("over a swarm of 2");
+    // Both slots held by slow calls, then a third client.
+    const holders = [0, 1].map(() => running(["call", "slow", "6000", "--timeout", "30000", "-g", endpoint]));
+    const full = await waitFull(endpoint);
+    expect(full.code).toBe(4);
+    expect(full.stderr).toMatch(/SWARMNET_POOL_FULL: pool is full: all 2 handlers are taken.*--pool N.*--wait MS/);
+    expect(holders.every((h) => h.running)).toBe(true);
+    const waited = await cli(["call", "mount_usage", "--as", "int", "--wait", "20000", "-g", endpoint]);
+    expect(waited.code).toBe(0);
+    expect(waited.stdout).toBe("47\n");
+  });
+
+  it("put of a folder keeps its layout under --dirname; local path problems exit 2", async () => {
+    const put = await cli(["put", "--dirname", "backup", join(work, "reports"), "-q", "-g", endpoint]);
+    expect(put.code).toBe(0);
+    expect(put.stdout).toMatch(/^uploaded 2 files/);
+    expect(await readFile(join(work, "incoming", "backup", "reports", "summary.txt"), "utf8")).toBe("summary\n");
+    expect(await readFile(join(work, "incoming", "backup", "reports", "2026", "q4", "november.csv"), "utf8")).toBe("a,b\n1,2\n");
+    await writeFile(join(work, "not-a-folder"), "x");
+    const [missing, outIsFile, root] = await Promise.all([
+      cli(["put", "--dirname", "x", join(work, "no-such-file"), "-g", endpoint]),
+      cli(["get", "--files", "one.txt", "--out", join(work, "not-a-folder"), "-g", endpoint]),
+      cli(["gateway", "--port", "0", "--root", join(work, "no-such-dir")]),
+    ]);
+    expect([missing.code, outIsFile.code, root.code]).toEqual([2, 2, 2]);
+    expect(missing.stderr).toContain("no such file or folder");
+    expect(outIsFile.stderr).toContain("--out");
+    expect(root.stderr).toContain("--root");
+    expect(root.stderr).toContain("no such folder");
+  });
+
+  it("inspect quits on q", async () => {
+    const p = running(["inspect", hostPort, "--interval", "100"], { input: "q\n" });
+    const r = await p.exited;
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`gateway ${endpoint}`);
+  });
+
+  it("close stops the gateway (pynetwork's close_gateway)", async () => {
+    const other = await startCliGateway([], { teardown: (fn) => stops.push(fn) });
+    const r = await cli(["close", other.endpoint.slice("tcp://".length)]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`gateway ${other.endpoint} is stopping`);
+    const exit = await other.gateway.exited;
+    expect(exit.code).toBe(0);
+    expect(exit.stdout).toContain("gateway stopped");
+  });
+
+  /** A call while both slots are held: retried (bounded) until the holders have their slots. */
+  async function waitFull(at: string): Promise<Awaited<ReturnType<typeof cli>>> {
+    for (let i = 0; i < 40; i++) {
+      const r = await cli(["call", "mount_usage", "-g", at]);
+      if (r.code !== 0) return r;
+    }
+    throw new Error("the pool never filled up");
+  }
+});
