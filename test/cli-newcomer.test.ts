@@ -7,7 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Controller, inspectGateway } from "../runtime/index.js";
 import { cli, running, startCliGateway } from "./cli-helpers.js";
+import { within } from "./helpers.js";
 
 const SUBS = fileURLToPath(new URL("./fixtures/newcomer-subroutines.ts", import.meta.url));
 
@@ -107,16 +109,24 @@ describe("swarmnet CLI - one grammar, errors that say what to do", () => {
     expect(swarm.code).toBe(0);
     expect(swarm.stderr).toContain("asked for a swarm of 4, the gateway's pool had 2 free slots: using 2");
     expect(swarm.stdout).toContain("over a swarm of 2");
-    // Both slots held by slow calls, then a third client.
-    const holders = [0, 1].map(() => running(["call", "slow", "6000", "--timeout", "30000", "-g", endpoint]));
-    const full = await waitFull(endpoint);
-    expect(full.code).toBe(4);
-    expect(full.stderr).toMatch(/SWARMNET_POOL_FULL: pool is full: all 2 handlers are taken.*--pool N.*--wait MS/);
-    expect(holders.every((h) => h.running)).toBe(true);
-    const waited = await cli(["call", "mount_usage", "--as", "int", "--wait", "20000", "-g", endpoint]);
-    expect(waited.code).toBe(0);
-    expect(waited.stdout).toBe("47\n");
-  });
+    // Both slots held (by this process), then a third client.
+    const holder = new Controller({ gateways: [endpoint] });
+    try {
+      const held = [await holder.getClient(), await holder.getClient()];
+      const full = await cli(["call", "mount_usage", "-g", endpoint]);
+      expect(full.code).toBe(4);
+      expect(full.stderr).toMatch(/SWARMNET_POOL_FULL: pool is full: all 2 handlers are taken.*--pool N.*--wait MS/);
+      // --wait: queued at the gateway until a slot is freed.
+      const waiting = running(["call", "mount_usage", "--as", "int", "--wait", "30000", "-g", endpoint]);
+      await until(() => snapshotWaiting(), 20_000);
+      await held[0]!.closeHandler();
+      const waited = await within(waiting.exited, 30_000, "the waiting call");
+      expect(waited.code).toBe(0);
+      expect(waited.stdout).toBe("47\n");
+    } finally {
+      await holder.close();
+    }
+  }, 90_000);
 
   it("put of a folder keeps its layout under --dirname; local path problems exit 2", async () => {
     const put = await cli(["put", "--dirname", "backup", join(work, "reports"), "-q", "-g", endpoint]);
@@ -154,12 +164,18 @@ describe("swarmnet CLI - one grammar, errors that say what to do", () => {
     expect(exit.stdout).toContain("gateway stopped");
   });
 
-  /** A call while both slots are held: retried (bounded) until the holders have their slots. */
-  async function waitFull(at: string): Promise<Awaited<ReturnType<typeof cli>>> {
-    for (let i = 0; i < 40; i++) {
-      const r = await cli(["call", "mount_usage", "-g", at]);
-      if (r.code !== 0) return r;
+  /** Whether a client waits in the gateway's queue for a slot (the admin snapshot, which takes no slot). */
+  async function snapshotWaiting(): Promise<boolean> {
+    return (await inspectGateway(endpoint)).supervisor.waiting > 0;
+  }
+
+  /** Polls `check` (each poll a round trip) until it holds, bounded by `ms`. */
+  async function until(check: () => Promise<boolean>, ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    for (let i = 0; i < 200 && Date.now() < deadline; i++) {
+      if (await check()) return;
+      await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error("the pool never filled up");
+    throw new Error("a client never started waiting for a slot");
   }
 });
