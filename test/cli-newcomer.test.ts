@@ -11,6 +11,13 @@ import { Controller, inspectGateway } from "../runtime/index.js";
 import { cli, running, startCliGateway } from "./cli-helpers.js";
 import { within } from "./helpers.js";
 
+/** Runs `swarmnet` command lines a few at a time (tsx start-ups are slow on a loaded machine), in order. */
+async function clis(lines: string[][]): Promise<Awaited<ReturnType<typeof cli>>[]> {
+  const results: Awaited<ReturnType<typeof cli>>[] = [];
+  for (let i = 0; i < lines.length; i += 3) results.push(...(await Promise.all(lines.slice(i, i + 3).map((l) => cli(l, { ms: 45_000 })))));
+  return results;
+}
+
 const SUBS = fileURLToPath(new URL("./fixtures/newcomer-subroutines.ts", import.meta.url));
 
 describe("swarmnet CLI - one grammar, errors that say what to do", () => {
@@ -38,13 +45,13 @@ describe("swarmnet CLI - one grammar, errors that say what to do", () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  it("list - names and whether each streams, by positional or -g; both ways at once must agree", async () => {
-    const [positional, flag, json, twice, same] = await Promise.all([
-      cli(["list", hostPort]),
-      cli(["list", "-g", endpoint]),
-      cli(["list", hostPort, "--json"]),
-      cli(["list", hostPort, "-g", "127.0.0.1:1"]),
-      cli(["list", hostPort, "-g", endpoint]),
+  it("list - names and whether each streams, by positional or -g; both ways at once must agree", { timeout: 120_000 }, async () => {
+    const [positional, flag, json, twice, same] = await clis([
+      ["list", hostPort],
+      ["list", "-g", endpoint],
+      ["list", hostPort, "--json"],
+      ["list", hostPort, "-g", "127.0.0.1:1"],
+      ["list", hostPort, "-g", endpoint],
     ]);
     expect(positional.code).toBe(0);
     expect(positional.stdout).toBe("mount_usage\tcall\nreadings\tstream\nslow\tcall\nstatus\tcall\ntemperature\tcall\n");
@@ -55,11 +62,11 @@ describe("swarmnet CLI - one grammar, errors that say what to do", () => {
     expect(same.code).toBe(0);
   });
 
-  it("a gateway as the first argument of call/get/put is refused with the -g form; ping 127.0.0.1 means port 1857", async () => {
-    const [call, get, ping] = await Promise.all([
-      cli(["call", hostPort, "mount_usage"]),
-      cli(["get", hostPort, "--folder", "x"]),
-      cli(["ping", "127.0.0.1", "--connect-timeout", "300"]),
+  it("a gateway as the first argument of call/get/put is refused with the -g form; ping 127.0.0.1 means port 1857", { timeout: 120_000 }, async () => {
+    const [call, get, ping] = await clis([
+      ["call", hostPort, "mount_usage"],
+      ["get", hostPort, "--folder", "x"],
+      ["ping", "127.0.0.1", "--connect-timeout", "300"],
     ]);
     for (const r of [call, get]) {
       expect(r.code).toBe(2);
@@ -69,15 +76,15 @@ describe("swarmnet CLI - one grammar, errors that say what to do", () => {
     expect(`${ping.stdout}${ping.stderr}`).toContain("tcp://127.0.0.1:1857");
   });
 
-  it("call/stream --as read pynetwork-style packed bytes: int, float, double, string, json", async () => {
-    const [int, float, double, json, string, streamed, bad] = await Promise.all([
-      cli(["call", "mount_usage", "--as", "int", "-g", endpoint]),
-      cli(["call", "temperature", "--as", "float", "-g", endpoint]),
-      cli(["call", "temperature", "--as", "double", "-g", endpoint]),
-      cli(["call", "status", "--as", "json", "-g", endpoint]),
-      cli(["call", "status", "--as", "string", "-g", endpoint]),
-      cli(["stream", "readings", "2", "--as", "string", "-g", endpoint]),
-      cli(["call", "status", "--as", "decimal", "-g", endpoint]),
+  it("call/stream --as read pynetwork-style packed bytes: int, float, double, string, json", { timeout: 120_000 }, async () => {
+    const [int, float, double, json, string, streamed, bad] = await clis([
+      ["call", "mount_usage", "--as", "int", "-g", endpoint],
+      ["call", "temperature", "--as", "float", "-g", endpoint],
+      ["call", "temperature", "--as", "double", "-g", endpoint],
+      ["call", "status", "--as", "json", "-g", endpoint],
+      ["call", "status", "--as", "string", "-g", endpoint],
+      ["stream", "readings", "2", "--as", "string", "-g", endpoint],
+      ["call", "status", "--as", "decimal", "-g", endpoint],
     ]);
     expect(int.stdout).toBe("47\n");
     expect(float.stdout).toBe("21.5\n");
@@ -128,17 +135,17 @@ describe("swarmnet CLI - one grammar, errors that say what to do", () => {
     }
   }, 90_000);
 
-  it("put of a folder keeps its layout under --dirname; local path problems exit 2", async () => {
+  it("put of a folder keeps its layout under --dirname; local path problems exit 2", { timeout: 120_000 }, async () => {
     const put = await cli(["put", "--dirname", "backup", join(work, "reports"), "-q", "-g", endpoint]);
     expect(put.code).toBe(0);
     expect(put.stdout).toMatch(/^uploaded 2 files/);
     expect(await readFile(join(work, "incoming", "backup", "reports", "summary.txt"), "utf8")).toBe("summary\n");
     expect(await readFile(join(work, "incoming", "backup", "reports", "2026", "q4", "november.csv"), "utf8")).toBe("a,b\n1,2\n");
     await writeFile(join(work, "not-a-folder"), "x");
-    const [missing, outIsFile, root] = await Promise.all([
-      cli(["put", "--dirname", "x", join(work, "no-such-file"), "-g", endpoint]),
-      cli(["get", "--files", "one.txt", "--out", join(work, "not-a-folder"), "-g", endpoint]),
-      cli(["gateway", "--port", "0", "--root", join(work, "no-such-dir")]),
+    const [missing, outIsFile, root] = await clis([
+      ["put", "--dirname", "x", join(work, "no-such-file"), "-g", endpoint],
+      ["get", "--files", "one.txt", "--out", join(work, "not-a-folder"), "-g", endpoint],
+      ["gateway", "--port", "0", "--root", join(work, "no-such-dir")],
     ]);
     expect([missing.code, outIsFile.code, root.code]).toEqual([2, 2, 2]);
     expect(missing.stderr).toContain("no such file or folder");

@@ -10,6 +10,7 @@ import type {
   ClientTransport,
   ClientTransportHandlers,
   ClientTransportOptions,
+  AttemptFailure,
   Frames,
   Peer,
   ServerTransport,
@@ -298,9 +299,19 @@ export class ZmqClientTransport implements ClientTransport {
     });
   }
 
-  /** Link up/down and failed attempts, from the socket's monitor (ended by closing the socket, never by hand). */
+  /**
+   * Link up/down and failed attempts, from the socket's monitor (ended by
+   * closing the socket, never by hand). A swapped-out socket's events (its own
+   * disconnect as it closes) are not the client's link: ignored.
+   */
   #watch(socket: Dealer, handlers: ClientTransportHandlers): void {
-    const { onLink, onAttemptFailed } = handlers;
+    const current = (): boolean => this.#socket === socket && !this.#closed;
+    const onLink = (up: boolean): void => {
+      if (current()) handlers.onLink?.(up);
+    };
+    const onAttemptFailed = (failure: AttemptFailure): void => {
+      if (current()) handlers.onAttemptFailed?.(failure);
+    };
     // Whether the TCP connection of the current attempt was made: a retry without one was refused.
     let tcpUp = false;
     const events = socket.events;
