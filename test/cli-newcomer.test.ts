@@ -8,14 +8,14 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Controller, inspectGateway } from "../runtime/index.js";
-import { cli, running, startCliGateway } from "./cli-helpers.js";
+import { cli, running, startCliGateway, type CliResult } from "./cli-helpers.js";
 import { within } from "./helpers.js";
 
 /** Runs `swarmnet` command lines a few at a time (tsx start-ups are slow on a loaded machine), in order. */
-async function clis(lines: string[][]): Promise<Awaited<ReturnType<typeof cli>>[]> {
-  const results: Awaited<ReturnType<typeof cli>>[] = [];
+async function clis<const L extends readonly (readonly string[])[]>(lines: L): Promise<{ -readonly [K in keyof L]: CliResult }> {
+  const results: CliResult[] = [];
   for (let i = 0; i < lines.length; i += 3) results.push(...(await Promise.all(lines.slice(i, i + 3).map((l) => cli(l, { ms: 45_000 })))));
-  return results;
+  return results as { -readonly [K in keyof L]: CliResult };
 }
 
 const SUBS = fileURLToPath(new URL("./fixtures/newcomer-subroutines.ts", import.meta.url));
