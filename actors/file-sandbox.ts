@@ -24,6 +24,9 @@ import {
   SwarmnetError,
   checkName,
   checkRelativePath,
+  clearLongTimeout,
+  setLongTimeout,
+  type LongTimeout,
 } from "../protocol/index.js";
 
 /** Suffix of a file being received; renamed away when complete and checked. */
@@ -299,10 +302,10 @@ parentPort.once("message", ({ source, flags, names }) => {
  */
 export async function matchInWorker(regex: { source: string; flags: string }, names: readonly string[], timeoutMs: number): Promise<number[]> {
   const worker = new Worker(WORKER_SOURCE, { eval: true });
-  let timer: NodeJS.Timeout | undefined;
+  let timer: LongTimeout | undefined;
   try {
     return await new Promise<number[]>((resolve, reject) => {
-      timer = setTimeout(() => {
+      timer = setLongTimeout(() => {
         reject(new InvalidArgumentError(`regex /${regex.source.slice(0, 64)}/ ran longer than ${timeoutMs} ms over ${names.length} names: refused`));
       }, timeoutMs);
       worker.once("message", (m: { hits?: number[]; error?: string }) => {
@@ -314,7 +317,7 @@ export async function matchInWorker(regex: { source: string; flags: string }, na
       worker.postMessage({ source: regex.source, flags: regex.flags, names });
     });
   } finally {
-    clearTimeout(timer);
+    clearLongTimeout(timer);
     void worker.terminate();
   }
 }

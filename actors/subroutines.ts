@@ -3,7 +3,7 @@
  * `fn(...args, kwargs)`; kwargs is always present and, for a batch send,
  * holds the bytes as `kwargs.buffer`.
  */
-import { ErrorCode, InvalidArgumentError, type Kwargs } from "../protocol/index.js";
+import { ErrorCode, InvalidArgumentError, describeThrown, type Kwargs } from "../protocol/index.js";
 
 /** Any function; its parameters are whatever the caller sends. */
 export type Subroutine = (...args: never[]) => unknown;
@@ -82,6 +82,15 @@ export interface RegistryReporting {
   onFailure?: (failure: SubroutineFailure) => void;
 }
 
+/** An Error's stack, read without letting a hostile value throw. */
+export function stackOf(error: unknown): string | undefined {
+  try {
+    return error instanceof Error && typeof error.stack === "string" ? error.stack : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class SubroutineRegistry {
   readonly #entries = new Map<string, RegisteredSubroutine>();
   #reporting: RegistryReporting = {};
@@ -98,14 +107,10 @@ export class SubroutineRegistry {
     } catch {
       // A logger's throw must not change what the client gets.
     }
-    const error = failure.error;
-    if (!(error instanceof Error)) return { code: ErrorCode.REMOTE, message: String(error) };
-    return {
-      code: ErrorCode.REMOTE,
-      message: error.message,
-      name: error.name,
-      ...(this.#reporting.remoteStack && typeof error.stack === "string" ? { stack: error.stack } : {}),
-    };
+    // Whatever was thrown (a Proxy, a getter that throws, a huge string), described without throwing.
+    const { message, name } = describeThrown(failure.error);
+    const stack = this.#reporting.remoteStack ? stackOf(failure.error) : undefined;
+    return { code: ErrorCode.REMOTE, message, ...(name !== undefined ? { name } : {}), ...(stack !== undefined ? { stack } : {}) };
   }
 
   add(name: string, fn: Subroutine, thread?: { invoke: SubroutineInvoker; module: string; kind: SubroutineKind }): void {

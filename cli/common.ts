@@ -11,6 +11,7 @@ import {
   DataType,
   ErrorCode,
   SwarmnetError,
+  describeThrown,
   fromBytes,
   normalizeEndpoint,
   type Client,
@@ -344,8 +345,7 @@ export function describeError(error: unknown): string {
       .replace(/retried for (\d+) ms/, "retried for $1 ms (--connect-timeout)");
     return `${error.code}: ${text}`;
   }
-  if (error instanceof Error) return error.message;
-  return String(error);
+  return describeThrown(error).message;
 }
 
 export const out = (line: string): void => void process.stdout.write(`${line}\n`);

@@ -27,6 +27,8 @@ export interface HelloMessage {
   readonly v: number;
   /** When the pool is full, wait this long in the gateway's fair queue for a slot instead of a 503. */
   readonly waitMs?: number;
+  /** Largest frame this client accepts, in bytes: the gateway refuses a larger answer with MESSAGE_TOO_LARGE instead of sending it. */
+  readonly maxMessageSize?: number;
 }
 export interface PingMessage {
   readonly type: "ping";
@@ -100,6 +102,18 @@ export interface AdminSnapshotMessage {
 export interface SubroutineListMessage {
   readonly type: "subroutine.list";
   readonly id: number;
+}
+/**
+ * What the web inspector polls: the snapshot plus the actor transitions the
+ * gateway recorded after cursor `since` (0: the oldest it still keeps), and
+ * with `machines: true` each machine's statechart. Same access rule as
+ * `admin.snapshot`; the gateway records transitions only once asked.
+ */
+export interface AdminWatchMessage {
+  readonly type: "admin.watch";
+  readonly id: number;
+  readonly since: number;
+  readonly machines?: true;
 }
 
 // ---- file transfer (both directions share file.data and file.credit) ---------
@@ -178,7 +192,8 @@ export type ClientMessage =
   | SessionCloseMessage
   | GatewayCloseMessage
   | AdminSnapshotMessage
-  | SubroutineListMessage;
+  | SubroutineListMessage
+  | AdminWatchMessage;
 
 // ---- gateway -> client ------------------------------------------------------
 
@@ -190,6 +205,8 @@ export interface WelcomeMessage {
   readonly v: number;
   /** The gateway ends a session silent for this long; clients heartbeat well within it. */
   readonly livenessMs: number;
+  /** Largest frame the gateway accepts, in bytes: a client refuses a larger request with MessageTooLargeError instead of sending it. */
+  readonly maxMessageSize?: number;
 }
 export interface RefusedMessage {
   readonly type: "refused";
@@ -291,6 +308,19 @@ export interface AdminSnapshotResultMessage {
   readonly id: number;
   readonly snapshot: Record<string, unknown>;
 }
+/**
+ * The answer to `admin.watch`: `transitions` (`TransitionRecord`s, oldest
+ * first) and `next`, the cursor to send as `since` next time; `machines`
+ * (`MachineGraph`s by kind) when asked.
+ */
+export interface AdminWatchResultMessage {
+  readonly type: "admin.watch.result";
+  readonly id: number;
+  readonly snapshot: Record<string, unknown>;
+  readonly transitions: readonly unknown[];
+  readonly next: number;
+  readonly machines?: Record<string, unknown>;
+}
 
 export type GatewayMessage =
   | WelcomeMessage
@@ -309,7 +339,8 @@ export type GatewayMessage =
   | SessionEndedMessage
   | GatewayClosingMessage
   | AdminSnapshotResultMessage
-  | SubroutineListingMessage;
+  | SubroutineListingMessage
+  | AdminWatchResultMessage;
 
 export type Message = ClientMessage | GatewayMessage;
 export type MessageType = Message["type"];
@@ -487,8 +518,13 @@ export function parseClientMessage(value: unknown, hasRaw: boolean): ClientMessa
     case "hello": {
       const v = value["v"];
       if (typeof v !== "number" || !Number.isInteger(v)) throw new ProtocolError("hello needs an integer 'v'");
-      if (value["waitMs"] === undefined) return { type, id, v };
-      return { type, id, v, waitMs: count(value, "waitMs", MAX_WAIT_MS) };
+      return {
+        type,
+        id,
+        v,
+        ...(value["waitMs"] === undefined ? {} : { waitMs: count(value, "waitMs", MAX_WAIT_MS) }),
+        ...(value["maxMessageSize"] === undefined ? {} : { maxMessageSize: count(value, "maxMessageSize", Number.MAX_SAFE_INTEGER) }),
+      };
     }
     case "ping":
       return { type, id, data: value["data"] };
@@ -530,6 +566,8 @@ export function parseClientMessage(value: unknown, hasRaw: boolean): ClientMessa
     case "admin.snapshot":
     case "subroutine.list":
       return { type, id };
+    case "admin.watch":
+      return { type, id, since: offset(value, "since"), ...(value["machines"] === true ? { machines: true as const } : {}) };
     default:
       throw new ProtocolError(`unknown message type '${String(type).slice(0, 64)}'`);
   }
@@ -548,7 +586,8 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
       if (typeof handlerId !== "number" || typeof v !== "number" || typeof livenessMs !== "number") {
         throw new ProtocolError("bad welcome");
       }
-      return { type, id, status: Status.OK, handlerId, v, livenessMs };
+      const maxMessageSize = value["maxMessageSize"] === undefined ? undefined : count(value, "maxMessageSize", Number.MAX_SAFE_INTEGER);
+      return { type, id, status: Status.OK, handlerId, v, livenessMs, ...(maxMessageSize === undefined ? {} : { maxMessageSize }) };
     }
     case "stream.items": {
       const items = value["items"];
@@ -630,6 +669,13 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
         throw new ProtocolError("subroutine.listing needs 'subroutines': [{name, stream}]");
       }
       return { type, id, subroutines: (list as Record<string, unknown>[]).map((e) => ({ name: e["name"] as string, stream: e["stream"] as boolean })) };
+    }
+    case "admin.watch.result": {
+      const { snapshot, transitions, next, machines } = value;
+      if (!isRecord(snapshot) || !Array.isArray(transitions) || !isSafeInt(next) || (machines !== undefined && !isRecord(machines))) {
+        throw new ProtocolError("admin.watch.result needs 'snapshot', 'transitions' and 'next'");
+      }
+      return { type, id, snapshot, transitions, next, ...(machines !== undefined ? { machines } : {}) };
     }
     default:
       throw new ProtocolError(`unknown message type '${String(type).slice(0, 64)}'`);

@@ -7,10 +7,13 @@ export { Controller } from "./controller.js";
 export { Client } from "./client.js";
 export { Swarm } from "./swarm.js";
 export { AdminConnection, inspectGateway } from "./admin.js";
+export { startWebInspector, DEFAULT_INSPECTOR_INTERVAL_MS } from "./web-inspector.js";
+export { describeMachine } from "./statechart.js";
 export { reorderByIdent } from "./stream.js";
 export { generateKeyPair } from "./keys.js";
 export { DataType, toBytes, fromBytes, strToBytes, bytesToStr, intToBytes, bytesToInt } from "./bytes.js";
 export { normalizeEndpoint } from "./endpoint.js";
+export { describeThrown } from "../protocol/thrown.js";
 export { registerClass, encode, decode, MIN_CLASS_TAG } from "../protocol/codec.js";
 export {
   SwarmnetError,
@@ -36,6 +39,7 @@ export {
   AdminDisabledError,
   ConnectionRefusedError,
   HandshakeError,
+  MessageTooLargeError,
   ErrorCode,
   Status,
 } from "../protocol/errors.js";
@@ -65,8 +69,15 @@ export { MemoryHub } from "../transports/memory.js";
 
 export type { GatewayOptions, GatewayInspection, HandlerInspection, InspectCallback, AddSubroutinesOptions } from "./gateway.js";
 export type { ThreadPoolInspection, ThreadWorkerInspection } from "../actors/thread-pool.js";
+export type { RefusedReplies } from "../actors/dispatcher.js";
+export type { ThrownDescription } from "../protocol/thrown.js";
 export type { ControllerOptions, GetClientOptions, GetSwarmOptions } from "./controller.js";
 export type { AdminOptions } from "./admin.js";
+export type { WebInspector, WebInspectorOptions } from "./web-inspector.js";
+export type { MetricsOptions, GatewayMetrics } from "./metrics.js";
+export type { MachineGraph, StateGraph, TransitionGraph } from "./statechart.js";
+export type { TransitionRecord } from "./transition-log.js";
+export type { GatewayWatch, InspectorActor } from "./inspector-feed.js";
 export type { CallOptions, StreamCallback, EndOfStreamCallback } from "./client.js";
 export type { StreamItem, StreamOptions } from "./stream.js";
 export type { FileProgress, GetFilesOptions, SendFilesOptions } from "./files.js";

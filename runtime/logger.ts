@@ -8,7 +8,8 @@
  *   `controller`, `client`.
  */
 import type { AnyActorRef, AnyMachineSnapshot, InspectionEvent } from "xstate";
-import type { SubroutineFailure } from "../actors/subroutines.js";
+import { stackOf, type SubroutineFailure } from "../actors/subroutines.js";
+import { describeThrown } from "../protocol/index.js";
 
 /** Actor kinds SWARMNET_TRACE can name (the prefix of each actor's id). */
 export const TRACE_MODULES = ["gateway", "supervisor", "handler", "controller", "client"] as const;
@@ -36,7 +37,8 @@ export function warn(message: string): void {
 /** The default report of a subroutine's throw on the gateway: name, client, request and stack. */
 export function logSubroutineFailure(f: SubroutineFailure): void {
   if (quiet()) return;
-  const what = f.error instanceof Error ? (f.error.stack ?? `${f.error.name}: ${f.error.message}`) : String(f.error);
+  const { message, name } = describeThrown(f.error);
+  const what = stackOf(f.error) ?? `${name ?? "thrown"}: ${message}`;
   process.stderr.write(
     `swarmnet: subroutine '${f.name}' threw (${f.kind} #${f.requestId} from client ${f.client}, handler ${f.handlerId}): ${what}\n`,
   );

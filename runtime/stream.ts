@@ -8,6 +8,9 @@ import type { DataSink } from "../actors/client.js";
 import {
   AbortedError,
   TimeoutError,
+  clearLongTimeout,
+  type LongTimeout,
+  setLongTimeout,
   type StreamEndMessage,
   type StreamItemsMessage,
   type SwarmnetError,
@@ -86,6 +89,11 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
   /** @internal The open request is going on the wire now. */
   markOpened(): void {
     this.#opened = true;
+  }
+
+  /** Whether the stream failed (timed out, remote error, closed): a stream still queued is then never sent. */
+  get failed(): boolean {
+    return this.#error !== NOTHING;
   }
 
   /** Why the stream ended: "done" (the generator ended it), "aborted" (we asked), or "open". */
@@ -192,9 +200,9 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
     const first = this.received === 0;
     const ms = aborting || first ? this.#timeoutMs : this.#idleTimeoutMs;
     return new Promise<boolean>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: LongTimeout | undefined;
       const wake = (): void => {
-        clearTimeout(timer);
+        clearLongTimeout(timer);
         this.#waiters.delete(wake);
         resolve(true);
       };
@@ -202,7 +210,7 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
         this.#waiters.add(wake);
         return;
       }
-      timer = setTimeout(() => {
+      timer = setLongTimeout(() => {
         this.#waiters.delete(wake);
         const error = new TimeoutError(
           aborting
@@ -215,7 +223,7 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
         if (!aborting) this.#control.send({ type: "stream.abort", id: this.id });
         this.#control.failed(this.id, error);
         resolve(false);
-      }, this.#timeoutMs);
+      }, ms);
       this.#waiters.add(wake);
     });
   }
