@@ -207,13 +207,15 @@ function readable(socket: Dealer): boolean {
 
 /**
  * One client's connection. Its DEALER is monitored (link up/down, refused
- * attempts, failed handshakes) while the client connects or has a request in
- * flight. A socket monitor's read holds the event loop and cannot be stopped
+ * attempts, failed handshakes) from connecting until the client is first
+ * idle. A socket monitor's read holds the event loop and cannot be stopped
  * safely on its own (closing a zeromq.js Observer while its socket lives can
- * block libzmq's I/O thread), so an idle client swaps its socket for an
- * unmonitored one with the same routing id (the gateway's ROUTER hands the
- * session over) and swaps back for its next request. Idle, nothing of it
- * holds the event loop: a script that forgets `close()` still exits.
+ * block libzmq's I/O thread), so a client idle for PARK_AFTER_MS swaps its
+ * socket, once, for an unmonitored one with the same routing id (the
+ * gateway's ROUTER hands the session over) and keeps that one. Idle, nothing
+ * of it holds the event loop: a script that forgets `close()` still exits.
+ * The price: from then on the link is not watched (a call finds a dead
+ * gateway at its deadline, not at the lease).
  */
 export class ZmqClientTransport implements ClientTransport {
   readonly #endpoint: string;
@@ -383,12 +385,9 @@ export class ZmqClientTransport implements ClientTransport {
 
   idle(idle: boolean): void {
     this.#idle = idle;
-    if (idle) return;
-    this.#wake?.();
-    // A request is about to go out: on a monitored socket again.
-    const handlers = this.#handlers;
-    if (this.#monitored || this.#closed || handlers === undefined) return;
-    if (handlers.onLink !== undefined || handlers.onAttemptFailed !== undefined) this.#open(handlers, true);
+    if (!idle) this.#wake?.();
+    // No swap back to a monitored socket: a socket with this routing id that is still connecting
+    // when another takes over can win the ROUTER's handover late and strand the reply.
   }
 
   send(frames: Frames): void {
