@@ -27,8 +27,7 @@ import {
 } from "../protocol/index.js";
 import { PART_SUFFIX, checkNotSymlink, fileError, type FileSandbox } from "./file-sandbox.js";
 import { FileReceiver, FileSender, READ_NO_FOLLOW, type TransferProgress } from "./file-transfer.js";
-import type { Session } from "./session.js";
-import type { Job, JobOutcome, JobProgress } from "./stream-job.js";
+import type { Job, JobOutcome, JobProgress, Replier } from "./job.js";
 
 /** Targets some upload in this process is writing: two uploads of one file would mix their bytes in one .part. */
 const receiving = new Set<string>();
@@ -44,12 +43,12 @@ function failure(err: unknown): { code: string; message: string } {
 
 abstract class FileJob implements Job {
   readonly id: number;
-  protected readonly session: Session;
+  protected readonly session: Replier;
   protected readonly sandbox: FileSandbox;
   readonly #onFinish: (outcome: JobOutcome) => void;
   protected cancelled = false;
 
-  constructor(options: { id: number; session: Session; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
+  constructor(options: { id: number; session: Replier; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
     this.id = options.id;
     this.session = options.session;
     this.sandbox = options.sandbox;
@@ -91,7 +90,7 @@ export class FileListJob extends FileJob {
   readonly #message: FileListMessage;
   #listed = 0;
 
-  constructor(options: { message: FileListMessage; session: Session; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
+  constructor(options: { message: FileListMessage; session: Replier; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
     super({ ...options, id: options.message.id });
     this.#message = options.message;
   }
@@ -127,7 +126,7 @@ export class FileSendJob extends FileJob {
   readonly #sender: FileSender;
   readonly #message: FileGetMessage;
 
-  constructor(options: { message: FileGetMessage; session: Session; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
+  constructor(options: { message: FileGetMessage; session: Replier; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
     super({ ...options, id: options.message.id });
     const m = options.message;
     this.#message = m;
@@ -192,7 +191,7 @@ export class FileReceiveJob extends FileJob {
   readonly #message: FilePutMessage;
   #receiver: FileReceiver | undefined;
 
-  constructor(options: { message: FilePutMessage; session: Session; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
+  constructor(options: { message: FilePutMessage; session: Replier; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
     super({ ...options, id: options.message.id });
     this.#message = options.message;
   }

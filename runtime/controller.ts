@@ -1,5 +1,6 @@
 import { createActor, type Actor } from "xstate";
 import { controllerMachine } from "../actors/controller.js";
+import { DeliveryLink } from "../actors/delivery-link.js";
 import type { ClientActorRef } from "../actors/client.js";
 import {
   ClosedError,
@@ -20,6 +21,7 @@ import { atCallSite, captureCallSite, type CallSite } from "./call-site.js";
 import { Client } from "./client.js";
 import { checkOptionNames, splitHostPort } from "./options.js";
 import { endpointOf, normalizeEndpoint } from "./endpoint.js";
+import { GatewayHealth } from "./gateway-health.js";
 import { inspectOption, type InspectCallback } from "./gateway.js";
 import { Swarm } from "./swarm.js";
 import { untilSnapshot } from "./wait.js";
@@ -168,7 +170,8 @@ export class Controller {
    * over the controller's life would grow its memory with every client that came and went.
    */
   readonly #ids = new Set<number>();
-  #rotation = 0;
+  /** Which gateways answered lately: new clients go to live ones first. */
+  readonly #health = new GatewayHealth();
 
   /**
    * @param options the options, or just the gateway's port on 127.0.0.1
@@ -257,10 +260,14 @@ export class Controller {
     let lastError: unknown;
     for (const endpoint of candidates) {
       try {
-        return await this.#connect(endpoint, options.connectTimeoutMs ?? this.#connectTimeoutMs, options.waitMs ?? 0, options.onRetry);
+        const client = await this.#connect(endpoint, options.connectTimeoutMs ?? this.#connectTimeoutMs, options.waitMs ?? 0, options.onRetry);
+        this.#health.markUp(endpoint);
+        return client;
       } catch (err) {
         lastError = err;
         if (!isFailover(err)) throw err;
+        // Down, or not answering: the next getClient() tries the live gateways first (a full one is not down).
+        if ((err as SwarmnetError).code !== ErrorCode.POOL_FULL) this.#health.markDown(endpoint);
       }
     }
     throw lastError ?? new ConnectionError("no gateway to connect to");
@@ -315,9 +322,9 @@ export class Controller {
     return slot;
   }
 
+  /** The gateways in the order the next client tries them: live ones round-robin, then those in back-off. */
   #rotate(): string[] {
-    const start = this.#rotation++ % this.endpoints.length;
-    return [...this.endpoints.slice(start), ...this.endpoints.slice(0, start)];
+    return this.#health.order(this.endpoints);
   }
 
   async #connect(endpoint: string, connectTimeoutMs: number, waitMs: number, onRetry: GetClientOptions["onRetry"]): Promise<Client> {
@@ -325,7 +332,11 @@ export class Controller {
     if (this.#actor.getSnapshot().status !== "active") throw new ClosedError("controller is closed");
     const slot = this.#takeSlot();
     const id = `client-${slot}`;
-    const transport = this.#transport.client(endpoint, { maxMessageSize: this.#maxMessageSize, curve: this.#curve });
+    // Delivery (numbering, acks, replay after a reconnect) sits between the client machine and the wire;
+    // its link events (socket monitor) also tell the controller which gateways are up.
+    const transport = new DeliveryLink(this.#transport.client(endpoint, { maxMessageSize: this.#maxMessageSize, curve: this.#curve }), {
+      onLink: (up) => (up ? this.#health.markUp(endpoint) : this.#health.markDown(endpoint)),
+    });
     this.#actor.send({
       type: "client.spawn",
       id,

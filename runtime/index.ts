@@ -39,9 +39,11 @@ export {
   AdminDisabledError,
   ConnectionRefusedError,
   HandshakeError,
+  ResumeRefusedError,
   MessageTooLargeError,
   ErrorCode,
   Status,
+  type SessionEndReason,
 } from "../protocol/errors.js";
 export {
   PROTOCOL_VERSION,

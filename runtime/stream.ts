@@ -32,7 +32,7 @@ export interface StreamOptions {
    * Longest gap between two items once the first has arrived, in ms: a sensor
    * that yields every few minutes needs none. A gateway that is gone still ends
    * the stream (ConnectionError once the link has been down for the gateway's
-   * lease, `livenessMs`). @default undefined (no bound)
+   * lease, `livenessMs`, while the client's link is watched). @default 600000 (10 minutes)
    */
   idleTimeoutMs?: number;
 }
@@ -46,6 +46,9 @@ export interface StreamControl {
 }
 
 const NOTHING = Symbol("nothing");
+
+/** The longest gap between two stream items by default: generous, so slow sensors live, yet a stream never waits forever. */
+export const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 600_000;
 
 export class StreamReader<T = unknown> implements DataSink, AsyncIterator<StreamItem<T>> {
   readonly id: number;
@@ -80,7 +83,7 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
     this.id = id;
     this.#control = control;
     this.#timeoutMs = options.timeoutMs;
-    this.#idleTimeoutMs = options.idleTimeoutMs;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS;
     this.#label = options.label ?? `stream ${id}`;
     this.#creditItems = Math.max(1, Math.floor(options.window / 4));
     this.#creditBytes = Math.max(1, Math.floor(options.windowBytes / 4));

@@ -67,7 +67,7 @@ try {
 export class ZmqServerTransport implements ServerTransport {
   readonly #options: ServerTransportOptions;
   #socket: Router | undefined;
-  #queue: SendQueue<Peer> | undefined;
+  #queue: SendQueue<{ peer: Peer; tag: number }> | undefined;
   #zapDomain: string | undefined;
   #zap: ZapCounters | undefined;
   readonly #stats = { handshakes: 0, protocolFailures: 0 };
@@ -93,16 +93,20 @@ export class ZmqServerTransport implements ServerTransport {
       heartbeatInterval: heartbeat,
       heartbeatTimeout: heartbeat * 3,
       ...(curve ? { curveServer: true, curveSecretKey: curve.secretKey, curvePublicKey: curve.publicKey, zapDomain: this.#zapDomain! } : {}),
-      // Never let one peer with a full queue block the writer shared by all peers:
-      // a full queue is reported as EAGAIN and that peer's session is ended.
+      // Never let one peer with a full queue block the writer shared by all peers: a full
+      // queue is reported as EAGAIN and that session's delivery retries in a moment.
       sendTimeout: 0,
+      // No message count limit per peer: what is queued for a peer is bounded by the credit
+      // windows of its streams and transfers (and one answer per request), so a large window
+      // never overflows a fixed queue of 1,000 messages.
+      sendHighWaterMark: 0,
       linger: 0,
       maxMessageSize: this.#options.maxMessageSize,
     });
     this.#socket = socket;
-    this.#queue = new SendQueue<Peer>(
+    this.#queue = new SendQueue<{ peer: Peer; tag: number }>(
       (frames) => socket.send(frames as Uint8Array[]),
-      (peer, err) => handlers.onUndeliverable(peer, err),
+      (to, err) => handlers.onUndeliverable(to.peer, err, to.tag),
     );
     socket.events.on("handshake", () => void this.#stats.handshakes++);
     socket.events.on("handshake:error:protocol", () => void this.#stats.protocolFailures++);
@@ -156,8 +160,8 @@ export class ZmqServerTransport implements ServerTransport {
     }
   }
 
-  send(peer: Peer, frames: Frames): void {
-    this.#queue?.push([peer.id, ...frames], peer);
+  send(peer: Peer, frames: Frames, tag = 0): void {
+    this.#queue?.push([peer.id, ...frames], { peer, tag });
   }
 
   flush(timeoutMs: number): Promise<void> {
@@ -220,8 +224,8 @@ function readable(socket: Dealer): boolean {
 export class ZmqClientTransport implements ClientTransport {
   readonly #endpoint: string;
   readonly #options: ClientTransportOptions;
-  /** Unique per client and kept by every socket it opens (see the ROUTER's handover). */
-  readonly #routingId = `c${randomBytes(12).toString("hex")}`;
+  /** This connection's routing id: unique per client, kept across ZeroMQ's reconnects and by every socket it opens (see the ROUTER's handover). */
+  readonly routingId = `c${randomBytes(12).toString("hex")}`;
   #handlers: ClientTransportHandlers | undefined;
   #socket: Dealer | undefined;
   #queue: SendQueue<null> | undefined;
@@ -292,7 +296,7 @@ export class ZmqClientTransport implements ClientTransport {
     return new Dealer({
       linger: 0,
       maxMessageSize: this.#options.maxMessageSize,
-      routingId: this.#routingId,
+      routingId: this.routingId,
       heartbeatInterval: heartbeat,
       heartbeatTimeout: heartbeat * 3,
       // A pending receive holds the event loop; an idle client gives it up after this (see #park).
@@ -325,7 +329,11 @@ export class ZmqClientTransport implements ClientTransport {
     events.on("handshake", () => onLink?.(true));
     events.on("disconnect", () => onLink?.(false));
     for (const [type, detail] of Object.entries(HANDSHAKE_FAILURES)) {
-      events.on(type as "handshake:error:auth", () => onAttemptFailed?.({ kind: "handshake", detail }));
+      events.on(type as "handshake:error:auth", () => {
+        onAttemptFailed({ kind: "handshake", detail });
+        // A reconnect that fails its handshake (e.g. a gateway back with other CURVE keys) is no link.
+        onLink(false);
+      });
     }
   }
 
