@@ -345,7 +345,7 @@ export const clientMachine = setup({
       actions: assign({
         error: ({ event }) =>
           event.message.type === "session.ended"
-            ? new SessionEndedError(`session ended (${event.message.code}): ${event.message.message}`, {
+            ? new SessionEndedError(`session ended (${event.message.code}): ${event.message.message}. This client is closed: get a new one (controller.getClient()).`, {
                 reason: endReasonOf(event.message.code, event.message.reason),
               })
             : undefined,
