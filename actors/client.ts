@@ -301,7 +301,11 @@ export const clientMachine = setup({
       if (context.error) failPending(context, context.error);
     },
     failOnInvalid: ({ context, event }) => {
-      if (event.type === "wire.invalid") failPending(context, event.error);
+      if (event.type !== "wire.invalid") return;
+      // A local failure of the request in flight: the gateway still thinks it runs (a stream
+      // keeps its handler in busy.streaming), so tell it to drop it, as on a deadline.
+      if (context.pending !== undefined) send(context, { type: "rpc.cancel", id: context.pending.id });
+      failPending(context, event.error);
     },
     clearPending: assign(({ context }) => {
       // The deadline timer lives outside the context (a handle, not state): stop it with the call.
@@ -557,13 +561,14 @@ export const clientMachine = setup({
       },
       after: { closeTimeout: "closed" },
     },
+    // Every way out stops the deadline timer too: a pending timer would keep Node alive after close().
     closed: {
       type: "final",
-      entry: ({ context }) => failPending(context, context.error ?? new ClosedError("client closed")),
+      entry: [({ context }) => failPending(context, context.error ?? new ClosedError("client closed")), "clearPending"],
     },
     failed: {
       type: "final",
-      entry: ({ context }) => failPending(context, context.error ?? new ConnectionError("client failed")),
+      entry: [({ context }) => failPending(context, context.error ?? new ConnectionError("client failed")), "clearPending"],
     },
   },
 });

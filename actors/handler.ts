@@ -18,6 +18,7 @@ import { and, assign, enqueueActions, setup, type ActorRefFrom, type SnapshotFro
 import {
   ErrorCode,
   describeThrown,
+  isInstance,
   wireValueProblem,
   type ErrorMessage,
 } from "../protocol/index.js";
@@ -106,7 +107,9 @@ function replyValue(session: Session, id: number, kind: RequestKind, name: strin
   try {
     replyValueUnsafe(session, id, kind, name, result);
   } catch (err) {
-    session.reply(errorReply(id, ErrorCode.BAD_RESULT, `result of '${name}' could not be read: ${describeThrown(err).message}`));
+    const refusal = { code: ErrorCode.BAD_RESULT, message: `result of '${name}' could not be read: ${describeThrown(err).message}` };
+    session.countRefusal(refusal);
+    session.reply(errorReply(id, refusal.code, refusal.message));
   }
 }
 
@@ -128,7 +131,9 @@ function replyValueUnsafe(session: Session, id: number, kind: RequestKind, name:
   // -0 and lone surrogates would arrive changed: refuse them (the outbox refuses what cannot be encoded or is too large).
   const problem = wireValueProblem(value);
   if (problem !== undefined) {
-    session.reply(errorReply(id, ErrorCode.BAD_RESULT, `result of '${name}' cannot cross the wire as it is: ${problem.replace(/^value/, "the result")}`));
+    const refusal = { code: ErrorCode.BAD_RESULT, message: `result of '${name}' cannot cross the wire as it is: ${problem.replace(/^value/, "the result")}` };
+    session.countRefusal(refusal);
+    session.reply(errorReply(id, refusal.code, refusal.message));
     return;
   }
   session.reply({ type: "rpc.result", id, value });
@@ -157,7 +162,7 @@ function threadCallJob(id: number, abort: AbortController, result: PromiseLike<u
 
 /** A subroutine's throw (or rejection), whatever was thrown: reported on the gateway (the registry's reporting), answered as the caller's RemoteError (BAD_RESULT for what cannot leave a thread). */
 function remoteFailure(registry: SubroutineRegistry, session: Session, id: number, name: string, kind: "call" | "stream", error: unknown): ErrorMessage {
-  if (error instanceof BadResult) return errorReply(id, ErrorCode.BAD_RESULT, error.message);
+  if (isInstance(error, BadResult)) return errorReply(id, ErrorCode.BAD_RESULT, error.message);
   const reply = registry.failure({ name, kind, error, handlerId: session.handlerId, client: Buffer.from(session.peer.id).toString("hex"), requestId: id });
   return errorReply(id, reply.code, reply.message, reply.name, reply.stack);
 }
@@ -179,7 +184,7 @@ export const handlerMachine = setup({
     isCurrent: ({ context, event }) =>
       (event.type === "call.done" || event.type === "call.failed") && context.request?.id === event.id,
     isCrash: ({ event }) =>
-      (event.type === "call.failed" && event.error instanceof ThreadCrash) || (event.type === "job.finished" && event.outcome.type === "crashed"),
+      (event.type === "call.failed" && isInstance(event.error, ThreadCrash)) || (event.type === "job.finished" && event.outcome.type === "crashed"),
     isKnownStream: ({ context, event }) => event.type === "stream.open" && context.registry.get(event.message.name) !== undefined,
     isJobOfCurrent: ({ context, event }) => event.type === "job.finished" && context.request?.id === event.id,
     hasFiles: ({ context }) => context.files !== undefined,

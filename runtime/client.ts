@@ -6,6 +6,7 @@ import {
   DEFAULT_STREAM_WINDOW_BYTES,
   InvalidArgumentError,
   MAX_STREAM_WINDOW,
+  MAX_TIMER_DELAY_MS,
   describeThrown,
   encode,
   wireValueProblem,
@@ -28,6 +29,19 @@ import type { GatewayInspection } from "./gateway.js";
 import { atCallSite, captureCallSite } from "./call-site.js";
 import { StreamReader, abortReason, type StreamItem, type StreamOptions } from "./stream.js";
 import { stateName, untilSnapshot } from "./wait.js";
+
+/** Whether `promise` settles within `ms` (the timer is cleared either way, so it never holds Node). */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.min(Math.max(0, ms), MAX_TIMER_DELAY_MS));
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** A stream callback: return `false` (or a promise of it) to abort the stream. */
 export type StreamCallback<T = Uint8Array> = (name: string, ident: number, buffer: T) => unknown;
@@ -226,11 +240,13 @@ export class Client {
     if (!Number.isInteger(windowBytes) || windowBytes < 1) {
       throw new InvalidArgumentError(`stream: windowBytes must be a positive integer, got ${String(windowBytes)}`);
     }
-    for (const key of ["timeoutMs", "idleTimeoutMs"] as const) {
-      const ms = options[key];
-      if (ms !== undefined && (!Number.isInteger(ms) || ms <= 0)) {
-        throw new InvalidArgumentError(`stream: ${key} must be a positive integer (ms), got ${String(ms)}`);
-      }
+    // Validated like a batch call's: 0, -1, NaN or Infinity would make the reader's timer fire at once or never.
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+      throw new InvalidArgumentError(`stream: timeoutMs must be a positive integer, got ${String(timeoutMs)}`);
+    }
+    if (options.idleTimeoutMs !== undefined && (!Number.isInteger(options.idleTimeoutMs) || options.idleTimeoutMs <= 0)) {
+      throw new InvalidArgumentError(`stream: idleTimeoutMs must be a positive integer (ms), got ${String(options.idleTimeoutMs)}`);
     }
     let consumed = false;
     return {
@@ -397,14 +413,20 @@ export class Client {
   /**
    * Closes the handler on the gateway (its pool slot is free when this
    * resolves) and this client's connection. Calls still queued fail at once
-   * with ClosedError; the call in flight is let finish (its deadline bounds
-   * the wait); an open stream is ended (its consumer gets ClosedError). A
-   * no-op when already closed.
+   * with ClosedError; the call in flight is let finish for at most the close
+   * grace (the client's close timeout: the controller's `timeoutMs`, at most
+   * 5 s), then fails with ClosedError; an open stream is ended (its consumer
+   * gets ClosedError). A no-op when already closed.
    */
   async closeHandler(): Promise<void> {
     this.#queue.failAll(() => new ClosedError("client closed with this call still queued: never sent"));
     // An open stream would hold the queue for as long as nobody consumes it: closing ends it.
     if (this.#ref.getSnapshot().value === "streaming") this.#ref.send({ type: "close" });
+    // The call in flight may have a deadline of weeks: wait for it only for the close grace.
+    if (!(await settlesWithin(this.#queue.onIdle(), this.#ref.getSnapshot().context.closeTimeoutMs))) {
+      if (this.#ref.getSnapshot().status === "active") this.#ref.send({ type: "close" }); // fails it with ClosedError
+      this.#queue.failAll(() => new ClosedError("client closed while this call was in flight"), { inFlight: true });
+    }
     await this.#queue.onIdle();
     if (this.#ref.getSnapshot().status === "active") {
       this.#ref.send({ type: "close" });
