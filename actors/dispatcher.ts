@@ -13,6 +13,7 @@ import {
   parseClientMessage,
   type ClientMessage,
   type GatewayMessage,
+  type SubroutineInfo,
 } from "../protocol/index.js";
 import type { Frames, Peer, ServerTransport } from "../transports/transport.js";
 import { Accept, CLIENT_HEADER_BYTES, LinkKind, afterHeader, headerAck, headerHasSecret, headerKind, headerSeq, isHeader, makeHeader } from "./delivery.js";
@@ -184,6 +185,7 @@ export class Dispatcher {
   #targets: DispatchTargets | undefined;
   #refusal: { code: string; message: string } = { code: ErrorCode.GATEWAY_STOPPING, message: "gateway is not running" };
   #admin: (() => Record<string, unknown>) | undefined;
+  #subroutines: () => readonly SubroutineInfo[] = () => [];
   #adminWatch: AdminWatch | undefined;
   #observer: WireObserver | undefined;
   #adminCache: { at: number; snapshot: Record<string, unknown> } | undefined;
@@ -218,6 +220,11 @@ export class Dispatcher {
   /** Shows every valid inbound message and every undeliverable send to `observer` (metrics). */
   observe(observer: WireObserver): void {
     this.#observer = observer;
+  }
+
+  /** Answers `subroutine.list` (session or not) with what `list()` returns. */
+  listSubroutinesWith(list: () => readonly SubroutineInfo[]): void {
+    this.#subroutines = list;
   }
 
   /**
@@ -379,6 +386,10 @@ export class Dispatcher {
         } else {
           targets.supervisor.send({ type: "session.open", peer, message });
         }
+        return;
+      case "subroutine.list":
+        if (session !== undefined) session.lastSeen = Date.now();
+        this.#safeSend(peer, { type: "subroutine.listing", id: message.id, subroutines: this.#subroutines() });
         return;
       case "admin.snapshot":
         // No session needed: the inspector takes no pool slot and still sees a full pool.

@@ -87,8 +87,15 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   }
 }
 
-function errorReply(id: number, code: string, message: string, name?: string): ErrorMessage {
-  return name === undefined ? { type: "error", id, code, message } : { type: "error", id, code, message, name };
+function errorReply(id: number, code: string, message: string, name?: string, stack?: string): ErrorMessage {
+  return { type: "error", id, code, message, ...(name === undefined ? {} : { name }), ...(stack === undefined ? {} : { stack }) };
+}
+
+/** pynetwork's batch-send habit: the integer packed as 8 big-endian bytes (`intToBytes(n)`). */
+function packedInt(value: Uint8Array): number | undefined {
+  if (value.length !== 8) return undefined;
+  const n = Number(new DataView(value.buffer, value.byteOffset, 8).getBigInt64(0));
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 /**
@@ -111,6 +118,7 @@ function replyValueUnsafe(session: Session, id: number, kind: RequestKind, name:
   if (kind === "batchSend") {
     if (value === undefined || value === null) value = 0;
     if (typeof value === "bigint") value = Number(value);
+    if (value instanceof Uint8Array) value = packedInt(value) ?? value;
     if (typeof value !== "number" || !Number.isInteger(value)) {
       session.reply(errorReply(id, ErrorCode.BAD_RESULT, `batch send subroutine '${name}' must return an integer, got ${typeof value}`));
       return;
@@ -152,11 +160,11 @@ function threadCallJob(id: number, abort: AbortController, result: PromiseLike<u
   };
 }
 
-/** A subroutine's throw (or rejection), whatever was thrown, as the caller's RemoteError (BAD_RESULT for what cannot leave a thread). */
-function remoteFailure(id: number, error: unknown): ErrorMessage {
+/** A subroutine's throw (or rejection), whatever was thrown: reported on the gateway (the registry's reporting), answered as the caller's RemoteError (BAD_RESULT for what cannot leave a thread). */
+function remoteFailure(registry: SubroutineRegistry, session: Session, id: number, name: string, kind: "call" | "stream", error: unknown): ErrorMessage {
   if (isInstance(error, BadResult)) return errorReply(id, ErrorCode.BAD_RESULT, error.message);
-  const { message, name } = describeThrown(error);
-  return errorReply(id, ErrorCode.REMOTE, message, name);
+  const reply = registry.failure({ name, kind, error, handlerId: session.handlerId, client: Buffer.from(session.peer.id).toString("hex"), requestId: id });
+  return errorReply(id, reply.code, reply.message, reply.name, reply.stack);
 }
 
 export const handlerMachine = setup({
@@ -257,8 +265,7 @@ export const handlerMachine = setup({
       try {
         iterator = iteratorOf(invokeSubroutine(entry, args, kwargs));
       } catch (error) {
-        const { message, name } = describeThrown(error);
-        finish(name === undefined ? { type: "failed", code: ErrorCode.REMOTE, message } : { type: "failed", code: ErrorCode.REMOTE, message, name });
+        finish({ type: "failed", ...context.registry.failure({ name, kind: "stream", error, handlerId: context.session.handlerId, client: Buffer.from(context.session.peer.id).toString("hex"), requestId: id }) });
         return;
       }
       if (!iterator) {
@@ -269,7 +276,11 @@ export const handlerMachine = setup({
         });
         return;
       }
-      const job = new StreamJob({ id, name, session: context.session, iterator, window, windowBytes, onFinish: finish });
+      const session = context.session;
+      const registry = context.registry;
+      const onThrow = (error: unknown) =>
+        registry.failure({ name, kind: "stream", error, handlerId: session.handlerId, client: Buffer.from(session.peer.id).toString("hex"), requestId: id });
+      const job = new StreamJob({ id, name, session, iterator, window, windowBytes, onFinish: finish, onThrow });
       context.session.job = job;
       job.start();
     },
@@ -315,7 +326,7 @@ export const handlerMachine = setup({
       try {
         result = invokeSubroutine(entry, args, mode === "send" ? { ...kwargs, buffer: event.raw } : kwargs, abort?.signal);
       } catch (error) {
-        context.session.reply(remoteFailure(id, error));
+        context.session.reply(remoteFailure(context.registry, context.session, id, name, "call", error));
         enqueue.assign({ served: context.served + 1 });
         return;
       }
@@ -342,7 +353,7 @@ export const handlerMachine = setup({
     },
     replyFailure: ({ context, event }) => {
       if (event.type !== "call.failed" || !context.request) return;
-      context.session.reply(remoteFailure(context.request.id, event.error));
+      context.session.reply(remoteFailure(context.registry, context.session, context.request.id, context.request.name ?? "", "call", event.error));
     },
     endRequest: assign({
       request: () => undefined,

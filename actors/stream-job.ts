@@ -67,6 +67,8 @@ export class StreamJob implements Job {
   readonly #interrupt: (() => void) | undefined;
   readonly #window: number;
   readonly #onFinish: (outcome: JobOutcome) => void;
+  /** Reports the generator's throw (the gateway logs it) and gives the client's error reply. */
+  readonly #onThrow: ((error: unknown) => { code: string; message: string; name?: string; stack?: string }) | undefined;
   #grantedItems: number;
   #grantedBytes: number;
   #consumedItems = 0;
@@ -95,6 +97,7 @@ export class StreamJob implements Job {
     window: number;
     windowBytes: number;
     onFinish: (outcome: JobOutcome) => void;
+    onThrow?: (error: unknown) => { code: string; message: string; name?: string; stack?: string };
   }) {
     this.id = options.id;
     this.#name = options.name;
@@ -109,6 +112,7 @@ export class StreamJob implements Job {
     this.#grantedItems = options.window;
     this.#grantedBytes = options.windowBytes;
     this.#onFinish = options.onFinish;
+    this.#onThrow = options.onThrow;
   }
 
   start(): void {
@@ -198,7 +202,12 @@ export class StreamJob implements Job {
           ? { type: "crashed", message }
           : isInstance(err, BadResult)
             ? { type: "failed", code: ErrorCode.BAD_RESULT, message }
-            : (this.#failure ?? (name === undefined ? { type: "failed", code: ErrorCode.REMOTE, message } : { type: "failed", code: ErrorCode.REMOTE, message, name }));
+            : (this.#failure ??
+              (this.#onThrow
+                ? { type: "failed", ...this.#onThrow(err) }
+                : name === undefined
+                  ? { type: "failed", code: ErrorCode.REMOTE, message }
+                  : { type: "failed", code: ErrorCode.REMOTE, message, name }));
     }
     // Ended by the consumer, an end marker, a bad item or cancel: let the generator's finally run.
     // (On a generator that threw, return() is a no-op.) A generator still stuck in a next() we
@@ -220,8 +229,8 @@ export class StreamJob implements Job {
       return;
     }
     if (outcome.type === "failed") {
-      const { code, message } = outcome;
-      this.#session.reply(outcome.name === undefined ? { type: "error", id: this.id, code, message } : { type: "error", id: this.id, code, message, name: outcome.name });
+      const { code, message, name, stack } = outcome;
+      this.#session.reply({ type: "error", id: this.id, code, message, ...(name === undefined ? {} : { name }), ...(stack === undefined ? {} : { stack }) });
     } else {
       this.#session.reply(
         outcome.type === "aborted"

@@ -1,7 +1,22 @@
 import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { FileProgress, GetFilesOptions } from "../runtime/index.js";
-import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UsageError, connectionOptions, controllerFrom, intFlag, mib, out, parse, transferWorker, type Command } from "./common.js";
+import {
+  CONNECTION_HELP,
+  EXIT_CODES_HELP,
+  ExitCode,
+  UsageError,
+  connectionOptions,
+  controllerFrom,
+  gatewayFrom,
+  intFlag,
+  localFolder,
+  mib,
+  out,
+  parse,
+  transferWorker,
+  type Command,
+} from "./common.js";
 
 const help = `Usage: swarmnet get (--folder DIR [--regex RE] | --files PATH...) [options]
 
@@ -14,7 +29,8 @@ Options:
       --regex RE             keep files whose path relative to --folder matches RE
       --files PATH...        these files (relative to a root); repeatable, or list them after
   -o, --out DIR              where files land (default .)
-      --swarm N              spread the files over N connections (default 1)
+      --swarm N              spread the files over N connections (default 1; fewer
+                             if the gateway's pool has fewer free slots)
       --verify               check each file's SHA-256 against the gateway's
   -q, --quiet                no progress bars
       --list                 print each downloaded file's local path
@@ -45,6 +61,7 @@ export const getCommand: Command = {
   async run(argv) {
     const { values, positionals } = parse(argv, options);
     if (values.help) return out(help), ExitCode.OK;
+    const endpoint = gatewayFrom("get", values, positionals, false);
     const files = [...(values.files ?? []), ...positionals];
     if (values.folder !== undefined && files.length > 0) throw new UsageError("give either --folder or --files, not both");
     if (values.folder === undefined && files.length === 0) throw new UsageError("nothing to get: give --folder DIR or --files PATH...");
@@ -57,8 +74,8 @@ export const getCommand: Command = {
       }
     }
     const size = intFlag("swarm", values.swarm, 1, 1, 1024);
-    const outDir = resolve(values.out ?? ".");
-    const controller = controllerFrom(values, { downloadDir: outDir, verbose: values.quiet !== true });
+    const outDir = resolve(localFolder("--out", values.out ?? ".", false));
+    const controller = controllerFrom(values, { endpoint, downloadDir: outDir, verbose: values.quiet !== true });
     let bytes = 0;
     const request: GetFilesOptions = {
       ...(values.folder !== undefined ? { folder: values.folder } : { files }),
@@ -68,7 +85,7 @@ export const getCommand: Command = {
     };
     try {
       const t0 = performance.now();
-      const { worker, via } = await transferWorker(controller, size);
+      const { worker, via } = await transferWorker("get", controller, size, values);
       const paths = await worker.getFilesFromGateway(request);
       const seconds = (performance.now() - t0) / 1000;
       if (values.list) for (const path of paths) out(path);

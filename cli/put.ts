@@ -1,15 +1,31 @@
-import { stat } from "node:fs/promises";
 import type { FileProgress } from "../runtime/index.js";
-import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UsageError, connectionOptions, controllerFrom, intFlag, mib, out, parse, transferWorker, type Command } from "./common.js";
+import {
+  CONNECTION_HELP,
+  EXIT_CODES_HELP,
+  ExitCode,
+  UsageError,
+  connectionOptions,
+  controllerFrom,
+  gatewayFrom,
+  intFlag,
+  mib,
+  out,
+  parse,
+  transferWorker,
+  uploadGroups,
+  type Command,
+} from "./common.js";
 
-const help = `Usage: swarmnet put --dirname NAME FILE... [options]
+const help = `Usage: swarmnet put --dirname NAME FILE|FOLDER... [options]
 
 Uploads local files into the gateway's download folder, under NAME/ (each
-file under its base name). Shows progress bars on a terminal.
+file under its base name; a FOLDER's files keep their paths below it, under
+NAME/FOLDER/). Shows progress bars on a terminal.
 
 Options:
       --dirname NAME         folder inside the gateway's download dir (required)
-      --swarm N              spread the files over N connections (default 1)
+      --swarm N              spread the files over N connections (default 1; fewer
+                             if the gateway's pool has fewer free slots)
       --verify               the gateway checks each file's SHA-256
   -q, --quiet                no progress bars
 ${CONNECTION_HELP}
@@ -36,27 +52,27 @@ export const putCommand: Command = {
     const { values, positionals } = parse(argv, options);
     if (values.help) return out(help), ExitCode.OK;
     if (values.dirname === undefined) throw new UsageError("missing --dirname NAME");
+    const endpoint = gatewayFrom("put", values, positionals, false);
     if (positionals.length === 0) throw new UsageError("no FILE to upload");
-    let total = 0;
-    for (const file of positionals) {
-      const info = await stat(file).catch(() => undefined);
-      if (info === undefined) throw new UsageError(`no such file: ${file}`);
-      if (!info.isFile()) throw new UsageError(`not a regular file: ${file}`);
-      total += info.size;
-    }
+    const { groups, total } = await uploadGroups(values.dirname, positionals);
     const size = intFlag("swarm", values.swarm, 1, 1, 1024);
-    const controller = controllerFrom(values, { verbose: values.quiet !== true });
+    const controller = controllerFrom(values, { endpoint, verbose: values.quiet !== true });
     let bytes = 0;
-    const request = {
-      dirname: values.dirname,
-      files: positionals,
-      ...(values.verify ? { verify: true } : {}),
-      onProgress: (p: FileProgress) => void (bytes = p.transferred),
-    };
+    let before = 0;
     try {
       const t0 = performance.now();
-      const { worker, via } = await transferWorker(controller, size);
-      const count = await worker.sendFilesToGateway(request);
+      const { worker, via } = await transferWorker("put", controller, size, values);
+      let count = 0;
+      // One request per destination folder: a folder's files keep their layout.
+      for (const { dirname, files } of groups) {
+        count += await worker.sendFilesToGateway({
+          dirname,
+          files,
+          ...(values.verify ? { verify: true } : {}),
+          onProgress: (p: FileProgress) => void (bytes = before + p.transferred),
+        });
+        before = bytes;
+      }
       const seconds = (performance.now() - t0) / 1000;
       out(
         `uploaded ${count} file${count === 1 ? "" : "s"} (${mib(total)} MiB) to ${values.dirname}/ ` +

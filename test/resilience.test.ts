@@ -27,7 +27,7 @@ function alive(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
 
-async function collect(client: Client, name: string, args: unknown[] = [], options: { timeoutMs?: number; signal?: AbortSignal } = {}) {
+async function collect(client: Client, name: string, args: unknown[] = [], options: { timeoutMs?: number; idleTimeoutMs?: number; signal?: AbortSignal } = {}) {
   const items: unknown[] = [];
   let error: unknown;
   try {
@@ -77,8 +77,8 @@ describe("no subroutine can take the gateway down or wedge a handler", () => {
       const stuck = await collect(client, "neverYields", [], { timeoutMs: 300 });
       expect(stuck.error).toMatchObject({ code: ErrorCode.TIMEOUT });
       expect(await client.getSubroutineBatch("echo", ["after a stuck stream"])).toBe("after a stuck stream");
-      // One that sleeps past the deadline between items, and a consumer that aborts it while it sleeps.
-      const sleepy = await collect(client, "sleepyStream", [60_000], { timeoutMs: 300 });
+      // One that sleeps past its idle bound between items, and a consumer that aborts it while it sleeps.
+      const sleepy = await collect(client, "sleepyStream", [60_000], { timeoutMs: 300, idleTimeoutMs: 300 });
       expect(sleepy.items).toEqual([[0, "first"]]);
       expect(sleepy.error).toMatchObject({ code: ErrorCode.TIMEOUT });
       expect(await client.getSubroutineBatch("echo", ["after a sleepy stream"])).toBe("after a sleepy stream");
