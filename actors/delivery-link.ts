@@ -146,7 +146,7 @@ export class DeliveryLink implements ClientTransport {
         channel.replayFrom(ack);
         return;
       case LinkKind.ACK:
-        channel.onAck(ack);
+        channel.onBareAck(ack);
         return;
       case LinkKind.REFUSED:
         this.#onRefused(afterHeader(first, false));

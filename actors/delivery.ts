@@ -163,6 +163,9 @@ function bytesOf(frames: Frames): number {
   return n;
 }
 
+/** How long bare ACKs may show no progress over messages already sent before those are replayed (see onBareAck). */
+export const STALL_MS = 2_000;
+
 export class DeliveryChannel {
   readonly #o: DeliveryChannelOptions;
   readonly #maxMessages: number;
@@ -293,6 +296,30 @@ export class DeliveryChannel {
       this.control(LinkKind.REPLAY);
     }
     return Accept.GAP;
+  }
+
+  // The last bare ACK that showed progress: its ack, the highest seq sent by then, and when.
+  #probeAck = -1;
+  #probeSent = 0;
+  #probeTime = 0;
+
+  /**
+   * A bare ACK arrived (a client's heartbeat, or the gateway's answer to one): the
+   * retransmission timer of this layer. If bare ACKs have acknowledged nothing more
+   * for `STALL_MS` while messages sent before that time are still unacknowledged,
+   * they went down with a connection nobody reported (ZeroMQ replaced it while the
+   * socket was not monitored): replay them. A spurious replay costs only duplicates,
+   * which the receiver drops.
+   */
+  onBareAck(ack: number, now = Date.now()): void {
+    const stalled = ack === this.#probeAck && ack < this.#probeSent && now - this.#probeTime >= STALL_MS;
+    if (!this.#up || stalled) this.replayFrom(ack);
+    else this.onAck(ack);
+    if (stalled || ack !== this.#probeAck) {
+      this.#probeAck = ack;
+      this.#probeSent = this.#nextToSend - 1;
+      this.#probeTime = now;
+    }
   }
 
   /** The link went down: keep everything, send nothing until `replayFrom`. */

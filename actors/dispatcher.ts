@@ -335,9 +335,9 @@ export class Dispatcher {
         channel.replayFrom(ack);
         return;
       case LinkKind.ACK:
-        if (!channel.up) channel.replayFrom(ack);
-        else channel.onAck(ack);
-        if (channel.owesAck) channel.control(LinkKind.ACK);
+        channel.onBareAck(ack);
+        // Always answered: the client's own retransmission check runs on these (see onBareAck).
+        channel.control(LinkKind.ACK);
         return;
       default:
         return;
