@@ -312,8 +312,13 @@ export class DeliveryChannel {
    * which the receiver drops.
    */
   onBareAck(ack: number, now = Date.now()): void {
+    // While the link is down, replays wait for the resume handshake (a second replay would resend a window twice).
+    if (!this.#up) {
+      this.onAck(ack);
+      return;
+    }
     const stalled = ack === this.#probeAck && ack < this.#probeSent && now - this.#probeTime >= STALL_MS;
-    if (!this.#up || stalled) this.replayFrom(ack);
+    if (stalled) this.replayFrom(ack);
     else this.onAck(ack);
     if (stalled || ack !== this.#probeAck) {
       this.#probeAck = ack;

@@ -335,7 +335,9 @@ export class Dispatcher {
         channel.replayFrom(ack);
         return;
       case LinkKind.ACK:
-        channel.onBareAck(ack);
+        // The owner is back on a live pipe (a heartbeat after a drop): what it lacks goes now.
+        if (!channel.up) channel.replayFrom(ack);
+        else channel.onBareAck(ack);
         // Always answered: the client's own retransmission check runs on these (see onBareAck).
         channel.control(LinkKind.ACK);
         return;
