@@ -24,6 +24,7 @@ import {
   errorFromWire,
   parseGatewayMessage,
   type FileCreditMessage,
+  type FileErrorMessage,
   type FileDataMessage,
   type FileDoneMessage,
   type FileReadyMessage,
@@ -37,13 +38,14 @@ import type { ClientTransport, Frames } from "../transports/transport.js";
 export type CallKind = "ping" | "batchGet" | "batchSend" | "closeGateway" | "stream" | "listFiles" | "files" | "inspect";
 
 /** Data-plane messages: they reach the sink of the call in flight, not the machine. */
-export type DataMessage = StreamItemsMessage | StreamEndMessage | FileDataMessage | FileCreditMessage | FileReadyMessage | FileDoneMessage;
+export type DataMessage = StreamItemsMessage | StreamEndMessage | FileDataMessage | FileCreditMessage | FileErrorMessage | FileReadyMessage | FileDoneMessage;
 
 const DATA_TYPES: ReadonlySet<GatewayMessage["type"]> = new Set([
   "stream.items",
   "stream.end",
   "file.data",
   "file.credit",
+  "file.error",
   "file.ready",
   "file.done",
 ]);
@@ -132,7 +134,7 @@ function answerOf(event: ClientEvent, pending: PendingCall): { ok: true; value: 
     case "gateway.closing":
       return { ok: true, value: undefined };
     case "file.listing":
-      return pending.kind === "listFiles" ? { ok: true, value: m.files } : undefined;
+      return pending.kind === "listFiles" ? { ok: true, value: m } : undefined;
     case "admin.snapshot.result":
       return pending.kind === "inspect" ? { ok: true, value: m.snapshot } : undefined;
     default:

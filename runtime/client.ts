@@ -7,6 +7,7 @@ import {
   InvalidArgumentError,
   MAX_STREAM_WINDOW,
   encode,
+  type FileListingMessage,
   type Kwargs,
   type SwarmnetError,
 } from "../protocol/index.js";
@@ -14,7 +15,6 @@ import {
   getFiles,
   sendFiles,
   type GetFilesOptions,
-  type ListedEntry,
   type SendFilesOptions,
   type SinkControl,
   type TransferChannel,
@@ -295,10 +295,11 @@ export class Client {
 
   #channel(): TransferChannel {
     return {
+      endpoint: this.endpoint,
       downloadDir: this.#files.downloadDir,
       verbose: this.#files.verbose,
       timeoutMs: this.#timeoutMs,
-      list: (message, timeoutMs) => this.#call("listFiles", message, undefined, { timeoutMs }) as Promise<readonly ListedEntry[]>,
+      list: (message, timeoutMs) => this.#call("listFiles", message, undefined, { timeoutMs }) as Promise<FileListingMessage>,
       run: (message, makeSink, timeoutMs) => this.#runSink(message, makeSink, timeoutMs),
     };
   }

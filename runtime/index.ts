@@ -33,6 +33,10 @@ export {
   FileNotFoundError,
   FileAccessError,
   FileIntegrityError,
+  FileExistsError,
+  FileBusyError,
+  SourceChangedError,
+  FilesNotDeliveredError,
   AdminDisabledError,
   ErrorCode,
   Status,
@@ -66,7 +70,8 @@ export type { ControllerOptions, GetClientOptions } from "./controller.js";
 export type { AdminOptions } from "./admin.js";
 export type { CallOptions, StreamCallback, EndOfStreamCallback } from "./client.js";
 export type { StreamItem, StreamOptions } from "./stream.js";
-export type { FileProgress, GetFilesOptions, SendFilesOptions } from "./files.js";
+export type { FileProgress, GetFilesOptions, SendFilesOptions, IfExists } from "./files.js";
+export type { TransferReport, NotDelivered } from "../protocol/errors.js";
 export type { TransferProgress } from "../actors/file-transfer.js";
 export type { JobProgress, StreamProgress } from "../actors/stream-job.js";
 export type { DataTypeValue } from "./bytes.js";
