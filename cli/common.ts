@@ -17,6 +17,8 @@ export const ExitCode = {
   UNREACHABLE: 3,
   /** The gateway answered with an error (subroutine threw, not found, pool full, refused path, ...). */
   REMOTE: 4,
+  /** A transfer delivered some paths and not others (each printed with its reason), as rsync's 23. */
+  PARTIAL: 23,
   /** Interrupted by Ctrl-C (SIGINT). */
   INTERRUPTED: 130,
 } as const;
@@ -26,6 +28,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   2    bad usage (unknown flag, missing or malformed argument)
   3    gateway unreachable or no answer in time
   4    the gateway answered with an error (remote error, not found, pool full, refused)
+  23   get/put: some files were not transferred (each is printed with its reason)
   130  interrupted (Ctrl-C)
   1    anything else`;
 
@@ -222,6 +225,8 @@ export function exitCodeOf(error: unknown): number {
       return ExitCode.USAGE;
     case ErrorCode.ABORTED:
       return ExitCode.INTERRUPTED;
+    case ErrorCode.FILES_NOT_DELIVERED:
+      return ExitCode.PARTIAL;
     case ErrorCode.CLOSED:
       return ExitCode.FAILED;
     default:

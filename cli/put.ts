@@ -1,16 +1,20 @@
 import { stat } from "node:fs/promises";
-import type { FileProgress } from "../runtime/index.js";
 import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UsageError, connectionOptions, controllerFrom, intFlag, mib, out, parse, transferWorker, type Command } from "./common.js";
+import { IF_EXISTS_HELP, bytesLine, ifExistsFlag, reportedTransfer } from "./transfer-report.js";
 
 const help = `Usage: swarmnet put --dirname NAME FILE... [options]
 
 Uploads local files into the gateway's download folder, under NAME/ (each
-file under its base name). Shows progress bars on a terminal.
+file under its base name; a swarm splits large files into byte ranges).
+Shows progress bars on a terminal. Ctrl-C stops cleanly; the gateway keeps
+the partial files and the same command resumes them. Files that could not be
+transferred are printed with their reason (exit 23).
 
 Options:
       --dirname NAME         folder inside the gateway's download dir (required)
       --swarm N              spread the files over N connections (default 1)
       --verify               the gateway checks each file's SHA-256
+${IF_EXISTS_HELP}
   -q, --quiet                no progress bars
 ${CONNECTION_HELP}
   -h, --help                 this help
@@ -25,6 +29,7 @@ const options = {
   dirname: { type: "string" },
   swarm: { type: "string" },
   verify: { type: "boolean" },
+  "if-exists": { type: "string" },
   quiet: { type: "boolean", short: "q" },
 } as const;
 
@@ -45,24 +50,26 @@ export const putCommand: Command = {
       total += info.size;
     }
     const size = intFlag("swarm", values.swarm, 1, 1, 1024);
+    const ifExists = ifExistsFlag(values["if-exists"]);
     const controller = controllerFrom(values, { verbose: values.quiet !== true });
-    let bytes = 0;
-    const request = {
-      dirname: values.dirname,
-      files: positionals,
-      ...(values.verify ? { verify: true } : {}),
-      onProgress: (p: FileProgress) => void (bytes = p.transferred),
-    };
+    const dirname = values.dirname;
+    let via = "";
     try {
-      const t0 = performance.now();
-      const { worker, via } = await transferWorker(controller, size);
-      const count = await worker.sendFilesToGateway(request);
-      const seconds = (performance.now() - t0) / 1000;
-      out(
-        `uploaded ${count} file${count === 1 ? "" : "s"} (${mib(total)} MiB) to ${values.dirname}/ ` +
-          `in ${seconds.toFixed(2)} s, ${mib(bytes / Math.max(seconds, 0.001))} MiB/s over ${via}`,
+      return await reportedTransfer(
+        "uploaded",
+        async ({ signal, onReport }) => {
+          const w = await transferWorker(controller, size);
+          via = w.via;
+          await w.worker.sendFilesToGateway({ dirname, files: positionals, ...(values.verify ? { verify: true } : {}), ifExists, signal, onReport });
+        },
+        (report, seconds) => {
+          const n = report.delivered.length;
+          return (
+            `uploaded ${n} file${n === 1 ? "" : "s"} (${mib(total)} MiB; ${bytesLine(report)}) to ${dirname}/ ` +
+            `in ${seconds.toFixed(2)} s, ${mib(report.bytesSent / Math.max(seconds, 0.001))} MiB/s over ${via}`
+          );
+        },
       );
-      return ExitCode.OK;
     } finally {
       await controller.close();
     }
