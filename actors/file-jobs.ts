@@ -205,6 +205,8 @@ export class FileSendJob extends FileJob {
 export class FileReceiveJob extends FileJob {
   readonly #message: FilePutMessage;
   #receiver: FileReceiver | undefined;
+  readonly #parts: Array<PartFile | undefined> = [];
+  readonly #released = new Set<PartFile>();
 
   constructor(options: { message: FilePutMessage; session: Session; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
     super({ ...options, id: options.message.id });
@@ -218,6 +220,15 @@ export class FileReceiveJob extends FileJob {
 
   protected stop(): void {
     this.#receiver?.cancel();
+    // Let go at once (after the writes in flight): a rerun of the same upload must find the targets free.
+    void this.#release();
+  }
+
+  /** Each part goes back once (journal saved for a resume), whoever asks first. */
+  #release(): Promise<unknown> {
+    const fresh = this.#parts.filter((p): p is PartFile => p !== undefined && !this.#released.has(p));
+    for (const p of fresh) this.#released.add(p);
+    return Promise.all(fresh.map((p) => p.release()));
   }
 
   progress(): TransferProgress | { kind: string; dirname: string } {
@@ -234,7 +245,7 @@ export class FileReceiveJob extends FileJob {
     }
     const dir = await this.sandbox.uploadDir(m.dirname);
     const ifExists = m.ifExists ?? DEFAULT_IF_EXISTS;
-    const parts: Array<PartFile | undefined> = [];
+    const parts = this.#parts;
     const missing: Array<Array<[number, number]>> = [];
     const refused: Array<[number, string, string]> = [];
     try {
@@ -266,7 +277,7 @@ export class FileReceiveJob extends FileJob {
       return await this.#receive(parts, missing, refused);
     } finally {
       await this.#receiver?.drained();
-      await Promise.all(parts.map((p) => p?.release()));
+      await this.#release();
     }
   }
 

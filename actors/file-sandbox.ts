@@ -34,7 +34,7 @@ import {
   checkRelativePath,
   normalizeRequestPath,
 } from "../protocol/index.js";
-import { JOURNAL_SUFFIX, LOCK_SUFFIX, PART_SUFFIX, isTransferFile, sha256Prefix } from "./part-file.js";
+import { JOURNAL_SUFFIX, LOCK_SUFFIX, PART_SUFFIX, isTransferFile, localFileError, sha256Prefix } from "./part-file.js";
 import { READ_NO_FOLLOW, checkReadable } from "./file-transfer.js";
 
 const STAT_SLICE = 64;
@@ -98,7 +98,7 @@ export async function ensureDirInside(root: string, segments: readonly string[])
   try {
     await mkdir(root, { recursive: true });
   } catch (err) {
-    throw fileError(err, `folder ${JSON.stringify(root)} cannot be made`);
+    throw localFileError(err, `folder ${JSON.stringify(root)} cannot be made`);
   }
   const realRoot = await realpath(root).catch((err: unknown) => Promise.reject(fileError(err, `folder ${JSON.stringify(root)}`)));
   // One level at a time, checking before descending: `mkdir -p` through a symlink
@@ -110,10 +110,7 @@ export async function ensureDirInside(root: string, segments: readonly string[])
       await mkdir(next);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== "EEXIST") {
-        const e = fileError(err, `folder ${JSON.stringify(join(root, ...segments))} cannot be made`);
-        throw e instanceof FileNotFoundError ? new FileAccessError(e.message, { cause: err }) : e;
-      }
+      if (code !== "EEXIST") throw localFileError(err, `folder ${JSON.stringify(join(root, ...segments))} cannot be made`);
     }
     const real = await realpath(next);
     if (!isInside(real, realRoot)) {

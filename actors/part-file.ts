@@ -105,7 +105,14 @@ function errnoOf(err: unknown): string | undefined {
 export function localFileError(err: unknown, what: string): SwarmnetError {
   if (err instanceof SwarmnetError) return err;
   const code = errnoOf(err);
-  const text = code === "ENAMETOOLONG" ? "the name is too long for this file system" : code === "EACCES" || code === "EPERM" ? "permission denied" : code === "EROFS" ? "read-only file system" : code === "ENOSPC" ? "no space left on the device" : (code ?? (err as Error).message);
+  const text =
+    code === "ENAMETOOLONG" ? "the name is too long for this file system"
+    : code === "EACCES" || code === "EPERM" ? "permission denied"
+    : code === "EROFS" ? "read-only file system"
+    : code === "ENOSPC" ? "no space left on the device"
+    : code === "ENOTDIR" ? "a part of the path is not a folder"
+    : code === "ENOENT" ? "no such file or folder"
+    : (code ?? (err as Error).message);
   return new FileAccessError(`${what}: ${text}${code && !text.includes(code) ? ` (${code})` : ""}`, { cause: err });
 }
 
@@ -143,8 +150,19 @@ export async function chooseTarget(dir: string, name: string, ifExists: IfExists
   }
 }
 
-/** Holders of locks in this process: target -> share key and the PartFile (while it opens, the promise). */
-const held = new Map<string, { share: string | undefined; ready: Promise<PartFile>; refs: number }>();
+/**
+ * Holders of locks in this process: target -> share key and the PartFile
+ * (while it opens, the promise; while it is let go, `releasing`, which a new
+ * transfer of the target waits for instead of being refused).
+ */
+interface Slot {
+  readonly share: string | undefined;
+  readonly ready: Promise<PartFile>;
+  part: PartFile | undefined;
+  refs: number;
+  releasing: Promise<void> | undefined;
+}
+const held = new Map<string, Slot>();
 
 function pidAlive(pid: number): boolean {
   try {
@@ -206,6 +224,8 @@ export class PartFile {
   /** Holes of a fresh .part read as zeros: zero chunks need no write. */
   readonly #fresh: boolean;
   #unsaved = 0;
+  /** Writes in flight: the handle is closed only after them (a closed fd number could be reused by another file). */
+  readonly #writes = new Set<Promise<void>>();
   #savedAt = performance.now();
   /** Zero chunks were skipped: the length must be set when finishing. */
   #sparse = false;
@@ -238,14 +258,18 @@ export class PartFile {
    * @throws FileAccessError (SWARMNET_FILE_ACCESS) when the folder cannot be written.
    */
   static async acquire(options: PartFileOptions): Promise<PartFile> {
-    const mine = held.get(options.target);
-    if (mine) {
+    for (let mine = held.get(options.target); mine !== undefined; mine = held.get(options.target)) {
+      if (mine.releasing !== undefined) {
+        // A transfer of this target is letting go (cancelled, or done): wait for it, then look again.
+        await mine.releasing;
+        continue;
+      }
       if (mine.share === undefined || mine.share !== options.share) {
         throw new FileBusyError(`${JSON.stringify(options.target)} is being written by another transfer`);
       }
       mine.refs++;
       const part = await mine.ready.catch((err: unknown) => {
-        mine.refs--;
+        mine!.refs--;
         throw err;
       });
       if (part.source.size !== options.source.size || part.source.mtimeMs !== options.source.mtimeMs || part.#state !== "open") {
@@ -273,10 +297,11 @@ export class PartFile {
         throw localFileError(err, JSON.stringify(options.target));
       }
     })();
-    const slot = { share: options.share, ready, refs: 1 };
+    const slot: Slot = { share: options.share, ready, part: undefined, refs: 1, releasing: undefined };
     held.set(options.target, slot);
     try {
-      return await ready;
+      slot.part = await ready;
+      return slot.part;
     } catch (err) {
       if (held.get(options.target) === slot) held.delete(options.target);
       throw err;
@@ -315,7 +340,15 @@ export class PartFile {
   }
 
   /** Writes `buf` at `pos`; the range is recorded only once the write returned. */
-  async write(pos: number, buf: Uint8Array): Promise<void> {
+  write(pos: number, buf: Uint8Array): Promise<void> {
+    const done = this.#write(pos, buf);
+    this.#writes.add(done);
+    const forget = (): void => void this.#writes.delete(done);
+    done.then(forget, forget);
+    return done;
+  }
+
+  async #write(pos: number, buf: Uint8Array): Promise<void> {
     const fh = this.#fh;
     if (fh === undefined || this.#state !== "open") throw new FileAccessError(`${JSON.stringify(this.target)}: the transfer was stopped`);
     if (this.#fresh && isZero(buf)) {
@@ -397,12 +430,23 @@ export class PartFile {
    * file, its journal is saved (large files: a rerun resumes the missing
    * ranges) or its `.part` removed (small files), and the lock released.
    */
-  async release(): Promise<void> {
+  release(): Promise<void> {
     const slot = held.get(this.target);
-    if (slot !== undefined && (await slot.ready.catch(() => undefined)) === this && --slot.refs > 0) return;
+    if (slot?.part === this) {
+      if (slot.releasing !== undefined) return slot.releasing;
+      if (--slot.refs > 0) return Promise.resolve();
+      // Marked at once: a new transfer of this target waits for it instead of being refused.
+      slot.releasing = this.#close();
+      return slot.releasing;
+    }
+    return this.#close();
+  }
+
+  async #close(): Promise<void> {
     if (this.#state === "finishing") await this.#finished?.catch(() => undefined);
     if (this.#state !== "open") return;
     this.#state = "closed";
+    await Promise.all([...this.#writes].map((w) => w.catch(() => undefined)));
     const fh = this.#fh;
     this.#fh = undefined;
     await fh?.close().catch(() => undefined);
