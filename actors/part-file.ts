@@ -10,7 +10,8 @@
  *   Emacs's lock files: creating a symlink is atomic and holds the pid).
  *
  * Crash safety is by ordering: a range enters the journal only after the
- * write(2) of its bytes returned, and the journal is rewritten in one write.
+ * write(2) of its bytes returned, and the journal is replaced whole (written
+ * beside it, then renamed over it).
  * A SIGKILL therefore never leaves zeros counted as written; a `.part` whose
  * journal is missing, unreadable or names another source starts over from
  * zero. (Bytes in the page cache survive a killed process, not a power loss:
@@ -50,12 +51,14 @@ export const IF_EXISTS_VALUES: readonly IfExists[] = ["overwrite", "skip", "rena
 export const PART_SUFFIX = ".part";
 export const JOURNAL_SUFFIX = ".part.json";
 export const LOCK_SUFFIX = ".part.lock";
+/** The journal is written here first and renamed over the journal: it is never seen half written. */
+const JOURNAL_NEXT_SUFFIX = ".part.json~";
 /** Files smaller than this keep no journal: an interrupted one starts over. */
 export const JOURNAL_MIN_BYTES = 8 * 1024 * 1024;
 /** The journal is rewritten after this many newly written bytes, or this long after the last save (and when the transfer stops). */
 const JOURNAL_EVERY_BYTES = 32 * 1024 * 1024;
 const JOURNAL_EVERY_MS = 1000;
-const LONGEST_SUFFIX_BYTES = Buffer.byteLength(JOURNAL_SUFFIX);
+const LONGEST_SUFFIX_BYTES = Buffer.byteLength(JOURNAL_NEXT_SUFFIX);
 const WRITE_FRESH = constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
 const WRITE_INTO = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
 
@@ -85,7 +88,7 @@ export function tempBase(name: string): string {
 
 /** True for names that belong to a transfer in progress (its journal or lock), not to the user. */
 export function isTransferFile(name: string): boolean {
-  return name.endsWith(JOURNAL_SUFFIX) || name.endsWith(LOCK_SUFFIX);
+  return name.endsWith(JOURNAL_SUFFIX) || name.endsWith(LOCK_SUFFIX) || name.endsWith(JOURNAL_NEXT_SUFFIX);
 }
 
 let zeros = Buffer.alloc(0);
@@ -230,7 +233,6 @@ export class PartFile {
   /** Zero chunks were skipped: the length must be set when finishing. */
   #sparse = false;
   #saving: Promise<void> = Promise.resolve();
-  #journalLength = 0;
   #state: "open" | "finishing" | "finished" | "closed" = "open";
   #finished: Promise<void> | undefined;
 
@@ -481,21 +483,20 @@ export class PartFile {
     r.splice(i, j - i, [s, e]);
   }
 
-  /** Rewrites the journal in one write, padded with spaces (valid JSON) instead of a truncate. */
+  /** Writes the journal beside it and renames it into place: a reader (or a rerun after SIGKILL) sees the old one or the new one, whole. */
   #save(): void {
     this.#unsaved = 0;
     this.#savedAt = performance.now();
-    const ranges = this.#ranges.map(([s, e]) => [s, e] as Range);
+    const text = JSON.stringify({ v: 1, size: this.source.size, mtimeMs: this.source.mtimeMs, ranges: this.#ranges });
+    const next = this.journal.slice(0, -JOURNAL_SUFFIX.length) + JOURNAL_NEXT_SUFFIX;
     this.#saving = this.#saving.then(async () => {
-      let text = JSON.stringify({ v: 1, size: this.source.size, mtimeMs: this.source.mtimeMs, ranges });
-      if (text.length < this.#journalLength) text = text.padEnd(this.#journalLength, " ");
-      this.#journalLength = text.length;
-      const fh = await open(this.journal, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW);
+      const fh = await open(next, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW);
       try {
         await fh.write(text, 0, "utf8");
       } finally {
         await fh.close();
       }
+      await rename(next, this.journal);
     }).catch(() => undefined);
   }
 }
