@@ -121,12 +121,15 @@ export function localFileError(err: unknown, what: string): SwarmnetError {
 
 /**
  * Decides where a transfer to `dir/name` lands by `ifExists`: the target
- * path, or `undefined` to skip it. Throws FileExistsError for `"error"`,
+ * path, or `undefined` to skip it. `present`, the names of `dir` if the
+ * caller listed it, spares a stat per file. Throws FileExistsError for `"error"`,
  * PathNotAllowedError for a target that is a symlink, FileAccessError for one
  * that is not a regular file.
  */
-export async function chooseTarget(dir: string, name: string, ifExists: IfExists): Promise<string | undefined> {
+export async function chooseTarget(dir: string, name: string, ifExists: IfExists, present?: ReadonlySet<string>): Promise<string | undefined> {
   const target = join(dir, name);
+  // The caller read the folder once: a name not in it needs no lstat of its own.
+  if (present !== undefined && !present.has(name)) return target;
   const st = await lstat(target).catch((err: unknown) => {
     if (errnoOf(err) === "ENOENT") return undefined;
     throw localFileError(err, target);
@@ -223,7 +226,8 @@ export class PartFile {
   #ranges: Range[];
   /** Bytes held when the transfer began (resumed, not sent again). */
   readonly resumed: number;
-  #fh: FileHandle | undefined;
+  /** Opened on the first write (or when finishing): thousands of small files never mean thousands of open handles. */
+  #fh: Promise<FileHandle> | undefined;
   /** Holes of a fresh .part read as zeros: zero chunks need no write. */
   readonly #fresh: boolean;
   #unsaved = 0;
@@ -236,7 +240,7 @@ export class PartFile {
   #state: "open" | "finishing" | "finished" | "closed" = "open";
   #finished: Promise<void> | undefined;
 
-  private constructor(options: PartFileOptions, fh: FileHandle, ranges: Range[], fresh: boolean) {
+  private constructor(options: PartFileOptions, ranges: Range[], fresh: boolean) {
     this.target = options.target;
     const base = join(dirname(options.target), tempBase(basename(options.target)));
     this.part = base + PART_SUFFIX;
@@ -246,7 +250,6 @@ export class PartFile {
     this.#sha256 = options.sha256;
     this.#replace = options.replace ?? true;
     this.#journaled = options.source.size >= JOURNAL_MIN_BYTES;
-    this.#fh = fh;
     this.#ranges = ranges;
     this.#fresh = fresh;
     this.resumed = ranges.reduce((n, [s, e]) => n + e - s, 0);
@@ -286,14 +289,7 @@ export class PartFile {
       await takeLock(base + LOCK_SUFFIX, options.target);
       try {
         const ranges = await readJournal(base, options.source);
-        let fh: FileHandle;
-        try {
-          fh = await open(base + PART_SUFFIX, ranges.length > 0 ? WRITE_INTO : WRITE_FRESH);
-        } catch (err) {
-          if (errnoOf(err) === "ELOOP") throw new PathNotAllowedError(`${JSON.stringify(base + PART_SUFFIX)} is a symlink: refused`);
-          throw err;
-        }
-        return new PartFile(options, fh, ranges, ranges.length === 0);
+        return new PartFile(options, ranges, ranges.length === 0);
       } catch (err) {
         await unlink(base + LOCK_SUFFIX).catch(() => undefined);
         throw localFileError(err, JSON.stringify(options.target));
@@ -350,9 +346,21 @@ export class PartFile {
     return done;
   }
 
+  /** The `.part`'s handle: a fresh one starts empty, a resumed one keeps its bytes; never through a symlink. */
+  #handle(): Promise<FileHandle> {
+    if (this.#fh === undefined) {
+      this.#fh = open(this.part, this.#fresh ? WRITE_FRESH : WRITE_INTO).catch((err: unknown) => {
+        if (errnoOf(err) === "ELOOP") throw new PathNotAllowedError(`${JSON.stringify(this.part)} is a symlink: refused`);
+        throw localFileError(err, JSON.stringify(this.part));
+      });
+      this.#fh.catch(() => undefined);
+    }
+    return this.#fh;
+  }
+
   async #write(pos: number, buf: Uint8Array): Promise<void> {
-    const fh = this.#fh;
-    if (fh === undefined || this.#state !== "open") throw new FileAccessError(`${JSON.stringify(this.target)}: the transfer was stopped`);
+    if (this.#state !== "open") throw new FileAccessError(`${JSON.stringify(this.target)}: the transfer was stopped`);
+    const fh = await this.#handle();
     if (this.#fresh && isZero(buf)) {
       this.#sparse = true;
     } else {
@@ -383,20 +391,20 @@ export class PartFile {
     if (this.#state !== "open") throw new FileAccessError(`${JSON.stringify(this.target)}: the transfer was stopped`);
     if (!this.complete) throw new FileIntegrityError(`${JSON.stringify(this.target)}: finished before every byte arrived`);
     this.#state = "finishing";
-    const fh = this.#fh!;
-    this.#fh = undefined;
     try {
-      // A fresh .part written in full has exactly the source's size; skipped zero chunks
-      // (holes) or a resumed one need the length set and checked.
-      if (this.#sparse || !this.#fresh || this.source.size === 0) {
-        await fh.truncate(this.source.size);
-        const { size } = await fh.stat();
-        if (size !== this.source.size) throw new FileIntegrityError(`${JSON.stringify(this.target)} is ${size} bytes, ${this.source.size} expected`);
+      const fh = await this.#handle();
+      this.#fh = undefined;
+      try {
+        // A fresh .part written in full has exactly the source's size; skipped zero chunks
+        // (holes) or a resumed one need the length set and checked.
+        if (this.#sparse || !this.#fresh || this.source.size === 0) {
+          await fh.truncate(this.source.size);
+          const { size } = await fh.stat();
+          if (size !== this.source.size) throw new FileIntegrityError(`${JSON.stringify(this.target)} is ${size} bytes, ${this.source.size} expected`);
+        }
+      } finally {
+        await fh.close().catch(() => undefined);
       }
-    } finally {
-      await fh.close().catch(() => undefined);
-    }
-    try {
       if (this.#sha256 !== undefined) {
         const actual = await sha256Prefix(this.part, this.source.size);
         if (Buffer.compare(actual, this.#sha256) !== 0) {
@@ -419,6 +427,8 @@ export class PartFile {
       this.#state = "finished";
     } catch (err) {
       this.#state = "closed";
+      // Never left to be taken for a prefix of this source: the next transfer starts clean.
+      await unlink(this.part).catch(() => undefined);
       throw localFileError(err, JSON.stringify(this.target));
     } finally {
       await this.#saving;
@@ -451,7 +461,7 @@ export class PartFile {
     await Promise.all([...this.#writes].map((w) => w.catch(() => undefined)));
     const fh = this.#fh;
     this.#fh = undefined;
-    await fh?.close().catch(() => undefined);
+    await fh?.then((h) => h.close()).catch(() => undefined);
     if (this.#journaled && this.#ranges.length > 0) {
       this.#save();
       await this.#saving;

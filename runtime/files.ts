@@ -20,7 +20,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { access, open, stat } from "node:fs/promises";
+import { access, open, readdir, stat } from "node:fs/promises";
 import { basename, join, resolve as resolvePath } from "node:path";
 import PQueue from "p-queue";
 import type { DataMessage, DataSink } from "../actors/client.js";
@@ -613,6 +613,16 @@ interface DownloadEntry {
 
 async function planDownload(listing: FileListingMessage, byFolder: boolean, root: string, tune: Tuning, verify: boolean, report: Report): Promise<PlannedFile[]> {
   const dirs = new Map<string, Promise<string>>();
+  const listed = new Map<string, Promise<Set<string>>>();
+  /** The names in `dir`, read once per folder (most targets do not exist yet). */
+  const namesIn = (dir: string): Promise<Set<string>> => {
+    let names = listed.get(dir);
+    if (names === undefined) {
+      names = readdir(dir).then((n) => new Set(n));
+      listed.set(dir, names);
+    }
+    return names;
+  };
   const dirOf = (segments: readonly string[]): Promise<string> => {
     const key = segments.join("/");
     let dir = dirs.get(key);
@@ -648,7 +658,7 @@ async function planDownload(listing: FileListingMessage, byFolder: boolean, root
   await forEachLimit(work, 16, async ({ i, remote, size, sha256, segments }) => {
     try {
       const dir = await dirOf(segments.slice(0, -1));
-      const target = await chooseTarget(dir, segments[segments.length - 1]!, tune.ifExists);
+      const target = await chooseTarget(dir, segments[segments.length - 1]!, tune.ifExists, await namesIn(dir));
       if (target === undefined) {
         report.skipped.push(join(dir, segments[segments.length - 1]!));
         return;
