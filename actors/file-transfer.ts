@@ -512,8 +512,8 @@ export class FileReceiver {
       return;
     }
     try {
-      // A split file is finished by whichever range writes its last missing byte.
-      if (part.complete) {
+      // A split file is finished by whichever range writes its last missing byte (and counted by it alone).
+      if (part.complete && part.writable) {
         await part.finish();
         this.#placed.push(index);
         this.#o.onProgress?.(index, 0, true);

@@ -15,9 +15,11 @@
  * A SIGKILL therefore never leaves zeros counted as written; a `.part` whose
  * journal is missing, unreadable or names another source starts over from
  * zero. (Bytes in the page cache survive a killed process, not a power loss:
- * `verify` catches that case.) Small files (below `JOURNAL_MIN_BYTES`) keep no
- * journal: restarting them costs less than recording them, so their `.part`
- * is removed when a transfer stops.
+ * `verify` catches that case.) Small files (below `JOURNAL_MIN_BYTES`, 8 MiB)
+ * keep no journal and no lock: restarting them costs less than recording
+ * them. Their temp name carries the pid (`NAME.<pid>.part`), so two
+ * processes never share one, and it is removed when a transfer stops (a
+ * killed process leaves it behind; it is never resumed nor renamed).
  *
  * Temp names always fit: a name too long to take the longest suffix is cut
  * (on a character boundary) and given a short hash of the full name.
@@ -58,7 +60,8 @@ export const JOURNAL_MIN_BYTES = 8 * 1024 * 1024;
 /** The journal is rewritten after this many newly written bytes, or this long after the last save (and when the transfer stops). */
 const JOURNAL_EVERY_BYTES = 32 * 1024 * 1024;
 const JOURNAL_EVERY_MS = 1000;
-const LONGEST_SUFFIX_BYTES = Buffer.byteLength(JOURNAL_NEXT_SUFFIX);
+/** The longest suffix a temp name takes: `.part.json~`, or `.<pid>.part` (pids fit in 7 digits on Linux). */
+const LONGEST_SUFFIX_BYTES = 16;
 const WRITE_FRESH = constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
 const WRITE_INTO = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
 
@@ -211,6 +214,8 @@ export interface PartFileOptions {
    * with FileBusyError while it is held.
    */
   readonly share?: string | undefined;
+  /** A `NAME.part` (and journal) of an earlier transfer lies beside a small file's target: removed once the file is in place. */
+  readonly stale?: boolean;
 }
 
 /** See the module doc. Made by `PartFile.acquire`, released by `release()`. */
@@ -222,6 +227,7 @@ export class PartFile {
   readonly source: SourceIdentity;
   readonly #sha256: Uint8Array | undefined;
   readonly #replace: boolean;
+  readonly #stale: boolean;
   readonly #journaled: boolean;
   #ranges: Range[];
   /** Bytes held when the transfer began (resumed, not sent again). */
@@ -243,13 +249,16 @@ export class PartFile {
   private constructor(options: PartFileOptions, ranges: Range[], fresh: boolean) {
     this.target = options.target;
     const base = join(dirname(options.target), tempBase(basename(options.target)));
-    this.part = base + PART_SUFFIX;
+    this.#journaled = options.source.size >= JOURNAL_MIN_BYTES;
+    // A small file is never resumed: its .part carries this process's pid, so no other process can
+    // share it and no lock file is needed (two system calls a file less, for folders of small files).
+    this.part = this.#journaled ? base + PART_SUFFIX : `${base}.${process.pid}${PART_SUFFIX}`;
     this.journal = base + JOURNAL_SUFFIX;
     this.lock = base + LOCK_SUFFIX;
     this.source = options.source;
     this.#sha256 = options.sha256;
     this.#replace = options.replace ?? true;
-    this.#journaled = options.source.size >= JOURNAL_MIN_BYTES;
+    this.#stale = options.stale === true;
     this.#ranges = ranges;
     this.#fresh = fresh;
     this.resumed = ranges.reduce((n, [s, e]) => n + e - s, 0);
@@ -286,7 +295,8 @@ export class PartFile {
     const base = join(dirname(options.target), tempBase(basename(options.target)));
     // Reserved before the first await: a second acquire in this process sees it at once.
     const ready = (async () => {
-      await takeLock(base + LOCK_SUFFIX, options.target);
+      // Only a file that can be resumed has a name shared across processes, and so a lock.
+      if (options.source.size >= JOURNAL_MIN_BYTES) await takeLock(base + LOCK_SUFFIX, options.target);
       try {
         const ranges = await readJournal(base, options.source);
         return new PartFile(options, ranges, ranges.length === 0);
@@ -309,6 +319,11 @@ export class PartFile {
   /** Bytes of the file written so far. */
   get held(): number {
     return this.#ranges.reduce((n, [s, e]) => n + e - s, 0);
+  }
+
+  /** Not finishing, finished nor released: bytes may still be written, and one caller may `finish()` it. */
+  get writable(): boolean {
+    return this.#state === "open";
   }
 
   /** In place under its final name. */
@@ -425,6 +440,11 @@ export class PartFile {
         await unlink(this.part);
       }
       this.#state = "finished";
+      if (this.#stale && !this.#journaled) {
+        const base = this.journal.slice(0, -JOURNAL_SUFFIX.length);
+        await unlink(base + PART_SUFFIX).catch(() => undefined);
+        await unlink(this.journal).catch(() => undefined);
+      }
     } catch (err) {
       this.#state = "closed";
       // Never left to be taken for a prefix of this source: the next transfer starts clean.
@@ -474,7 +494,7 @@ export class PartFile {
 
   async #unlock(): Promise<void> {
     // The lock goes first: a transfer waiting in this process must not find it and take it for stale.
-    await unlink(this.lock).catch(() => undefined);
+    if (this.#journaled) await unlink(this.lock).catch(() => undefined);
     held.delete(this.target);
   }
 

@@ -26,7 +26,7 @@ import PQueue from "p-queue";
 import type { DataMessage, DataSink } from "../actors/client.js";
 import { ensureDirInside, fileError } from "../actors/file-sandbox.js";
 import { FileReceiver, FileSender, type ItemFailure, type ReceiveItem, type SendItem } from "../actors/file-transfer.js";
-import { DEFAULT_IF_EXISTS, IF_EXISTS_VALUES, PartFile, chooseTarget, localFileError, sha256Prefix, type IfExists } from "../actors/part-file.js";
+import { DEFAULT_IF_EXISTS, IF_EXISTS_VALUES, PART_SUFFIX, PartFile, chooseTarget, localFileError, sha256Prefix, tempBase, type IfExists } from "../actors/part-file.js";
 import {
   AbortedError,
   DEFAULT_FILE_CHUNK_BYTES,
@@ -658,7 +658,8 @@ async function planDownload(listing: FileListingMessage, byFolder: boolean, root
   await forEachLimit(work, 16, async ({ i, remote, size, sha256, segments }) => {
     try {
       const dir = await dirOf(segments.slice(0, -1));
-      const target = await chooseTarget(dir, segments[segments.length - 1]!, tune.ifExists, await namesIn(dir));
+      const names = await namesIn(dir);
+      const target = await chooseTarget(dir, segments[segments.length - 1]!, tune.ifExists, names);
       if (target === undefined) {
         report.skipped.push(join(dir, segments[segments.length - 1]!));
         return;
@@ -668,6 +669,7 @@ async function planDownload(listing: FileListingMessage, byFolder: boolean, root
         source: { size, mtimeMs: listing.mtimes?.[i] ?? -1 },
         sha256: verify ? sha256 : undefined,
         replace: tune.ifExists === "overwrite",
+        stale: names.has(tempBase(basename(target)) + PART_SUFFIX),
       });
       slots[i] = { remote, local: target, size, mtimeMs: listing.mtimes?.[i] ?? -1, part };
     } catch (err) {
