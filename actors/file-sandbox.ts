@@ -386,7 +386,7 @@ export class FileSandbox {
           const fh = await open(f.abs, READ_NO_FOLLOW);
           try {
             const st = await fh.stat();
-            await checkReadable(fh, f.path, 0);
+            checkReadable(fh, f.path, 0);
             out[i] = { path: f.path, size: st.size, mtimeMs: st.mtimeMs, sha256: await sha256Prefix(f.abs, st.size, fh) };
           } finally {
             await fh.close();
