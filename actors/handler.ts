@@ -14,7 +14,7 @@
  * fault hook) puts the actor in `status: "error"`, which its parent, the
  * supervisor, receives as `xstate.error.actor.<id>` and handles.
  */
-import { assign, enqueueActions, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
+import { and, assign, enqueueActions, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
 import {
   ErrorCode,
   type CallMessage,
@@ -30,8 +30,8 @@ import {
 import { FileListJob, FileReceiveJob, FileSendJob } from "./file-jobs.js";
 import type { FileSandbox } from "./file-sandbox.js";
 import type { Session } from "./session.js";
-import { StreamJob, iteratorOf, type JobOutcome, type JobProgress } from "./stream-job.js";
-import { invokeSubroutine, type SubroutineRegistry } from "./subroutines.js";
+import { StreamJob, iteratorOf, type Job, type JobOutcome, type JobProgress } from "./stream-job.js";
+import { BadResult, ThreadCrash, invokeSubroutine, type SubroutineRegistry } from "./subroutines.js";
 
 /** Test-only hooks: a throw from one is a handler crash (not a subroutine error). */
 export interface HandlerHooks {
@@ -54,6 +54,8 @@ export interface CurrentRequest {
   readonly kind: RequestKind;
   readonly name?: string;
   readonly startedAt: number;
+  /** The module URL of the worker-thread pool the subroutine runs on (`addSubroutines`); absent on the event loop. */
+  readonly thread?: string;
 }
 
 export interface HandlerContext {
@@ -126,7 +128,29 @@ function replyValue(session: Session, id: number, kind: RequestKind, name: strin
   }
 }
 
+/**
+ * A batch call on a worker thread as the session's job: every path that ends a request
+ * or a session without answering it (deadline, close, lease, stop, crash) cancels the job,
+ * and cancelling stops the worker's task (piscina terminates that worker).
+ */
+function threadCallJob(id: number, abort: AbortController, result: PromiseLike<unknown>): Job {
+  let settled = false;
+  const done = (): void => {
+    settled = true;
+  };
+  result.then(done, done);
+  return {
+    id,
+    onMessage: () => undefined,
+    cancel: () => {
+      if (!settled) abort.abort();
+    },
+    progress: () => ({ kind: "call" }),
+  };
+}
+
 function remoteFailure(id: number, error: unknown): ErrorMessage {
+  if (error instanceof BadResult) return errorReply(id, ErrorCode.BAD_RESULT, error.message);
   if (error instanceof Error) return errorReply(id, ErrorCode.REMOTE, error.message, error.name);
   return errorReply(id, ErrorCode.REMOTE, String(error));
 }
@@ -147,6 +171,8 @@ export const handlerMachine = setup({
     isSend: ({ event }) => (event.type === "rpc.call" || event.type === "call.async") && event.message.mode === "send",
     isCurrent: ({ context, event }) =>
       (event.type === "call.done" || event.type === "call.failed") && context.request?.id === event.id,
+    isCrash: ({ event }) =>
+      (event.type === "call.failed" && event.error instanceof ThreadCrash) || (event.type === "job.finished" && event.outcome.type === "crashed"),
     isKnownStream: ({ context, event }) => event.type === "stream.open" && context.registry.get(event.message.name) !== undefined,
     isJobOfCurrent: ({ context, event }) => event.type === "job.finished" && context.request?.id === event.id,
     hasFiles: ({ context }) => context.files !== undefined,
@@ -196,9 +222,10 @@ export const handlerMachine = setup({
       context.session.reply(errorReply(event.message.id, ErrorCode.BUSY, "handler is busy with another request"));
     },
     startRequest: assign({
-      request: ({ event }) => {
+      request: ({ context, event }) => {
         if (event.type === "stream.open") {
-          return { id: event.message.id, name: event.message.name, kind: "stream", startedAt: Date.now() } as const;
+          const thread = context.registry.get(event.message.name)?.thread;
+          return { id: event.message.id, name: event.message.name, kind: "stream", startedAt: Date.now(), ...(thread === undefined ? {} : { thread }) } as const;
         }
         if (event.type === "file.list") {
           return { id: event.message.id, name: event.message.folder ?? `${event.message.files?.length ?? 0} files`, kind: "listFiles", startedAt: Date.now() } as const;
@@ -211,7 +238,8 @@ export const handlerMachine = setup({
         }
         if (event.type !== "rpc.call" && event.type !== "call.async") return undefined;
         const { id, name, mode } = event.message;
-        return { id, name, kind: mode === "send" ? "batchSend" : "batchGet", startedAt: Date.now() } as const;
+        const thread = context.registry.get(name)?.thread;
+        return { id, name, kind: mode === "send" ? "batchSend" : "batchGet", startedAt: Date.now(), ...(thread === undefined ? {} : { thread }) } as const;
       },
     }),
     startStream: ({ context, event, self }) => {
@@ -279,8 +307,10 @@ export const handlerMachine = setup({
       const entry = context.registry.get(name);
       if (!entry) return;
       let result: unknown;
+      // Only a worker-thread call can be stopped from outside; one on the event loop is never interrupted.
+      const abort = entry.thread === undefined ? undefined : new AbortController();
       try {
-        result = invokeSubroutine(entry, args, mode === "send" ? { ...kwargs, buffer: event.raw } : kwargs);
+        result = invokeSubroutine(entry, args, mode === "send" ? { ...kwargs, buffer: event.raw } : kwargs, abort?.signal);
       } catch (error) {
         context.session.reply(remoteFailure(id, error));
         enqueue.assign({ served: context.served + 1 });
@@ -294,6 +324,7 @@ export const handlerMachine = setup({
           (value) => settle({ type: "call.done", id, value }),
           (error: unknown) => settle({ type: "call.failed", id, error }),
         );
+        if (abort !== undefined) context.session.job = threadCallJob(id, abort, result);
         enqueue.raise({ type: "call.async", message: event.message, promise: result });
         return;
       }
@@ -313,6 +344,11 @@ export const handlerMachine = setup({
       request: () => undefined,
       served: ({ context }) => context.served + 1,
     }),
+    /** The subroutine's thread failed: a crash of this handler, so the supervisor's restart budget applies. */
+    crash: ({ event }) => {
+      const message = event.type === "call.failed" ? (event.error as Error).message : event.type === "job.finished" && event.outcome.type === "crashed" ? event.outcome.message : "thread failed";
+      throw new ThreadCrash(message);
+    },
   },
 }).createMachine({
   id: "handler",
@@ -381,14 +417,18 @@ export const handlerMachine = setup({
     busy: {
       initial: "batchGet",
       states: {
-        batchGet: {},
-        batchSend: {},
+        // A call on a worker thread is the session's job while it runs (see threadCallJob).
+        batchGet: { exit: "clearJob" },
+        batchSend: { exit: "clearJob" },
         // Items flow through the StreamJob (data plane); the machine knows the stream runs and can end it.
         streaming: {
           entry: "startStream",
           exit: "clearJob",
           on: {
-            "job.finished": { guard: "isJobOfCurrent", target: "#handler.idle", actions: ["replyJobFailure", "endRequest"] },
+            "job.finished": [
+              { guard: "isCrash", actions: "crash" },
+              { guard: "isJobOfCurrent", target: "#handler.idle", actions: ["replyJobFailure", "endRequest"] },
+            ],
           },
         },
         listingFiles: {
@@ -418,8 +458,12 @@ export const handlerMachine = setup({
         "file.get": [{ guard: "currentAnswered", actions: "defer" }, { actions: "replyBusy" }],
         "file.put": [{ guard: "currentAnswered", actions: "defer" }, { actions: "replyBusy" }],
         "call.done": { guard: "isCurrent", target: "idle", actions: ["replyResult", "endRequest"] },
-        "call.failed": { guard: "isCurrent", target: "idle", actions: ["replyFailure", "endRequest"] },
-        // The caller's deadline passed: drop the call (its late result is ignored) and serve the next one.
+        "call.failed": [
+          { guard: and(["isCurrent", "isCrash"]), actions: "crash" },
+          { guard: "isCurrent", target: "idle", actions: ["replyFailure", "endRequest"] },
+        ],
+        // The caller's deadline passed: drop the call (its late result is ignored; a worker-thread task is
+        // stopped) and serve the next one.
         "rpc.cancel": { guard: "isCancelOfCurrent", target: "idle", actions: "endRequest" },
       },
     },

@@ -7,6 +7,21 @@
  */
 import { ErrorCode, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
 import type { Session } from "./session.js";
+import { BadResult, ThreadCrash } from "./subroutines.js";
+
+/**
+ * An iterator may implement this to learn, before each pull, how many items and
+ * bytes the client's credit still allows: a worker-thread generator uses it to
+ * pull ahead in batches without ever passing the window.
+ */
+export const CREDIT_HINT: unique symbol = Symbol("swarmnet.creditHint");
+
+/**
+ * An iterator may implement this to hear at once that the stream is being aborted or
+ * cancelled, even while a pull is pending: a worker-thread generator stuck in its work
+ * is then asked to return, and its thread terminated if it does not.
+ */
+export const INTERRUPT: unique symbol = Symbol("swarmnet.interrupt");
 
 /** Work a handler runs outside its machine, fed by the dispatcher. */
 export interface Job {
@@ -35,7 +50,9 @@ export type JobProgress = StreamProgress | { readonly kind: string; readonly [ke
 export type JobOutcome =
   | { readonly type: "done"; readonly count: number }
   | { readonly type: "aborted"; readonly count: number }
-  | { readonly type: "failed"; readonly code: string; readonly message: string; readonly name?: string };
+  | { readonly type: "failed"; readonly code: string; readonly message: string; readonly name?: string }
+  /** The thread the generator ran on failed: a handler crash, answered by the supervisor. */
+  | { readonly type: "crashed"; readonly message: string };
 
 type AnyIterator = Iterator<unknown, unknown, undefined> | AsyncIterator<unknown, unknown, undefined>;
 
@@ -62,6 +79,8 @@ export class StreamJob implements Job {
   readonly #name: string;
   readonly #session: Session;
   readonly #iterator: AnyIterator;
+  readonly #hint: ((items: number, bytes: number) => void) | undefined;
+  readonly #interrupt: (() => void) | undefined;
   readonly #window: number;
   readonly #onFinish: (outcome: JobOutcome) => void;
   #grantedItems: number;
@@ -91,6 +110,10 @@ export class StreamJob implements Job {
     this.#name = options.name;
     this.#session = options.session;
     this.#iterator = options.iterator;
+    const hint = (options.iterator as { [CREDIT_HINT]?: (items: number, bytes: number) => void })[CREDIT_HINT];
+    this.#hint = typeof hint === "function" ? hint.bind(options.iterator) : undefined;
+    const interrupt = (options.iterator as { [INTERRUPT]?: () => void })[INTERRUPT];
+    this.#interrupt = typeof interrupt === "function" ? interrupt.bind(options.iterator) : undefined;
     this.#window = options.window;
     this.#grantedItems = options.window;
     this.#grantedBytes = options.windowBytes;
@@ -108,6 +131,7 @@ export class StreamJob implements Job {
       this.#consumedItems += message.items;
     } else if (message.type === "stream.abort") {
       if (this.#abort === "none") this.#abort = "client";
+      this.#interrupt?.();
     } else {
       return;
     }
@@ -116,6 +140,7 @@ export class StreamJob implements Job {
 
   cancel(): void {
     if (this.#abort === "none") this.#abort = "cancel";
+    this.#interrupt?.();
     this.#wakeUp();
   }
 
@@ -144,7 +169,12 @@ export class StreamJob implements Job {
     } catch (err) {
       this.#flush();
       const error = err instanceof Error ? err : new Error(String(err));
-      outcome = { type: "failed", code: ErrorCode.REMOTE, message: error.message, name: error.name };
+      outcome =
+        err instanceof ThreadCrash
+          ? { type: "crashed", message: error.message }
+          : err instanceof BadResult
+            ? { type: "failed", code: ErrorCode.BAD_RESULT, message: error.message }
+            : { type: "failed", code: ErrorCode.REMOTE, message: error.message, name: error.name };
     }
     // Ended by the consumer, an end marker, a bad item or cancel: let the generator's finally run.
     // (On a generator that threw, return() is a no-op.)
@@ -154,6 +184,11 @@ export class StreamJob implements Job {
       // A throw from the generator's cleanup changes nothing for the client.
     }
     if (this.#abort === "cancel") return;
+    if (outcome.type === "crashed") {
+      // No answer from here: the supervisor fails the request with HANDLER_CRASHED.
+      this.#onFinish(outcome);
+      return;
+    }
     if (outcome.type === "failed") {
       const { code, message } = outcome;
       this.#session.reply(outcome.name === undefined ? { type: "error", id: this.id, code, message } : { type: "error", id: this.id, code, message, name: outcome.name });
@@ -181,12 +216,15 @@ export class StreamJob implements Job {
         });
         continue;
       }
+      this.#hint?.(this.#grantedItems - this.#itemsSent, this.#grantedBytes - this.#bytesSent);
       let step = this.#iterator.next();
       if (isThenable(step)) {
         // While the generator thinks, whatever is batched goes out on the next turn of the loop.
         this.#scheduleFlush();
         step = await step;
         sinceYield = 0;
+        // Aborted or cancelled while the generator was busy: its item is not sent.
+        if (this.#abort !== "none") continue;
       }
       const { done, value } = step as IteratorResult<unknown>;
       if (done) {

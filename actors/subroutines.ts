@@ -10,11 +10,40 @@ export type Subroutine = (...args: never[]) => unknown;
 
 export type SubroutineKind = "function" | "generator";
 
+/**
+ * Runs a subroutine somewhere other than `fn` itself (a worker thread): gets the
+ * positional args, the kwargs and a signal that aborts when the caller's deadline
+ * passes or the session ends.
+ */
+export type SubroutineInvoker = (args: readonly unknown[], kwargs: Kwargs, signal: AbortSignal | undefined) => unknown;
+
 export interface RegisteredSubroutine {
   readonly name: string;
   readonly fn: Subroutine;
   /** Declared generator functions (sync or async) are streams; others are batch calls. */
   readonly kind: SubroutineKind;
+  /** Set for a subroutine that runs on a worker-thread pool: how to run it there. */
+  readonly invoke?: SubroutineInvoker;
+  /** The module URL of the worker-thread pool it runs on, for snapshots. */
+  readonly thread?: string;
+}
+
+/**
+ * The thread a subroutine ran on failed (a worker that exited, threw outside the
+ * subroutine, or was terminated). The handler treats it as its own crash: the
+ * supervisor restarts it within budget and the caller gets HandlerCrashedError.
+ */
+export class ThreadCrash extends Error {
+  override readonly name = "ThreadCrash";
+}
+
+/**
+ * A subroutine's result or stream item that cannot leave its worker thread (a function
+ * inside an object): answered as SWARMNET_BAD_RESULT, as an unencodable result on the
+ * event loop is.
+ */
+export class BadResult extends Error {
+  override readonly name = "BadResult";
 }
 
 const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.:-]{0,255}$/;
@@ -27,7 +56,7 @@ function kindOf(fn: Subroutine): SubroutineKind {
 export class SubroutineRegistry {
   readonly #entries = new Map<string, RegisteredSubroutine>();
 
-  add(name: string, fn: Subroutine): void {
+  add(name: string, fn: Subroutine, thread?: { invoke: SubroutineInvoker; module: string; kind: SubroutineKind }): void {
     if (typeof name !== "string" || !NAME_PATTERN.test(name)) {
       throw new InvalidArgumentError(
         `addSubroutine: name must match ${NAME_PATTERN} (letters, digits, _ . : -), got ${JSON.stringify(name)}`,
@@ -36,7 +65,10 @@ export class SubroutineRegistry {
     if (typeof fn !== "function") {
       throw new InvalidArgumentError(`addSubroutine: '${name}' must be a function, got ${typeof fn}`);
     }
-    this.#entries.set(name, { name, fn, kind: kindOf(fn) });
+    this.#entries.set(
+      name,
+      thread === undefined ? { name, fn, kind: kindOf(fn) } : { name, fn, kind: thread.kind, invoke: thread.invoke, thread: thread.module },
+    );
   }
 
   remove(name: string): boolean {
@@ -52,7 +84,11 @@ export class SubroutineRegistry {
   }
 }
 
-/** Calls `fn(...args, kwargs)`; the cast is where untyped wire data meets user code. */
-export function invokeSubroutine(entry: RegisteredSubroutine, args: readonly unknown[], kwargs: Kwargs): unknown {
+/**
+ * Calls `fn(...args, kwargs)` (or runs it on its worker thread, where `signal`
+ * aborts it); the cast is where untyped wire data meets user code.
+ */
+export function invokeSubroutine(entry: RegisteredSubroutine, args: readonly unknown[], kwargs: Kwargs, signal?: AbortSignal): unknown {
+  if (entry.invoke !== undefined) return entry.invoke(args, kwargs, signal);
   return (entry.fn as (...a: unknown[]) => unknown)(...args, kwargs);
 }

@@ -16,6 +16,9 @@ Options:
   -s, --subroutines MODULE     a JS/TS module: every exported function becomes a
                                subroutine under its export name (generators stream);
                                repeatable
+  -t, --threads N              run the --subroutines modules on a pool of N worker
+                               threads each, off the gateway's event loop (for
+                               CPU-heavy work; default: on the event loop)
       --root DIR               a folder clients may download from; repeatable (default .)
       --download-dir DIR       where uploads land (default ./Downloads)
       --admin                  answer admin requests (swarmnet inspect)
@@ -36,6 +39,7 @@ const options = {
   port: { type: "string", short: "p" },
   pool: { type: "string" },
   subroutines: { type: "string", short: "s", multiple: true },
+  threads: { type: "string", short: "t" },
   root: { type: "string", multiple: true },
   "download-dir": { type: "string" },
   admin: { type: "boolean" },
@@ -90,8 +94,12 @@ export const gatewayCommand: Command = {
     const { values, positionals } = parse(argv, options);
     if (values.help) return out(help), ExitCode.OK;
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+    const threads = values.threads === undefined ? undefined : intFlag("threads", values.threads, 1, 1, 256);
+    if (threads !== undefined && (values.subroutines ?? []).length === 0) throw new UsageError("--threads needs --subroutines MODULE");
     const subroutines = new Map<string, Subroutine>();
-    for (const path of values.subroutines ?? []) for (const [name, fn] of await loadSubroutines(path)) subroutines.set(name, fn);
+    if (threads === undefined) {
+      for (const path of values.subroutines ?? []) for (const [name, fn] of await loadSubroutines(path)) subroutines.set(name, fn);
+    }
     const curve = serverCurve(values);
     const gateway = new Gateway({
       host: values.host ?? "127.0.0.1",
@@ -103,6 +111,17 @@ export const gatewayCommand: Command = {
       ...(curve ? { curve } : {}),
     });
     for (const [name, fn] of subroutines) gateway.addSubroutine(name, fn);
+    const names = [...subroutines.keys()];
+    if (threads !== undefined) {
+      for (const path of values.subroutines ?? []) {
+        try {
+          names.push(...(await gateway.addSubroutines(resolve(path), { threads })));
+        } catch (e) {
+          await gateway.stop();
+          throw new UsageError(`--subroutines ${path}: ${(e as Error).message}`);
+        }
+      }
+    }
 
     let signals = 0;
     const stop = (signal: NodeJS.Signals): void => {
@@ -114,10 +133,10 @@ export const gatewayCommand: Command = {
     process.on("SIGTERM", stop);
     try {
       await gateway.start();
-      const names = [...subroutines.keys()];
       out(
         `listening on ${gateway.endpoint} (pool ${gateway.options.maxPoolSize}, ` +
-          `${names.length} subroutine${names.length === 1 ? "" : "s"}${names.length ? `: ${names.join(", ")}` : ""}; ` +
+          `${names.length} subroutine${names.length === 1 ? "" : "s"}${names.length ? `: ${names.join(", ")}` : ""}` +
+          `${threads === undefined ? "" : ` on ${threads} thread${threads === 1 ? "" : "s"}`}; ` +
           `files from ${gateway.options.fileRoots.join(", ")}${values.admin ? "; admin on" : ""}${curve ? "; CURVE on" : ""})`,
       );
       await gateway.closed;

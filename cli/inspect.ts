@@ -1,3 +1,4 @@
+import { basename } from "node:path";
 import { AdminConnection, type GatewayInspection, type HandlerInspection } from "../runtime/index.js";
 import {
   EXIT_CODES_HELP,
@@ -73,7 +74,7 @@ function requestOf(h: HandlerInspection, now: number): string {
   const r = h.request;
   if (r === undefined || r === null) return "-";
   const seconds = ((now - r.startedAt) / 1000).toFixed(1);
-  return `#${r.id} ${r.kind}${r.name !== undefined ? ` ${r.name}` : ""} ${seconds}s`;
+  return `#${r.id} ${r.kind}${r.name !== undefined ? ` ${r.name}` : ""}${r.thread !== undefined ? " [thread]" : ""} ${seconds}s`;
 }
 
 function table(rows: string[][]): string[] {
@@ -96,13 +97,24 @@ export function renderInspection(s: GatewayInspection, now = Date.now()): string
     rows.push([`${branch}${h.handlerId}`, h.state, requestOf(h, now), progressOf(h), String(h.restarts), String(h.served)]);
   });
   lines.push(...(s.handlers.length > 0 ? table(rows) : ["   (no handlers)"]));
+  for (const pool of s.threads ?? []) {
+    const workers = pool.workers.map((w) => `${Math.round(w.utilization * 100)}%`).join(" ");
+    lines.push(
+      `threads: ${basename(pool.module)}  ${pool.threads} threads  running ${pool.running}  queued ${pool.queued}  ` +
+        `busy ${workers || "-"}`,
+    );
+  }
   lines.push(`security: ${s.security.handshakes} handshakes, ${s.security.authFailures} unauthorized, ${s.security.protocolFailures} failed`);
   return lines.join("\n");
 }
 
 /** The view without what changes by the clock alone, to redraw on changes of state only. */
 function signature(s: GatewayInspection): string {
-  return toJson({ ...s, handlers: s.handlers.map((h) => ({ ...h, request: h.request ? { ...h.request, startedAt: 0 } : null })) });
+  return toJson({
+    ...s,
+    handlers: s.handlers.map((h) => ({ ...h, request: h.request ? { ...h.request, startedAt: 0 } : null })),
+    threads: (s.threads ?? []).map((t) => ({ ...t, utilization: 0, workers: t.workers.length })),
+  });
 }
 
 export const inspectCommand: Command = {

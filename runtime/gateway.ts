@@ -3,6 +3,7 @@ import { FileSandbox } from "../actors/file-sandbox.js";
 import { gatewayMachine } from "../actors/gateway.js";
 import type { CurrentRequest, HandlerHooks, HandlerSnapshot, JobProgress } from "../actors/handler.js";
 import { SubroutineRegistry, type Subroutine } from "../actors/subroutines.js";
+import { SubroutineThreadPool, type ThreadPoolInspection, type ThreadPoolOptions } from "../actors/thread-pool.js";
 import type { SupervisorSnapshot } from "../actors/supervisor.js";
 import {
   ClosedError,
@@ -101,7 +102,12 @@ export interface GatewayInspection {
   readonly handlers: readonly HandlerInspection[];
   /** Handshakes completed, CURVE clients refused (unauthorized key), peers that failed the handshake otherwise. */
   readonly security: ServerTransportStats;
+  /** Worker-thread pools (`addSubroutines`): threads, queue, and how busy each worker is. */
+  readonly threads: readonly ThreadPoolInspection[];
 }
+
+/** Options of `gateway.addSubroutines(module, options)`. */
+export type AddSubroutinesOptions = ThreadPoolOptions;
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -130,6 +136,8 @@ export class Gateway {
   readonly #closed: Promise<void>;
   readonly #testHooks: boolean;
   readonly #transport: { stats(): ServerTransportStats };
+  /** Worker-thread pools and the names each still serves: a pool whose names were all replaced or removed is closed. */
+  readonly #pools = new Map<SubroutineThreadPool, Set<string>>();
 
   constructor(options: GatewayOptions = {}) {
     const port = positiveInt("port", options.port, DEFAULT_PORT, 0);
@@ -185,20 +193,91 @@ export class Gateway {
     if (options.admin === true) {
       this.#actor.getSnapshot().context.dispatcher.enableAdmin(() => this.snapshot() as unknown as Record<string, unknown>);
     }
-    this.#closed = new Promise((resolve) => {
+    this.#closed = new Promise<void>((resolve) => {
       this.#actor.subscribe({ complete: () => resolve(), error: () => resolve() });
-    });
+    }).then(() => this.#closePools());
     this.#actor.start();
   }
 
   /** Registers (or replaces) a subroutine: `fn(...args, kwargs)`, sync or async. */
   addSubroutine<F extends Subroutine>(name: string, fn: F): this {
     this.#registry.add(name, fn);
+    this.#release([name]);
     return this;
+  }
+
+  /**
+   * Registers every exported function of a module as a subroutine that runs on a pool of
+   * worker threads (piscina), off the gateway's event loop: the choice for CPU-bound work
+   * (pynetwork ran each handler on its own thread). Batch get, batch send and streams work
+   * as on the event loop, with the same errors; the batch-send buffer is moved to the
+   * worker, not copied. A worker that crashes is a handler crash (`HandlerCrashedError`,
+   * restart budget applies); a call whose deadline passes has its worker terminated and
+   * replaced. More handlers than threads queue first come, first served.
+   *
+   * The module is loaded in each worker (not on the main thread): exports must be plain
+   * functions, sync or async, or generator functions for streams, and arguments and results
+   * must be structured-clonable. Under tsx a `.ts` module works too.
+   *
+   * ```ts
+   * await gw.addSubroutines(new URL("./subs.js", import.meta.url), { threads: 2 });
+   * ```
+   * @param module a file URL or a path to an ES module.
+   * @param options `threads` (default `os.availableParallelism()`), `only` (export names to register).
+   * @returns the names registered.
+   * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT) when the module cannot be loaded in a worker or exports
+   *   no functions, `threads` is not an integer 1..256, `only` is not a non-empty array of names or names a missing
+   *   export, or an export's name is not a valid subroutine name.
+   * @throws ClosedError (SWARMNET_CLOSED) once the gateway is stopping or stopped.
+   *
+   * Adding a name again (with `addSubroutine` or another `addSubroutines`) replaces it; a pool left serving no
+   * name is closed. An open stream holds its worker thread until it ends, even while paused by credit.
+   */
+  async addSubroutines(module: string | URL, options: AddSubroutinesOptions = {}): Promise<string[]> {
+    const live = (): boolean => this.#actor.getSnapshot().status === "active" && !["stopping", "stopped"].includes(stateName(this.#actor.getSnapshot().value));
+    if (!live()) throw new ClosedError("addSubroutines: the gateway is stopped");
+    const pool = await SubroutineThreadPool.open(module, options);
+    if (!live()) {
+      await pool.close();
+      throw new ClosedError("addSubroutines: the gateway stopped while the module was loading");
+    }
+    const added: string[] = [];
+    try {
+      for (const entry of pool.subroutines) {
+        const { fn, invoke } = pool.invoker(entry);
+        this.#registry.add(entry.name, fn, { invoke, module: pool.moduleUrl, kind: entry.kind });
+        added.push(entry.name);
+      }
+    } catch (error) {
+      for (const name of added) this.#registry.remove(name);
+      await pool.close();
+      throw error;
+    }
+    this.#release(added);
+    this.#pools.set(pool, new Set(added));
+    return added;
+  }
+
+  /** `names` now mean something else (or nothing): pools left serving no name are closed. */
+  #release(names: readonly string[]): void {
+    for (const [pool, served] of this.#pools) {
+      for (const name of names) served.delete(name);
+      if (served.size === 0) {
+        this.#pools.delete(pool);
+        void pool.close().catch(() => undefined);
+      }
+    }
+  }
+
+  async #closePools(): Promise<void> {
+    const pools = [...this.#pools.keys()];
+    this.#pools.clear();
+    await Promise.all(pools.map((pool) => pool.close().catch(() => undefined)));
   }
 
   /** Returns whether a subroutine of that name was registered. */
   removeSubroutine(name: string): boolean {
+    this.#release([name]);
     return this.#registry.remove(name);
   }
 
@@ -272,6 +351,7 @@ export class Gateway {
       },
       handlers,
       security: this.#transport.stats(),
+      threads: [...this.#pools.keys()].map((pool) => pool.inspect()),
     };
   }
 

@@ -65,7 +65,8 @@ export {
 } from "../protocol/limits.js";
 export { MemoryHub } from "../transports/memory.js";
 
-export type { GatewayOptions, GatewayInspection, HandlerInspection, InspectCallback } from "./gateway.js";
+export type { GatewayOptions, GatewayInspection, HandlerInspection, InspectCallback, AddSubroutinesOptions } from "./gateway.js";
+export type { ThreadPoolInspection, ThreadWorkerInspection } from "../actors/thread-pool.js";
 export type { ControllerOptions, GetClientOptions } from "./controller.js";
 export type { AdminOptions } from "./admin.js";
 export type { CallOptions, StreamCallback, EndOfStreamCallback } from "./client.js";

@@ -10,8 +10,9 @@ import { w4 } from "./w4-files/workload.js";
 import { w5 } from "./w5-large-file/workload.js";
 import { w6 } from "./w6-scale/workload.js";
 import { w7 } from "./w7-long-link/workload.js";
+import { w8 } from "./w8-cpu/workload.js";
 
-export const WORKLOADS: readonly AnyWorkload[] = [w1, w2, w3a, w3b, w4, w5, w6, w7];
+export const WORKLOADS: readonly AnyWorkload[] = [w1, w2, w3a, w3b, w4, w5, w6, w7, w8];
 
 /** The workload with this id, case-insensitive (`w1` finds W1). */
 export function findWorkload(id: string): AnyWorkload | undefined {
