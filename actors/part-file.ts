@@ -238,7 +238,8 @@ export class PartFile {
   readonly #fresh: boolean;
   #unsaved = 0;
   /** Writes in flight: the handle is closed only after them (a closed fd number could be reused by another file). */
-  readonly #writes = new Set<Promise<void>>();
+  #inflight = 0;
+  #drained: (() => void) | undefined;
   #savedAt = performance.now();
   /** Zero chunks were skipped: the length must be set when finishing. */
   #sparse = false;
@@ -353,12 +354,17 @@ export class PartFile {
   }
 
   /** Writes `buf` at `pos`; the range is recorded only once the write returned. */
-  write(pos: number, buf: Uint8Array): Promise<void> {
-    const done = this.#write(pos, buf);
-    this.#writes.add(done);
-    const forget = (): void => void this.#writes.delete(done);
-    done.then(forget, forget);
-    return done;
+  async write(pos: number, buf: Uint8Array): Promise<void> {
+    this.#inflight++;
+    try {
+      await this.#write(pos, buf);
+    } finally {
+      if (--this.#inflight === 0 && this.#drained !== undefined) {
+        const wake = this.#drained;
+        this.#drained = undefined;
+        wake();
+      }
+    }
   }
 
   /** The `.part`'s handle: a fresh one starts empty, a resumed one keeps its bytes; never through a symlink. */
@@ -478,7 +484,7 @@ export class PartFile {
     if (this.#state === "finishing") await this.#finished?.catch(() => undefined);
     if (this.#state !== "open") return;
     this.#state = "closed";
-    await Promise.all([...this.#writes].map((w) => w.catch(() => undefined)));
+    if (this.#inflight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
     const fh = this.#fh;
     this.#fh = undefined;
     await fh?.then((h) => h.close()).catch(() => undefined);

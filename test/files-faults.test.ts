@@ -175,7 +175,7 @@ describe("file transfer faults", () => {
     expect(peakRss - baseline.rss).toBeLessThan(256 * MiB);
     expect(peakBuffers - baseline.arrayBuffers).toBeLessThan(128 * MiB);
     expect(peakHeap - baseline.heapUsed).toBeLessThan(128 * MiB);
-  });
+  }, 60_000);
 
   it("an upload interrupted by the client going away leaves only a .part, and the next upload resumes it", async () => {
     const root = await tempDir("swarmnet-up-root-");
