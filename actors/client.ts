@@ -15,14 +15,20 @@ import {
   ClosedError,
   ConnectionError,
   ErrorCode,
+  MAX_TIMER_DELAY_MS,
+  MessageTooLargeError,
   PROTOCOL_VERSION,
   ProtocolError,
   SessionEndedError,
   TimeoutError,
+  clearLongTimeout,
   decode,
   encode,
   errorFromWire,
   parseGatewayMessage,
+  safeInterval,
+  setLongTimeout,
+  type LongTimeout,
   type FileCreditMessage,
   type FileErrorMessage,
   type FileDataMessage,
@@ -60,7 +66,7 @@ export interface DataSink {
 export interface DataSlot {
   current: DataSink | undefined;
   /** The deadline timer of the call in flight. */
-  deadline?: NodeJS.Timeout | undefined;
+  deadline?: LongTimeout | undefined;
 }
 
 /** A request on its way; the machine settles it exactly once. */
@@ -68,7 +74,13 @@ export interface PendingCall {
   readonly id: number;
   readonly kind: CallKind;
   readonly frames: Frames;
+  /** The call's deadline in ms, as the caller gave it (for messages). */
   readonly timeoutMs: number;
+  /**
+   * When the deadline passes (`performance.now()` ms), counted from when the call was made, time
+   * queued behind other calls included; without it, `timeoutMs` from when the call goes out.
+   */
+  readonly deadline?: number;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: SwarmnetError) => void;
   /** For streams: where items go while the machine sits in `streaming`. */
@@ -83,6 +95,8 @@ export interface ClientMachineInput {
   closeTimeoutMs: number;
   /** Wait this long in the gateway's queue when its pool is full (0: refuse at once, as pynetwork did). */
   waitMs?: number;
+  /** Largest frame this client accepts and sends, in bytes (told to the gateway in the hello). */
+  maxMessageSize?: number;
 }
 
 export interface ClientContext {
@@ -91,6 +105,8 @@ export interface ClientContext {
   readonly connectTimeoutMs: number;
   readonly closeTimeoutMs: number;
   readonly waitMs: number;
+  /** The smaller of this client's and the gateway's largest frame (from the welcome): a request over it is refused before it is sent. */
+  readonly maxMessageSize: number | undefined;
   readonly handlerId: number | undefined;
   readonly pending: PendingCall | undefined;
   /** Why the client ended, when it did not end by a clean close. */
@@ -111,7 +127,13 @@ export type ClientEvent =
   | { type: "call.failed"; id: number; error: SwarmnetError }
   /** The call in flight reached its deadline (a plain timer, cheaper per call than a delayed transition). */
   | { type: "call.deadline"; id: number }
-  | { type: "transport.error"; error: Error };
+  | { type: "transport.error"; error: Error }
+  /**
+   * The session is over, as something outside the machine found (e.g. the link layer: lease
+   * run out, resume refused): the call in flight fails with `error`, the client ends in
+   * `closed`, and the Client class fails every queued call with the same error.
+   */
+  | { type: "session.lost"; error: SwarmnetError };
 
 const HELLO_ID = 0;
 
@@ -142,6 +164,14 @@ function answerOf(event: ClientEvent, pending: PendingCall): { ok: true; value: 
   }
 }
 
+/** The largest frame of a request, when it is over the limit; else undefined. */
+function oversize(frames: Frames, limit: number | undefined): number | undefined {
+  if (limit === undefined) return undefined;
+  let largest = 0;
+  for (const frame of frames) largest = Math.max(largest, frame.length);
+  return largest > limit ? largest : undefined;
+}
+
 function failPending(context: ClientContext, error: SwarmnetError): void {
   context.pending?.reject(error);
 }
@@ -149,7 +179,9 @@ function failPending(context: ClientContext, error: SwarmnetError): void {
 /** How a request in flight (a call or a stream) ends on a message from the gateway; shared by awaiting and streaming. */
 const ANSWERS = {
   wire: [
-    { guard: "sessionGone", target: "closed", actions: ["settlePending", "clearPending"] },
+    // Whatever request the gateway's "no session" answers (an rpc.cancel of a call that timed out
+    // included), the call in flight can no longer be served: it fails now, and the queue with it.
+    { guard: "sessionGone", target: "closed", actions: ["noteSessionGone", "failOnSessionGone", "clearPending"] },
     { guard: "answersPending", target: "ready", actions: ["settlePending", "clearPending"] },
   ],
   "wire.invalid": { target: "ready", actions: ["failOnInvalid", "clearPending"] },
@@ -166,20 +198,20 @@ export const clientMachine = setup({
       const { transport, slot } = input;
       let heartbeat: NodeJS.Timeout | undefined;
       let livenessMs: number | undefined;
-      let linkLost: NodeJS.Timeout | undefined;
+      let linkLost: LongTimeout | undefined;
       transport.start({
         onLink(up) {
-          clearTimeout(linkLost);
+          clearLongTimeout(linkLost);
           linkLost = undefined;
           // ZeroMQ reconnects by itself and the routing id survives: a blip shorter than the
           // gateway's lease keeps the session. Longer than that, the session is gone for sure.
           if (!up && livenessMs !== undefined) {
             const graceMs = livenessMs;
-            linkLost = setTimeout(
+            linkLost = setLongTimeout(
               () => sendBack({ type: "transport.error", error: new Error(`connection lost for ${graceMs} ms`) }),
               graceMs,
+              { unref: true },
             );
-            linkLost.unref();
           }
         },
         onMessage(frames) {
@@ -201,7 +233,7 @@ export const clientMachine = setup({
             // The lease is the gateway's; heartbeat at a third of it, off the call path, so a
             // client busy in user code between calls (or a slow stream consumer) keeps its slot.
             const frames = [encode({ type: "heartbeat", id: 0 })];
-            heartbeat = setInterval(() => transport.send(frames), Math.max(10, Math.floor(message.livenessMs / 3)));
+            heartbeat = setInterval(() => transport.send(frames), safeInterval(Math.max(10, Math.floor(message.livenessMs / 3))));
             heartbeat.unref();
           }
           sendBack({ type: "wire", message, raw: frames[1] });
@@ -212,14 +244,16 @@ export const clientMachine = setup({
       });
       return () => {
         clearInterval(heartbeat);
-        clearTimeout(linkLost);
+        clearLongTimeout(linkLost);
         transport.close();
       };
     }),
   },
+  // Capped at what Node's setTimeout honours: under a clock that does not chain timers (a user's own
+  // actor system), a longer delay would fire at once; the Controller's clock (longClock) needs no cap.
   delays: {
-    connectTimeout: ({ context }) => context.connectTimeoutMs + context.waitMs,
-    closeTimeout: ({ context }) => context.closeTimeoutMs,
+    connectTimeout: ({ context }) => Math.min(MAX_TIMER_DELAY_MS, context.connectTimeoutMs + context.waitMs),
+    closeTimeout: ({ context }) => Math.min(MAX_TIMER_DELAY_MS, context.closeTimeoutMs),
   },
   guards: {
     /** The gateway says this connection has no session (any more): nothing more can be served. */
@@ -240,12 +274,21 @@ export const clientMachine = setup({
       if (answer.ok) pending.resolve(answer.value);
       else pending.reject(answer.error);
     },
+    noteSessionGone: assign({
+      error: ({ event }) =>
+        event.type === "wire" && event.message.type === "error"
+          ? new SessionEndedError(`the gateway has no session for this client any more (${event.message.code}): ${event.message.message}`)
+          : undefined,
+    }),
+    failOnSessionGone: ({ context }) => {
+      if (context.error) failPending(context, context.error);
+    },
     failOnInvalid: ({ context, event }) => {
       if (event.type === "wire.invalid") failPending(context, event.error);
     },
     clearPending: assign(({ context }) => {
       // The deadline timer lives outside the context (a handle, not state): stop it with the call.
-      clearTimeout(context.slot.deadline);
+      clearLongTimeout(context.slot.deadline);
       context.slot.deadline = undefined;
       return { pending: undefined, completed: context.completed + 1 };
     }),
@@ -258,6 +301,7 @@ export const clientMachine = setup({
     connectTimeoutMs: input.connectTimeoutMs,
     closeTimeoutMs: input.closeTimeoutMs,
     waitMs: input.waitMs ?? 0,
+    maxMessageSize: input.maxMessageSize,
     handlerId: undefined,
     pending: undefined,
     error: undefined,
@@ -284,6 +328,10 @@ export const clientMachine = setup({
             : undefined,
       }),
     },
+    "session.lost": {
+      target: ".closed",
+      actions: assign({ error: ({ event }) => event.error }),
+    },
     "transport.error": {
       target: ".failed",
       actions: assign({
@@ -295,7 +343,13 @@ export const clientMachine = setup({
   states: {
     connecting: {
       entry: ({ context }) =>
-        send(context, { type: "hello", id: HELLO_ID, v: PROTOCOL_VERSION, ...(context.waitMs > 0 ? { waitMs: context.waitMs } : {}) }),
+        send(context, {
+          type: "hello",
+          id: HELLO_ID,
+          v: PROTOCOL_VERSION,
+          ...(context.waitMs > 0 ? { waitMs: context.waitMs } : {}),
+          ...(context.maxMessageSize === undefined ? {} : { maxMessageSize: context.maxMessageSize }),
+        }),
       on: {
         wire: [
           {
@@ -303,6 +357,11 @@ export const clientMachine = setup({
             target: "ready",
             actions: assign({
               handlerId: ({ event }) => (event.message.type === "welcome" ? event.message.handlerId : undefined),
+              maxMessageSize: ({ context, event }) => {
+                const theirs = event.message.type === "welcome" ? event.message.maxMessageSize : undefined;
+                if (theirs === undefined) return context.maxMessageSize;
+                return context.maxMessageSize === undefined ? theirs : Math.min(theirs, context.maxMessageSize);
+              },
             }),
           },
           {
@@ -332,6 +391,24 @@ export const clientMachine = setup({
       on: {
         call: [
           {
+            // Sent, ZeroMQ would drop the connection at the gateway: refuse it here, the client stays usable.
+            guard: ({ context, event }) => oversize(event.call.frames, context.maxMessageSize) !== undefined,
+            actions: ({ context, event }) =>
+              event.call.reject(
+                new MessageTooLargeError(
+                  `${event.call.kind} request of ${oversize(event.call.frames, context.maxMessageSize)} bytes is over the maxMessageSize of ${context.maxMessageSize} bytes: not sent`,
+                ),
+              ),
+          },
+          {
+            // Its deadline passed while it waited its turn: it fails without going out.
+            guard: ({ event }) => event.call.deadline !== undefined && event.call.deadline <= performance.now(),
+            actions: ({ context, event }) =>
+              event.call.reject(
+                new TimeoutError(`no answer to ${event.call.kind} from gateway ${context.endpoint} within ${event.call.timeoutMs} ms (spent waiting its turn): never sent`),
+              ),
+          },
+          {
             guard: ({ event }) => event.call.sink !== undefined,
             target: "streaming",
             actions: [
@@ -347,10 +424,13 @@ export const clientMachine = setup({
             actions: [
               assign({ pending: ({ event }) => event.call }),
               ({ context, event, self }) => {
-                const { id, timeoutMs } = event.call;
-                context.slot.deadline = setTimeout(() => {
-                  if (self.getSnapshot().status === "active") self.send({ type: "call.deadline", id });
-                }, timeoutMs);
+                const { id, timeoutMs, deadline } = event.call;
+                context.slot.deadline = setLongTimeout(
+                  () => {
+                    if (self.getSnapshot().status === "active") self.send({ type: "call.deadline", id });
+                  },
+                  deadline === undefined ? timeoutMs : deadline - performance.now(),
+                );
                 context.transport.send(event.call.frames);
               },
             ],
@@ -373,7 +453,13 @@ export const clientMachine = setup({
         "call.failed": {
           guard: ({ context, event }) => context.pending?.id === event.id,
           target: "ready",
-          actions: [({ context, event }) => context.pending?.reject(event.error), "clearPending"],
+          actions: [
+            // We gave up on it (no data within the deadline, a local failure): the handler drops it
+            // whatever its job is doing (a generator that never yields, a finally that never ends).
+            ({ context, event }) => send(context, { type: "rpc.cancel", id: event.id }),
+            ({ context, event }) => context.pending?.reject(event.error),
+            "clearPending",
+          ],
         },
         ...ANSWERS,
         close: {

@@ -42,11 +42,15 @@ export const controllerMachine = setup({
         "client.spawn": {
           actions: assign(({ context, event, spawn }) => {
             spawn("client", { id: event.id, input: event.input });
-            return { spawned: context.spawned + 1 };
+            // Ids are reused (see Controller): an old client's failure under this id is not this one's.
+            const { [event.id]: _old, ...failures } = context.failures;
+            return { spawned: context.spawned + 1, failures };
           }),
         },
         "client.release": { actions: stopChild(({ event }) => event.id) },
-        // A client that ended (closed, failed, crashed) leaves the tree.
+        // A client that ended (closed, failed, crashed) leaves the tree. Its id is reused once the
+        // Controller released it (its done or error event was handled by then: children report
+        // synchronously), so the event types this machine sees stay a bounded set.
         "xstate.done.actor.*": { actions: stopChild(({ event }) => (event as DoneActorEvent).actorId) },
         "xstate.error.actor.*": {
           actions: [

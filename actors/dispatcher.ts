@@ -7,6 +7,7 @@ import {
   ErrorCode,
   ProtocolError,
   decode,
+  describeThrown,
   encode,
   parseClientMessage,
   type ClientMessage,
@@ -14,18 +15,75 @@ import {
 } from "../protocol/index.js";
 import type { Frames, Peer, ServerTransport } from "../transports/transport.js";
 import type { HandlerEvent } from "./handler.js";
-import type { Outbox, SessionTable } from "./session.js";
+import type { Outbox, Refusal, SessionTable } from "./session.js";
 import type { SupervisorEvent } from "./supervisor.js";
 
-/** Encodes envelopes for a server transport. `send` throws only if the message cannot be encoded. */
+/** Replies the outbox refused to send as they were (each became an `error` to the request instead). */
+export interface RefusedReplies {
+  /** Larger than the session's `maxMessageSize` (SWARMNET_MESSAGE_TOO_LARGE). */
+  tooLarge: number;
+  /** The value could not be encoded as CBOR (SWARMNET_BAD_RESULT). */
+  unencodable: number;
+}
+
+/**
+ * Encodes envelopes for a server transport: encode or refuse. A message that
+ * cannot be encoded (a function in a result, a throwing getter) or whose
+ * frames exceed the limit is not sent; the request it answers gets an `error`
+ * instead (BAD_RESULT / MESSAGE_TOO_LARGE), which is counted. `send` never
+ * throws: nothing a subroutine returns can take the gateway down.
+ */
 export class WireOutbox implements Outbox {
   readonly #transport: ServerTransport;
-  constructor(transport: ServerTransport) {
+  readonly #maxMessageSize: number;
+  readonly refused: RefusedReplies = { tooLarge: 0, unencodable: 0 };
+  constructor(transport: ServerTransport, maxMessageSize = Number.MAX_SAFE_INTEGER) {
     this.#transport = transport;
+    this.#maxMessageSize = maxMessageSize;
   }
-  send(peer: Peer, message: GatewayMessage, raw?: Uint8Array): void {
-    const envelope = encode(message);
+  send(peer: Peer, message: GatewayMessage, raw?: Uint8Array, peerMaxMessageSize?: number): boolean {
+    const refusal = this.trySend(peer, message, raw, peerMaxMessageSize);
+    if (refusal !== undefined) this.countRefusal(refusal);
+    // Our own error envelope always encodes and is small; without a request id there is nobody to tell.
+    if (refusal !== undefined && message.id !== 0 && message.type !== "error") {
+      this.#transport.send(peer, [encode({ type: "error", id: message.id, code: refusal.code, message: refusal.message })]);
+    }
+    return refusal === undefined;
+  }
+
+  countRefusal(refusal: Refusal): void {
+    if (refusal.code === ErrorCode.MESSAGE_TOO_LARGE) this.refused.tooLarge++;
+    else this.refused.unencodable++;
+  }
+
+  trySend(peer: Peer, message: GatewayMessage, raw?: Uint8Array, peerMaxMessageSize?: number): Refusal | undefined {
+    const maxMessageSize = Math.min(peerMaxMessageSize ?? this.#maxMessageSize, this.#maxMessageSize);
+    let envelope: Uint8Array;
+    try {
+      envelope = encode(message);
+    } catch (err) {
+      return { code: ErrorCode.BAD_RESULT, message: `${describeMessage(message)} cannot be encoded as CBOR: ${describeThrown(err).message}` };
+    }
+    const largest = Math.max(envelope.length, raw?.length ?? 0);
+    if (largest > maxMessageSize) {
+      return {
+        code: ErrorCode.MESSAGE_TOO_LARGE,
+        message: `${describeMessage(message)} is ${largest} bytes, over the maxMessageSize of ${maxMessageSize} bytes`,
+      };
+    }
     this.#transport.send(peer, raw === undefined ? [envelope] : [envelope, raw]);
+    return undefined;
+  }
+}
+
+function describeMessage(message: GatewayMessage): string {
+  switch (message.type) {
+    case "rpc.result":
+      return "the result";
+    case "stream.items":
+      return "a stream item";
+    default:
+      return `a '${message.type}' message`;
   }
 }
 
@@ -93,7 +151,7 @@ export class Dispatcher {
       // Only a peer with a session hears about its malformed frame; others are dropped
       // so that garbage from a stranger costs us nothing but the decode.
       if (this.#table.byPeer(peer.key) !== undefined) {
-        this.#safeSend(peer, { type: "error", id: 0, code: ErrorCode.PROTOCOL, message: (err as Error).message });
+        this.#safeSend(peer, { type: "error", id: 0, code: ErrorCode.PROTOCOL, message: describeThrown(err).message });
       }
       return;
     }
@@ -187,7 +245,7 @@ export class Dispatcher {
       try {
         this.#adminCache = { at: now, snapshot: this.#admin() };
       } catch (err) {
-        this.#safeSend(peer, { type: "error", id, code: ErrorCode.REMOTE, message: `snapshot failed: ${(err as Error).message}` });
+        this.#safeSend(peer, { type: "error", id, code: ErrorCode.REMOTE, message: `snapshot failed: ${describeThrown(err).message}` });
         return;
       }
     }

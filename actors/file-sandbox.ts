@@ -33,6 +33,9 @@ import {
   checkName,
   checkRelativePath,
   normalizeRequestPath,
+  clearLongTimeout,
+  setLongTimeout,
+  type LongTimeout,
 } from "../protocol/index.js";
 import { JOURNAL_SUFFIX, LOCK_SUFFIX, PART_SUFFIX, isTransferFile, localFileError, sha256Prefix } from "./part-file.js";
 import { READ_NO_FOLLOW, checkReadable } from "./file-transfer.js";
@@ -424,10 +427,10 @@ parentPort.once("message", ({ source, flags, names }) => {
  */
 export async function matchInWorker(regex: { source: string; flags: string }, names: readonly string[], timeoutMs: number): Promise<number[]> {
   const worker = new Worker(WORKER_SOURCE, { eval: true });
-  let timer: NodeJS.Timeout | undefined;
+  let timer: LongTimeout | undefined;
   try {
     return await new Promise<number[]>((resolve, reject) => {
-      timer = setTimeout(() => {
+      timer = setLongTimeout(() => {
         reject(new InvalidArgumentError(`regex /${regex.source.slice(0, 64)}/ ran longer than ${timeoutMs} ms over ${names.length} names: refused`));
       }, timeoutMs);
       worker.once("message", (m: { hits?: number[]; error?: string }) => {
@@ -439,7 +442,7 @@ export async function matchInWorker(regex: { source: string; flags: string }, na
       worker.postMessage({ source: regex.source, flags: regex.flags, names });
     });
   } finally {
-    clearTimeout(timer);
+    clearLongTimeout(timer);
     void worker.terminate();
   }
 }

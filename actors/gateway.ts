@@ -82,7 +82,7 @@ export const gatewayMachine = setup({
   id: "gateway",
   context: ({ input }) => {
     const table = new SessionTable();
-    const outbox = new WireOutbox(input.transport);
+    const outbox = new WireOutbox(input.transport, input.maxEnvelopeBytes);
     return {
       ...input,
       table,
@@ -107,6 +107,7 @@ export const gatewayMachine = setup({
       livenessMs: context.livenessMs,
       hooks: context.hooks,
       files: context.files,
+      maxMessageSize: context.maxEnvelopeBytes,
     }),
   },
   initial: "idle",

@@ -17,6 +17,8 @@
 import { and, assign, enqueueActions, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
 import {
   ErrorCode,
+  describeThrown,
+  wireValueProblem,
   type CallMessage,
   type CancelMessage,
   type ErrorMessage,
@@ -94,20 +96,37 @@ export interface HandlerOutput {
   readonly requestId?: number;
 }
 
+/** Whether a subroutine's result is a promise (or any thenable); a Proxy whose trap throws is not. */
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === "object" || typeof value === "function") &&
-    typeof (value as { then?: unknown }).then === "function"
-  );
+  try {
+    return (
+      value !== null &&
+      (typeof value === "object" || typeof value === "function") &&
+      typeof (value as { then?: unknown }).then === "function"
+    );
+  } catch {
+    return false;
+  }
 }
 
 function errorReply(id: number, code: string, message: string, name?: string): ErrorMessage {
   return name === undefined ? { type: "error", id, code, message } : { type: "error", id, code, message, name };
 }
 
-/** Answers a batch call: bytes in the raw frame, other values in CBOR, a batch send's integer checked. */
+/**
+ * Answers a batch call: bytes in the raw frame, other values in CBOR, a batch
+ * send's integer checked. Whatever the value (a Proxy whose traps throw
+ * included), the caller gets an answer and nothing throws.
+ */
 function replyValue(session: Session, id: number, kind: RequestKind, name: string, result: unknown): void {
+  try {
+    replyValueUnsafe(session, id, kind, name, result);
+  } catch (err) {
+    session.reply(errorReply(id, ErrorCode.BAD_RESULT, `result of '${name}' could not be read: ${describeThrown(err).message}`));
+  }
+}
+
+function replyValueUnsafe(session: Session, id: number, kind: RequestKind, name: string, result: unknown): void {
   let value = result;
   if (kind === "batchSend") {
     if (value === undefined || value === null) value = 0;
@@ -121,11 +140,13 @@ function replyValue(session: Session, id: number, kind: RequestKind, name: strin
     session.reply({ type: "rpc.result", id, raw: true }, value);
     return;
   }
-  try {
-    session.reply({ type: "rpc.result", id, value });
-  } catch (err) {
-    session.reply(errorReply(id, ErrorCode.BAD_RESULT, `result of '${name}' cannot be encoded as CBOR: ${(err as Error).message}`));
+  // -0 and lone surrogates would arrive changed: refuse them (the outbox refuses what cannot be encoded or is too large).
+  const problem = wireValueProblem(value);
+  if (problem !== undefined) {
+    session.reply(errorReply(id, ErrorCode.BAD_RESULT, `result of '${name}' cannot cross the wire as it is: ${problem.replace(/^value/, "the result")}`));
+    return;
   }
+  session.reply({ type: "rpc.result", id, value });
 }
 
 /**
@@ -149,10 +170,11 @@ function threadCallJob(id: number, abort: AbortController, result: PromiseLike<u
   };
 }
 
+/** A subroutine's throw (or rejection), whatever was thrown, as the caller's RemoteError (BAD_RESULT for what cannot leave a thread). */
 function remoteFailure(id: number, error: unknown): ErrorMessage {
   if (error instanceof BadResult) return errorReply(id, ErrorCode.BAD_RESULT, error.message);
-  if (error instanceof Error) return errorReply(id, ErrorCode.REMOTE, error.message, error.name);
-  return errorReply(id, ErrorCode.REMOTE, String(error));
+  const { message, name } = describeThrown(error);
+  return errorReply(id, ErrorCode.REMOTE, message, name);
 }
 
 export const handlerMachine = setup({
@@ -249,15 +271,14 @@ export const handlerMachine = setup({
       const finish = (outcome: JobOutcome): void => {
         if (self.getSnapshot().status === "active") self.send({ type: "job.finished", id, outcome });
       };
-      let result: unknown;
+      let iterator: ReturnType<typeof iteratorOf>;
       try {
-        result = invokeSubroutine(entry, args, kwargs);
+        iterator = iteratorOf(invokeSubroutine(entry, args, kwargs));
       } catch (error) {
-        const e = error instanceof Error ? error : new Error(String(error));
-        finish({ type: "failed", code: ErrorCode.REMOTE, message: e.message, name: e.name });
+        const { message, name } = describeThrown(error);
+        finish(name === undefined ? { type: "failed", code: ErrorCode.REMOTE, message } : { type: "failed", code: ErrorCode.REMOTE, message, name });
         return;
       }
-      const iterator = iteratorOf(result);
       if (!iterator) {
         finish({
           type: "failed",
@@ -320,7 +341,8 @@ export const handlerMachine = setup({
         const settle = (next: HandlerEvent): void => {
           if (self.getSnapshot().status === "active") self.send(next);
         };
-        result.then(
+        // Promise.resolve adopts any thenable; a `then` that throws becomes a rejection, not a handler crash.
+        Promise.resolve(result).then(
           (value) => settle({ type: "call.done", id, value }),
           (error: unknown) => settle({ type: "call.failed", id, error }),
         );

@@ -8,9 +8,24 @@ import type { Peer } from "../transports/transport.js";
 import type { HandlerActorRef } from "./handler.js";
 import type { Job } from "./stream-job.js";
 
-/** Encodes and queues a message to one peer; never throws. */
+/**
+ * Encodes and queues a message to one peer; never throws. Returns false when
+ * the message was refused (not encodable, or a frame over `maxMessageSize`
+ * bytes, the gateway's own limit by default) and the request it answers was
+ * sent an `error` instead.
+ */
 export interface Outbox {
-  send(peer: Peer, message: GatewayMessage, raw?: Uint8Array): void;
+  send(peer: Peer, message: GatewayMessage, raw?: Uint8Array, maxMessageSize?: number): boolean;
+  /** Like `send`, but a refused message is only reported (code and reason), nobody is told and nothing counted: the caller decides. */
+  trySend(peer: Peer, message: GatewayMessage, raw?: Uint8Array, maxMessageSize?: number): Refusal | undefined;
+  /** Counts a refusal the caller settled on (for `gateway.snapshot().replies`). */
+  countRefusal(refusal: Refusal): void;
+}
+
+/** Why the outbox did not send a message: the error code and text the request should get. */
+export interface Refusal {
+  readonly code: string;
+  readonly message: string;
 }
 
 /** Messages sent while a request is still running: they do not answer it (a crash must still fail it). */
@@ -21,8 +36,10 @@ export class Session {
   readonly peer: Peer;
   /** The live handler; replaced when the supervisor restarts a crashed one. */
   ref: HandlerActorRef | undefined;
-  /** Actor id of the live handler (`handler-<id>.<generation>`). */
+  /** Actor id of the live handler (`handler-<slot>.<generation % 2>`). */
   actorId = "";
+  /** The pool slot, reused once free: part of the actor id (ids must not grow without bound). */
+  slot = 0;
   generation = 0;
   /** Times of the restarts inside the current restart window. */
   restarts: number[] = [];
@@ -37,12 +54,15 @@ export class Session {
    * handler got back to idle (its job still finishing): served on idle.
    */
   deferred: unknown;
+  /** Largest frame this session's client accepts (its hello's `maxMessageSize`); the gateway's own limit when it did not say. */
+  maxMessageSize: number | undefined;
   /** Last time anything arrived from this client (ms since epoch): the lease. */
   lastSeen = Date.now();
   readonly #outbox: Outbox;
 
-  constructor(handlerId: number, peer: Peer, outbox: Outbox) {
+  constructor(handlerId: number, peer: Peer, outbox: Outbox, maxMessageSize?: number) {
     this.handlerId = handlerId;
+    this.maxMessageSize = maxMessageSize;
     this.peer = peer;
     this.#outbox = outbox;
   }
@@ -54,13 +74,28 @@ export class Session {
     job?.cancel();
   }
 
-  /** Sends to this session's client; an answer to the request in flight clears it. */
-  reply(message: GatewayMessage, raw?: Uint8Array): void {
-    if (message.id !== 0 && !IN_PROGRESS.has(message.type)) {
+  /**
+   * Sends to this session's client; an answer to the request in flight clears
+   * it. Returns false when the message was refused (see `Outbox.send`): the
+   * request then got an `error`, which answers it too.
+   */
+  reply(message: GatewayMessage, raw?: Uint8Array): boolean {
+    const sent = this.#outbox.send(this.peer, message, raw, this.maxMessageSize);
+    if (message.id !== 0 && (!sent || !IN_PROGRESS.has(message.type))) {
       this.lastAnswered = message.id;
       if (message.id === this.inflight) this.inflight = undefined;
     }
-    this.#outbox.send(this.peer, message, raw);
+    return sent;
+  }
+
+  /** Sends a message that does not answer a request (e.g. stream items) if it can; else says why, sending nothing. */
+  tryReply(message: GatewayMessage, raw?: Uint8Array): Refusal | undefined {
+    return this.#outbox.trySend(this.peer, message, raw, this.maxMessageSize);
+  }
+
+  /** Counts a refusal from `tryReply` that ends a request (the gateway's stats). */
+  countRefusal(refusal: Refusal): void {
+    this.#outbox.countRefusal(refusal);
   }
 }
 

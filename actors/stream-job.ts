@@ -5,8 +5,8 @@
  * running (`busy.streaming`) and can cancel it; the items themselves do not
  * pay for a machine transition each.
  */
-import { ErrorCode, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
-import type { Session } from "./session.js";
+import { ErrorCode, describeThrown, wireValueProblem, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
+import type { Refusal, Session } from "./session.js";
 import { BadResult, ThreadCrash } from "./subroutines.js";
 
 /**
@@ -64,6 +64,11 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === "object" && typeof (value as { then?: unknown }).then === "function";
 }
 
+const noop = (): void => undefined;
+
+/** What a race against the job's interrupt returns when the interrupt won. */
+const INTERRUPTED = Symbol("interrupted");
+
 /** Turns whatever a stream subroutine returned into an iterator, or undefined if it is not iterable. */
 export function iteratorOf(result: unknown): AnyIterator | undefined {
   if (result === null || typeof result !== "object" || result instanceof Uint8Array || Array.isArray(result)) return undefined;
@@ -91,6 +96,12 @@ export class StreamJob implements Job {
   #maxOutstanding = 0;
   #abort: "none" | "client" | "cancel" = "none";
   #wake: (() => void) | undefined;
+  /** A batch the outbox refused (too large, not encodable): the stream ends with it. */
+  #failure: JobOutcome | undefined;
+  /** Resolvers of whoever races the generator against an abort, a cancel or a failure. */
+  readonly #interrupts = new Set<() => void>();
+  /** The generator is stuck in a `next()` we stopped waiting for: its `return()` cannot be awaited. */
+  #abandoned = false;
   // The batch being built.
   #meta: Array<[number, number] | [number, -1, unknown]> = [];
   #parts: Uint8Array[] = [];
@@ -160,6 +171,28 @@ export class StreamJob implements Job {
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();
+    for (const interrupt of this.#interrupts) interrupt();
+  }
+
+  /**
+   * Waits for `promise` unless `stop()` holds or comes to hold (an abort, a
+   * cancel, a refused batch): a generator that never yields, or a `finally`
+   * that never ends, must not keep the handler busy once nobody waits for it.
+   */
+  async #unless<T>(promise: PromiseLike<T>, stop: () => boolean): Promise<T | typeof INTERRUPTED> {
+    if (stop()) return INTERRUPTED;
+    let interrupt: () => void = noop;
+    const interrupted = new Promise<typeof INTERRUPTED>((resolve) => {
+      interrupt = () => {
+        if (stop()) resolve(INTERRUPTED);
+      };
+      this.#interrupts.add(interrupt);
+    });
+    try {
+      return await Promise.race([promise, interrupted]);
+    } finally {
+      this.#interrupts.delete(interrupt);
+    }
   }
 
   async #run(): Promise<void> {
@@ -168,18 +201,24 @@ export class StreamJob implements Job {
       outcome = await this.#pump();
     } catch (err) {
       this.#flush();
-      const error = err instanceof Error ? err : new Error(String(err));
+      const { message, name } = describeThrown(err);
       outcome =
         err instanceof ThreadCrash
-          ? { type: "crashed", message: error.message }
+          ? { type: "crashed", message }
           : err instanceof BadResult
-            ? { type: "failed", code: ErrorCode.BAD_RESULT, message: error.message }
-            : { type: "failed", code: ErrorCode.REMOTE, message: error.message, name: error.name };
+            ? { type: "failed", code: ErrorCode.BAD_RESULT, message }
+            : (this.#failure ?? (name === undefined ? { type: "failed", code: ErrorCode.REMOTE, message } : { type: "failed", code: ErrorCode.REMOTE, message, name }));
     }
     // Ended by the consumer, an end marker, a bad item or cancel: let the generator's finally run.
-    // (On a generator that threw, return() is a no-op.)
+    // (On a generator that threw, return() is a no-op.) A generator still stuck in a next() we
+    // gave up on runs its finally whenever that next() settles; a finally that never ends is
+    // waited for only until the handler is cancelled.
     try {
-      await this.#iterator.return?.();
+      const returned = this.#iterator.return?.();
+      if (isThenable(returned)) {
+        const settled = Promise.resolve(returned).then(noop, noop);
+        if (!this.#abandoned) await this.#unless(settled, () => this.#abort === "cancel");
+      }
     } catch {
       // A throw from the generator's cleanup changes nothing for the client.
     }
@@ -205,9 +244,10 @@ export class StreamJob implements Job {
   async #pump(): Promise<JobOutcome> {
     let sinceYield = 0;
     for (;;) {
+      if (this.#failure !== undefined) return this.#failure;
       if (this.#abort !== "none") {
         this.#flush();
-        return { type: "aborted", count: this.#itemsSent };
+        return this.#failure ?? { type: "aborted", count: this.#itemsSent };
       }
       if (this.#itemsSent >= this.#grantedItems || this.#bytesSent >= this.#grantedBytes) {
         this.#flush();
@@ -221,7 +261,17 @@ export class StreamJob implements Job {
       if (isThenable(step)) {
         // While the generator thinks, whatever is batched goes out on the next turn of the loop.
         this.#scheduleFlush();
-        step = await step;
+        const pending = step;
+        // A consumer's abort waits for the generator (so its finally runs before the acknowledgement);
+        // a cancel (the client gave up: its deadline passed) or a refused batch does not.
+        const settled = await this.#unless(pending, () => this.#abort === "cancel" || this.#failure !== undefined);
+        if (settled === INTERRUPTED) {
+          // The generator may never yield again: stop waiting (a late rejection is not unhandled).
+          Promise.resolve(pending).then(noop, noop);
+          this.#abandoned = true;
+          continue;
+        }
+        step = settled;
         sinceYield = 0;
         // Aborted or cancelled while the generator was busy: its item is not sent.
         if (this.#abort !== "none") continue;
@@ -229,7 +279,7 @@ export class StreamJob implements Job {
       const { done, value } = step as IteratorResult<unknown>;
       if (done) {
         this.#flush();
-        return { type: "done", count: this.#itemsSent };
+        return this.#failure ?? { type: "done", count: this.#itemsSent };
       }
       if (!Array.isArray(value) || typeof value[0] !== "number") {
         this.#flush();
@@ -244,7 +294,18 @@ export class StreamJob implements Job {
       // pynetwork's end markers: a negative ident or a null buffer ends the stream; they are not items.
       if (ident < 0 || buffer === null || buffer === undefined) {
         this.#flush();
-        return { type: "done", count: this.#itemsSent };
+        return this.#failure ?? { type: "done", count: this.#itemsSent };
+      }
+      if (!(buffer instanceof Uint8Array)) {
+        const problem = wireValueProblem(buffer);
+        if (problem !== undefined) {
+          this.#flush();
+          return this.#failure ?? {
+            type: "failed",
+            code: ErrorCode.BAD_RESULT,
+            message: `item ${this.#itemsSent} of stream '${this.#name}' cannot cross the wire as it is: ${problem.replace(/^value/, "its buffer")}`,
+          };
+        }
       }
       this.#add(ident, buffer);
       if (this.#meta.length >= STREAM_BATCH_ITEMS || this.#partBytes >= STREAM_BATCH_BYTES) {
@@ -281,14 +342,34 @@ export class StreamJob implements Job {
     });
   }
 
+  /**
+   * Sends the batch. If the outbox refuses it (an item CBOR cannot encode, or
+   * over `maxMessageSize`), the items go one at a time, so every item before
+   * the bad one is delivered, and the stream fails with the refusal.
+   */
   #flush(): void {
-    if (this.#meta.length === 0) return;
+    if (this.#meta.length === 0 || this.#failure !== undefined) return;
     const items = this.#meta as StreamItemsMessage["items"];
     const parts = this.#parts;
     const raw = parts.length === 0 ? undefined : parts.length === 1 ? parts[0] : Buffer.concat(parts, this.#partBytes);
     this.#meta = [];
     this.#parts = [];
     this.#partBytes = 0;
-    this.#session.reply({ type: "stream.items", id: this.id, items }, raw);
+    const refusal = this.#session.tryReply({ type: "stream.items", id: this.id, items }, raw);
+    if (refusal === undefined) return;
+    if (items.length === 1) return this.#fail(refusal, this.#itemsSent - 1);
+    let part = 0;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      const bytes = item[1] >= 0 ? parts[part++] : undefined;
+      const one = this.#session.tryReply({ type: "stream.items", id: this.id, items: [item] }, bytes);
+      if (one !== undefined) return this.#fail(one, this.#itemsSent - items.length + i);
+    }
+  }
+
+  #fail(refusal: Refusal, index: number): void {
+    this.#session.countRefusal(refusal);
+    this.#failure = { type: "failed", code: refusal.code, message: `stream '${this.#name}', item ${index}: ${refusal.message}` };
+    this.#wakeUp();
   }
 }

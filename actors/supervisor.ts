@@ -8,7 +8,7 @@
  *   accepting --shutdown--> stopped (final)
  */
 import { assign, fromCallback, setup, stopChild, type ActorRefFrom, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom } from "xstate";
-import { ErrorCode, PROTOCOL_VERSION, Status, type HelloMessage } from "../protocol/index.js";
+import { ErrorCode, PROTOCOL_VERSION, Status, describeThrown, safeInterval, type HelloMessage } from "../protocol/index.js";
 import type { Peer } from "../transports/transport.js";
 import type { FileSandbox } from "./file-sandbox.js";
 import { handlerMachine, type HandlerActorRef, type HandlerHooks, type HandlerInput, type HandlerOutput } from "./handler.js";
@@ -27,6 +27,8 @@ export interface SupervisorInput {
   hooks?: HandlerHooks | undefined;
   /** File roots and download dir, shared by every handler. */
   files?: FileSandbox | undefined;
+  /** The gateway's largest accepted frame, told to clients in the welcome. */
+  maxMessageSize?: number | undefined;
 }
 
 export interface SupervisorContext extends SupervisorInput {
@@ -43,6 +45,7 @@ export interface Waiter {
   readonly peer: Peer;
   readonly helloId: number;
   readonly since: number;
+  readonly maxMessageSize: number | undefined;
 }
 
 export type SupervisorEvent =
@@ -56,8 +59,24 @@ export type SupervisorEvent =
   /** End every session (gateway stopping) and stop accepting. */
   | { type: "shutdown"; code: string; reason: string };
 
+/**
+ * A handler's actor id: `handler-<slot>.<0|1>`. The slot is the lowest one no
+ * live session holds, and the suffix alternates on each restart (so a
+ * restarted handler never shares the crashed one's id). Ids are reused on
+ * purpose: xstate keeps one cache entry per event type a machine ever saw
+ * (`xstate.done.actor.<id>`), so ids unique over the gateway's life would
+ * grow its memory with every client that came and went. The handler id the
+ * client sees (`handlerId`) stays unique.
+ */
 function actorIdOf(session: Session): string {
-  return `handler-${session.handlerId}.${session.generation}`;
+  return `handler-${session.slot}.${session.generation % 2}`;
+}
+
+function freeSlot(table: SessionTable): number {
+  const taken = new Set(table.all().map((s) => s.slot));
+  let slot = 1;
+  while (taken.has(slot)) slot++;
+  return slot;
 }
 
 /**
@@ -66,7 +85,7 @@ function actorIdOf(session: Session): string {
  * unread in the socket: nobody is evicted for our own stall.
  */
 const leaseSweeper = fromCallback<SupervisorEvent, { table: SessionTable; livenessMs: number }>(({ input, sendBack }) => {
-  const intervalMs = Math.max(10, Math.floor(input.livenessMs / 4));
+  const intervalMs = safeInterval(Math.max(10, Math.floor(input.livenessMs / 4)));
   let last = Date.now();
   const timer = setInterval(() => {
     const now = Date.now();
@@ -84,8 +103,10 @@ const leaseSweeper = fromCallback<SupervisorEvent, { table: SessionTable; livene
 type Spawner = (src: "handler", options: { id: string; input: HandlerInput }) => unknown;
 
 /** Spawns a handler for `peer`, welcomes it, and returns the context changes. */
-function openSession(context: SupervisorContext, spawn: Spawner, peer: Peer, helloId: number): Partial<SupervisorContext> {
-  const session = new Session(context.nextHandlerId, peer, context.outbox);
+function openSession(context: SupervisorContext, spawn: Spawner, peer: Peer, hello: Pick<HelloMessage, "id" | "maxMessageSize">): Partial<SupervisorContext> {
+  const helloId = hello.id;
+  const session = new Session(context.nextHandlerId, peer, context.outbox, hello.maxMessageSize);
+  session.slot = freeSlot(context.table);
   session.actorId = actorIdOf(session);
   session.ref = spawn("handler", {
     id: session.actorId,
@@ -99,6 +120,7 @@ function openSession(context: SupervisorContext, spawn: Spawner, peer: Peer, hel
     handlerId: session.handlerId,
     v: PROTOCOL_VERSION,
     livenessMs: context.livenessMs,
+    ...(context.maxMessageSize === undefined ? {} : { maxMessageSize: context.maxMessageSize }),
   });
   return {
     nextHandlerId: context.nextHandlerId + 1,
@@ -136,6 +158,7 @@ export const supervisorMachine = setup({
         handlerId: session.handlerId,
         v: PROTOCOL_VERSION,
         livenessMs: context.livenessMs,
+        ...(context.maxMessageSize === undefined ? {} : { maxMessageSize: context.maxMessageSize }),
       });
     },
     refuseVersion: ({ context, event }) => {
@@ -167,7 +190,7 @@ export const supervisorMachine = setup({
       const waiting = [...context.waiting];
       while (waiting.length > 0 && context.table.size < context.maxPoolSize) {
         const waiter = waiting.shift()!;
-        merged = { ...merged, ...openSession(merged, spawn as Spawner, waiter.peer, waiter.helloId) };
+        merged = { ...merged, ...openSession(merged, spawn as Spawner, waiter.peer, { id: waiter.helloId, maxMessageSize: waiter.maxMessageSize }) };
         merged = { ...merged, stats: { ...merged.stats, waited: merged.stats.waited + 1 } };
       }
       return { nextHandlerId: merged.nextHandlerId, stats: merged.stats, waiting, poolSize: context.table.size };
@@ -194,7 +217,7 @@ export const supervisorMachine = setup({
         "session.open": [
           { guard: "isRepeatHello", actions: "welcomeAgain" },
           { guard: "isWrongVersion", actions: "refuseVersion" },
-          { actions: assign(({ context, event, spawn }) => openSession(context, spawn as Spawner, event.peer, event.message.id)) },
+          { actions: assign(({ context, event, spawn }) => openSession(context, spawn as Spawner, event.peer, event.message)) },
         ],
       },
     },
@@ -209,7 +232,10 @@ export const supervisorMachine = setup({
             guard: ({ event }) => (event.message.waitMs ?? 0) > 0,
             actions: [
               assign({
-                waiting: ({ context, event }) => [...context.waiting, { peer: event.peer, helloId: event.message.id, since: Date.now() }],
+                waiting: ({ context, event }) => [
+                  ...context.waiting,
+                  { peer: event.peer, helloId: event.message.id, since: Date.now(), maxMessageSize: event.message.maxMessageSize },
+                ],
               }),
               ({ event, self }) => {
                 const expired: SupervisorEvent = { type: "wait.expired", peerKey: event.peer.key, helloId: event.message.id };
@@ -292,7 +318,7 @@ export const supervisorMachine = setup({
             const failed = event as ErrorActorEvent;
             const session = context.table.byActor(failed.actorId);
             if (!session) return {};
-            const reason = failed.error instanceof Error ? failed.error.message : String(failed.error);
+            const reason = describeThrown(failed.error).message;
             const now = Date.now();
             session.restarts = session.restarts.filter((t: number) => now - t < context.restartWindowMs);
             const inflight = session.inflight;

@@ -30,7 +30,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import type { EventLoopUtilization } from "node:perf_hooks";
 import { MessageChannel, type MessagePort } from "node:worker_threads";
 import { Piscina } from "piscina";
-import { InvalidArgumentError, type Kwargs } from "../protocol/index.js";
+import { InvalidArgumentError, describeThrown, type Kwargs } from "../protocol/index.js";
 import { CREDIT_HINT, INTERRUPT } from "./stream-job.js";
 import { BadResult, ThreadCrash, type Subroutine, type SubroutineInvoker } from "./subroutines.js";
 import type { StreamCommand, StreamReply, ThreadCallResult, ThreadExport, ThreadTask, ThrownInfo } from "./thread-worker.js";
@@ -87,7 +87,7 @@ function isRetired(error: unknown): boolean {
 }
 
 function crash(error: unknown, moduleName: string): ThreadCrash {
-  const message = error instanceof Error ? error.message : String(error);
+  const { message } = describeThrown(error);
   return new ThreadCrash(`worker thread of ${moduleName} failed: ${message}`, { cause: error });
 }
 

@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { Controller, ErrorCode, SwarmnetError, normalizeEndpoint, type Client, type ClientCurve, type Swarm } from "../runtime/index.js";
+import { Controller, ErrorCode, SwarmnetError, describeThrown, normalizeEndpoint, type Client, type ClientCurve, type Swarm } from "../runtime/index.js";
 
 /** Exit codes of every subcommand (shown in `--help` and the README). */
 export const ExitCode = {
@@ -236,8 +236,7 @@ export function exitCodeOf(error: unknown): number {
 
 export function describeError(error: unknown): string {
   if (error instanceof SwarmnetError) return `${error.code}: ${error.message}`;
-  if (error instanceof Error) return error.message;
-  return String(error);
+  return describeThrown(error).message;
 }
 
 export const out = (line: string): void => void process.stdout.write(`${line}\n`);

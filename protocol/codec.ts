@@ -2,12 +2,27 @@
  * CBOR for envelopes and values (cbor-x). One encoder instance for the whole
  * process so that `registerClass` extensions apply everywhere.
  *
- * Uint8Array is encoded as a plain CBOR byte string (tagUint8Array: false), so
- * a Python or Go peer sees bytes, and decodes as a Buffer (a Uint8Array).
+ * The cbor-x options, and why:
+ * - `tagUint8Array: false`: a Uint8Array is a plain CBOR byte string, so a
+ *   Python or Go peer sees bytes; it decodes as a Buffer (a Uint8Array).
+ * - `useRecords: false`, `mapsAsObjects: true`: plain CBOR maps, no cbor-x
+ *   record extension a non-JavaScript peer could not read.
+ * - `encodeUndefinedAsNil: false`: undefined stays distinct from null, so
+ *   "a null buffer ends a stream" is exact.
+ * - 64-bit integers: cbor-x decodes every integer written in 8 bytes as a
+ *   BigInt; `decode` turns the ones a number holds exactly (|n| <= 2^53) into
+ *   numbers (`normalizeIntegers`), whatever width the sender picked (Python's
+ *   cbor2 writes 2**40 in 8 bytes). Larger ones stay BigInt. (cbor-x's
+ *   `int64AsNumber` would round those silently, so it is not used.)
+ * - `-0` and strings with lone surrogates cannot round-trip (cbor-x writes
+ *   -0 as 0; UTF-8 cannot hold a lone surrogate): `wireValueProblem` finds
+ *   them so callers refuse them before sending (protocol/values.ts).
  */
 import { Encoder, addExtension, setSizeLimits } from "cbor-x";
 import { ProtocolError } from "./errors.js";
+import { describeThrown } from "./thrown.js";
 import { LIMITS } from "./limits.js";
+import { normalizeIntegers } from "./values.js";
 
 setSizeLimits({
   maxArraySize: LIMITS.maxCollectionLength,
@@ -31,11 +46,14 @@ export function encode(value: unknown): Uint8Array {
 /** Decodes bytes from the wire; anything cbor-x refuses becomes a ProtocolError. */
 export function decode(bytes: Uint8Array): unknown {
   if (bytes.length === 0) throw new ProtocolError("empty frame");
+  let value: unknown;
   try {
-    return encoder.decode(bytes);
+    value = encoder.decode(bytes);
   } catch (err) {
-    throw new ProtocolError(`frame is not valid CBOR: ${(err as Error).message}`, { cause: err });
+    throw new ProtocolError(`frame is not valid CBOR: ${describeThrown(err).message}`, { cause: err });
   }
+  // 0x1b / 0x3b start an 8-byte unsigned / negative integer: only then can a BigInt be in there.
+  return bytes.indexOf(0x1b) >= 0 || bytes.indexOf(0x3b) >= 0 ? normalizeIntegers(value) : value;
 }
 
 /** Tags at or above this are free for applications (below are IANA-assigned or cbor-x's own). */

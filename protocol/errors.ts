@@ -33,6 +33,7 @@ export const ErrorCode = {
   FILE_CHANGED: "SWARMNET_FILE_CHANGED",
   FILES_NOT_DELIVERED: "SWARMNET_FILES_NOT_DELIVERED",
   ADMIN_DISABLED: "SWARMNET_ADMIN_DISABLED",
+  MESSAGE_TOO_LARGE: "SWARMNET_MESSAGE_TOO_LARGE",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -42,6 +43,7 @@ export const Status = {
   BAD_REQUEST: 400,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
+  TOO_LARGE: 413,
   UPGRADE_REQUIRED: 426,
   FAILED: 500,
   POOL_FULL: 503,
@@ -276,6 +278,17 @@ export class AdminDisabledError extends SwarmnetError {
   }
 }
 
+/**
+ * A request or a result is larger than `maxMessageSize` (the smaller of the
+ * two sides' limits): refused by whichever side found it before it was sent
+ * (status 413). The message gives both sizes. The connection stays usable.
+ */
+export class MessageTooLargeError extends SwarmnetError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.MESSAGE_TOO_LARGE, message, { ...options, status: Status.TOO_LARGE });
+  }
+}
+
 const knownCodes = new Set<string>(Object.values(ErrorCode));
 
 /**
@@ -324,6 +337,8 @@ export function errorFromWire(code: string, message: string, remoteName?: string
       return new SourceChangedError(message);
     case ErrorCode.ADMIN_DISABLED:
       return new AdminDisabledError(message);
+    case ErrorCode.MESSAGE_TOO_LARGE:
+      return new MessageTooLargeError(message);
     case ErrorCode.REMOTE:
     case ErrorCode.BAD_RESULT:
     case ErrorCode.REMOTE_CLOSE_DISABLED:

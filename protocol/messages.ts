@@ -27,6 +27,8 @@ export interface HelloMessage {
   readonly v: number;
   /** When the pool is full, wait this long in the gateway's fair queue for a slot instead of a 503. */
   readonly waitMs?: number;
+  /** Largest frame this client accepts, in bytes: the gateway refuses a larger answer with MESSAGE_TOO_LARGE instead of sending it. */
+  readonly maxMessageSize?: number;
 }
 export interface PingMessage {
   readonly type: "ping";
@@ -202,6 +204,8 @@ export interface WelcomeMessage {
   readonly v: number;
   /** The gateway ends a session silent for this long; clients heartbeat well within it. */
   readonly livenessMs: number;
+  /** Largest frame the gateway accepts, in bytes: a client refuses a larger request with MessageTooLargeError instead of sending it. */
+  readonly maxMessageSize?: number;
 }
 export interface RefusedMessage {
   readonly type: "refused";
@@ -532,8 +536,13 @@ export function parseClientMessage(value: unknown, hasRaw: boolean): ClientMessa
     case "hello": {
       const v = value["v"];
       if (typeof v !== "number" || !Number.isInteger(v)) throw new ProtocolError("hello needs an integer 'v'");
-      if (value["waitMs"] === undefined) return { type, id, v };
-      return { type, id, v, waitMs: count(value, "waitMs", MAX_WAIT_MS) };
+      return {
+        type,
+        id,
+        v,
+        ...(value["waitMs"] === undefined ? {} : { waitMs: count(value, "waitMs", MAX_WAIT_MS) }),
+        ...(value["maxMessageSize"] === undefined ? {} : { maxMessageSize: count(value, "maxMessageSize", Number.MAX_SAFE_INTEGER) }),
+      };
     }
     case "ping":
       return { type, id, data: value["data"] };
@@ -594,7 +603,8 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
       if (typeof handlerId !== "number" || typeof v !== "number" || typeof livenessMs !== "number") {
         throw new ProtocolError("bad welcome");
       }
-      return { type, id, status: Status.OK, handlerId, v, livenessMs };
+      const maxMessageSize = value["maxMessageSize"] === undefined ? undefined : count(value, "maxMessageSize", Number.MAX_SAFE_INTEGER);
+      return { type, id, status: Status.OK, handlerId, v, livenessMs, ...(maxMessageSize === undefined ? {} : { maxMessageSize }) };
     }
     case "stream.items": {
       const items = value["items"];

@@ -16,6 +16,9 @@ import {
   errorFromWire,
   parseGatewayMessage,
   type SwarmnetError,
+  clearLongTimeout,
+  setLongTimeout,
+  type LongTimeout,
 } from "../protocol/index.js";
 import type { ClientCurve, ClientTransport, TransportFactory } from "../transports/transport.js";
 import { zmqTransport } from "../transports/zmq.js";
@@ -36,7 +39,7 @@ export interface AdminOptions {
 interface Waiter {
   resolve(snapshot: GatewayInspection): void;
   reject(error: SwarmnetError): void;
-  timer: NodeJS.Timeout;
+  timer: LongTimeout;
 }
 
 const MAX_ID = 0xffff_ffff;
@@ -80,7 +83,7 @@ export class AdminConnection {
     const id = this.#nextId;
     this.#nextId = id >= MAX_ID ? 1 : id + 1;
     return new Promise<GatewayInspection>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = setLongTimeout(() => {
         this.#waiting.delete(id);
         reject(new TimeoutError(`no answer from gateway ${this.endpoint} within ${this.#timeoutMs} ms`));
       }, this.#timeoutMs);
@@ -121,7 +124,7 @@ export class AdminConnection {
 
   #settle(id: number): void {
     const waiter = this.#waiting.get(id);
-    if (waiter) clearTimeout(waiter.timer);
+    if (waiter) clearLongTimeout(waiter.timer);
     this.#waiting.delete(id);
   }
 

@@ -41,7 +41,9 @@ import {
   InvalidArgumentError,
   MAX_STREAM_WINDOW,
   SwarmnetError,
+  describeThrown,
   encode,
+  wireValueProblem,
   type Kwargs,
 } from "../protocol/index.js";
 import type { ClientCurve, Frames, TransportFactory } from "../transports/transport.js";
@@ -153,6 +155,8 @@ interface QueuedRequest {
   readonly message: Record<string, unknown>;
   readonly raw: Uint8Array | undefined;
   readonly timeoutMs: number;
+  /** When a batch call's deadline passes (performance.now() ms): counted from the command, queue time included. */
+  readonly deadline?: number;
 }
 
 /** The request on the wire. */
@@ -224,6 +228,13 @@ function isPlainObject(value: unknown): value is Kwargs {
 
 /** Checks a command and turns it into a queued request; an InvalidArgumentError says what is wrong. */
 function requestOf(command: SwarmClientCommand, requestId: RequestId, plan: Plan): QueuedRequest | InvalidArgumentError {
+  const request = unstampedRequestOf(command, requestId, plan);
+  // A stream's timeoutMs bounds each wait for data; a call's runs from now, its time in the queue included.
+  if (request instanceof InvalidArgumentError || request.kind === "stream") return request;
+  return { ...request, deadline: performance.now() + request.timeoutMs };
+}
+
+function unstampedRequestOf(command: SwarmClientCommand, requestId: RequestId, plan: Plan): QueuedRequest | InvalidArgumentError {
   const timeoutMs = "timeoutMs" in command && command.timeoutMs !== undefined ? command.timeoutMs : plan.timeoutMs;
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) return new InvalidArgumentError(`${command.type}: timeoutMs must be a positive integer, got ${String(timeoutMs)}`);
   if (command.type === "ping") {
@@ -264,7 +275,7 @@ function hasParent(self: AnyActorRef): boolean {
 
 function asSwarmnetError(error: unknown): SwarmnetError {
   if (error instanceof SwarmnetError) return error;
-  return new ConnectionError(error instanceof Error ? error.message : String(error), { cause: error });
+  return new ConnectionError(describeThrown(error).message, { cause: error });
 }
 
 /** Errors after which the next gateway (with a controller's several) is worth a try, as Controller.getClient() does. */
@@ -400,10 +411,13 @@ export const swarmClientMachine = setup({
       const current = context.current!;
       let frames: Frames;
       try {
-        const envelope = encode({ ...current.message, id: current.wireId });
+        const message = current.message;
+        const problem = wireValueProblem(message["type"] === "ping" ? message["data"] : [message["args"], message["kwargs"]]);
+        if (problem !== undefined) throw new Error(`they cannot cross the wire as they are: ${problem}`);
+        const envelope = encode({ ...message, id: current.wireId });
         frames = current.raw === undefined ? [envelope] : [envelope, current.raw];
       } catch (err) {
-        const error = new InvalidArgumentError(`arguments cannot be encoded as CBOR: ${(err as Error).message}`, { cause: err });
+        const error = new InvalidArgumentError(`arguments cannot be encoded as CBOR: ${describeThrown(err).message}`, { cause: err });
         enqueue.raise({ type: "reply.failed", wireId: current.wireId, error });
         if (current.reader) current.reader.fail(error);
         return;
@@ -414,6 +428,7 @@ export const swarmClientMachine = setup({
         kind: current.kind,
         frames,
         timeoutMs: current.timeoutMs,
+        ...(current.deadline === undefined ? {} : { deadline: current.deadline }),
         // Settled from inside the client machine's actions: hand over on a microtask, so this
         // actor's transition does not run nested inside the client's.
         resolve: (value) => queueMicrotask(() => self.send({ type: "reply.ok", wireId, value })),
@@ -478,6 +493,7 @@ export const swarmClientMachine = setup({
           connectTimeoutMs: context.plan.connectTimeoutMs,
           closeTimeoutMs: context.plan.closeTimeoutMs,
           waitMs: context.plan.waitMs,
+          maxMessageSize: context.plan.maxMessageSize,
         }),
         onSnapshot: {
           // Not while closing: a welcome that crossed our close is no longer news.

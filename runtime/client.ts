@@ -1,4 +1,3 @@
-import PQueue from "p-queue";
 import type { CallKind, ClientActorRef, PendingCall } from "../actors/client.js";
 import {
   ClosedError,
@@ -6,8 +5,10 @@ import {
   DEFAULT_STREAM_WINDOW_BYTES,
   InvalidArgumentError,
   MAX_STREAM_WINDOW,
+  describeThrown,
   encode,
   type FileListingMessage,
+  wireValueProblem,
   type Kwargs,
   type SwarmnetError,
 } from "../protocol/index.js";
@@ -20,6 +21,7 @@ import {
   type TransferChannel,
   type TransferSink,
 } from "./files.js";
+import { CallQueue } from "./call-queue.js";
 import type { GatewayInspection } from "./gateway.js";
 import { StreamReader, abortReason, type StreamItem, type StreamOptions } from "./stream.js";
 import { stateName, untilSnapshot } from "./wait.js";
@@ -61,7 +63,11 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 export interface CallOptions {
-  /** Deadline of this call in ms; the controller's `timeoutMs` when absent. */
+  /**
+   * Deadline of this call in ms, counted from when the call is made (time
+   * spent queued behind other calls on this client included); any positive
+   * integer, 2^31 ms and beyond too. @default the controller's `timeoutMs`
+   */
   timeoutMs?: number;
 }
 
@@ -80,7 +86,7 @@ function isPlainObject(value: unknown): value is Kwargs {
 export class Client {
   readonly endpoint: string;
   readonly #ref: ClientActorRef;
-  readonly #queue = new PQueue({ concurrency: 1 });
+  readonly #queue = new CallQueue();
   readonly #timeoutMs: number;
   readonly #onClosed: (client: Client) => void;
   readonly #files: { readonly downloadDir: string; readonly verbose: boolean };
@@ -99,10 +105,15 @@ export class Client {
     this.endpoint = endpoint;
     this.#timeoutMs = timeoutMs;
     this.#onClosed = onClosed;
-    // A client actor stopped from outside (controller closed, parent stopped) runs no
-    // exit actions: settle the call in flight here so it cannot hang.
+    // The session is over (closed, refused, failed, ended by the gateway or the link layer, or the
+    // actor stopped from outside, which runs no exit actions): every call still waiting in the queue
+    // fails at once with the reason, and the call in flight too, so nothing waits for its deadline.
     const abandon = (): void => {
-      this.#ref.getSnapshot().context.pending?.reject(new ClosedError("client actor stopped"));
+      const { pending, error } = this.#ref.getSnapshot().context;
+      pending?.reject(new ClosedError("client actor stopped"));
+      this.#queue.failAll(() => error ?? new ClosedError("client closed"), { inFlight: true });
+      // A client whose session ended without closeHandler() leaves the controller's list (and its id) too.
+      this.#onClosed(this);
     };
     this.#ref.subscribe({ complete: abandon, error: abandon });
   }
@@ -236,24 +247,26 @@ export class Client {
     signal?.addEventListener("abort", onAbort, { once: true });
     const callSite = captureCallSite();
     this.#queue
-      .add(
-        () =>
-          new Promise<unknown>((resolve, reject) => {
-            const closed = this.#closedError();
-            if (closed) return reject(closed);
-            if (reader.end !== "open") return resolve(undefined); // aborted before it began
-            const call: PendingCall = {
-              id,
-              kind: "stream",
-              frames: [encode({ ...message, id })],
-              timeoutMs,
-              resolve,
-              reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
-              sink: reader,
-            };
-            reader.markOpened();
-            this.#ref.send({ type: "call", call });
-          }),
+      .run<unknown>(
+        ({ resolve, reject }) => {
+          const closed = this.#closedError();
+          if (closed) return reject(closed);
+          if (reader.end !== "open" || reader.failed) return resolve(undefined); // aborted or timed out before it began
+          const problem = wireValueProblem([message["args"], message["kwargs"]]);
+          if (problem !== undefined) return reject(new InvalidArgumentError(`stream: arguments cannot cross the wire as they are: ${problem}`));
+          const call: PendingCall = {
+            id,
+            kind: "stream",
+            frames: [encode({ ...message, id })],
+            timeoutMs,
+            resolve,
+            reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
+            sink: reader,
+          };
+          reader.markOpened();
+          this.#ref.send({ type: "call", call });
+        },
+        { what: `stream '${String(message["name"])}'` },
       )
       .then(
         () => undefined,
@@ -313,25 +326,25 @@ export class Client {
     const callSite = captureCallSite();
     let sink: TransferSink | undefined;
     return this.#queue
-      .add(
-        () =>
-          new Promise<unknown>((resolve, reject) => {
-            const closed = this.#closedError();
-            if (closed) return reject(closed);
-            const id = this.#allocateId();
-            sink = makeSink(id, this.#sinkControl(id));
-            const call: PendingCall = {
-              id,
-              kind: "files",
-              frames: [encode({ ...message, id })],
-              timeoutMs,
-              resolve,
-              reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
-              sink,
-            };
-            sink.start();
-            this.#ref.send({ type: "call", call });
-          }),
+      .run<unknown>(
+        ({ resolve, reject }) => {
+          const closed = this.#closedError();
+          if (closed) return reject(closed);
+          const id = this.#allocateId();
+          sink = makeSink(id, this.#sinkControl(id));
+          const call: PendingCall = {
+            id,
+            kind: "files",
+            frames: [encode({ ...message, id })],
+            timeoutMs,
+            resolve,
+            reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
+            sink,
+          };
+          sink.start();
+          this.#ref.send({ type: "call", call });
+        },
+        { what: `transfer '${String(message["type"])}'` },
       )
       .then(
         () => undefined,
@@ -359,11 +372,13 @@ export class Client {
 
   /**
    * Closes the handler on the gateway (its pool slot is free when this
-   * resolves) and this client's connection. Waits for queued calls first;
-   * an open stream is ended (its consumer gets ClosedError). A no-op when
-   * already closed.
+   * resolves) and this client's connection. Calls still queued fail at once
+   * with ClosedError; the call in flight is let finish (its deadline bounds
+   * the wait); an open stream is ended (its consumer gets ClosedError). A
+   * no-op when already closed.
    */
   async closeHandler(): Promise<void> {
+    this.#queue.failAll(() => new ClosedError("client closed with this call still queued: never sent"));
     // An open stream would hold the queue for as long as nobody consumes it: closing ends it.
     if (this.#ref.getSnapshot().value === "streaming") this.#ref.send({ type: "close" });
     await this.#queue.onIdle();
@@ -419,31 +434,37 @@ export class Client {
     if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
       return Promise.reject(new InvalidArgumentError(`timeoutMs must be a positive integer, got ${String(timeoutMs)}`));
     }
+    // -0, lone surrogates, cycles: refused before anything is queued, instead of arriving changed.
+    const problem = wireValueProblem(message["type"] === "ping" ? message["data"] : [message["args"], message["kwargs"]]);
+    if (problem !== undefined) {
+      return Promise.reject(new InvalidArgumentError(`${kind}: arguments cannot cross the wire as they are: ${problem}`));
+    }
     // Captured now, so a timeout's stack points at the caller's line, not at a timer.
     const callSite = captureCallSite();
-    return this.#queue.add(
-      () =>
-        new Promise<unknown>((resolve, reject) => {
-          const closed = this.#closedError();
-          if (closed) return reject(closed);
-          const id = this.#allocateId();
-          let envelope: Uint8Array;
-          try {
-            envelope = encode({ ...message, id });
-          } catch (err) {
-            reject(new InvalidArgumentError(`arguments cannot be encoded as CBOR: ${(err as Error).message}`, { cause: err }));
-            return;
-          }
-          const call: PendingCall = {
-            id,
-            kind,
-            frames: raw === undefined ? [envelope] : [envelope, raw],
-            timeoutMs,
-            resolve,
-            reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
-          };
-          this.#ref.send({ type: "call", call });
-        }),
+    return this.#queue.run<unknown>(
+      ({ deadline, resolve, reject }) => {
+        const closed = this.#closedError();
+        if (closed) return reject(closed);
+        const id = this.#allocateId();
+        let envelope: Uint8Array;
+        try {
+          envelope = encode({ ...message, id });
+        } catch (err) {
+          reject(new InvalidArgumentError(`arguments cannot be encoded as CBOR: ${describeThrown(err).message}`, { cause: err }));
+          return;
+        }
+        const call: PendingCall = {
+          id,
+          kind,
+          frames: raw === undefined ? [envelope] : [envelope, raw],
+          timeoutMs,
+          deadline,
+          resolve,
+          reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
+        };
+        this.#ref.send({ type: "call", call });
+      },
+      { timeoutMs, what: kind, onFail: (error) => atCallSite(error as SwarmnetError, callSite) },
     );
   }
 }

@@ -12,6 +12,7 @@ import {
   ErrorCode,
   InvalidArgumentError,
   SwarmnetError,
+  longClock,
 } from "../protocol/index.js";
 import type { ClientCurve, TransportFactory } from "../transports/transport.js";
 import { zmqTransport } from "../transports/zmq.js";
@@ -32,11 +33,18 @@ export interface ControllerOptions {
   downloadDir?: string;
   /** Progress bars on stderr for transfers. @default false */
   verbose?: boolean;
-  /** Deadline of each call in ms, unless the call says otherwise. @default 10000 */
+  /**
+   * Deadline of each call in ms, unless the call says otherwise, counted from when the call is made
+   * (queue time included); any positive integer, 2^31 ms and beyond too. @default 10000
+   */
   timeoutMs?: number;
-  /** How long getClient() waits for a gateway's answer, per gateway tried. @default 5000 */
+  /** How long getClient() waits for a gateway's answer, per gateway tried, in ms. @default 5000 */
   connectTimeoutMs?: number;
-  /** Largest ZeroMQ frame accepted, in bytes. @default 64 MiB */
+  /**
+   * Largest ZeroMQ frame accepted, in bytes; told to the gateway, which refuses larger answers. A
+   * request with a frame over this or over the gateway's limit fails with MessageTooLargeError
+   * (SWARMNET_MESSAGE_TOO_LARGE) before it is sent, and the client stays usable. @default 64 MiB
+   */
   maxMessageSize?: number;
   /** CURVE: this controller's key pair and the gateway's public key (Z85). Needed for a gateway with CURVE on. */
   curve?: ClientCurve;
@@ -103,7 +111,12 @@ export class Controller {
   readonly #curve: ClientCurve | undefined;
   readonly #actor: Actor<typeof controllerMachine>;
   readonly #clients = new Set<Client>();
-  #nextClient = 1;
+  /**
+   * Client actor ids in use (`client-<n>`). A released id is reused, lowest first: xstate keeps
+   * one cache entry per event type a machine ever saw (`xstate.done.actor.<id>`), so ids unique
+   * over the controller's life would grow its memory with every client that came and went.
+   */
+  readonly #ids = new Set<number>();
   #rotation = 0;
 
   constructor(options: ControllerOptions = {}) {
@@ -130,6 +143,8 @@ export class Controller {
     this.#curve = options.curve;
     this.#actor = createActor(controllerMachine, {
       id: "controller",
+      // Delays users size (connectTimeoutMs, ...) may pass 2^31 ms, where Node's timers overflow.
+      clock: longClock,
       input: { endpoints: this.endpoints },
       ...(options.inspect ? { inspect: options.inspect } : {}),
     });
@@ -215,6 +230,13 @@ export class Controller {
     await this.close();
   }
 
+  #takeSlot(): number {
+    let slot = 1;
+    while (this.#ids.has(slot)) slot++;
+    this.#ids.add(slot);
+    return slot;
+  }
+
   #rotate(): string[] {
     const start = this.#rotation++ % this.endpoints.length;
     return [...this.endpoints.slice(start), ...this.endpoints.slice(0, start)];
@@ -223,23 +245,33 @@ export class Controller {
   async #connect(endpoint: string, connectTimeoutMs: number, waitMs: number): Promise<Client> {
     if (!Number.isInteger(waitMs) || waitMs < 0) throw new InvalidArgumentError(`getClient: waitMs must be a non-negative integer, got ${String(waitMs)}`);
     if (this.#actor.getSnapshot().status !== "active") throw new ClosedError("controller is closed");
-    const id = `client-${this.#nextClient++}`;
+    const slot = this.#takeSlot();
+    const id = `client-${slot}`;
     const transport = this.#transport.client(endpoint, { maxMessageSize: this.#maxMessageSize, curve: this.#curve });
     this.#actor.send({
       type: "client.spawn",
       id,
-      input: { transport, endpoint, connectTimeoutMs, waitMs, closeTimeoutMs: Math.min(this.#timeoutMs, 5_000) },
+      input: {
+        transport,
+        endpoint,
+        connectTimeoutMs,
+        waitMs,
+        closeTimeoutMs: Math.min(this.#timeoutMs, 5_000),
+        maxMessageSize: this.#maxMessageSize,
+      },
     });
     // Processed at once unless the controller is mid-step (then just after): wait for the child or its failure.
     const snapshot = await untilSnapshot(this.#actor, (s) => s.children[id] !== undefined || id in s.context.failures).catch(() => undefined);
     const ref = snapshot?.children[id] as ClientActorRef | undefined;
     if (!ref) {
+      this.#ids.delete(slot);
       const cause = snapshot?.context.failures[id];
       throw new ConnectionError(`could not create a client for ${endpoint}${cause instanceof Error ? `: ${cause.message}` : ""}`, { cause });
     }
     const client = new Client(ref, endpoint, this.#timeoutMs, (c) => {
-      this.#clients.delete(c);
+      if (!this.#clients.delete(c)) return;
       if (this.#actor.getSnapshot().status === "active") this.#actor.send({ type: "client.release", id });
+      this.#ids.delete(slot);
     }, { downloadDir: this.downloadDir, verbose: this.verbose });
     this.#clients.add(client);
     return client.connected();

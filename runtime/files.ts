@@ -50,6 +50,10 @@ import {
   type FileListingMessage,
   type NotDelivered,
   type TransferReport,
+  clearLongTimeout,
+  setLongTimeout,
+  type LongTimeout,
+  describeThrown,
 } from "../protocol/index.js";
 import { ProgressBar } from "./progress-bar.js";
 
@@ -288,7 +292,7 @@ class ProgressTracker {
  * checks it a few times per deadline instead of being re-armed per chunk.
  */
 class Silence {
-  #timer: NodeJS.Timeout | undefined;
+  #timer: LongTimeout | undefined;
   #last = 0;
   readonly #ms: number;
   readonly #onTimeout: () => void;
@@ -305,13 +309,14 @@ class Silence {
         this.#timer = undefined;
         this.#onTimeout();
       } else {
-        this.#timer = setTimeout(check, Math.max(1, Math.min(this.#ms - idle, this.#ms / 4)));
+        this.#timer = setLongTimeout(check, Math.max(1, Math.min(this.#ms - idle, this.#ms / 4)));
       }
     };
-    this.#timer = setTimeout(check, this.#ms);
+    // Long timers: a timeoutMs of 2^31 ms or more must not fire at once.
+    this.#timer = setLongTimeout(check, this.#ms);
   }
   stop(): void {
-    clearTimeout(this.#timer);
+    clearLongTimeout(this.#timer);
     this.#timer = undefined;
   }
 }
@@ -373,7 +378,7 @@ class DownloadSink implements TransferSink {
   stop(error: unknown): void {
     this.#over = true;
     this.#silence.stop();
-    this.#receiver.fail(error instanceof SwarmnetError ? error : new AbortedError(String(error)));
+    this.#receiver.fail(error instanceof SwarmnetError ? error : new AbortedError(describeThrown(error).message));
   }
 
   /** A local failure or a deadline: tell the gateway to drop the job, fail the call. */

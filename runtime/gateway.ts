@@ -1,5 +1,6 @@
 import { createActor, type Actor, type InspectionEvent, type Observer } from "xstate";
 import { FileSandbox } from "../actors/file-sandbox.js";
+import type { RefusedReplies } from "../actors/dispatcher.js";
 import { gatewayMachine } from "../actors/gateway.js";
 import type { CurrentRequest, HandlerHooks, HandlerSnapshot, JobProgress } from "../actors/handler.js";
 import { SubroutineRegistry, type Subroutine } from "../actors/subroutines.js";
@@ -17,6 +18,7 @@ import {
   DEFAULT_RESTART_WINDOW_MS,
   DEFAULT_STOP_GRACE_MS,
   InvalidArgumentError,
+  longClock,
 } from "../protocol/index.js";
 import type { ServerCurve, ServerTransportStats, TransportFactory } from "../transports/transport.js";
 import { warn } from "./logger.js";
@@ -38,7 +40,12 @@ export interface GatewayOptions {
   restartWindowMs?: number;
   /** A session silent this long (clients heartbeat at a third of it) is ended and its slot freed. @default 15000 */
   livenessMs?: number;
-  /** Largest ZeroMQ frame accepted, in bytes; a larger one drops that connection. @default 64 MiB */
+  /**
+   * Largest ZeroMQ frame accepted and sent, in bytes. A larger inbound frame drops that connection
+   * (clients learn the limit in the welcome and refuse larger requests themselves); an answer with a
+   * frame over it, or over the client's own limit, is not sent: the caller gets MessageTooLargeError
+   * and `snapshot().replies.tooLarge` counts it. @default 64 MiB
+   */
   maxMessageSize?: number;
   /** How long `stop()` lets calls in flight finish, in ms. @default 5000 */
   stopGraceMs?: number;
@@ -102,6 +109,12 @@ export interface GatewayInspection {
   readonly handlers: readonly HandlerInspection[];
   /** Handshakes completed, CURVE clients refused (unauthorized key), peers that failed the handshake otherwise. */
   readonly security: ServerTransportStats;
+  /**
+   * Answers the gateway refused to send as they were, since it started: over the client's or the
+   * gateway's `maxMessageSize` (`tooLarge`, the caller got MessageTooLargeError) or not encodable as
+   * CBOR (`unencodable`, the caller got SWARMNET_BAD_RESULT).
+   */
+  readonly replies: RefusedReplies;
   /** Worker-thread pools (`addSubroutines`): threads, queue, and how busy each worker is. */
   readonly threads: readonly ThreadPoolInspection[];
 }
@@ -171,6 +184,8 @@ export class Gateway {
     this.#testHooks = options.testHooks !== undefined;
     this.#actor = createActor(gatewayMachine, {
       id: "gateway",
+      // Delays users size (stopGraceMs, ...) may pass 2^31 ms, where Node's timers overflow.
+      clock: longClock,
       input: {
         transport,
         registry: this.#registry,
@@ -351,6 +366,7 @@ export class Gateway {
       },
       handlers,
       security: this.#transport.stats(),
+      replies: { ...gw.context.outbox.refused },
       threads: [...this.#pools.keys()].map((pool) => pool.inspect()),
     };
   }

@@ -11,6 +11,7 @@ export { reorderByIdent } from "./stream.js";
 export { generateKeyPair } from "./keys.js";
 export { DataType, toBytes, fromBytes, strToBytes, bytesToStr, intToBytes, bytesToInt } from "./bytes.js";
 export { normalizeEndpoint } from "./endpoint.js";
+export { describeThrown } from "../protocol/thrown.js";
 export { registerClass, encode, decode, MIN_CLASS_TAG } from "../protocol/codec.js";
 export {
   SwarmnetError,
@@ -38,6 +39,7 @@ export {
   SourceChangedError,
   FilesNotDeliveredError,
   AdminDisabledError,
+  MessageTooLargeError,
   ErrorCode,
   Status,
 } from "../protocol/errors.js";
@@ -67,6 +69,8 @@ export { MemoryHub } from "../transports/memory.js";
 
 export type { GatewayOptions, GatewayInspection, HandlerInspection, InspectCallback, AddSubroutinesOptions } from "./gateway.js";
 export type { ThreadPoolInspection, ThreadWorkerInspection } from "../actors/thread-pool.js";
+export type { RefusedReplies } from "../actors/dispatcher.js";
+export type { ThrownDescription } from "../protocol/thrown.js";
 export type { ControllerOptions, GetClientOptions } from "./controller.js";
 export type { AdminOptions } from "./admin.js";
 export type { CallOptions, StreamCallback, EndOfStreamCallback } from "./client.js";

@@ -10,7 +10,7 @@
  * without one, this link sends `session.close` itself and keeps the socket
  * open until `session.closed` comes back or `goodbyeMs` passes.
  */
-import { ErrorCode, decode, encode } from "../protocol/index.js";
+import { ErrorCode, clearLongTimeout, decode, encode, setLongTimeout, type LongTimeout } from "../protocol/index.js";
 import type { ClientTransport, ClientTransportHandlers, Frames } from "../transports/transport.js";
 
 const GOODBYE: Frames = [encode({ type: "session.close", id: 0 })];
@@ -23,7 +23,7 @@ export class SessionLink implements ClientTransport {
   #state: LinkState = "open";
   #welcomed = false;
   #up = true;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: LongTimeout | undefined;
 
   constructor(inner: ClientTransport, goodbyeMs: number) {
     this.#inner = inner;
@@ -63,8 +63,7 @@ export class SessionLink implements ClientTransport {
     if (this.#state === "open" && this.#welcomed && this.#up) {
       this.#state = "goodbye";
       this.#inner.send(GOODBYE);
-      this.#timer = setTimeout(() => this.#finish(), this.#goodbyeMs);
-      this.#timer.unref();
+      this.#timer = setLongTimeout(() => this.#finish(), this.#goodbyeMs, { unref: true });
       return;
     }
     this.#finish();
@@ -88,7 +87,7 @@ export class SessionLink implements ClientTransport {
   }
 
   #finish(): void {
-    clearTimeout(this.#timer);
+    clearLongTimeout(this.#timer);
     this.#state = "closed";
     this.#inner.close();
   }

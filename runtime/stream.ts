@@ -8,6 +8,8 @@ import type { DataSink } from "../actors/client.js";
 import {
   AbortedError,
   TimeoutError,
+  clearLongTimeout,
+  setLongTimeout,
   type StreamEndMessage,
   type StreamItemsMessage,
   type SwarmnetError,
@@ -70,6 +72,11 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
   /** @internal The open request is going on the wire now. */
   markOpened(): void {
     this.#opened = true;
+  }
+
+  /** Whether the stream failed (timed out, remote error, closed): a stream still queued is then never sent. */
+  get failed(): boolean {
+    return this.#error !== NOTHING;
   }
 
   /** Why the stream ended: "done" (the generator ended it), "aborted" (we asked), or "open". */
@@ -171,11 +178,11 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
   #waitForData(aborting = false): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
       const wake = (): void => {
-        clearTimeout(timer);
+        clearLongTimeout(timer);
         this.#waiters.delete(wake);
         resolve(true);
       };
-      const timer = setTimeout(() => {
+      const timer = setLongTimeout(() => {
         this.#waiters.delete(wake);
         const error = new TimeoutError(
           aborting

@@ -4,8 +4,12 @@ import { onTestFinished } from "vitest";
 import { within } from "./helpers.js";
 
 /** Starts a TS fixture in its own process; resolves with the port it printed. Killed when the test ends. */
-export async function startProcess(fixture: string, args: readonly (string | number)[] = []): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ["--import", "tsx", fixture, ...args.map(String)], { stdio: ["ignore", "pipe", "inherit"] });
+export async function startProcess(
+  fixture: string,
+  args: readonly (string | number)[] = [],
+  nodeArgs: readonly string[] = [],
+): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", fixture, ...args.map(String)], { stdio: ["ignore", "pipe", "inherit"] });
   onTestFinished(() => {
     if (child.exitCode === null) child.kill("SIGKILL");
   });
