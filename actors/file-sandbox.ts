@@ -81,10 +81,10 @@ export function isInside(child: string, root: string): boolean {
 /** Maps a file-system error to the typed error a client should see. */
 export function fileError(err: unknown, what: string): SwarmnetError {
   if (err instanceof SwarmnetError) return err;
-  const code = (err as NodeJS.ErrnoException).code;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === "ENOENT" || code === "ENOTDIR") return new FileNotFoundError(`${what}: no such file or folder`, { cause: err });
   if (code === "EACCES" || code === "EPERM") return new FileAccessError(`${what}: permission denied (${code})`, { cause: err });
-  return new FileAccessError(`${what}: ${code ?? (err as Error).message}`, { cause: err });
+  return new FileAccessError(`${what}: ${code ?? (err instanceof Error ? err.message : String(err))}`, { cause: err });
 }
 
 function problemOf(path: string, err: unknown): ListedProblem {

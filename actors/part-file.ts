@@ -118,7 +118,7 @@ export function localFileError(err: unknown, what: string): SwarmnetError {
     : code === "ENOSPC" ? "no space left on the device"
     : code === "ENOTDIR" ? "a part of the path is not a folder"
     : code === "ENOENT" ? "no such file or folder"
-    : (code ?? (err as Error).message);
+    : (code ?? (err instanceof Error ? err.message : String(err)));
   return new FileAccessError(`${what}: ${text}${code && !text.includes(code) ? ` (${code})` : ""}`, { cause: err });
 }
 
