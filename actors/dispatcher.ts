@@ -18,6 +18,27 @@ import type { HandlerEvent } from "./handler.js";
 import type { Outbox, Refusal, SessionTable } from "./session.js";
 import type { SupervisorEvent } from "./supervisor.js";
 
+/**
+ * Sees every valid message in and every message out, for metrics. Called on the
+ * data plane: implementations must be cheap and must not throw. Without one,
+ * the dispatcher and outbox do no work for it at all.
+ */
+export interface WireObserver {
+  inbound(peer: Peer, message: ClientMessage, raw: Uint8Array | undefined): void;
+  outbound(peer: Peer, message: GatewayMessage, raw: Uint8Array | undefined): void;
+  /** The transport could not deliver to this peer: its session is gone. */
+  lost(peer: Peer): void;
+}
+
+/** An observer's bug must not take the data plane down with it: counting is never worth a lost message. */
+function observeSafely(call: () => void): void {
+  try {
+    call();
+  } catch {
+    // Dropped: a metric missed, nothing else.
+  }
+}
+
 /** Replies the outbox refused to send as they were (each became an `error` to the request instead). */
 export interface RefusedReplies {
   /** Larger than the session's `maxMessageSize` (SWARMNET_MESSAGE_TOO_LARGE). */
@@ -37,16 +58,24 @@ export class WireOutbox implements Outbox {
   readonly #transport: ServerTransport;
   readonly #maxMessageSize: number;
   readonly refused: RefusedReplies = { tooLarge: 0, unencodable: 0 };
+  #observer: WireObserver | undefined;
   constructor(transport: ServerTransport, maxMessageSize = Number.MAX_SAFE_INTEGER) {
     this.#transport = transport;
     this.#maxMessageSize = maxMessageSize;
   }
+  /** Shows every message sent (after it passed the checks) to `observer` (metrics). */
+  observe(observer: WireObserver): void {
+    this.#observer = observer;
+  }
+
   send(peer: Peer, message: GatewayMessage, raw?: Uint8Array, peerMaxMessageSize?: number): boolean {
     const refusal = this.trySend(peer, message, raw, peerMaxMessageSize);
     if (refusal !== undefined) this.countRefusal(refusal);
     // Our own error envelope always encodes and is small; without a request id there is nobody to tell.
     if (refusal !== undefined && message.id !== 0 && message.type !== "error") {
-      this.#transport.send(peer, [encode({ type: "error", id: message.id, code: refusal.code, message: refusal.message })]);
+      const error: GatewayMessage = { type: "error", id: message.id, code: refusal.code, message: refusal.message };
+      if (this.#observer !== undefined) observeSafely(() => this.#observer!.outbound(peer, error, undefined));
+      this.#transport.send(peer, [encode(error)]);
     }
     return refusal === undefined;
   }
@@ -71,6 +100,7 @@ export class WireOutbox implements Outbox {
         message: `${describeMessage(message)} is ${largest} bytes, over the maxMessageSize of ${maxMessageSize} bytes`,
       };
     }
+    if (this.#observer !== undefined) observeSafely(() => this.#observer!.outbound(peer, message, raw));
     this.#transport.send(peer, raw === undefined ? [envelope] : [envelope, raw]);
     return undefined;
   }
@@ -102,6 +132,12 @@ export interface DispatcherCounters {
 /** How long one admin snapshot is reused: a flood of `admin.snapshot` costs one build per interval. */
 export const ADMIN_SNAPSHOT_REUSE_MS = 100;
 
+/** Recorded transitions after cursor `since`, the next cursor, and the statecharts when asked (`admin.watch`). */
+export type AdminWatch = (
+  since: number,
+  machines: boolean,
+) => { transitions: readonly unknown[]; next: number; machines?: Record<string, unknown> };
+
 export class Dispatcher {
   readonly #table: SessionTable;
   readonly #outbox: Outbox;
@@ -109,6 +145,8 @@ export class Dispatcher {
   #targets: DispatchTargets | undefined;
   #refusal: { code: string; message: string } = { code: ErrorCode.GATEWAY_STOPPING, message: "gateway is not running" };
   #admin: (() => Record<string, unknown>) | undefined;
+  #adminWatch: AdminWatch | undefined;
+  #observer: WireObserver | undefined;
   #adminCache: { at: number; snapshot: Record<string, unknown> } | undefined;
   readonly counters: DispatcherCounters = { received: 0, protocolErrors: 0, sessionless: 0 };
 
@@ -133,11 +171,18 @@ export class Dispatcher {
    * Answers `admin.snapshot` with what `snapshot()` returns (the gateway's `admin: true`);
    * without it the request is refused with SWARMNET_ADMIN_DISABLED.
    */
-  enableAdmin(snapshot: () => Record<string, unknown>): void {
+  enableAdmin(snapshot: () => Record<string, unknown>, watch?: AdminWatch): void {
     this.#admin = snapshot;
+    this.#adminWatch = watch;
+  }
+
+  /** Shows every valid inbound message and every lost peer to `observer` (metrics). */
+  observe(observer: WireObserver): void {
+    this.#observer = observer;
   }
 
   onUndeliverable(peer: Peer): void {
+    if (this.#observer !== undefined) observeSafely(() => this.#observer!.lost(peer));
     this.#targets?.supervisor.send({ type: "session.lost", peerKey: peer.key });
   }
 
@@ -155,6 +200,7 @@ export class Dispatcher {
       }
       return;
     }
+    if (this.#observer !== undefined) observeSafely(() => this.#observer!.inbound(peer, message, frames[1]));
     const targets = this.#targets;
     const session = this.#table.byPeer(peer.key);
     switch (message.type) {
@@ -177,6 +223,10 @@ export class Dispatcher {
         // only authorized keys complete the handshake at all.
         if (session !== undefined) session.lastSeen = Date.now();
         this.#answerAdmin(peer, message.id);
+        return;
+      case "admin.watch":
+        if (session !== undefined) session.lastSeen = Date.now();
+        this.#answerAdmin(peer, message.id, message);
         return;
       default:
         break;
@@ -235,21 +285,25 @@ export class Dispatcher {
     }
   }
 
-  #answerAdmin(peer: Peer, id: number): void {
-    if (this.#admin === undefined) {
+  #answerAdmin(peer: Peer, id: number, watch?: { since: number; machines?: true }): void {
+    if (this.#admin === undefined || (watch !== undefined && this.#adminWatch === undefined)) {
       this.#safeSend(peer, { type: "error", id, code: ErrorCode.ADMIN_DISABLED, message: "this gateway does not answer admin requests (start it with admin: true / --admin)" });
       return;
     }
     const now = Date.now();
-    if (this.#adminCache === undefined || now - this.#adminCache.at >= ADMIN_SNAPSHOT_REUSE_MS) {
-      try {
+    try {
+      if (this.#adminCache === undefined || now - this.#adminCache.at >= ADMIN_SNAPSHOT_REUSE_MS) {
         this.#adminCache = { at: now, snapshot: this.#admin() };
-      } catch (err) {
-        this.#safeSend(peer, { type: "error", id, code: ErrorCode.REMOTE, message: `snapshot failed: ${describeThrown(err).message}` });
-        return;
       }
+      const snapshot = this.#adminCache.snapshot;
+      if (watch === undefined) {
+        this.#safeSend(peer, { type: "admin.snapshot.result", id, snapshot });
+      } else {
+        this.#safeSend(peer, { type: "admin.watch.result", id, snapshot, ...this.#adminWatch!(watch.since, watch.machines === true) });
+      }
+    } catch (err) {
+      this.#safeSend(peer, { type: "error", id, code: ErrorCode.REMOTE, message: `snapshot failed: ${describeThrown(err).message}` });
     }
-    this.#safeSend(peer, { type: "admin.snapshot.result", id, snapshot: this.#adminCache.snapshot });
   }
 
   #parse(frames: Frames): ClientMessage {

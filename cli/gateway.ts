@@ -22,6 +22,10 @@ Options:
       --root DIR               a folder clients may download from; repeatable (default .)
       --download-dir DIR       where uploads land (default ./Downloads)
       --admin                  answer admin requests (swarmnet inspect)
+      --metrics PORT           serve Prometheus metrics at http://127.0.0.1:PORT/metrics
+                               (0 picks a free port; the URL is printed)
+      --web PORT               serve the web inspector at http://127.0.0.1:PORT/
+                               (0 picks a free port; the URL is printed, nothing is opened)
       --curve-secret KEY       CURVE: the gateway's secret key (Z85 text or a file)
       --curve-public KEY       CURVE: the gateway's public key (Z85 text or a file)
       --authorized-keys FILE   CURVE: client public keys let in, one per line
@@ -43,6 +47,8 @@ const options = {
   root: { type: "string", multiple: true },
   "download-dir": { type: "string" },
   admin: { type: "boolean" },
+  metrics: { type: "string" },
+  web: { type: "string" },
   "curve-secret": { type: "string" },
   "curve-public": { type: "string" },
   "authorized-keys": { type: "string" },
@@ -109,6 +115,8 @@ export const gatewayCommand: Command = {
       downloadDir: values["download-dir"] ?? "Downloads",
       admin: values.admin === true,
       ...(curve ? { curve } : {}),
+      ...(values.metrics !== undefined ? { metrics: { port: intFlag("metrics", values.metrics, 0, 0, 65535) } } : {}),
+      ...(values.web !== undefined ? { webInspector: { port: intFlag("web", values.web, 0, 0, 65535) } } : {}),
     });
     for (const [name, fn] of subroutines) gateway.addSubroutine(name, fn);
     const names = [...subroutines.keys()];
@@ -139,6 +147,8 @@ export const gatewayCommand: Command = {
           `${threads === undefined ? "" : ` on ${threads} thread${threads === 1 ? "" : "s"}`}; ` +
           `files from ${gateway.options.fileRoots.join(", ")}${values.admin ? "; admin on" : ""}${curve ? "; CURVE on" : ""})`,
       );
+      if (gateway.metricsUrl !== undefined) out(`metrics on ${gateway.metricsUrl}`);
+      if (gateway.webInspectorUrl !== undefined) out(`web inspector on ${gateway.webInspectorUrl}`);
       await gateway.closed;
       out("gateway stopped");
       return ExitCode.OK;

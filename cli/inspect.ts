@@ -1,5 +1,5 @@
 import { basename } from "node:path";
-import { AdminConnection, type GatewayInspection, type HandlerInspection } from "../runtime/index.js";
+import { AdminConnection, startWebInspector, type AdminOptions, type GatewayInspection, type HandlerInspection } from "../runtime/index.js";
 import {
   EXIT_CODES_HELP,
   ExitCode,
@@ -26,7 +26,14 @@ The gateway must run with --admin (Gateway option admin: true). The request
 needs no session: the inspector takes no pool slot. With CURVE, only
 authorized keys get through.
 
+With --web it serves a page instead, on 127.0.0.1 (it prints the URL and
+opens nothing): every actor's statechart with its current state lit, the
+recent transitions with their times, requests in flight, stream and transfer
+progress and rates. Click an actor to follow it; pause and step back.
+
 Options:
+      --web                  serve the web inspector until Ctrl-C
+      --port PORT            with --web: the page's port (default 0: a free one)
       --json                 print one snapshot as JSON and exit
       --interval MS          poll period (default 250)
       --timeout MS           how long to wait for an answer (default 5000)
@@ -36,14 +43,17 @@ Options:
   -g, --gateway ENDPOINT     instead of ENDPOINT (default: $SWARMNET_GATEWAY or 127.0.0.1:1857)
   -h, --help                 this help
 
-Example:
+Examples:
   swarmnet inspect tcp://127.0.0.1:1857
+  swarmnet inspect --web --port 8080 tcp://127.0.0.1:1857
 
 ${EXIT_CODES_HELP}`;
 
 const options = {
   gateway: { type: "string", short: "g" },
   json: { type: "boolean" },
+  web: { type: "boolean" },
+  port: { type: "string" },
   interval: { type: "string" },
   timeout: { type: "string" },
   "curve-public": { type: "string" },
@@ -117,6 +127,30 @@ function signature(s: GatewayInspection): string {
   });
 }
 
+/** `inspect --web`: the page for a gateway in another process, read over its admin interface, until Ctrl-C or SIGTERM. */
+async function serveWeb(endpoint: string, port: number, admin: AdminOptions): Promise<number> {
+  // Fail fast (exit 3 or 4) if the gateway is unreachable or has admin off, rather than serve an empty page.
+  const probe = new AdminConnection(endpoint, admin);
+  try {
+    await probe.watch(0);
+  } finally {
+    probe.close();
+  }
+  const inspector = await startWebInspector({ gateway: endpoint, port, admin }).catch((e: Error) => {
+    throw new UsageError(`--port ${port}: cannot serve on 127.0.0.1: ${e.message}`);
+  });
+  out(`web inspector on ${inspector.url} (gateway ${endpoint}; Ctrl-C to stop)`);
+  await new Promise<void>((resolve) => {
+    const disposeInt = onInterrupt(resolve);
+    process.once("SIGTERM", () => {
+      disposeInt();
+      resolve();
+    });
+  });
+  await inspector.close();
+  return ExitCode.OK;
+}
+
 export const inspectCommand: Command = {
   name: "inspect",
   summary: "show a gateway's supervisor and handlers live (needs --admin)",
@@ -129,6 +163,11 @@ export const inspectCommand: Command = {
     const endpoint = endpointFlag(positionals[0] ?? values.gateway);
     const interval = intFlag("interval", values.interval, 250, 20);
     const curve = clientCurve(values);
+    if (values.web && values.json) throw new UsageError("--web and --json do not go together");
+    if (values.port !== undefined && !values.web) throw new UsageError("--port is for --web");
+    if (values.web) {
+      return serveWeb(endpoint, intFlag("port", values.port, 0, 0, 65535), { timeoutMs: intFlag("timeout", values.timeout, 5_000), ...(curve ? { curve } : {}) });
+    }
     const admin = new AdminConnection(endpoint, { timeoutMs: intFlag("timeout", values.timeout, 5_000), ...(curve ? { curve } : {}) });
     try {
       if (values.json) {

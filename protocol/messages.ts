@@ -98,6 +98,18 @@ export interface AdminSnapshotMessage {
   readonly type: "admin.snapshot";
   readonly id: number;
 }
+/**
+ * What the web inspector polls: the snapshot plus the actor transitions the
+ * gateway recorded after cursor `since` (0: the oldest it still keeps), and
+ * with `machines: true` each machine's statechart. Same access rule as
+ * `admin.snapshot`; the gateway records transitions only once asked.
+ */
+export interface AdminWatchMessage {
+  readonly type: "admin.watch";
+  readonly id: number;
+  readonly since: number;
+  readonly machines?: true;
+}
 
 // ---- file transfer (both directions share file.data and file.credit) ---------
 
@@ -192,7 +204,8 @@ export type ClientMessage =
   | HeartbeatMessage
   | SessionCloseMessage
   | GatewayCloseMessage
-  | AdminSnapshotMessage;
+  | AdminSnapshotMessage
+  | AdminWatchMessage;
 
 // ---- gateway -> client ------------------------------------------------------
 
@@ -309,6 +322,19 @@ export interface AdminSnapshotResultMessage {
   readonly id: number;
   readonly snapshot: Record<string, unknown>;
 }
+/**
+ * The answer to `admin.watch`: `transitions` (`TransitionRecord`s, oldest
+ * first) and `next`, the cursor to send as `since` next time; `machines`
+ * (`MachineGraph`s by kind) when asked.
+ */
+export interface AdminWatchResultMessage {
+  readonly type: "admin.watch.result";
+  readonly id: number;
+  readonly snapshot: Record<string, unknown>;
+  readonly transitions: readonly unknown[];
+  readonly next: number;
+  readonly machines?: Record<string, unknown>;
+}
 
 export type GatewayMessage =
   | WelcomeMessage
@@ -327,7 +353,8 @@ export type GatewayMessage =
   | SessionClosedMessage
   | SessionEndedMessage
   | GatewayClosingMessage
-  | AdminSnapshotResultMessage;
+  | AdminSnapshotResultMessage
+  | AdminWatchResultMessage;
 
 export type Message = ClientMessage | GatewayMessage;
 export type MessageType = Message["type"];
@@ -585,6 +612,8 @@ export function parseClientMessage(value: unknown, hasRaw: boolean): ClientMessa
     case "gateway.close":
     case "admin.snapshot":
       return { type, id };
+    case "admin.watch":
+      return { type, id, since: offset(value, "since"), ...(value["machines"] === true ? { machines: true as const } : {}) };
     default:
       throw new ProtocolError(`unknown message type '${String(type).slice(0, 64)}'`);
   }
@@ -723,6 +752,13 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
       const snapshot = value["snapshot"];
       if (!isRecord(snapshot)) throw new ProtocolError("admin.snapshot.result needs a 'snapshot' map");
       return { type, id, snapshot };
+    }
+    case "admin.watch.result": {
+      const { snapshot, transitions, next, machines } = value;
+      if (!isRecord(snapshot) || !Array.isArray(transitions) || !isSafeInt(next) || (machines !== undefined && !isRecord(machines))) {
+        throw new ProtocolError("admin.watch.result needs 'snapshot', 'transitions' and 'next'");
+      }
+      return { type, id, snapshot, transitions, next, ...(machines !== undefined ? { machines } : {}) };
     }
     default:
       throw new ProtocolError(`unknown message type '${String(type).slice(0, 64)}'`);

@@ -24,6 +24,7 @@ import type { ClientCurve, ClientTransport, TransportFactory } from "../transpor
 import { zmqTransport } from "../transports/zmq.js";
 import { normalizeEndpoint } from "./endpoint.js";
 import type { GatewayInspection } from "./gateway.js";
+import type { GatewayWatch } from "./inspector-feed.js";
 
 export interface AdminOptions {
   /** Deadline of each request, in ms (also how long an unreachable gateway takes to report). @default 5000 */
@@ -37,7 +38,8 @@ export interface AdminOptions {
 }
 
 interface Waiter {
-  resolve(snapshot: GatewayInspection): void;
+  readonly answer: "admin.snapshot.result" | "admin.watch.result";
+  resolve(answer: Record<string, unknown>): void;
   reject(error: SwarmnetError): void;
   timer: LongTimeout;
 }
@@ -78,17 +80,35 @@ export class AdminConnection {
   }
 
   /** The gateway's `snapshot()`; AdminDisabledError unless it runs with `admin: true`, TimeoutError if it does not answer. */
-  snapshot(): Promise<GatewayInspection> {
+  async snapshot(): Promise<GatewayInspection> {
+    const answer = await this.#request({ type: "admin.snapshot" }, "admin.snapshot.result");
+    return answer["snapshot"] as unknown as GatewayInspection;
+  }
+
+  /**
+   * The gateway's `watch(since, { machines })`: its snapshot, the actor
+   * transitions it recorded after cursor `since` and the cursor to ask with
+   * next, and the statecharts when asked. What `swarmnet inspect --web` polls.
+   * @throws AdminDisabledError (SWARMNET_ADMIN_DISABLED) unless the gateway runs with `admin: true`;
+   *   TimeoutError (SWARMNET_TIMEOUT); ClosedError (SWARMNET_CLOSED) after `close()`.
+   */
+  async watch(since = 0, options: { machines?: boolean } = {}): Promise<GatewayWatch> {
+    if (!Number.isSafeInteger(since) || since < 0) throw new InvalidArgumentError(`watch: since must be a cursor >= 0, got ${String(since)}`);
+    const answer = await this.#request({ type: "admin.watch", since, ...(options.machines ? { machines: true } : {}) }, "admin.watch.result");
+    return answer as unknown as GatewayWatch;
+  }
+
+  #request(message: { type: "admin.snapshot" } | { type: "admin.watch"; since: number; machines?: true }, answer: Waiter["answer"]): Promise<Record<string, unknown>> {
     if (this.#closed) return Promise.reject(this.#closed);
     const id = this.#nextId;
     this.#nextId = id >= MAX_ID ? 1 : id + 1;
-    return new Promise<GatewayInspection>((resolve, reject) => {
+    return new Promise<Record<string, unknown>>((resolve, reject) => {
       const timer = setLongTimeout(() => {
         this.#waiting.delete(id);
         reject(new TimeoutError(`no answer from gateway ${this.endpoint} within ${this.#timeoutMs} ms`));
       }, this.#timeoutMs);
-      this.#waiting.set(id, { resolve, reject, timer });
-      this.#transport.send([encode({ type: "admin.snapshot", id })]);
+      this.#waiting.set(id, { answer, resolve, reject, timer });
+      this.#transport.send([encode({ ...message, id })]);
     });
   }
 
@@ -113,9 +133,10 @@ export class AdminConnection {
     }
     const waiter = this.#waiting.get(message.id);
     if (waiter === undefined) return;
-    if (message.type === "admin.snapshot.result") {
+    if (message.type === waiter.answer) {
       this.#settle(message.id);
-      waiter.resolve(message.snapshot as unknown as GatewayInspection);
+      const { type: _type, id: _id, ...answer } = message;
+      waiter.resolve(answer);
     } else if (message.type === "error") {
       this.#settle(message.id);
       waiter.reject(errorFromWire(message.code, message.message, message.name));

@@ -1,3 +1,4 @@
+import type { Server } from "node:http";
 import { createActor, type Actor, type InspectionEvent, type Observer } from "xstate";
 import { FileSandbox } from "../actors/file-sandbox.js";
 import type { RefusedReplies } from "../actors/dispatcher.js";
@@ -24,6 +25,11 @@ import type { ServerCurve, ServerTransportStats, TransportFactory } from "../tra
 import { warn } from "./logger.js";
 import { zmqTransport } from "../transports/zmq.js";
 import { stateName, untilSnapshot } from "./wait.js";
+import { GATEWAY_KINDS, machineGraphs, type GatewayWatch } from "./inspector-feed.js";
+import { TransitionLog } from "./transition-log.js";
+// Type only: prom-client takes a few hundred ms to load, so metrics.js is imported when a gateway asks for it.
+import type { GatewayMetrics, MetricsOptions } from "./metrics.js";
+import { startWebInspector, type WebInspector } from "./web-inspector.js";
 
 export type InspectCallback = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 
@@ -76,6 +82,20 @@ export interface GatewayOptions {
    * refused during the handshake and counted in `snapshot().security`.
    */
   curve?: ServerCurve;
+  /**
+   * Prometheus metrics at `/metrics` on a separate port of 127.0.0.1 (prom-client):
+   * pool, sessions, calls by subroutine and outcome, latency, stream and file
+   * volume, restarts, auth failures, event-loop lag. `true` picks a free port;
+   * read `gateway.metricsUrl` after `start()`. Off, nothing is counted. @default false
+   */
+  metrics?: boolean | MetricsOptions;
+  /**
+   * Serve the web inspector for this gateway on 127.0.0.1 (`true`: a free port;
+   * read `gateway.webInspectorUrl` after `start()`). It reads the gateway
+   * in-process and opens nothing; for another process's gateway use
+   * `swarmnet inspect --web` (needs `admin: true` there). @default false
+   */
+  webInspector?: boolean | { port?: number };
   /** xstate inspection callback, passed to every actor of the gateway. */
   inspect?: InspectCallback;
   /** The wire; ZeroMQ unless a test passes the in-memory transport. */
@@ -130,6 +150,13 @@ function positiveInt(name: string, value: number | undefined, fallback: number, 
   return value;
 }
 
+/** A loopback port for the metrics or web inspector endpoint; 0 (the default) picks a free one. */
+function portOption(name: string, value: number | undefined): number {
+  const port = positiveInt(name, value, 0, 0);
+  if (port > 65535) throw new InvalidArgumentError(`Gateway option '${name}' must be <= 65535, got ${port}`);
+  return port;
+}
+
 /**
  * A gateway serves named subroutines to clients over a ZeroMQ ROUTER socket.
  *
@@ -149,6 +176,12 @@ export class Gateway {
   readonly #closed: Promise<void>;
   readonly #testHooks: boolean;
   readonly #transport: { stats(): ServerTransportStats };
+  #transitions: TransitionLog | undefined;
+  #metrics: GatewayMetrics | undefined;
+  readonly #extras: { metricsPort?: number; metricsOptions?: MetricsOptions; webPort?: number };
+  #metricsUrl: string | undefined;
+  #metricsServer: Server | undefined;
+  #webInspector: WebInspector | undefined;
   /** Worker-thread pools and the names each still serves: a pool whose names were all replaced or removed is closed. */
   readonly #pools = new Map<SubroutineThreadPool, Set<string>>();
 
@@ -206,11 +239,25 @@ export class Gateway {
       ...(options.inspect ? { inspect: options.inspect } : {}),
     });
     if (options.admin === true) {
-      this.#actor.getSnapshot().context.dispatcher.enableAdmin(() => this.snapshot() as unknown as Record<string, unknown>);
+      this.#actor.getSnapshot().context.dispatcher.enableAdmin(
+        () => this.snapshot() as unknown as Record<string, unknown>,
+        (since, machines) => this.#watchTransitions(since, machines) as { transitions: unknown[]; next: number },
+      );
+    }
+    this.#extras = {};
+    if (options.metrics !== undefined && options.metrics !== false) {
+      const metricsOptions = options.metrics === true ? {} : options.metrics;
+      this.#extras.metricsPort = portOption("metrics.port", metricsOptions.port);
+      this.#extras.metricsOptions = metricsOptions;
+    }
+    if (options.webInspector !== undefined && options.webInspector !== false) {
+      this.#extras.webPort = portOption("webInspector.port", options.webInspector === true ? undefined : options.webInspector.port);
     }
     this.#closed = new Promise<void>((resolve) => {
       this.#actor.subscribe({ complete: () => resolve(), error: () => resolve() });
-    }).then(() => this.#closePools());
+    })
+      .then(() => this.#closePools())
+      .then(() => this.#stopExtras());
     this.#actor.start();
   }
 
@@ -306,7 +353,75 @@ export class Gateway {
       const error = snapshot.context.error as Error;
       throw Object.assign(error, { message: `gateway could not bind ${this.options.host}:${this.options.port}: ${error.message}` });
     }
+    try {
+      await this.#startExtras();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
     return this;
+  }
+
+  /** The metrics endpoint and web inspector, once the gateway is bound. */
+  async #startExtras(): Promise<void> {
+    const { metricsPort, metricsOptions, webPort } = this.#extras;
+    if (metricsPort !== undefined) {
+      const { GatewayMetrics, serveMetrics } = await import("./metrics.js");
+      const metrics = new GatewayMetrics(
+        {
+          known: (name) => this.#registry.get(name) !== undefined,
+          pool: () => {
+            const { supervisor } = this.snapshot();
+            return { size: supervisor.poolSize, limit: supervisor.maxPoolSize, waiting: supervisor.waiting, restarts: supervisor.stats.restarts, crashedOut: supervisor.stats.crashedOut };
+          },
+          security: () => this.#transport.stats(),
+        },
+        metricsOptions,
+      );
+      const context = this.#actor.getSnapshot().context;
+      context.dispatcher.observe(metrics);
+      context.outbox.observe(metrics);
+      this.#metrics = metrics;
+      const served = await serveMetrics(metrics, metricsPort).catch((err: Error) => {
+        throw Object.assign(err, { message: `gateway could not serve metrics on 127.0.0.1:${metricsPort}: ${err.message}` });
+      });
+      this.#metricsServer = served.server;
+      this.#metricsUrl = served.url;
+    }
+    if (webPort !== undefined) {
+      this.#webInspector = await startWebInspector({ gateway: this, port: webPort }).catch((err: Error) => {
+        throw Object.assign(err, { message: `gateway could not serve the web inspector on 127.0.0.1:${webPort}: ${err.message}` });
+      });
+    }
+  }
+
+  async #stopExtras(): Promise<void> {
+    const server = this.#metricsServer;
+    this.#metricsServer = undefined;
+    if (server !== undefined) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    }
+    await this.#webInspector?.close();
+  }
+
+  /** `http://127.0.0.1:PORT/metrics` once started with the `metrics` option; undefined otherwise. */
+  get metricsUrl(): string | undefined {
+    return this.#metricsUrl;
+  }
+
+  /**
+   * The metrics (with the `metrics` option, from `start()` on): `linkDrop()`, `replay(n)`, and the
+   * prom-client `registry` to add your own. Undefined without the option.
+   */
+  get metrics(): GatewayMetrics | undefined {
+    return this.#metrics;
+  }
+
+  /** `http://127.0.0.1:PORT/` once started with the `webInspector` option; undefined otherwise. */
+  get webInspectorUrl(): string | undefined {
+    return this.#webInspector?.url;
   }
 
   /** The bound endpoint, e.g. `tcp://127.0.0.1:41234`; throws before `start()`. */
@@ -369,6 +484,22 @@ export class Gateway {
       replies: { ...gw.context.outbox.refused },
       threads: [...this.#pools.keys()].map((pool) => pool.inspect()),
     };
+  }
+
+  /**
+   * What the web inspector reads: `snapshot()`, the actor transitions recorded
+   * after cursor `since` (oldest first; pass the returned `next` the next time)
+   * and, with `machines: true`, the statechart of each machine kind. The
+   * gateway starts recording transitions (a ring of the last 2000, through
+   * xstate's `system.inspect`) on the first call; until then it pays nothing.
+   */
+  watch(since = 0, options: { machines?: boolean } = {}): GatewayWatch {
+    return { snapshot: this.snapshot(), ...this.#watchTransitions(since, options.machines === true) };
+  }
+
+  #watchTransitions(since: number, machines: boolean): Omit<GatewayWatch, "snapshot"> {
+    this.#transitions ??= new TransitionLog(GATEWAY_KINDS).attach(this.#actor);
+    return { ...this.#transitions.since(since), ...(machines ? { machines: machineGraphs(GATEWAY_KINDS) } : {}) };
   }
 
   /**
