@@ -96,7 +96,7 @@ describe("swarmnet get/put - interruptions, reports and --if-exists", () => {
       expect(sha256(await readFile(join(out, "big.bin")))).toBe(sha256(source));
       expect(await readdir(out)).toEqual(["big.bin"]);
     }
-  }, 120000);
+  }, 120_000);
 
   it("get - an unreadable file and an unreadable folder (gateway not root) are printed with their reason, the readable file is delivered, exit 23; a folder it cannot write names the folder", async () => {
     const root = await openDir("swarmnet-cli-perm-root-");
@@ -139,7 +139,7 @@ describe("swarmnet get/put - interruptions, reports and --if-exists", () => {
     expect(ro.stderr).toContain("SWARMNET_FILE_ACCESS");
     expect(ro.stderr).toContain(join(readOnly, "in"));
     expect(ro.stderr).toMatch(/permission denied|read-only/);
-  }, 90000);
+  }, 90_000);
 
   it("get/put --if-exists: error reports the path and exits 23, skip says so and exits 0, a bad mode is a usage error", async () => {
     const root = await tempDir("swarmnet-cli-exists-root-");
@@ -164,5 +164,5 @@ describe("swarmnet get/put - interruptions, reports and --if-exists", () => {
     expect(putAgain.code).toBe(23);
     expect(putAgain.stderr).toMatch(/not uploaded: ".*q3\.txt": .*\(SWARMNET_FILE_EXISTS\)/);
     expect(await readFile(join(root, "uploads", "q3.txt"), "utf8")).toBe("already there");
-  }, 90000);
+  }, 90_000);
 });

@@ -18,7 +18,8 @@ const MiB = 1024 * 1024;
 async function setup() {
   const root = await tempDir("swarmnet-promise-root-");
   const local = await tempDir("swarmnet-promise-local-");
-  const gw = await startGateway({ fileRoots: [root], downloadDir: join(root, "uploads"), maxPoolSize: 10 });
+  // The regex deadline includes a worker thread's start, which a loaded machine can stretch past the default 1 s.
+  const gw = await startGateway({ fileRoots: [root], downloadDir: join(root, "uploads"), maxPoolSize: 10, regexTimeoutMs: 10_000 });
   const controller = controllerFor(gw, { downloadDir: local });
   return { root, local, gw, controller };
 }
