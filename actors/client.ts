@@ -23,6 +23,7 @@ import {
   TimeoutError,
   clearLongTimeout,
   decode,
+  endReasonOf,
   encode,
   errorFromWire,
   parseGatewayMessage,
@@ -88,6 +89,11 @@ export interface PendingCall {
 }
 
 export interface ClientMachineInput {
+  /**
+   * The wire. Wrap a raw transport in `DeliveryLink` (what `Controller` and
+   * `swarmClientMachine` do): it numbers and replays the session's messages,
+   * heartbeats, resumes after a reconnect and ends the session past the lease.
+   */
   transport: ClientTransport;
   endpoint: string;
   connectTimeoutMs: number;
@@ -196,24 +202,9 @@ export const clientMachine = setup({
   actors: {
     wire: fromCallback<ClientEvent, { transport: ClientTransport; slot: DataSlot }>(({ input, sendBack }) => {
       const { transport, slot } = input;
-      let heartbeat: NodeJS.Timeout | undefined;
-      let livenessMs: number | undefined;
-      let linkLost: LongTimeout | undefined;
+      // Heartbeats and the link (down past the lease, resume, replay) are the delivery layer's
+      // (actors/delivery-link.ts): it reports a session it gave up on as `session.ended`.
       transport.start({
-        onLink(up) {
-          clearLongTimeout(linkLost);
-          linkLost = undefined;
-          // ZeroMQ reconnects by itself and the routing id survives: a blip shorter than the
-          // gateway's lease keeps the session. Longer than that, the session is gone for sure.
-          if (!up && livenessMs !== undefined) {
-            const graceMs = livenessMs;
-            linkLost = setLongTimeout(
-              () => sendBack({ type: "transport.error", error: new Error(`connection lost for ${graceMs} ms`) }),
-              graceMs,
-              { unref: true },
-            );
-          }
-        },
         onMessage(frames) {
           const envelope = frames[0];
           let message: GatewayMessage;
@@ -228,25 +219,13 @@ export const clientMachine = setup({
             slot.current.onData(message as DataMessage, frames[1]);
             return;
           }
-          if (message.type === "welcome" && heartbeat === undefined) {
-            livenessMs = message.livenessMs;
-            // The lease is the gateway's; heartbeat at a third of it, off the call path, so a
-            // client busy in user code between calls (or a slow stream consumer) keeps its slot.
-            const frames = [encode({ type: "heartbeat", id: 0 })];
-            heartbeat = setInterval(() => transport.send(frames), safeInterval(Math.max(10, Math.floor(message.livenessMs / 3))));
-            heartbeat.unref();
-          }
           sendBack({ type: "wire", message, raw: frames[1] });
         },
         onError(error) {
           sendBack({ type: "transport.error", error });
         },
       });
-      return () => {
-        clearInterval(heartbeat);
-        clearLongTimeout(linkLost);
-        transport.close();
-      };
+      return () => transport.close();
     }),
   },
   // Capped at what Node's setTimeout honours: under a clock that does not chain timers (a user's own
@@ -317,14 +296,18 @@ export const clientMachine = setup({
           context.error ?? new ClosedError(`client is not ready (handler ${context.handlerId ?? "none"})`),
         ),
     },
-    // The gateway ended this session (handler crashed past its budget, gateway stopping).
+    // The session is over: the gateway ended it (handler crashed past its budget, gateway stopping,
+    // lease expired), or the delivery layer gave up on it (link down past the lease, resume refused,
+    // gateway restarted). One error, with the reason, for everything in flight.
     wire: {
       guard: ({ event }) => event.message.type === "session.ended",
       target: ".closed",
       actions: assign({
         error: ({ event }) =>
           event.message.type === "session.ended"
-            ? new SessionEndedError(`session ended by the gateway (${event.message.code}): ${event.message.message}`)
+            ? new SessionEndedError(`session ended (${event.message.code}): ${event.message.message}`, {
+                reason: endReasonOf(event.message.code, event.message.reason),
+              })
             : undefined,
       }),
     },

@@ -14,8 +14,9 @@ import {
   type GatewayMessage,
 } from "../protocol/index.js";
 import type { Frames, Peer, ServerTransport } from "../transports/transport.js";
-import type { HandlerEvent } from "./handler.js";
-import type { Outbox, Refusal, SessionTable } from "./session.js";
+import { Accept, CLIENT_HEADER_BYTES, LinkKind, afterHeader, headerAck, headerHasSecret, headerKind, headerSeq, isHeader, makeHeader } from "./delivery.js";
+import type { HandlerEvent } from "./handler-events.js";
+import type { Outbox, Refusal, Session, SessionTable } from "./session.js";
 import type { SupervisorEvent } from "./supervisor.js";
 
 /**
@@ -26,7 +27,7 @@ import type { SupervisorEvent } from "./supervisor.js";
 export interface WireObserver {
   inbound(peer: Peer, message: ClientMessage, raw: Uint8Array | undefined): void;
   outbound(peer: Peer, message: GatewayMessage, raw: Uint8Array | undefined): void;
-  /** The transport could not deliver to this peer: its session is gone. */
+  /** The transport could not hand a message to this peer (it is kept for a replay; the session goes on). */
   lost(peer: Peer): void;
 }
 
@@ -68,14 +69,15 @@ export class WireOutbox implements Outbox {
     this.#observer = observer;
   }
 
-  send(peer: Peer, message: GatewayMessage, raw?: Uint8Array, peerMaxMessageSize?: number): boolean {
-    const refusal = this.trySend(peer, message, raw, peerMaxMessageSize);
+  send(peer: Peer, message: GatewayMessage, raw?: Uint8Array, peerMaxMessageSize?: number, via?: (frames: Frames) => void): boolean {
+    const refusal = this.trySend(peer, message, raw, peerMaxMessageSize, via);
     if (refusal !== undefined) this.countRefusal(refusal);
     // Our own error envelope always encodes and is small; without a request id there is nobody to tell.
     if (refusal !== undefined && message.id !== 0 && message.type !== "error") {
       const error: GatewayMessage = { type: "error", id: message.id, code: refusal.code, message: refusal.message };
       if (this.#observer !== undefined) observeSafely(() => this.#observer!.outbound(peer, error, undefined));
-      this.#transport.send(peer, [encode(error)]);
+      if (via !== undefined) via([encode(error)]);
+      else this.#transport.send(peer, [encode(error)]);
     }
     return refusal === undefined;
   }
@@ -85,7 +87,13 @@ export class WireOutbox implements Outbox {
     else this.refused.unencodable++;
   }
 
-  trySend(peer: Peer, message: GatewayMessage, raw?: Uint8Array, peerMaxMessageSize?: number): Refusal | undefined {
+  /** Queues frames as they are (a delivery header first); a failure comes back to `onUndeliverable` with `tag`. */
+  write(peer: Peer, frames: Frames, tag: number): void {
+    this.#transport.send(peer, frames, tag);
+  }
+
+  /** `via`: where the frames go instead of the transport (a session's delivery channel, which numbers them). */
+  trySend(peer: Peer, message: GatewayMessage, raw?: Uint8Array, peerMaxMessageSize?: number, via?: (frames: Frames) => void): Refusal | undefined {
     const maxMessageSize = Math.min(peerMaxMessageSize ?? this.#maxMessageSize, this.#maxMessageSize);
     let envelope: Uint8Array;
     try {
@@ -101,9 +109,16 @@ export class WireOutbox implements Outbox {
       };
     }
     if (this.#observer !== undefined) observeSafely(() => this.#observer!.outbound(peer, message, raw));
-    this.#transport.send(peer, raw === undefined ? [envelope] : [envelope, raw]);
+    const frames = raw === undefined ? [envelope] : [envelope, raw];
+    if (via !== undefined) via(frames);
+    else this.#transport.send(peer, frames);
     return undefined;
   }
+}
+
+/** A send error that means "try again in a moment" rather than "the peer is gone". */
+function isTransient(error: Error): boolean {
+  return (error as { code?: string }).code === "EAGAIN";
 }
 
 function describeMessage(message: GatewayMessage): string {
@@ -127,6 +142,8 @@ export interface DispatcherCounters {
   received: number;
   protocolErrors: number;
   sessionless: number;
+  /** Messages for a session without its secret (a stranger using its routing id); refused, session untouched. */
+  strangers: number;
 }
 
 /** How long one admin snapshot is reused: a flood of `admin.snapshot` costs one build per interval. */
@@ -148,7 +165,7 @@ export class Dispatcher {
   #adminWatch: AdminWatch | undefined;
   #observer: WireObserver | undefined;
   #adminCache: { at: number; snapshot: Record<string, unknown> } | undefined;
-  readonly counters: DispatcherCounters = { received: 0, protocolErrors: 0, sessionless: 0 };
+  readonly counters: DispatcherCounters = { received: 0, protocolErrors: 0, sessionless: 0, strangers: 0 };
 
   constructor(table: SessionTable, outbox: Outbox, maxEnvelopeBytes: number) {
     this.#table = table;
@@ -176,21 +193,31 @@ export class Dispatcher {
     this.#adminWatch = watch;
   }
 
-  /** Shows every valid inbound message and every lost peer to `observer` (metrics). */
+  /** Shows every valid inbound message and every undeliverable send to `observer` (metrics). */
   observe(observer: WireObserver): void {
     this.#observer = observer;
   }
 
-  onUndeliverable(peer: Peer): void {
+  /**
+   * A message could not be handed to `peer`. Its session is not ended for it: the
+   * message stays in the session's delivery buffer until the client resumes (or the
+   * lease decides), and a full queue is retried in a moment.
+   */
+  onUndeliverable(peer: Peer, error: Error, tag: number): void {
     if (this.#observer !== undefined) observeSafely(() => this.#observer!.lost(peer));
-    this.#targets?.supervisor.send({ type: "session.lost", peerKey: peer.key });
+    this.#table.byPeer(peer.key)?.channel.failed(tag, isTransient(error));
   }
 
   onMessage(peer: Peer, frames: Frames): void {
     this.counters.received++;
+    const first = frames[0];
+    if (isHeader(first) && first.length >= CLIENT_HEADER_BYTES && first[1]! >= LinkKind.DATA && first[1]! <= LinkKind.REFUSED) {
+      this.#onDelivery(peer, first, frames);
+      return;
+    }
     let message: ClientMessage;
     try {
-      message = this.#parse(frames);
+      message = this.#parse(frames, 0);
     } catch (err) {
       this.counters.protocolErrors++;
       // Only a peer with a session hears about its malformed frame; others are dropped
@@ -200,9 +227,112 @@ export class Dispatcher {
       }
       return;
     }
-    if (this.#observer !== undefined) observeSafely(() => this.#observer!.inbound(peer, message, frames[1]));
-    const targets = this.#targets;
     const session = this.#table.byPeer(peer.key);
+    switch (message.type) {
+      case "hello":
+      case "admin.snapshot":
+      case "admin.watch":
+        this.#route(peer, message, frames[1], undefined);
+        return;
+      case "heartbeat":
+        return;
+      default:
+        break;
+    }
+    if (session !== undefined) {
+      // Everything inside a session carries a delivery header with the session's secret.
+      this.counters.strangers++;
+      this.#safeSend(peer, { type: "error", id: message.id, code: ErrorCode.RESUME_REFUSED, message: "messages of a session need its delivery header (seq, ack and the secret from its welcome)" });
+      return;
+    }
+    this.#route(peer, message, frames[1], undefined);
+  }
+
+  /** A message with a delivery header: check the secret, acknowledge, number, then route. */
+  #onDelivery(peer: Peer, header: Uint8Array, frames: Frames): void {
+    const session = this.#table.byPeer(peer.key);
+    if (session === undefined) {
+      // The session is gone (lease, stop, close) or this is a restarted gateway that never had it.
+      this.counters.sessionless++;
+      const end = this.#table.endOf(peer.key);
+      this.#refuse(
+        peer,
+        end?.code ?? ErrorCode.SESSION_ENDED,
+        end?.reason ?? "unknown",
+        end?.message ?? "this gateway has no session for this connection (it restarted, or the session ended long ago)",
+      );
+      return;
+    }
+    if (!headerHasSecret(header, session.secret)) {
+      // Someone else on this routing id: refuse, stop sending there until the owner is back.
+      this.counters.strangers++;
+      session.channel.pause();
+      this.#refuse(peer, ErrorCode.RESUME_REFUSED, "refused", "not the owner of this session: its secret does not match");
+      return;
+    }
+    session.proven = true;
+    session.lastSeen = Date.now();
+    const channel = session.channel;
+    const ack = headerAck(header);
+    switch (headerKind(header)) {
+      case LinkKind.DATA: {
+        // The owner is talking on a live pipe: whatever could not be sent meanwhile goes now.
+        if (!channel.up) channel.replayFrom(ack);
+        else channel.onAck(ack);
+        if (channel.accept(headerSeq(header), frames[1]?.length ?? 0) !== Accept.DELIVER) return;
+        this.#deliver(peer, session, header, frames);
+        return;
+      }
+      case LinkKind.UNNUMBERED:
+        channel.onAck(ack);
+        this.#deliver(peer, session, header, frames);
+        return;
+      case LinkKind.RESUME:
+        // Answer first (with what we have), then replay what the client lacks, in order.
+        channel.control(LinkKind.RESUMED);
+        channel.replayFrom(ack);
+        return;
+      case LinkKind.REPLAY:
+        channel.replayFrom(ack);
+        return;
+      case LinkKind.ACK:
+        if (!channel.up) channel.replayFrom(ack);
+        else channel.onAck(ack);
+        if (channel.owesAck) channel.control(LinkKind.ACK);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** The envelope after the header (and the raw frame, if any) of a numbered message, parsed and routed. */
+  #deliver(peer: Peer, session: Session, first: Uint8Array, frames: Frames): void {
+    let message: ClientMessage;
+    try {
+      if (frames.length > 2) throw new ProtocolError(`expected 1 or 2 frames, got ${frames.length}`);
+      message = this.#decode(afterHeader(first, true), frames.length === 2);
+    } catch (err) {
+      this.counters.protocolErrors++;
+      this.#safeReply(session, { type: "error", id: 0, code: ErrorCode.PROTOCOL, message: describeThrown(err).message });
+      return;
+    }
+    this.#route(peer, message, frames[1], session);
+  }
+
+  #refuse(peer: Peer, code: string, reason: string, message: string): void {
+    try {
+      const body = encode({ type: "link.refused", id: 0, code, message, reason, gw: this.#table.instance });
+      this.#outbox.write(peer, [makeHeader(LinkKind.REFUSED, 0, 0, undefined, body)], 0);
+    } catch {
+      // Always encodable.
+    }
+  }
+
+  /** Routes a parsed message; `session` is set when it came numbered inside one. */
+  #route(peer: Peer, message: ClientMessage, raw: Uint8Array | undefined, viaSession: Session | undefined): void {
+    if (this.#observer !== undefined) observeSafely(() => this.#observer!.inbound(peer, message, raw));
+    const targets = this.#targets;
+    const session = viaSession;
     switch (message.type) {
       case "hello":
         if (targets === undefined) {
@@ -221,17 +351,14 @@ export class Dispatcher {
         // No session needed: the inspector takes no pool slot and still sees a full pool.
         // Who may ask is decided before this point: off unless `admin: true`, and with CURVE
         // only authorized keys complete the handshake at all.
-        if (session !== undefined) session.lastSeen = Date.now();
-        this.#answerAdmin(peer, message.id);
+        this.#answerAdmin(peer, message.id, session);
         return;
       case "admin.watch":
-        if (session !== undefined) session.lastSeen = Date.now();
-        this.#answerAdmin(peer, message.id, message);
+        this.#answerAdmin(peer, message.id, session, message);
         return;
       default:
         break;
     }
-    if (session !== undefined) session.lastSeen = Date.now();
     if (message.type === "heartbeat") return;
     if (session?.ref === undefined) {
       this.counters.sessionless++;
@@ -245,19 +372,19 @@ export class Dispatcher {
     }
     switch (message.type) {
       case "ping":
-        session.inflight = message.id;
+        session.begin(message.id);
         session.ref.send({ type: "ping", message });
         return;
       case "rpc.call":
-        session.inflight = message.id;
-        session.ref.send({ type: "rpc.call", message, raw: frames[1] });
+        session.begin(message.id);
+        session.ref.send({ type: "rpc.call", message, raw });
         return;
       case "stream.open":
       case "file.list":
       case "file.get":
       case "file.put":
         // A request the handler runs as a job: a crash before its last answer fails it.
-        session.inflight = message.id;
+        session.begin(message.id);
         session.ref.send({ type: message.type, message } as HandlerEvent);
         return;
       case "file.data":
@@ -266,10 +393,10 @@ export class Dispatcher {
       case "stream.credit":
       case "stream.abort":
         // Data plane: straight to the running stream. Credit for a stream that already ended is normal; dropped.
-        if (session.job?.id === message.id) session.job.onMessage(message, frames[1]);
+        if (session.job?.id === message.id) session.job.onMessage(message, raw);
         return;
       case "rpc.cancel":
-        if (session.inflight === message.id) session.inflight = undefined;
+        session.cancel(message.id);
         session.ref.send({ type: "rpc.cancel", message });
         return;
       case "session.close":
@@ -285,9 +412,11 @@ export class Dispatcher {
     }
   }
 
-  #answerAdmin(peer: Peer, id: number, watch?: { since: number; machines?: true }): void {
+  /** Answers an admin request (`admin.snapshot`, or `admin.watch` with `watch`): inside a session (numbered) when it came in one, else plainly. */
+  #answerAdmin(peer: Peer, id: number, session: Session | undefined, watch?: { since: number; machines?: true }): void {
+    const answer = (message: GatewayMessage): void => (session ? this.#safeReply(session, message) : this.#safeSend(peer, message));
     if (this.#admin === undefined || (watch !== undefined && this.#adminWatch === undefined)) {
-      this.#safeSend(peer, { type: "error", id, code: ErrorCode.ADMIN_DISABLED, message: "this gateway does not answer admin requests (start it with admin: true / --admin)" });
+      answer({ type: "error", id, code: ErrorCode.ADMIN_DISABLED, message: "this gateway does not answer admin requests (start it with admin: true / --admin)" });
       return;
     }
     const now = Date.now();
@@ -297,24 +426,37 @@ export class Dispatcher {
       }
       const snapshot = this.#adminCache.snapshot;
       if (watch === undefined) {
-        this.#safeSend(peer, { type: "admin.snapshot.result", id, snapshot });
+        answer({ type: "admin.snapshot.result", id, snapshot });
       } else {
-        this.#safeSend(peer, { type: "admin.watch.result", id, snapshot, ...this.#adminWatch!(watch.since, watch.machines === true) });
+        answer({ type: "admin.watch.result", id, snapshot, ...this.#adminWatch!(watch.since, watch.machines === true) });
       }
     } catch (err) {
-      this.#safeSend(peer, { type: "error", id, code: ErrorCode.REMOTE, message: `snapshot failed: ${describeThrown(err).message}` });
+      answer({ type: "error", id, code: ErrorCode.REMOTE, message: `snapshot failed: ${describeThrown(err).message}` });
     }
   }
 
-  #parse(frames: Frames): ClientMessage {
-    const envelope = frames[0];
-    if (envelope === undefined || frames.length > 2) {
-      throw new ProtocolError(`expected 1 or 2 frames, got ${frames.length}`);
+  /** `[envelope]` or `[envelope, raw]`, validated. */
+  #parse(frames: Frames, at: number): ClientMessage {
+    const envelope = frames[at];
+    if (envelope === undefined || frames.length > at + 2) {
+      throw new ProtocolError(`expected 1 or 2 frames, got ${frames.length - at}`);
     }
+    return this.#decode(envelope, frames.length === at + 2);
+  }
+
+  #decode(envelope: Uint8Array, hasRaw: boolean): ClientMessage {
     if (envelope.length > this.#maxEnvelopeBytes) {
       throw new ProtocolError(`envelope of ${envelope.length} bytes exceeds ${this.#maxEnvelopeBytes}`);
     }
-    return parseClientMessage(decode(envelope), frames.length === 2);
+    return parseClientMessage(decode(envelope), hasRaw);
+  }
+
+  #safeReply(session: Session, message: GatewayMessage): void {
+    try {
+      session.reply(message);
+    } catch {
+      // Our own messages always encode.
+    }
   }
 
   #safeSend(peer: Peer, message: GatewayMessage): void {

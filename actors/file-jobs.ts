@@ -32,8 +32,7 @@ import {
 import { fileError, type FileSandbox } from "./file-sandbox.js";
 import { FileReceiver, FileSender, READ_NO_FOLLOW, type ReceiveItem, type TransferProgress } from "./file-transfer.js";
 import { DEFAULT_IF_EXISTS, PartFile, chooseTarget } from "./part-file.js";
-import type { Session } from "./session.js";
-import type { Job, JobOutcome, JobProgress } from "./stream-job.js";
+import type { Job, JobOutcome, JobProgress, Replier } from "./job.js";
 
 /** Most messages a transfer may have queued towards one peer from its byte window. */
 const MAX_CHUNKS_IN_WINDOW = 256;
@@ -46,12 +45,12 @@ function failure(err: unknown): { code: string; message: string } {
 
 abstract class FileJob implements Job {
   readonly id: number;
-  protected readonly session: Session;
+  protected readonly session: Replier;
   protected readonly sandbox: FileSandbox;
   readonly #onFinish: (outcome: JobOutcome) => void;
   protected cancelled = false;
 
-  constructor(options: { id: number; session: Session; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
+  constructor(options: { id: number; session: Replier; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
     this.id = options.id;
     this.session = options.session;
     this.sandbox = options.sandbox;
@@ -93,7 +92,7 @@ export class FileListJob extends FileJob {
   readonly #message: FileListMessage;
   #listed = 0;
 
-  constructor(options: { message: FileListMessage; session: Session; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
+  constructor(options: { message: FileListMessage; session: Replier; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
     super({ ...options, id: options.message.id });
     this.#message = options.message;
   }
@@ -132,7 +131,7 @@ export class FileSendJob extends FileJob {
   readonly #sender: FileSender;
   readonly #message: FileGetMessage;
 
-  constructor(options: { message: FileGetMessage; session: Session; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
+  constructor(options: { message: FileGetMessage; session: Replier; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
     super({ ...options, id: options.message.id });
     const m = options.message;
     this.#message = m;
@@ -208,7 +207,7 @@ export class FileReceiveJob extends FileJob {
   readonly #parts: Array<PartFile | undefined> = [];
   readonly #released = new Set<PartFile>();
 
-  constructor(options: { message: FilePutMessage; session: Session; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
+  constructor(options: { message: FilePutMessage; session: Replier; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
     super({ ...options, id: options.message.id });
     this.#message = options.message;
   }

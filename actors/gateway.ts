@@ -6,7 +6,7 @@
  *                      \--(bind failed)--> failed
  */
 import { assign, fromPromise, sendTo, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
-import { ErrorCode } from "../protocol/index.js";
+import { ErrorCode, type GatewayMessage } from "../protocol/index.js";
 import type { Peer, ServerTransport } from "../transports/transport.js";
 import { Dispatcher, WireOutbox } from "./dispatcher.js";
 import type { FileSandbox } from "./file-sandbox.js";
@@ -45,6 +45,13 @@ export type GatewayEvent =
   | { type: "remote.close"; peer: Peer; id: number };
 
 /** Resolves when no session has a request in flight, or after `graceMs`. */
+/** Answers a peer inside its session (numbered, replayed if the link drops) when it has one. */
+function answerPeer(context: GatewayContext, peer: Peer, message: GatewayMessage): void {
+  const session = context.table.byPeer(peer.key);
+  if (session) session.reply(message);
+  else context.outbox.send(peer, message);
+}
+
 function whenQuiet(table: SessionTable, graceMs: number): Promise<void> {
   const deadline = Date.now() + graceMs;
   return new Promise((resolve) => {
@@ -67,7 +74,7 @@ export const gatewayMachine = setup({
     listen: fromPromise<string, { transport: ServerTransport; dispatcher: Dispatcher }>(({ input }) =>
       input.transport.listen({
         onMessage: (peer, frames) => input.dispatcher.onMessage(peer, frames),
-        onUndeliverable: (peer) => input.dispatcher.onUndeliverable(peer),
+        onUndeliverable: (peer, error, tag) => input.dispatcher.onUndeliverable(peer, error, tag),
       }),
     ),
     drain: fromPromise<void, { table: SessionTable; graceMs: number }>(({ input }) =>
@@ -135,11 +142,11 @@ export const gatewayMachine = setup({
           {
             guard: ({ context }) => context.allowRemoteClose,
             target: "stopping",
-            actions: ({ context, event }) => context.outbox.send(event.peer, { type: "gateway.closing", id: event.id }),
+            actions: ({ context, event }) => answerPeer(context, event.peer, { type: "gateway.closing", id: event.id }),
           },
           {
             actions: ({ context, event }) =>
-              context.outbox.send(event.peer, {
+              answerPeer(context, event.peer, {
                 type: "error",
                 id: event.id,
                 code: ErrorCode.REMOTE_CLOSE_DISABLED,

@@ -19,18 +19,11 @@ import {
   ErrorCode,
   describeThrown,
   wireValueProblem,
-  type CallMessage,
-  type CancelMessage,
   type ErrorMessage,
-  type FileGetMessage,
-  type FileListMessage,
-  type FilePutMessage,
-  type PingMessage,
-  type SessionCloseMessage,
-  type StreamOpenMessage,
 } from "../protocol/index.js";
 import { FileListJob, FileReceiveJob, FileSendJob } from "./file-jobs.js";
 import type { FileSandbox } from "./file-sandbox.js";
+import type { HandlerEvent } from "./handler-events.js";
 import type { Session } from "./session.js";
 import { StreamJob, iteratorOf, type Job, type JobOutcome, type JobProgress } from "./stream-job.js";
 import { BadResult, ThreadCrash, invokeSubroutine, type SubroutineRegistry } from "./subroutines.js";
@@ -72,23 +65,7 @@ export interface HandlerContext {
   readonly ending: HandlerOutput | undefined;
 }
 
-export type HandlerEvent =
-  | { type: "ping"; message: PingMessage }
-  | { type: "rpc.call"; message: CallMessage; raw: Uint8Array | undefined }
-  | { type: "rpc.cancel"; message: CancelMessage }
-  | { type: "stream.open"; message: StreamOpenMessage }
-  | { type: "file.list"; message: FileListMessage }
-  | { type: "file.get"; message: FileGetMessage }
-  | { type: "file.put"; message: FilePutMessage }
-  | { type: "job.finished"; id: number; outcome: JobOutcome }
-  | { type: "session.close"; message: SessionCloseMessage }
-  | { type: "session.end"; code: string; reason: string }
-  /** Test-only fault injection (ignored unless the gateway has test hooks): crash now, whatever the state. */
-  | { type: "test.crash"; reason: string }
-  /** A batch subroutine returned a promise: the handler waits for it in `busy`. */
-  | { type: "call.async"; message: CallMessage; promise: PromiseLike<unknown> }
-  | { type: "call.done"; id: number; value: unknown }
-  | { type: "call.failed"; id: number; error: unknown };
+export type { HandlerEvent };
 
 export interface HandlerOutput {
   readonly reason: "closed" | "ended";

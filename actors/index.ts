@@ -9,6 +9,8 @@ export { handlerMachine } from "./handler.js";
 export { controllerMachine } from "./controller.js";
 export { clientMachine } from "./client.js";
 export { SubroutineRegistry } from "./subroutines.js";
+export { DeliveryLink, type LinkStats } from "./delivery-link.js";
+export type { DeliveryStats } from "./delivery.js";
 export type { GatewayMachineInput, GatewayContext, GatewayEvent, GatewayActorRef, GatewaySnapshot } from "./gateway.js";
 export type { SupervisorInput, SupervisorContext, SupervisorEvent, SupervisorActorRef, SupervisorSnapshot } from "./supervisor.js";
 export type { HandlerInput, HandlerContext, HandlerEvent, HandlerOutput, HandlerActorRef, HandlerSnapshot, HandlerHooks, CurrentRequest, RequestKind } from "./handler.js";

@@ -6,8 +6,10 @@
  * pay for a machine transition each.
  */
 import { ErrorCode, describeThrown, wireValueProblem, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
-import type { Refusal, Session } from "./session.js";
+import type { Job, JobOutcome, Refusal, Replier, StreamProgress } from "./job.js";
 import { BadResult, ThreadCrash } from "./subroutines.js";
+
+export type { Job, JobOutcome, JobProgress, StreamProgress } from "./job.js";
 
 /**
  * An iterator may implement this to learn, before each pull, how many items and
@@ -22,37 +24,6 @@ export const CREDIT_HINT: unique symbol = Symbol("swarmnet.creditHint");
  * is then asked to return, and its thread terminated if it does not.
  */
 export const INTERRUPT: unique symbol = Symbol("swarmnet.interrupt");
-
-/** Work a handler runs outside its machine, fed by the dispatcher. */
-export interface Job {
-  readonly id: number;
-  /** A data-plane message for this job (credit, abort, chunk ...). */
-  onMessage(message: ClientMessage, raw: Uint8Array | undefined): void;
-  /** Ends the job without answering the client (handler stopped, session lost); cleanup still runs. */
-  cancel(): void;
-  progress(): JobProgress;
-}
-
-export interface StreamProgress {
-  readonly kind: "stream";
-  readonly name: string;
-  readonly itemsSent: number;
-  readonly bytesSent: number;
-  /** Items pulled from the generator and not yet acknowledged as consumed. */
-  readonly outstanding: number;
-  /** The most `outstanding` ever was: never above `window`. */
-  readonly maxOutstanding: number;
-  readonly window: number;
-}
-
-export type JobProgress = StreamProgress | { readonly kind: string; readonly [key: string]: unknown };
-
-export type JobOutcome =
-  | { readonly type: "done"; readonly count: number }
-  | { readonly type: "aborted"; readonly count: number }
-  | { readonly type: "failed"; readonly code: string; readonly message: string; readonly name?: string }
-  /** The thread the generator ran on failed: a handler crash, answered by the supervisor. */
-  | { readonly type: "crashed"; readonly message: string };
 
 type AnyIterator = Iterator<unknown, unknown, undefined> | AsyncIterator<unknown, unknown, undefined>;
 
@@ -82,7 +53,7 @@ export function iteratorOf(result: unknown): AnyIterator | undefined {
 export class StreamJob implements Job {
   readonly id: number;
   readonly #name: string;
-  readonly #session: Session;
+  readonly #session: Replier;
   readonly #iterator: AnyIterator;
   readonly #hint: ((items: number, bytes: number) => void) | undefined;
   readonly #interrupt: (() => void) | undefined;
@@ -111,7 +82,7 @@ export class StreamJob implements Job {
   constructor(options: {
     id: number;
     name: string;
-    session: Session;
+    session: Replier;
     iterator: AnyIterator;
     window: number;
     windowBytes: number;

@@ -12,7 +12,7 @@ import { ErrorCode, PROTOCOL_VERSION, Status, describeThrown, safeInterval, type
 import type { Peer } from "../transports/transport.js";
 import type { FileSandbox } from "./file-sandbox.js";
 import { handlerMachine, type HandlerActorRef, type HandlerHooks, type HandlerInput, type HandlerOutput } from "./handler.js";
-import { Session, type Outbox, type SessionTable } from "./session.js";
+import { Session, type Outbox, type SessionEnd, type SessionTable } from "./session.js";
 import type { SubroutineRegistry } from "./subroutines.js";
 
 export interface SupervisorInput {
@@ -50,12 +50,13 @@ export interface Waiter {
 
 export type SupervisorEvent =
   | { type: "session.open"; peer: Peer; message: HelloMessage }
-  /** The transport could not deliver to this peer: its session is gone. */
-  | { type: "session.lost"; peerKey: string }
   /** A hello waited its `waitMs` for a slot in vain. */
   | { type: "wait.expired"; peerKey: string; helloId: number }
-  /** The lease of this session expired: its client went silent. */
-  | { type: "session.expired"; peerKey: string }
+  /**
+   * The lease of this session expired (its client went silent, or its link stayed
+   * down), or (`overflow`) its delivery buffer passed the hard cap.
+   */
+  | { type: "session.expired"; peerKey: string; overflow?: boolean }
   /** End every session (gateway stopping) and stop accepting. */
   | { type: "shutdown"; code: string; reason: string };
 
@@ -92,7 +93,8 @@ const leaseSweeper = fromCallback<SupervisorEvent, { table: SessionTable; livene
     const stalled = now - last > intervalMs * 2;
     last = now;
     for (const session of input.table.all()) {
-      if (stalled) session.lastSeen = Math.max(session.lastSeen, now - intervalMs);
+      if (session.overflowed) sendBack({ type: "session.expired", peerKey: session.peer.key, overflow: true });
+      else if (stalled) session.lastSeen = Math.max(session.lastSeen, now - intervalMs);
       else if (now - session.lastSeen > input.livenessMs) sendBack({ type: "session.expired", peerKey: session.peer.key });
     }
   }, intervalMs);
@@ -113,15 +115,7 @@ function openSession(context: SupervisorContext, spawn: Spawner, peer: Peer, hel
     input: { session, registry: context.registry, hooks: context.hooks, files: context.files },
   }) as HandlerActorRef;
   context.table.add(session);
-  session.reply({
-    type: "welcome",
-    id: helloId,
-    status: Status.OK,
-    handlerId: session.handlerId,
-    v: PROTOCOL_VERSION,
-    livenessMs: context.livenessMs,
-    ...(context.maxMessageSize === undefined ? {} : { maxMessageSize: context.maxMessageSize }),
-  });
+  welcome(context, session, helloId);
   return {
     nextHandlerId: context.nextHandlerId + 1,
     poolSize: context.table.size,
@@ -129,10 +123,31 @@ function openSession(context: SupervisorContext, spawn: Spawner, peer: Peer, hel
   };
 }
 
-/** Removes a session whose handler is gone or going: its job stops, its slot frees. */
-function dropSession(table: SessionTable, session: Session): void {
+/** The welcome (outside the session's numbering): the handler, the lease, the secret, this gateway's instance. */
+function welcome(context: SupervisorContext, session: Session, helloId: number): void {
+  session.notify({
+    type: "welcome",
+    id: helloId,
+    status: Status.OK,
+    handlerId: session.handlerId,
+    v: PROTOCOL_VERSION,
+    livenessMs: context.livenessMs,
+    ...(context.maxMessageSize === undefined ? {} : { maxMessageSize: context.maxMessageSize }),
+    secret: session.secret,
+    gw: context.table.instance,
+  });
+}
+
+/** Removes a session whose handler is gone or going: its job stops, its slot frees; `end` is remembered for late resumes. */
+function dropSession(table: SessionTable, session: Session, end?: SessionEnd): void {
   session.cancelJob();
-  table.remove(session);
+  table.remove(session, end);
+}
+
+/** Ends a session: tells its client why (with a reason), stops its delivery, frees its slot. */
+function endSession(table: SessionTable, session: Session, end: SessionEnd): void {
+  session.end(end);
+  dropSession(table, session, end);
 }
 
 export const supervisorMachine = setup({
@@ -143,22 +158,26 @@ export const supervisorMachine = setup({
   },
   actors: { handler: handlerMachine, leaseSweeper },
   guards: {
-    // A repeated hello on a live session is answered again, not given a second slot.
-    isRepeatHello: ({ context, event }) => event.type === "session.open" && context.table.byPeer(event.peer.key) !== undefined,
+    // A repeated hello before the client ever used its session (its welcome was lost) is
+    // answered again, not given a second slot.
+    isRepeatHello: ({ context, event }) => event.type === "session.open" && context.table.byPeer(event.peer.key)?.proven === false,
+    // A hello on a routing id whose session is in use is someone else's: never hand out its secret.
+    isTakenHello: ({ context, event }) => event.type === "session.open" && context.table.byPeer(event.peer.key) !== undefined,
     isWrongVersion: ({ event }) => event.type === "session.open" && event.message.v !== PROTOCOL_VERSION,
   },
   actions: {
     welcomeAgain: ({ context, event }) => {
       if (event.type !== "session.open") return;
-      const session = context.table.byPeer(event.peer.key)!;
-      session.reply({
-        type: "welcome",
+      welcome(context, context.table.byPeer(event.peer.key)!, event.message.id);
+    },
+    refuseTaken: ({ context, event }) => {
+      if (event.type !== "session.open") return;
+      context.outbox.send(event.peer, {
+        type: "refused",
         id: event.message.id,
-        status: Status.OK,
-        handlerId: session.handlerId,
-        v: PROTOCOL_VERSION,
-        livenessMs: context.livenessMs,
-        ...(context.maxMessageSize === undefined ? {} : { maxMessageSize: context.maxMessageSize }),
+        status: Status.CONFLICT,
+        code: ErrorCode.RESUME_REFUSED,
+        message: "this routing id has a session in use; a reconnecting client resumes it with its secret",
       });
     },
     refuseVersion: ({ context, event }) => {
@@ -216,6 +235,7 @@ export const supervisorMachine = setup({
       on: {
         "session.open": [
           { guard: "isRepeatHello", actions: "welcomeAgain" },
+          { guard: "isTakenHello", actions: "refuseTaken" },
           { guard: "isWrongVersion", actions: "refuseVersion" },
           { actions: assign(({ context, event, spawn }) => openSession(context, spawn as Spawner, event.peer, event.message)) },
         ],
@@ -227,6 +247,7 @@ export const supervisorMachine = setup({
       on: {
         "session.open": [
           { guard: "isRepeatHello", actions: "welcomeAgain" },
+          { guard: "isTakenHello", actions: "refuseTaken" },
           { guard: "isWrongVersion", actions: "refuseVersion" },
           {
             guard: ({ event }) => (event.message.waitMs ?? 0) > 0,
@@ -266,31 +287,21 @@ export const supervisorMachine = setup({
     },
   },
   on: {
-        "session.lost": {
-          actions: [
-            stopChild(({ context, event }) => context.table.byPeer(event.peerKey)?.actorId ?? ""),
-            assign(({ context, event }) => {
-              const session = context.table.byPeer(event.peerKey);
-              if (session) dropSession(context.table, session);
-              return { poolSize: context.table.size };
-            }),
-            "admitWaiters",
-          ],
-        },
         "session.expired": {
           actions: [
             stopChild(({ context, event }) => context.table.byPeer(event.peerKey)?.actorId ?? ""),
             assign(({ context, event }) => {
               const session = context.table.byPeer(event.peerKey);
               if (session) {
-                dropSession(context.table, session);
-                // If the client is alive after all (a long stall on its side), it learns why.
-                session.reply({
-                  type: "session.ended",
-                  id: 0,
-                  code: ErrorCode.LEASE_EXPIRED,
-                  message: `no word from the client for ${context.livenessMs} ms`,
-                });
+                // If the client is alive after all (a long stall on its side), it learns why; a
+                // client that resumes later is refused with the same reason.
+                endSession(
+                  context.table,
+                  session,
+                  event.overflow
+                    ? { code: ErrorCode.DELIVERY_OVERFLOW, reason: "overflow", message: `more than the delivery layer's cap of unacknowledged messages (${session.channel.unacked})` }
+                    : { code: ErrorCode.LEASE_EXPIRED, reason: "lease", message: `no word from the client for ${context.livenessMs} ms` },
+                );
               }
               return { poolSize: context.table.size, stats: { ...context.stats, expired: context.stats.expired + 1 } };
             }),
@@ -303,7 +314,7 @@ export const supervisorMachine = setup({
             const done = event as DoneActorEvent<HandlerOutput>;
             const session = context.table.byActor(done.actorId);
             if (session) {
-              dropSession(context.table, session);
+              dropSession(context.table, session, { code: ErrorCode.SESSION_ENDED, reason: "closed", message: "the session was closed" });
               // Free the slot first, then acknowledge: a getClient() right after
               // closeHandler() resolves must find the slot free.
               if (done.output.reason === "closed" && done.output.requestId !== undefined) {
@@ -331,13 +342,11 @@ export const supervisorMachine = setup({
                   message: `handler ${session.handlerId} crashed: ${reason}`,
                 });
               }
-              session.reply({
-                type: "session.ended",
-                id: 0,
+              endSession(context.table, session, {
                 code: ErrorCode.SESSION_ENDED,
+                reason: "crashed",
                 message: `handler ${session.handlerId} crashed ${context.maxRestarts + 1} times within ${context.restartWindowMs} ms: ${reason}`,
               });
-              dropSession(context.table, session);
               return {
                 poolSize: context.table.size,
                 stats: { ...context.stats, crashedOut: context.stats.crashedOut + 1 },
@@ -370,8 +379,7 @@ export const supervisorMachine = setup({
             ({ context, event }) => {
               for (const session of context.table.all()) {
                 session.ref?.send({ type: "session.end", code: event.code, reason: event.reason });
-                session.reply({ type: "session.ended", id: 0, code: event.code, message: event.reason });
-                dropSession(context.table, session);
+                endSession(context.table, session, { code: event.code, reason: "stopped", message: event.reason });
               }
               for (const waiter of context.waiting) {
                 context.outbox.send(waiter.peer, { type: "refused", id: waiter.helloId, status: Status.POOL_FULL, code: event.code, message: event.reason });

@@ -34,6 +34,10 @@ export const ErrorCode = {
   FILES_NOT_DELIVERED: "SWARMNET_FILES_NOT_DELIVERED",
   ADMIN_DISABLED: "SWARMNET_ADMIN_DISABLED",
   MESSAGE_TOO_LARGE: "SWARMNET_MESSAGE_TOO_LARGE",
+  /** A resume (or a message) for a session without its secret, or a hello for a routing id that has a session. */
+  RESUME_REFUSED: "SWARMNET_RESUME_REFUSED",
+  /** A session's unacknowledged messages passed the delivery layer's hard cap: ended loudly, never dropped. */
+  DELIVERY_OVERFLOW: "SWARMNET_DELIVERY_OVERFLOW",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -46,6 +50,7 @@ export const Status = {
   TOO_LARGE: 413,
   UPGRADE_REQUIRED: 426,
   FAILED: 500,
+  CONFLICT: 409,
   POOL_FULL: 503,
   TIMEOUT: 504,
 } as const;
@@ -135,10 +140,58 @@ export class HandlerCrashedError extends SwarmnetError {
   }
 }
 
-/** The gateway ended the session (restart budget spent, gateway stopping, ...). */
+/**
+ * Why a session ended, as `SessionEndedError.reason` says it:
+ * - `lease`: the link was down (or the client silent) longer than the gateway's `livenessMs`;
+ * - `stopped`: the gateway stopped (`gateway.stop()`, `closeGateway()`, SIGINT);
+ * - `restarted`: the gateway came back as a new process that does not know this session;
+ * - `closed`: the session was closed (by this client);
+ * - `crashed`: its handler crashed past the supervisor's restart budget;
+ * - `overflow`: more unacknowledged messages than the delivery layer's hard cap;
+ * - `refused`: the gateway refused to resume it (not this client's session);
+ * - `unknown`: the gateway no longer knows why.
+ */
+export type SessionEndReason = "lease" | "stopped" | "restarted" | "closed" | "crashed" | "overflow" | "refused" | "unknown";
+
+const END_REASONS: ReadonlySet<string> = new Set(["lease", "stopped", "restarted", "closed", "crashed", "overflow", "refused", "unknown"]);
+
+/** The reason a wire code implies, when the message does not name one. */
+export function endReasonOf(code: string, reason?: unknown): SessionEndReason {
+  if (typeof reason === "string" && END_REASONS.has(reason)) return reason as SessionEndReason;
+  switch (code) {
+    case ErrorCode.LEASE_EXPIRED:
+      return "lease";
+    case ErrorCode.GATEWAY_STOPPING:
+      return "stopped";
+    case ErrorCode.DELIVERY_OVERFLOW:
+      return "overflow";
+    case ErrorCode.RESUME_REFUSED:
+      return "refused";
+    default:
+      return "unknown";
+  }
+}
+
+/**
+ * The session is over: every call, stream and transfer in flight on it fails
+ * with this, once. `reason` says why (lease expired, gateway stopped or
+ * restarted, crash budget spent, ...).
+ */
 export class SessionEndedError extends SwarmnetError {
-  constructor(message: string, options?: ErrorOptions) {
+  readonly reason: SessionEndReason;
+  constructor(message: string, options?: ErrorOptions & { reason?: SessionEndReason }) {
     super(ErrorCode.SESSION_ENDED, message, options);
+    this.reason = options?.reason ?? "unknown";
+  }
+}
+
+/**
+ * A resume or a hello for a session that is not this peer's: it lacks the
+ * session's secret (status 409). The session itself is left alone.
+ */
+export class ResumeRefusedError extends SwarmnetError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.RESUME_REFUSED, message, { ...options, status: Status.CONFLICT });
   }
 }
 
@@ -316,7 +369,10 @@ export function errorFromWire(code: string, message: string, remoteName?: string
     case ErrorCode.SESSION_ENDED:
     case ErrorCode.GATEWAY_STOPPING:
     case ErrorCode.LEASE_EXPIRED:
-      return new SessionEndedError(message);
+    case ErrorCode.DELIVERY_OVERFLOW:
+      return new SessionEndedError(message, { reason: endReasonOf(code) });
+    case ErrorCode.RESUME_REFUSED:
+      return new ResumeRefusedError(message);
     case ErrorCode.TIMEOUT:
       return new TimeoutError(message);
     case ErrorCode.INVALID_ARGUMENT:

@@ -217,6 +217,10 @@ export interface WelcomeMessage {
   readonly v: number;
   /** The gateway ends a session silent for this long; clients heartbeat well within it. */
   readonly livenessMs: number;
+  /** The session secret (8 bytes): carried in every delivery header, required to resume. */
+  readonly secret?: Uint8Array;
+  /** This gateway process's instance id: a resume refused by another instance means it restarted. */
+  readonly gw?: number;
   /** Largest frame the gateway accepts, in bytes: a client refuses a larger request with MessageTooLargeError instead of sending it. */
   readonly maxMessageSize?: number;
 }
@@ -311,6 +315,21 @@ export interface SessionEndedMessage {
   readonly id: 0;
   readonly code: string;
   readonly message: string;
+  /** Why (`SessionEndReason`: lease, stopped, restarted, crashed, overflow, ...). */
+  readonly reason?: string;
+}
+/**
+ * After the delivery header of kind REFUSED: the session a resume (or a
+ * message) named is gone or not the sender's. `gw` is the refusing gateway's
+ * instance id (another id than the welcome's: the gateway restarted).
+ */
+export interface LinkRefusedMessage {
+  readonly type: "link.refused";
+  readonly id: 0;
+  readonly code: string;
+  readonly message: string;
+  readonly reason: string;
+  readonly gw: number;
 }
 export interface GatewayClosingMessage {
   readonly type: "gateway.closing";
@@ -632,8 +651,20 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
       if (typeof handlerId !== "number" || typeof v !== "number" || typeof livenessMs !== "number") {
         throw new ProtocolError("bad welcome");
       }
+      const secret = value["secret"];
+      const gw = value["gw"];
       const maxMessageSize = value["maxMessageSize"] === undefined ? undefined : count(value, "maxMessageSize", Number.MAX_SAFE_INTEGER);
-      return { type, id, status: Status.OK, handlerId, v, livenessMs, ...(maxMessageSize === undefined ? {} : { maxMessageSize }) };
+      return {
+        type,
+        id,
+        status: Status.OK,
+        handlerId,
+        v,
+        livenessMs,
+        ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
+        ...(secret instanceof Uint8Array ? { secret } : {}),
+        ...(typeof gw === "number" ? { gw } : {}),
+      };
     }
     case "stream.items": {
       const items = value["items"];
@@ -746,8 +777,10 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
     case "session.closed":
     case "gateway.closing":
       return { type, id };
-    case "session.ended":
-      return { type, id: 0, code: str(value, "code"), message: String(value["message"] ?? "") };
+    case "session.ended": {
+      const reason = value["reason"];
+      return { type, id: 0, code: str(value, "code"), message: String(value["message"] ?? ""), ...(typeof reason === "string" ? { reason } : {}) };
+    }
     case "admin.snapshot.result": {
       const snapshot = value["snapshot"];
       if (!isRecord(snapshot)) throw new ProtocolError("admin.snapshot.result needs a 'snapshot' map");

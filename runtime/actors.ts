@@ -9,7 +9,7 @@
  * a transport in their input.
  */
 export { swarmClientMachine, DEFAULT_CLIENT_CLOSE_TIMEOUT_MS } from "./client-actor.js";
-export { gatewayMachine, supervisorMachine, handlerMachine, controllerMachine, clientMachine, SubroutineRegistry } from "../actors/index.js";
+export { gatewayMachine, supervisorMachine, handlerMachine, controllerMachine, clientMachine, SubroutineRegistry, DeliveryLink } from "../actors/index.js";
 
 export type {
   SwarmClientInput,
@@ -55,4 +55,6 @@ export type {
   ClientSnapshot,
   PendingCall,
   CallKind,
+  LinkStats,
+  DeliveryStats,
 } from "../actors/index.js";

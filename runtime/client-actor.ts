@@ -51,6 +51,7 @@ import { zmqTransport } from "../transports/zmq.js";
 import type { ConnectPlan, Controller } from "./controller.js";
 import { normalizeEndpoint } from "./endpoint.js";
 import { SessionLink } from "./session-link.js";
+import { DeliveryLink } from "../actors/delivery-link.js";
 import { StreamReader, type StreamControl } from "./stream.js";
 
 /** Names a request in the answers to it; yours, or assigned (1, 2, ...) when a command has none. */
@@ -482,7 +483,7 @@ export const swarmClientMachine = setup({
         const { plan } = context;
         const endpoint = plan.endpoints[context.attempt]!;
         const inner = plan.transport.client(endpoint, { maxMessageSize: plan.maxMessageSize, curve: plan.curve });
-        return { endpoint, link: new SessionLink(inner, plan.closeTimeoutMs), handlerId: undefined };
+        return { endpoint, link: new SessionLink(new DeliveryLink(inner), plan.closeTimeoutMs), handlerId: undefined };
       }),
       invoke: {
         id: "client",

@@ -1,4 +1,5 @@
 import type { CallKind, ClientActorRef, PendingCall } from "../actors/client.js";
+import { DeliveryLink, type LinkStats } from "../actors/delivery-link.js";
 import {
   ClosedError,
   DEFAULT_STREAM_WINDOW,
@@ -141,6 +142,15 @@ export class Client {
   /** The client actor, for inspection and composition. */
   get actor(): ClientActorRef {
     return this.#ref;
+  }
+
+  /**
+   * What this client's delivery layer did: messages sent, resent (and their
+   * bytes) after link drops, duplicates and gaps dropped, reconnects and resumes.
+   */
+  get delivery(): LinkStats | undefined {
+    const transport = this.#ref.getSnapshot().context.transport;
+    return transport instanceof DeliveryLink ? transport.stats : undefined;
   }
 
   /** Round trip to the handler; resolves with what was sent. */

@@ -1,5 +1,6 @@
 import { createActor, type Actor } from "xstate";
 import { controllerMachine } from "../actors/controller.js";
+import { DeliveryLink } from "../actors/delivery-link.js";
 import type { ClientActorRef } from "../actors/client.js";
 import {
   ClosedError,
@@ -18,6 +19,7 @@ import type { ClientCurve, TransportFactory } from "../transports/transport.js";
 import { zmqTransport } from "../transports/zmq.js";
 import { Client } from "./client.js";
 import { endpointOf, normalizeEndpoint } from "./endpoint.js";
+import { GatewayHealth } from "./gateway-health.js";
 import type { InspectCallback } from "./gateway.js";
 import { Swarm } from "./swarm.js";
 import { untilSnapshot } from "./wait.js";
@@ -117,7 +119,8 @@ export class Controller {
    * over the controller's life would grow its memory with every client that came and went.
    */
   readonly #ids = new Set<number>();
-  #rotation = 0;
+  /** Which gateways answered lately: new clients go to live ones first. */
+  readonly #health = new GatewayHealth();
 
   constructor(options: ControllerOptions = {}) {
     if (options.gateways !== undefined) {
@@ -187,10 +190,14 @@ export class Controller {
     let lastError: unknown;
     for (const endpoint of candidates) {
       try {
-        return await this.#connect(endpoint, options.connectTimeoutMs ?? this.#connectTimeoutMs, options.waitMs ?? 0);
+        const client = await this.#connect(endpoint, options.connectTimeoutMs ?? this.#connectTimeoutMs, options.waitMs ?? 0);
+        this.#health.markUp(endpoint);
+        return client;
       } catch (err) {
         lastError = err;
         if (!isFailover(err)) throw err;
+        // Down, or not answering: the next getClient() tries the live gateways first (a full one is not down).
+        if ((err as SwarmnetError).code !== ErrorCode.POOL_FULL) this.#health.markDown(endpoint);
       }
     }
     throw lastError ?? new ConnectionError("no gateway to connect to");
@@ -237,9 +244,9 @@ export class Controller {
     return slot;
   }
 
+  /** The gateways in the order the next client tries them: live ones round-robin, then those in back-off. */
   #rotate(): string[] {
-    const start = this.#rotation++ % this.endpoints.length;
-    return [...this.endpoints.slice(start), ...this.endpoints.slice(0, start)];
+    return this.#health.order(this.endpoints);
   }
 
   async #connect(endpoint: string, connectTimeoutMs: number, waitMs: number): Promise<Client> {
@@ -247,7 +254,11 @@ export class Controller {
     if (this.#actor.getSnapshot().status !== "active") throw new ClosedError("controller is closed");
     const slot = this.#takeSlot();
     const id = `client-${slot}`;
-    const transport = this.#transport.client(endpoint, { maxMessageSize: this.#maxMessageSize, curve: this.#curve });
+    // Delivery (numbering, acks, replay after a reconnect) sits between the client machine and the wire;
+    // its link events (socket monitor) also tell the controller which gateways are up.
+    const transport = new DeliveryLink(this.#transport.client(endpoint, { maxMessageSize: this.#maxMessageSize, curve: this.#curve }), {
+      onLink: (up) => (up ? this.#health.markUp(endpoint) : this.#health.markDown(endpoint)),
+    });
     this.#actor.send({
       type: "client.spawn",
       id,

@@ -1,3 +1,4 @@
+import type { DeliveryStats } from "../actors/delivery.js";
 import type { Server } from "node:http";
 import { createActor, type Actor, type InspectionEvent, type Observer } from "xstate";
 import { FileSandbox } from "../actors/file-sandbox.js";
@@ -515,8 +516,17 @@ export class Gateway {
     return session !== undefined;
   }
 
-  /** Counters of the data plane (frames received, protocol errors), for tests and monitoring. */
-  get counters(): Readonly<{ received: number; protocolErrors: number; sessionless: number }> {
+  /**
+   * What the delivery layer did over this gateway's life, summed over sessions:
+   * messages sent, resent after link drops (and their bytes), duplicates and
+   * gaps dropped, replays.
+   */
+  deliveryStats(): DeliveryStats {
+    return this.#actor.getSnapshot().context.table.deliveryStats();
+  }
+
+  /** Counters of the data plane (frames received, protocol errors, strangers refused), for tests and monitoring. */
+  get counters(): Readonly<{ received: number; protocolErrors: number; sessionless: number; strangers: number }> {
     return this.#actor.getSnapshot().context.dispatcher.counters;
   }
 }

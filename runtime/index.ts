@@ -41,9 +41,11 @@ export {
   SourceChangedError,
   FilesNotDeliveredError,
   AdminDisabledError,
+  ResumeRefusedError,
   MessageTooLargeError,
   ErrorCode,
   Status,
+  type SessionEndReason,
 } from "../protocol/errors.js";
 export {
   PROTOCOL_VERSION,

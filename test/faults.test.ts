@@ -84,7 +84,7 @@ describe("liveness", () => {
     expect(gw.snapshot().supervisor.stats.expired).toBe(1);
   });
 
-  it("a client whose gateway is gone fails its pending call with ConnectionError within the lease, not its own deadline", async () => {
+  it("a client whose gateway is gone fails its pending call with SessionEndedError (reason lease) within the lease, not its own deadline", async () => {
     const { child, port } = await startProcess(GATEWAY, [0, 500]);
     const controller = new Controller({ port, timeoutMs: 30_000 });
     try {
@@ -92,7 +92,7 @@ describe("liveness", () => {
       const pending = client.getSubroutineBatch("slow", [60_000]);
       const t0 = Date.now();
       await kill(child);
-      await expect(within(pending, 10_000, "pending call")).rejects.toMatchObject({ code: ErrorCode.CONNECTION });
+      await expect(within(pending, 10_000, "pending call")).rejects.toMatchObject({ code: ErrorCode.SESSION_ENDED, reason: "lease" });
       expect(Date.now() - t0).toBeLessThan(10_000);
     } finally {
       await controller.close();

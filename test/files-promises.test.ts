@@ -7,11 +7,11 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFile, mkdir, readFile, readdir, rm, stat, truncate, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Dealer } from "zeromq";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { ErrorCode, decode, encode, type Gateway, type TransferReport } from "../runtime/index.js";
 import { sha256 } from "./file-helpers.js";
 import { controllerFor, startGateway, tempDir, within } from "./helpers.js";
+import { RawSession } from "./raw-session.js";
 
 const MiB = 1024 * 1024;
 
@@ -24,19 +24,18 @@ async function setup() {
   return { root, local, gw, controller };
 }
 
-/** A bare DEALER speaking the wire protocol: for cases that need a step between listing and reading. */
+/** A raw peer speaking the wire protocol (with the delivery layer's header): for cases that need a step between listing and reading. */
 async function rawSession(endpoint: string) {
-  const socket = new Dealer({ linger: 0 });
-  onTestFinished(() => socket.close());
-  socket.connect(endpoint);
+  const peer = new RawSession(endpoint);
+  onTestFinished(() => peer.close());
   let nextId = 1;
   /** Sends `message`; collects replies to it until `until` says done (bounded). */
   const request = async (message: Record<string, unknown>, until: (m: Record<string, unknown>) => boolean = () => true): Promise<Array<Record<string, unknown>>> => {
     const id = nextId++;
-    await socket.send([encode({ ...message, id })]);
+    await peer.send([encode({ ...message, id })]);
     const replies: Array<Record<string, unknown>> = [];
     for (let i = 0; i < 1000; i++) {
-      const [envelope] = await within(socket.receive(), 5_000, `answer to ${String(message["type"])}`);
+      const [envelope] = await within(peer.receive(), 5_000, `answer to ${String(message["type"])}`);
       const reply = decode(envelope!) as Record<string, unknown>;
       if (reply["id"] !== id) continue;
       replies.push(reply);

@@ -1,10 +1,10 @@
 import { mkdir, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Dealer } from "zeromq";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { ErrorCode, decode, encode } from "../runtime/index.js";
+import { ErrorCode, encode } from "../runtime/index.js";
 import { checkName, checkRelativePath, localNameProblem, normalizeRequestPath } from "../protocol/paths.js";
 import { controllerFor, startGateway, tempDir, within } from "./helpers.js";
+import { RawSession } from "./raw-session.js";
 
 /** Paths every side must refuse as a request, with why. */
 const EVIL_PATHS: Record<string, string> = {
@@ -45,22 +45,13 @@ async function sandbox() {
   return { root, outside, local, downloadDir, gw, controller };
 }
 
-/** A bare DEALER speaking the wire protocol, to reach the gateway's own checks past the client's. */
+/** A bare DEALER speaking the wire protocol (and the session's delivery header), to reach the gateway's own checks past the client's. */
 async function rawSession(endpoint: string) {
-  const socket = new Dealer({ linger: 0 });
-  onTestFinished(() => socket.close());
-  socket.connect(endpoint);
+  const peer = new RawSession(endpoint);
+  onTestFinished(() => peer.close());
   let nextId = 1;
-  const request = async (message: Record<string, unknown>): Promise<Record<string, unknown>> => {
-    const id = nextId++;
-    await socket.send([encode({ ...message, id })]);
-    for (let i = 0; i < 100; i++) {
-      const [envelope] = await within(socket.receive(), 5_000, `answer to ${String(message["type"])}`);
-      const reply = decode(envelope!) as Record<string, unknown>;
-      if (reply["id"] === id) return reply;
-    }
-    throw new Error("no answer");
-  };
+  const request = (message: Record<string, unknown>): Promise<Record<string, unknown>> =>
+    within(peer.request([encode({ ...message, id: nextId++ })]), 5_000, `answer to ${String(message["type"])}`);
   expect(await request({ type: "hello", v: 1 })).toBeDefined();
   return request;
 }

@@ -7,11 +7,11 @@ import type { ChildProcess } from "node:child_process";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { describe, expect, it } from "vitest";
-import { Dealer } from "zeromq";
 import { Controller, ErrorCode, type Client } from "../runtime/index.js";
 import { decode, encode } from "../protocol/index.js";
 import { controllerFor, startGateway, within } from "./helpers.js";
 import { freePort, kill, startProcess } from "./processes.js";
+import { RawSession } from "./raw-session.js";
 
 const HOSTILE = "test/fixtures/hostile-gateway.ts";
 const MAX_MESSAGE_SIZE = 256 * 1024;
@@ -194,28 +194,29 @@ describe("values round-trip or are refused", () => {
   it("a 64-bit CBOR integer from a non-JavaScript client reaches the subroutine as a number; beyond 2^53 it stays exact", async () => {
     const gw = await startGateway();
     gw.addSubroutine("describe", (x: unknown) => [typeof x, typeof x === "number" ? x + 1 : String(x)]);
-    const dealer = new Dealer({ linger: 0, receiveTimeout: 5_000 });
+    // A raw DEALER that speaks the delivery header (test/raw-session.ts), as a client in another language would.
+    const dealer = new RawSession(gw.endpoint);
+    const receive = (): Promise<Uint8Array[]> => within(dealer.receive(), 5_000, "an answer");
     try {
-      dealer.connect(gw.endpoint);
-      await dealer.send(encode({ type: "hello", id: 0, v: 1 }));
-      const [welcome] = await dealer.receive();
+      await dealer.send([encode({ type: "hello", id: 0, v: 1 })]);
+      const [welcome] = await receive();
       expect(decode(welcome!)).toMatchObject({ type: "welcome", status: 200 });
       const call = (id: number, arg: Buffer): Buffer =>
         cborMap({ type: "rpc.call", id, name: "describe", mode: "get", args: Buffer.concat([Buffer.from([0x81]), arg]), kwargs: {} });
-      await dealer.send(call(1, uint64(2 ** 40)));
-      expect(decode((await dealer.receive())[0]!)).toMatchObject({ type: "rpc.result", id: 1, value: ["number", 2 ** 40 + 1] });
-      await dealer.send(call(2, uint64(7)));
-      expect(decode((await dealer.receive())[0]!)).toMatchObject({ type: "rpc.result", id: 2, value: ["number", 8] });
+      await dealer.send([call(1, uint64(2 ** 40))]);
+      expect(decode((await receive())[0]!)).toMatchObject({ type: "rpc.result", id: 1, value: ["number", 2 ** 40 + 1] });
+      await dealer.send([call(2, uint64(7))]);
+      expect(decode((await receive())[0]!)).toMatchObject({ type: "rpc.result", id: 2, value: ["number", 8] });
       const negative = Buffer.alloc(9);
       negative[0] = 0x3b;
       negative.writeBigUInt64BE(2n ** 40n - 1n, 1); // -(2^40)
-      await dealer.send(call(3, negative));
-      expect(decode((await dealer.receive())[0]!)).toMatchObject({ type: "rpc.result", id: 3, value: ["number", -(2 ** 40) + 1] });
+      await dealer.send([call(3, negative)]);
+      expect(decode((await receive())[0]!)).toMatchObject({ type: "rpc.result", id: 3, value: ["number", -(2 ** 40) + 1] });
       const huge = Buffer.alloc(9);
       huge[0] = 0x1b;
       huge.writeBigUInt64BE(2n ** 60n + 1n, 1);
-      await dealer.send(call(4, huge));
-      expect(decode((await dealer.receive())[0]!)).toMatchObject({ type: "rpc.result", id: 4, value: ["bigint", (2n ** 60n + 1n).toString()] });
+      await dealer.send([call(4, huge)]);
+      expect(decode((await receive())[0]!)).toMatchObject({ type: "rpc.result", id: 4, value: ["bigint", (2n ** 60n + 1n).toString()] });
     } finally {
       dealer.close();
     }

@@ -1,6 +1,6 @@
-import { Dealer } from "zeromq";
 import { describe, expect, it } from "vitest";
 import { decode, encode, ErrorCode, PROTOCOL_VERSION } from "../runtime/index.js";
+import { RawSession } from "./raw-session.js";
 import { controllerFor, startGateway, within } from "./helpers.js";
 
 /** Small deterministic PRNG (mulberry32), so a failing fuzz run can be replayed. */
@@ -58,21 +58,8 @@ function fuzzMessage(rand: () => number): Buffer[] {
   }
 }
 
-async function rawPeer(endpoint: string): Promise<{ socket: Dealer; request(frames: Buffer[]): Promise<Record<string, unknown>> }> {
-  const socket = new Dealer({ linger: 0 });
-  socket.connect(endpoint);
-  return {
-    socket,
-    async request(frames) {
-      await socket.send(frames);
-      for (;;) {
-        const [envelope] = await socket.receive();
-        const message = decode(envelope!) as Record<string, unknown>;
-        const sentId = (decode(frames[0]!) as { id: number }).id;
-        if (message["id"] === sentId) return message;
-      }
-    },
-  };
+async function rawPeer(endpoint: string): Promise<RawSession> {
+  return new RawSession(endpoint);
 }
 
 describe("hostile input", () => {
@@ -90,8 +77,8 @@ describe("hostile input", () => {
         type: "welcome",
       });
       for (let i = 0; i < 1500; i++) {
-        await stranger.socket.send(fuzzMessage(rand));
-        await insider.socket.send(fuzzMessage(rand));
+        await stranger.send(fuzzMessage(rand));
+        await insider.send(fuzzMessage(rand));
       }
       // Frames on one connection arrive in order: these answers mean every fuzz frame was handled.
       await expect(within(stranger.request([Buffer.from(encode({ type: "hello", id: 77, v: PROTOCOL_VERSION }))]), 10_000, "stranger hello")).resolves.toMatchObject({
@@ -139,8 +126,8 @@ describe("hostile input", () => {
     const peer = await rawPeer(gw.endpoint);
     try {
       await peer.request([Buffer.from(encode({ type: "hello", id: 0, v: PROTOCOL_VERSION }))]);
-      await peer.socket.send([Buffer.from(encode({ type: "rpc.call", id: 5, name: "x".repeat(1000), mode: "get", args: [], kwargs: {} }))]);
-      const [envelope] = await within(peer.socket.receive(), 5_000, "protocol error reply");
+      await peer.send([Buffer.from(encode({ type: "rpc.call", id: 5, name: "x".repeat(1000), mode: "get", args: [], kwargs: {} }))]);
+      const [envelope] = await within(peer.receive(), 5_000, "protocol error reply");
       expect(decode(envelope!)).toMatchObject({ type: "error", code: ErrorCode.PROTOCOL, message: expect.stringMatching(/name/) });
       await expect(within(peer.request([Buffer.from(encode({ type: "ping", id: 6, data: 1 }))]), 5_000, "ping")).resolves.toMatchObject({
         type: "pong",
@@ -186,17 +173,25 @@ describe("hostile input, second round: wrong types, huge sizes, out-of-order mes
     const collector = (async () => {
       for (;;) {
         try {
-          const [env] = await peer.socket.receive();
+          const [env] = await peer.receive();
           replies.push(decode(env!) as Record<string, unknown>);
         } catch {
           return;
         }
       }
     })();
-    const send = (m: unknown, raw?: Buffer): Promise<void> => peer.socket.send(raw ? [Buffer.from(encode(m)), raw] : [Buffer.from(encode(m))]);
+    const send = (m: unknown, raw?: Buffer): Promise<void> => peer.send(raw ? [Buffer.from(encode(m)), raw] : [Buffer.from(encode(m))]);
     const heapBefore = process.memoryUsage().heapUsed;
     try {
       await send({ type: "hello", id: 0, v: PROTOCOL_VERSION });
+      await within(
+        new Promise<void>((resolve) => {
+          const check = (): void => (replies.some((r) => r["type"] === "welcome") ? resolve() : void setTimeout(check, 5));
+          check();
+        }),
+        5_000,
+        "the welcome",
+      );
       const wrong: unknown[] = [null, true, -1, 1.5, 2 ** 53, "x", [], {}, new Uint8Array(3)];
       const shapes: Record<string, unknown>[] = [
         { type: "rpc.call", name: "echo", mode: "get", args: [], kwargs: {} },

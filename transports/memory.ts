@@ -91,14 +91,14 @@ class MemoryServerTransport implements ServerTransport {
     return this.#endpoint;
   }
 
-  send(peer: Peer, frames: Frames): void {
+  send(peer: Peer, frames: Frames, tag = 0): void {
     const server = this.#server;
     if (!server) return;
     const copy = frames.map((f) => Uint8Array.from(f));
     queueMicrotask(() => {
       const client = server.clients.get(peer.key);
       if (!client || client.closed) {
-        server.handlers.onUndeliverable(peer, Object.assign(new Error("host unreachable"), { code: "EHOSTUNREACH" }));
+        server.handlers.onUndeliverable(peer, Object.assign(new Error("host unreachable"), { code: "EHOSTUNREACH" }), tag);
         return;
       }
       client.receive(copy);

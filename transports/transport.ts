@@ -18,8 +18,11 @@ export interface Peer {
 
 export interface ServerTransportHandlers {
   onMessage(peer: Peer, frames: Frames): void;
-  /** A message to `peer` could not be delivered (peer gone, or its queue full). */
-  onUndeliverable(peer: Peer, error: Error): void;
+  /**
+   * A message to `peer` could not be handed over: the peer is gone (`EHOSTUNREACH`)
+   * or its queue is full (`EAGAIN`). `tag` is what `send` was given with it.
+   */
+  onUndeliverable(peer: Peer, error: Error, tag: number): void;
 }
 
 /** Connection-level counters of a server transport (handshakes, refusals). */
@@ -35,8 +38,8 @@ export interface ServerTransportStats {
 export interface ServerTransport {
   /** Binds and starts receiving; resolves with the endpoint actually bound (port 0 resolved). */
   listen(handlers: ServerTransportHandlers): Promise<string>;
-  /** Queues a message; never throws, failures go to `onUndeliverable`. */
-  send(peer: Peer, frames: Frames): void;
+  /** Queues a message; never throws, failures go to `onUndeliverable` with `tag` (default 0). */
+  send(peer: Peer, frames: Frames, tag?: number): void;
   /** Resolves once every queued message has been handed to the socket (bounded by `timeoutMs`). */
   flush(timeoutMs: number): Promise<void>;
   close(): Promise<void>;

@@ -66,7 +66,7 @@ try {
 export class ZmqServerTransport implements ServerTransport {
   readonly #options: ServerTransportOptions;
   #socket: Router | undefined;
-  #queue: SendQueue<Peer> | undefined;
+  #queue: SendQueue<{ peer: Peer; tag: number }> | undefined;
   #zapDomain: string | undefined;
   #zap: ZapCounters | undefined;
   readonly #stats = { handshakes: 0, protocolFailures: 0 };
@@ -92,16 +92,20 @@ export class ZmqServerTransport implements ServerTransport {
       heartbeatInterval: heartbeat,
       heartbeatTimeout: heartbeat * 3,
       ...(curve ? { curveServer: true, curveSecretKey: curve.secretKey, curvePublicKey: curve.publicKey, zapDomain: this.#zapDomain! } : {}),
-      // Never let one peer with a full queue block the writer shared by all peers:
-      // a full queue is reported as EAGAIN and that peer's session is ended.
+      // Never let one peer with a full queue block the writer shared by all peers: a full
+      // queue is reported as EAGAIN and that session's delivery retries in a moment.
       sendTimeout: 0,
+      // No message count limit per peer: what is queued for a peer is bounded by the credit
+      // windows of its streams and transfers (and one answer per request), so a large window
+      // never overflows a fixed queue of 1,000 messages.
+      sendHighWaterMark: 0,
       linger: 0,
       maxMessageSize: this.#options.maxMessageSize,
     });
     this.#socket = socket;
-    this.#queue = new SendQueue<Peer>(
+    this.#queue = new SendQueue<{ peer: Peer; tag: number }>(
       (frames) => socket.send(frames as Uint8Array[]),
-      (peer, err) => handlers.onUndeliverable(peer, err),
+      (to, err) => handlers.onUndeliverable(to.peer, err, to.tag),
     );
     socket.events.on("handshake", () => void this.#stats.handshakes++);
     socket.events.on("handshake:error:protocol", () => void this.#stats.protocolFailures++);
@@ -155,8 +159,8 @@ export class ZmqServerTransport implements ServerTransport {
     }
   }
 
-  send(peer: Peer, frames: Frames): void {
-    this.#queue?.push([peer.id, ...frames], peer);
+  send(peer: Peer, frames: Frames, tag = 0): void {
+    this.#queue?.push([peer.id, ...frames], { peer, tag });
   }
 
   flush(timeoutMs: number): Promise<void> {
@@ -182,6 +186,8 @@ export class ZmqServerTransport implements ServerTransport {
 }
 
 export class ZmqClientTransport implements ClientTransport {
+  /** This connection's routing id: unique per client, kept across ZeroMQ's reconnects. */
+  readonly routingId = `c${randomBytes(12).toString("hex")}`;
   readonly #endpoint: string;
   readonly #options: ClientTransportOptions;
   #socket: Dealer | undefined;
@@ -210,6 +216,9 @@ export class ZmqClientTransport implements ClientTransport {
       const onLink = handlers.onLink;
       socket.events.on("handshake", () => onLink(true));
       socket.events.on("disconnect", () => onLink(false));
+      // A reconnect that fails its handshake (e.g. a gateway back with other CURVE keys) is no link.
+      socket.events.on("handshake:error:auth", () => onLink(false));
+      socket.events.on("handshake:error:protocol", () => onLink(false));
     }
     this.#queue = new SendQueue<null>(
       (frames) => socket.send(frames as Uint8Array[]),
@@ -229,7 +238,7 @@ export class ZmqClientTransport implements ClientTransport {
       linger: 0,
       maxMessageSize: this.#options.maxMessageSize,
       // Unique per client, kept across ZeroMQ's reconnects (see the ROUTER's handover).
-      routingId: `c${randomBytes(12).toString("hex")}`,
+      routingId: this.routingId,
       heartbeatInterval: heartbeat,
       heartbeatTimeout: heartbeat * 3,
       ...(curve ? { curveServerKey: curve.serverPublicKey, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey } : {}),
