@@ -6,6 +6,7 @@
 import {
   ErrorCode,
   ProtocolError,
+  Status,
   decode,
   describeThrown,
   encode,
@@ -121,6 +122,25 @@ function isTransient(error: Error): boolean {
   return (error as { code?: string }).code === "EAGAIN";
 }
 
+/**
+ * The `id` and `type` of an envelope that failed validation, as far as they can be read: the id
+ * when the envelope is a CBOR map whose `id` is a uint32 (else 0), the type when it is a string.
+ */
+export function readableHead(envelope: Uint8Array | undefined): { id: number; type: string | undefined } {
+  let value: unknown;
+  try {
+    value = envelope === undefined || envelope.length === 0 ? undefined : decode(envelope);
+  } catch {
+    return { id: 0, type: undefined };
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value) || value instanceof Uint8Array) return { id: 0, type: undefined };
+  const { id, type } = value as { id?: unknown; type?: unknown };
+  return {
+    id: typeof id === "number" && Number.isInteger(id) && id >= 0 && id <= 0xffff_ffff ? id : 0,
+    type: typeof type === "string" ? type : undefined,
+  };
+}
+
 function describeMessage(message: GatewayMessage): string {
   switch (message.type) {
     case "rpc.result":
@@ -220,10 +240,17 @@ export class Dispatcher {
       message = this.#parse(frames, 0);
     } catch (err) {
       this.counters.protocolErrors++;
+      const { id, type } = readableHead(frames[0]);
+      if (type === "hello") {
+        // A hello the gateway cannot accept is answered, never met with silence (the client
+        // would see only its connect deadline): refused 400 with what was wrong.
+        this.#safeSend(peer, { type: "refused", id, status: Status.BAD_REQUEST, code: ErrorCode.PROTOCOL, message: describeThrown(err).message });
+        return;
+      }
       // Only a peer with a session hears about its malformed frame; others are dropped
       // so that garbage from a stranger costs us nothing but the decode.
       if (this.#table.byPeer(peer.key) !== undefined) {
-        this.#safeSend(peer, { type: "error", id: 0, code: ErrorCode.PROTOCOL, message: describeThrown(err).message });
+        this.#safeSend(peer, { type: "error", id, code: ErrorCode.PROTOCOL, message: describeThrown(err).message });
       }
       return;
     }
@@ -313,7 +340,8 @@ export class Dispatcher {
       message = this.#decode(afterHeader(first, true), frames.length === 2);
     } catch (err) {
       this.counters.protocolErrors++;
-      this.#safeReply(session, { type: "error", id: 0, code: ErrorCode.PROTOCOL, message: describeThrown(err).message });
+      // The error names the request when its id could be read, so the client fails that call.
+      this.#safeReply(session, { type: "error", id: readableHead(afterHeader(first, true)).id, code: ErrorCode.PROTOCOL, message: describeThrown(err).message });
       return;
     }
     this.#route(peer, message, frames[1], session);

@@ -11,8 +11,9 @@ import { w5 } from "./w5-large-file/workload.js";
 import { w6 } from "./w6-scale/workload.js";
 import { w7 } from "./w7-long-link/workload.js";
 import { w8 } from "./w8-cpu/workload.js";
+import { w1py, w3apy } from "./python-client/workload.js";
 
-export const WORKLOADS: readonly AnyWorkload[] = [w1, w2, w3a, w3b, w4, w5, w6, w7, w8];
+export const WORKLOADS: readonly AnyWorkload[] = [w1, w1py, w2, w3a, w3apy, w3b, w4, w5, w6, w7, w8];
 
 /** The workload with this id, case-insensitive (`w1` finds W1). */
 export function findWorkload(id: string): AnyWorkload | undefined {
