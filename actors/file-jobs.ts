@@ -293,7 +293,9 @@ export class FileReceiveJob extends FileJob {
       onItemFailed: (f, error) => this.session.reply({ type: "file.error", id: this.id, f, code: error.code, message: error.message }),
     });
     this.#receiver = receiver;
-    this.session.reply({ type: "file.ready", id: this.id, missing, ...(refused.length > 0 ? { refused } : {}), windowBytes, windowFiles });
+    // `offsets` (where each file's missing bytes begin) for clients that send one tail per file.
+    const offsets = m.files.map(([, size, , , end], i) => missing[i]![0]?.[0] ?? end ?? size);
+    this.session.reply({ type: "file.ready", id: this.id, missing, offsets, ...(refused.length > 0 ? { refused } : {}), windowBytes, windowFiles });
     receiver.start();
     const { files, bytes } = await receiver.done;
     if (!this.cancelled) this.session.reply({ type: "file.done", id: this.id, files, bytes });

@@ -294,6 +294,8 @@ export interface FileReadyMessage {
   readonly type: "file.ready";
   readonly id: number;
   readonly missing: ReadonlyArray<ReadonlyArray<readonly [start: number, end: number]>>;
+  /** Where each file's missing bytes begin (for clients that send one tail per file, such as the Python client). */
+  readonly offsets?: readonly number[];
   readonly refused?: ReadonlyArray<readonly [index: number, code: string, message: string]>;
   readonly windowBytes: number;
   readonly windowFiles: number;
