@@ -14,6 +14,8 @@ import { assign, fromCallback, setup, type ActorRefFrom, type SnapshotFrom } fro
 import {
   ClosedError,
   ConnectionError,
+  ConnectionRefusedError,
+  HandshakeError,
   ErrorCode,
   MAX_TIMER_DELAY_MS,
   MessageTooLargeError,
@@ -40,9 +42,9 @@ import {
   type StreamItemsMessage,
   type SwarmnetError,
 } from "../protocol/index.js";
-import type { ClientTransport, Frames } from "../transports/transport.js";
+import type { AttemptFailure, ClientTransport, Frames } from "../transports/transport.js";
 
-export type CallKind = "ping" | "batchGet" | "batchSend" | "closeGateway" | "stream" | "listFiles" | "files" | "inspect";
+export type CallKind = "ping" | "batchGet" | "batchSend" | "closeGateway" | "stream" | "listFiles" | "files" | "inspect" | "listSubroutines";
 
 /** Data-plane messages: they reach the sink of the call in flight, not the machine. */
 export type DataMessage = StreamItemsMessage | StreamEndMessage | FileDataMessage | FileCreditMessage | FileErrorMessage | FileReadyMessage | FileDoneMessage;
@@ -86,6 +88,8 @@ export interface PendingCall {
   readonly reject: (error: SwarmnetError) => void;
   /** For streams: where items go while the machine sits in `streaming`. */
   readonly sink?: DataSink;
+  /** What the user asked, in their words, for error messages: "call mount_usage", "stream of sensor". */
+  readonly label?: string;
 }
 
 export interface ClientMachineInput {
@@ -101,6 +105,12 @@ export interface ClientMachineInput {
   closeTimeoutMs: number;
   /** Wait this long in the gateway's queue when its pool is full (0: refuse at once, as pynetwork did). */
   waitMs?: number;
+  /**
+   * Told at once when a connection attempt fails while connecting (refused:
+   * ZeroMQ keeps retrying until the connect deadline). A failed handshake ends
+   * the attempt instead, with HandshakeError.
+   */
+  onRetry?: (error: SwarmnetError) => void;
   /** Largest frame this client accepts and sends, in bytes (told to the gateway in the hello). */
   maxMessageSize?: number;
 }
@@ -111,6 +121,9 @@ export interface ClientContext {
   readonly connectTimeoutMs: number;
   readonly closeTimeoutMs: number;
   readonly waitMs: number;
+  readonly onRetry: ((error: SwarmnetError) => void) | undefined;
+  /** The last failed connection attempt while connecting: what a connect deadline reports. */
+  readonly attemptError: SwarmnetError | undefined;
   /** The smaller of this client's and the gateway's largest frame (from the welcome): a request over it is refused before it is sent. */
   readonly maxMessageSize: number | undefined;
   readonly handlerId: number | undefined;
@@ -133,6 +146,8 @@ export type ClientEvent =
   | { type: "call.failed"; id: number; error: SwarmnetError }
   /** The call in flight reached its deadline (a plain timer, cheaper per call than a delayed transition). */
   | { type: "call.deadline"; id: number }
+  /** The socket monitor saw a connection attempt fail. */
+  | { type: "attempt.failed"; failure: AttemptFailure }
   | { type: "transport.error"; error: Error }
   /**
    * The session is over, as something outside the machine found (e.g. the link layer: lease
@@ -150,11 +165,11 @@ function send(context: ClientContext, message: object): void {
 function answerOf(event: ClientEvent, pending: PendingCall): { ok: true; value: unknown } | { ok: false; error: SwarmnetError } | undefined {
   if (event.type !== "wire") return undefined;
   const m = event.message;
-  if (m.type === "error" && m.id === 0) return { ok: false, error: errorFromWire(m.code, m.message, m.name) };
+  if (m.type === "error" && m.id === 0) return { ok: false, error: errorFromWire(m.code, m.message, m.name, m.stack) };
   if (m.id !== pending.id) return undefined; // stale: an answer to a call that already timed out
   switch (m.type) {
     case "error":
-      return { ok: false, error: errorFromWire(m.code, m.message, m.name) };
+      return { ok: false, error: errorFromWire(m.code, m.message, m.name, m.stack) };
     case "pong":
       return pending.kind === "ping" ? { ok: true, value: m.data } : undefined;
     case "rpc.result":
@@ -165,6 +180,8 @@ function answerOf(event: ClientEvent, pending: PendingCall): { ok: true; value: 
       return pending.kind === "listFiles" ? { ok: true, value: m } : undefined;
     case "admin.snapshot.result":
       return pending.kind === "inspect" ? { ok: true, value: m.snapshot } : undefined;
+    case "subroutine.listing":
+      return pending.kind === "listSubroutines" ? { ok: true, value: m.subroutines } : undefined;
     default:
       return undefined;
   }
@@ -224,6 +241,9 @@ export const clientMachine = setup({
         onError(error) {
           sendBack({ type: "transport.error", error });
         },
+        onAttemptFailed(failure) {
+          sendBack({ type: "attempt.failed", failure });
+        },
       });
       return () => transport.close();
     }),
@@ -253,17 +273,41 @@ export const clientMachine = setup({
       if (answer.ok) pending.resolve(answer.value);
       else pending.reject(answer.error);
     },
+    /** The gateway's words ("no session for this connection") become what the user can do about it. */
+    explainSessionGone: assign({
+      error: ({ context, event }) => {
+        if (event.type !== "wire" || event.message.type !== "error") return context.error;
+        const reason =
+          event.message.code === ErrorCode.SESSION_ENDED
+            ? "the gateway no longer has a session for this client: it restarted, or ended the session"
+            : `the gateway ended this client's session (${event.message.message})`;
+        return new SessionEndedError(`${reason}. This client is closed: get a new one (controller.getClient()).`, {
+          cause: errorFromWire(event.message.code, event.message.message),
+        });
+      },
+    }),
+    /** The gateway's words ("no session for this connection") become what the user can do about it. */
     noteSessionGone: assign({
-      error: ({ event }) =>
-        event.type === "wire" && event.message.type === "error"
-          ? new SessionEndedError(`the gateway has no session for this client any more (${event.message.code}): ${event.message.message}`)
-          : undefined,
+      error: ({ event }) => {
+        if (event.type !== "wire" || event.message.type !== "error") return undefined;
+        const reason =
+          event.message.code === ErrorCode.SESSION_ENDED
+            ? "the gateway no longer has a session for this client: it restarted, or ended the session"
+            : `the gateway ended this client's session (${event.message.code}: ${event.message.message})`;
+        return new SessionEndedError(`${reason}. This client is closed: get a new one (controller.getClient()).`, {
+          cause: errorFromWire(event.message.code, event.message.message),
+        });
+      },
     }),
     failOnSessionGone: ({ context }) => {
       if (context.error) failPending(context, context.error);
     },
     failOnInvalid: ({ context, event }) => {
-      if (event.type === "wire.invalid") failPending(context, event.error);
+      if (event.type !== "wire.invalid") return;
+      // A local failure of the request in flight: the gateway still thinks it runs (a stream
+      // keeps its handler in busy.streaming), so tell it to drop it, as on a deadline.
+      if (context.pending !== undefined) send(context, { type: "rpc.cancel", id: context.pending.id });
+      failPending(context, event.error);
     },
     clearPending: assign(({ context }) => {
       // The deadline timer lives outside the context (a handle, not state): stop it with the call.
@@ -280,6 +324,8 @@ export const clientMachine = setup({
     connectTimeoutMs: input.connectTimeoutMs,
     closeTimeoutMs: input.closeTimeoutMs,
     waitMs: input.waitMs ?? 0,
+    onRetry: input.onRetry,
+    attemptError: undefined,
     maxMessageSize: input.maxMessageSize,
     handlerId: undefined,
     pending: undefined,
@@ -305,7 +351,7 @@ export const clientMachine = setup({
       actions: assign({
         error: ({ event }) =>
           event.message.type === "session.ended"
-            ? new SessionEndedError(`session ended (${event.message.code}): ${event.message.message}`, {
+            ? new SessionEndedError(`session ended (${event.message.code}): ${event.message.message}. This client is closed: get a new one (controller.getClient()).`, {
                 reason: endReasonOf(event.message.code, event.message.reason),
               })
             : undefined,
@@ -359,18 +405,52 @@ export const clientMachine = setup({
           },
         ],
         close: "closed",
+        "attempt.failed": [
+          {
+            description: "A failed handshake will fail again: report it now.",
+            guard: ({ event }) => event.failure.kind === "handshake",
+            target: "failed",
+            actions: assign({
+              error: ({ context, event }) =>
+                new HandshakeError(
+                  `CURVE/ZMTP handshake with gateway ${context.endpoint} failed: ${event.failure.detail}. ` +
+                    "Check the keys: this client's key pair must be in the gateway's authorized keys, and serverPublicKey (--server-key) must be the gateway's public key.",
+                ),
+            }),
+          },
+          {
+            description: "Nothing accepted the connection: say so at once and let ZeroMQ retry until the deadline.",
+            actions: [
+              assign({
+                attemptError: ({ context }) =>
+                  new ConnectionRefusedError(
+                    `connection refused at ${context.endpoint}: nothing listens there (is the gateway running, on this host and port?); retried for ${context.connectTimeoutMs} ms`,
+                  ),
+              }),
+              ({ context }) => {
+                if (context.attemptError !== undefined) context.onRetry?.(context.attemptError);
+              },
+            ],
+          },
+        ],
       },
       after: {
         connectTimeout: {
           target: "failed",
           actions: assign({
             error: ({ context }) =>
-              new TimeoutError(`no answer from gateway ${context.endpoint} within ${context.connectTimeoutMs} ms`),
+              context.attemptError ??
+              new TimeoutError(
+                `no answer from gateway ${context.endpoint} within ${context.connectTimeoutMs} ms (an unreachable host, a firewall dropping packets, or not a swarmnet gateway?)`,
+              ),
           }),
         },
       },
     },
     ready: {
+      description: "Nothing in flight: the transport may stop holding the event loop, so a script that forgot close() exits.",
+      entry: ({ context }) => context.transport.idle?.(true),
+      exit: ({ context }) => context.transport.idle?.(false),
       on: {
         call: [
           {
@@ -468,7 +548,7 @@ export const clientMachine = setup({
               failPending(
                 context,
                 new TimeoutError(
-                  `no answer to ${context.pending?.kind ?? "call"} from gateway ${context.endpoint} within ${context.pending?.timeoutMs ?? 0} ms`,
+                  `no answer to ${context.pending?.label ?? context.pending?.kind ?? "call"} from gateway ${context.endpoint} within ${context.pending?.timeoutMs ?? 0} ms (timeoutMs)`,
                 ),
               ),
             "clearPending",
@@ -483,13 +563,14 @@ export const clientMachine = setup({
       },
       after: { closeTimeout: "closed" },
     },
+    // Every way out stops the deadline timer too: a pending timer would keep Node alive after close().
     closed: {
       type: "final",
-      entry: ({ context }) => failPending(context, context.error ?? new ClosedError("client closed")),
+      entry: [({ context }) => failPending(context, context.error ?? new ClosedError("client closed")), "clearPending"],
     },
     failed: {
       type: "final",
-      entry: ({ context }) => failPending(context, context.error ?? new ConnectionError("client failed")),
+      entry: [({ context }) => failPending(context, context.error ?? new ConnectionError("client failed")), "clearPending"],
     },
   },
 });

@@ -90,7 +90,13 @@ export class DeliveryLink implements ClientTransport {
         this.#observe?.(up);
         handlers.onLink?.(up);
       },
+      onAttemptFailed: (failure) => handlers.onAttemptFailed?.(failure),
     });
+  }
+
+  /** Passed on: an idle inner transport may stop holding the event loop. */
+  idle(idle: boolean): void {
+    this.#inner.idle?.(idle);
   }
 
   send(frames: Frames): void {
@@ -140,7 +146,7 @@ export class DeliveryLink implements ClientTransport {
         channel.replayFrom(ack);
         return;
       case LinkKind.ACK:
-        channel.onAck(ack);
+        channel.onBareAck(ack);
         return;
       case LinkKind.REFUSED:
         this.#onRefused(afterHeader(first, false));

@@ -163,6 +163,9 @@ function bytesOf(frames: Frames): number {
   return n;
 }
 
+/** How long bare ACKs may show no progress over messages already sent before those are replayed (see onBareAck). */
+export const STALL_MS = 2_000;
+
 export class DeliveryChannel {
   readonly #o: DeliveryChannelOptions;
   readonly #maxMessages: number;
@@ -295,6 +298,35 @@ export class DeliveryChannel {
     return Accept.GAP;
   }
 
+  // The last bare ACK that showed progress: its ack, the highest seq sent by then, and when.
+  #probeAck = -1;
+  #probeSent = 0;
+  #probeTime = 0;
+
+  /**
+   * A bare ACK arrived (a client's heartbeat, or the gateway's answer to one): the
+   * retransmission timer of this layer. If bare ACKs have acknowledged nothing more
+   * for `STALL_MS` while messages sent before that time are still unacknowledged,
+   * they went down with a connection nobody reported (ZeroMQ replaced it while the
+   * socket was not monitored): replay them. A spurious replay costs only duplicates,
+   * which the receiver drops.
+   */
+  onBareAck(ack: number, now = Date.now()): void {
+    // While the link is down, replays wait for the resume handshake (a second replay would resend a window twice).
+    if (!this.#up) {
+      this.onAck(ack);
+      return;
+    }
+    const stalled = ack === this.#probeAck && ack < this.#probeSent && now - this.#probeTime >= STALL_MS;
+    if (stalled) this.replayFrom(ack);
+    else this.onAck(ack);
+    if (stalled || ack !== this.#probeAck) {
+      this.#probeAck = ack;
+      this.#probeSent = this.#nextToSend - 1;
+      this.#probeTime = now;
+    }
+  }
+
   /** The link went down: keep everything, send nothing until `replayFrom`. */
   pause(): void {
     this.#up = false;
@@ -302,17 +334,19 @@ export class DeliveryChannel {
     this.#retry = undefined;
   }
 
-  /** The peer has everything up to `ack` and is listening: replay the rest, in order, and go on. */
-  replayFrom(ack: number): void {
-    if (this.#closed) return;
+  /** The peer has everything up to `ack` and is listening: replay the rest, in order, and go on. Returns how many are replayed. */
+  replayFrom(ack: number): number {
+    if (this.#closed) return 0;
     this.onAck(ack);
     clearTimeout(this.#retry);
     this.#retry = undefined;
     this.#nextToSend = this.#baseSeq;
     this.#up = true;
     this.#epoch++;
-    if (this.#nextToSend < this.#nextSeq) this.stats.replays++;
+    const replayed = this.#nextSeq - this.#nextToSend;
+    if (replayed > 0) this.stats.replays++;
     this.#pump();
+    return replayed;
   }
 
   /**

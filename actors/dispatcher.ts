@@ -13,6 +13,7 @@ import {
   parseClientMessage,
   type ClientMessage,
   type GatewayMessage,
+  type SubroutineInfo,
 } from "../protocol/index.js";
 import type { Frames, Peer, ServerTransport } from "../transports/transport.js";
 import { Accept, CLIENT_HEADER_BYTES, LinkKind, afterHeader, headerAck, headerHasSecret, headerKind, headerSeq, isHeader, makeHeader } from "./delivery.js";
@@ -30,6 +31,8 @@ export interface WireObserver {
   outbound(peer: Peer, message: GatewayMessage, raw: Uint8Array | undefined): void;
   /** The transport could not hand a message to this peer (it is kept for a replay; the session goes on). */
   lost(peer: Peer): void;
+  /** A client came back after its link dropped (a RESUME); `replayed` messages go to it again. */
+  resumed?(peer: Peer, replayed: number): void;
 }
 
 /** An observer's bug must not take the data plane down with it: counting is never worth a lost message. */
@@ -182,6 +185,7 @@ export class Dispatcher {
   #targets: DispatchTargets | undefined;
   #refusal: { code: string; message: string } = { code: ErrorCode.GATEWAY_STOPPING, message: "gateway is not running" };
   #admin: (() => Record<string, unknown>) | undefined;
+  #subroutines: () => readonly SubroutineInfo[] = () => [];
   #adminWatch: AdminWatch | undefined;
   #observer: WireObserver | undefined;
   #adminCache: { at: number; snapshot: Record<string, unknown> } | undefined;
@@ -216,6 +220,11 @@ export class Dispatcher {
   /** Shows every valid inbound message and every undeliverable send to `observer` (metrics). */
   observe(observer: WireObserver): void {
     this.#observer = observer;
+  }
+
+  /** Answers `subroutine.list` (session or not) with what `list()` returns. */
+  listSubroutinesWith(list: () => readonly SubroutineInfo[]): void {
+    this.#subroutines = list;
   }
 
   /**
@@ -317,15 +326,20 @@ export class Dispatcher {
       case LinkKind.RESUME:
         // Answer first (with what we have), then replay what the client lacks, in order.
         channel.control(LinkKind.RESUMED);
-        channel.replayFrom(ack);
+        {
+          const replayed = channel.replayFrom(ack);
+          if (this.#observer !== undefined) observeSafely(() => this.#observer!.resumed?.(peer, replayed));
+        }
         return;
       case LinkKind.REPLAY:
         channel.replayFrom(ack);
         return;
       case LinkKind.ACK:
+        // The owner is back on a live pipe (a heartbeat after a drop): what it lacks goes now.
         if (!channel.up) channel.replayFrom(ack);
-        else channel.onAck(ack);
-        if (channel.owesAck) channel.control(LinkKind.ACK);
+        else channel.onBareAck(ack);
+        // Always answered: the client's own retransmission check runs on these (see onBareAck).
+        channel.control(LinkKind.ACK);
         return;
       default:
         return;
@@ -374,6 +388,10 @@ export class Dispatcher {
         } else {
           targets.supervisor.send({ type: "session.open", peer, message });
         }
+        return;
+      case "subroutine.list":
+        if (session !== undefined) session.lastSeen = Date.now();
+        this.#safeSend(peer, { type: "subroutine.listing", id: message.id, subroutines: this.#subroutines() });
         return;
       case "admin.snapshot":
         // No session needed: the inspector takes no pool slot and still sees a full pool.

@@ -18,6 +18,7 @@ import { and, assign, enqueueActions, setup, type ActorRefFrom, type SnapshotFro
 import {
   ErrorCode,
   describeThrown,
+  isInstance,
   wireValueProblem,
   type ErrorMessage,
 } from "../protocol/index.js";
@@ -86,8 +87,15 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   }
 }
 
-function errorReply(id: number, code: string, message: string, name?: string): ErrorMessage {
-  return name === undefined ? { type: "error", id, code, message } : { type: "error", id, code, message, name };
+function errorReply(id: number, code: string, message: string, name?: string, stack?: string): ErrorMessage {
+  return { type: "error", id, code, message, ...(name === undefined ? {} : { name }), ...(stack === undefined ? {} : { stack }) };
+}
+
+/** pynetwork's batch-send habit: the integer packed as 8 big-endian bytes (`intToBytes(n)`). */
+function packedInt(value: Uint8Array): number | undefined {
+  if (value.length !== 8) return undefined;
+  const n = Number(new DataView(value.buffer, value.byteOffset, 8).getBigInt64(0));
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 /**
@@ -99,7 +107,9 @@ function replyValue(session: Session, id: number, kind: RequestKind, name: strin
   try {
     replyValueUnsafe(session, id, kind, name, result);
   } catch (err) {
-    session.reply(errorReply(id, ErrorCode.BAD_RESULT, `result of '${name}' could not be read: ${describeThrown(err).message}`));
+    const refusal = { code: ErrorCode.BAD_RESULT, message: `result of '${name}' could not be read: ${describeThrown(err).message}` };
+    session.countRefusal(refusal);
+    session.reply(errorReply(id, refusal.code, refusal.message));
   }
 }
 
@@ -108,6 +118,7 @@ function replyValueUnsafe(session: Session, id: number, kind: RequestKind, name:
   if (kind === "batchSend") {
     if (value === undefined || value === null) value = 0;
     if (typeof value === "bigint") value = Number(value);
+    if (value instanceof Uint8Array) value = packedInt(value) ?? value;
     if (typeof value !== "number" || !Number.isInteger(value)) {
       session.reply(errorReply(id, ErrorCode.BAD_RESULT, `batch send subroutine '${name}' must return an integer, got ${typeof value}`));
       return;
@@ -120,7 +131,9 @@ function replyValueUnsafe(session: Session, id: number, kind: RequestKind, name:
   // -0 and lone surrogates would arrive changed: refuse them (the outbox refuses what cannot be encoded or is too large).
   const problem = wireValueProblem(value);
   if (problem !== undefined) {
-    session.reply(errorReply(id, ErrorCode.BAD_RESULT, `result of '${name}' cannot cross the wire as it is: ${problem.replace(/^value/, "the result")}`));
+    const refusal = { code: ErrorCode.BAD_RESULT, message: `result of '${name}' cannot cross the wire as it is: ${problem.replace(/^value/, "the result")}` };
+    session.countRefusal(refusal);
+    session.reply(errorReply(id, refusal.code, refusal.message));
     return;
   }
   session.reply({ type: "rpc.result", id, value });
@@ -147,11 +160,11 @@ function threadCallJob(id: number, abort: AbortController, result: PromiseLike<u
   };
 }
 
-/** A subroutine's throw (or rejection), whatever was thrown, as the caller's RemoteError (BAD_RESULT for what cannot leave a thread). */
-function remoteFailure(id: number, error: unknown): ErrorMessage {
-  if (error instanceof BadResult) return errorReply(id, ErrorCode.BAD_RESULT, error.message);
-  const { message, name } = describeThrown(error);
-  return errorReply(id, ErrorCode.REMOTE, message, name);
+/** A subroutine's throw (or rejection), whatever was thrown: reported on the gateway (the registry's reporting), answered as the caller's RemoteError (BAD_RESULT for what cannot leave a thread). */
+function remoteFailure(registry: SubroutineRegistry, session: Session, id: number, name: string, kind: "call" | "stream", error: unknown): ErrorMessage {
+  if (isInstance(error, BadResult)) return errorReply(id, ErrorCode.BAD_RESULT, error.message);
+  const reply = registry.failure({ name, kind, error, handlerId: session.handlerId, client: Buffer.from(session.peer.id).toString("hex"), requestId: id });
+  return errorReply(id, reply.code, reply.message, reply.name, reply.stack);
 }
 
 export const handlerMachine = setup({
@@ -171,7 +184,7 @@ export const handlerMachine = setup({
     isCurrent: ({ context, event }) =>
       (event.type === "call.done" || event.type === "call.failed") && context.request?.id === event.id,
     isCrash: ({ event }) =>
-      (event.type === "call.failed" && event.error instanceof ThreadCrash) || (event.type === "job.finished" && event.outcome.type === "crashed"),
+      (event.type === "call.failed" && isInstance(event.error, ThreadCrash)) || (event.type === "job.finished" && event.outcome.type === "crashed"),
     isKnownStream: ({ context, event }) => event.type === "stream.open" && context.registry.get(event.message.name) !== undefined,
     isJobOfCurrent: ({ context, event }) => event.type === "job.finished" && context.request?.id === event.id,
     hasFiles: ({ context }) => context.files !== undefined,
@@ -252,8 +265,7 @@ export const handlerMachine = setup({
       try {
         iterator = iteratorOf(invokeSubroutine(entry, args, kwargs));
       } catch (error) {
-        const { message, name } = describeThrown(error);
-        finish(name === undefined ? { type: "failed", code: ErrorCode.REMOTE, message } : { type: "failed", code: ErrorCode.REMOTE, message, name });
+        finish({ type: "failed", ...context.registry.failure({ name, kind: "stream", error, handlerId: context.session.handlerId, client: Buffer.from(context.session.peer.id).toString("hex"), requestId: id }) });
         return;
       }
       if (!iterator) {
@@ -264,7 +276,11 @@ export const handlerMachine = setup({
         });
         return;
       }
-      const job = new StreamJob({ id, name, session: context.session, iterator, window, windowBytes, onFinish: finish });
+      const session = context.session;
+      const registry = context.registry;
+      const onThrow = (error: unknown) =>
+        registry.failure({ name, kind: "stream", error, handlerId: session.handlerId, client: Buffer.from(session.peer.id).toString("hex"), requestId: id });
+      const job = new StreamJob({ id, name, session, iterator, window, windowBytes, onFinish: finish, onThrow });
       context.session.job = job;
       job.start();
     },
@@ -310,7 +326,7 @@ export const handlerMachine = setup({
       try {
         result = invokeSubroutine(entry, args, mode === "send" ? { ...kwargs, buffer: event.raw } : kwargs, abort?.signal);
       } catch (error) {
-        context.session.reply(remoteFailure(id, error));
+        context.session.reply(remoteFailure(context.registry, context.session, id, name, "call", error));
         enqueue.assign({ served: context.served + 1 });
         return;
       }
@@ -337,7 +353,7 @@ export const handlerMachine = setup({
     },
     replyFailure: ({ context, event }) => {
       if (event.type !== "call.failed" || !context.request) return;
-      context.session.reply(remoteFailure(context.request.id, event.error));
+      context.session.reply(remoteFailure(context.registry, context.session, context.request.id, context.request.name ?? "", "call", event.error));
     },
     endRequest: assign({
       request: () => undefined,

@@ -52,6 +52,6 @@ export type JobProgress = StreamProgress | { readonly kind: string; readonly [ke
 export type JobOutcome =
   | { readonly type: "done"; readonly count: number }
   | { readonly type: "aborted"; readonly count: number }
-  | { readonly type: "failed"; readonly code: string; readonly message: string; readonly name?: string }
+  | { readonly type: "failed"; readonly code: string; readonly message: string; readonly name?: string; readonly stack?: string }
   /** The thread the generator ran on failed: a handler crash, answered by the supervisor. */
   | { readonly type: "crashed"; readonly message: string };

@@ -5,7 +5,7 @@
  * running (`busy.streaming`) and can cancel it; the items themselves do not
  * pay for a machine transition each.
  */
-import { ErrorCode, describeThrown, wireValueProblem, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
+import { ErrorCode, describeThrown, isInstance, wireValueProblem, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
 import type { Job, JobOutcome, Refusal, Replier, StreamProgress } from "./job.js";
 import { BadResult, ThreadCrash } from "./subroutines.js";
 
@@ -37,6 +37,14 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 const noop = (): void => undefined;
 
+function safeGet(target: object, key: symbol): unknown {
+  try {
+    return (target as Record<symbol, unknown>)[key];
+  } catch {
+    return undefined;
+  }
+}
+
 /** What a race against the job's interrupt returns when the interrupt won. */
 const INTERRUPTED = Symbol("interrupted");
 
@@ -59,6 +67,8 @@ export class StreamJob implements Job {
   readonly #interrupt: (() => void) | undefined;
   readonly #window: number;
   readonly #onFinish: (outcome: JobOutcome) => void;
+  /** Reports the generator's throw (the gateway logs it) and gives the client's error reply. */
+  readonly #onThrow: ((error: unknown) => { code: string; message: string; name?: string; stack?: string }) | undefined;
   #grantedItems: number;
   #grantedBytes: number;
   #consumedItems = 0;
@@ -87,23 +97,29 @@ export class StreamJob implements Job {
     window: number;
     windowBytes: number;
     onFinish: (outcome: JobOutcome) => void;
+    onThrow?: (error: unknown) => { code: string; message: string; name?: string; stack?: string };
   }) {
     this.id = options.id;
     this.#name = options.name;
     this.#session = options.session;
     this.#iterator = options.iterator;
-    const hint = (options.iterator as { [CREDIT_HINT]?: (items: number, bytes: number) => void })[CREDIT_HINT];
-    this.#hint = typeof hint === "function" ? hint.bind(options.iterator) : undefined;
-    const interrupt = (options.iterator as { [INTERRUPT]?: () => void })[INTERRUPT];
-    this.#interrupt = typeof interrupt === "function" ? interrupt.bind(options.iterator) : undefined;
+    // A user's iterator may be a Proxy whose get trap throws: it simply has no hint or interrupt.
+    const hint = safeGet(options.iterator, CREDIT_HINT);
+    this.#hint = typeof hint === "function" ? (hint.bind(options.iterator) as (items: number, bytes: number) => void) : undefined;
+    const interrupt = safeGet(options.iterator, INTERRUPT);
+    this.#interrupt = typeof interrupt === "function" ? (interrupt.bind(options.iterator) as () => void) : undefined;
     this.#window = options.window;
     this.#grantedItems = options.window;
     this.#grantedBytes = options.windowBytes;
     this.#onFinish = options.onFinish;
+    this.#onThrow = options.onThrow;
   }
 
   start(): void {
-    void this.#run();
+    // #run catches what the generator throws; anything else it throws must not go unhandled either.
+    this.#run().catch((err: unknown) => {
+      this.#onFinish({ type: "crashed", message: `stream job failed: ${describeThrown(err).message}` });
+    });
   }
 
   onMessage(message: ClientMessage): void {
@@ -113,7 +129,7 @@ export class StreamJob implements Job {
       this.#consumedItems += message.items;
     } else if (message.type === "stream.abort") {
       if (this.#abort === "none") this.#abort = "client";
-      this.#interrupt?.();
+      this.#interruptSafely();
     } else {
       return;
     }
@@ -122,7 +138,7 @@ export class StreamJob implements Job {
 
   cancel(): void {
     if (this.#abort === "none") this.#abort = "cancel";
-    this.#interrupt?.();
+    this.#interruptSafely();
     this.#wakeUp();
   }
 
@@ -136,6 +152,14 @@ export class StreamJob implements Job {
       maxOutstanding: this.#maxOutstanding,
       window: this.#window,
     };
+  }
+
+  #interruptSafely(): void {
+    try {
+      this.#interrupt?.();
+    } catch {
+      // An iterator's own interrupt hook that throws changes nothing: the job still ends.
+    }
   }
 
   #wakeUp(): void {
@@ -174,11 +198,16 @@ export class StreamJob implements Job {
       this.#flush();
       const { message, name } = describeThrown(err);
       outcome =
-        err instanceof ThreadCrash
+        isInstance(err, ThreadCrash)
           ? { type: "crashed", message }
-          : err instanceof BadResult
+          : isInstance(err, BadResult)
             ? { type: "failed", code: ErrorCode.BAD_RESULT, message }
-            : (this.#failure ?? (name === undefined ? { type: "failed", code: ErrorCode.REMOTE, message } : { type: "failed", code: ErrorCode.REMOTE, message, name }));
+            : (this.#failure ??
+              (this.#onThrow
+                ? { type: "failed", ...this.#onThrow(err) }
+                : name === undefined
+                  ? { type: "failed", code: ErrorCode.REMOTE, message }
+                  : { type: "failed", code: ErrorCode.REMOTE, message, name }));
     }
     // Ended by the consumer, an end marker, a bad item or cancel: let the generator's finally run.
     // (On a generator that threw, return() is a no-op.) A generator still stuck in a next() we
@@ -200,8 +229,8 @@ export class StreamJob implements Job {
       return;
     }
     if (outcome.type === "failed") {
-      const { code, message } = outcome;
-      this.#session.reply(outcome.name === undefined ? { type: "error", id: this.id, code, message } : { type: "error", id: this.id, code, message, name: outcome.name });
+      const { code, message, name, stack } = outcome;
+      this.#session.reply({ type: "error", id: this.id, code, message, ...(name === undefined ? {} : { name }), ...(stack === undefined ? {} : { stack }) });
     } else {
       this.#session.reply(
         outcome.type === "aborted"
@@ -252,12 +281,13 @@ export class StreamJob implements Job {
         this.#flush();
         return this.#failure ?? { type: "done", count: this.#itemsSent };
       }
-      if (!Array.isArray(value) || typeof value[0] !== "number") {
+      // An ident is a safe integer: NaN would never end the stream (NaN < 0 is false), 1.5 or 2**53 + 1 would not arrive as yielded.
+      if (!Array.isArray(value) || !Number.isSafeInteger(value[0])) {
         this.#flush();
-        return {
+        return this.#failure ?? {
           type: "failed",
           code: ErrorCode.BAD_RESULT,
-          message: `stream '${this.#name}' must yield [ident, buffer] pairs with a numeric ident`,
+          message: `stream '${this.#name}' must yield [ident, buffer] pairs with a safe-integer ident`,
         };
       }
       const ident = value[0] as number;
@@ -271,11 +301,10 @@ export class StreamJob implements Job {
         const problem = wireValueProblem(buffer);
         if (problem !== undefined) {
           this.#flush();
-          return this.#failure ?? {
-            type: "failed",
-            code: ErrorCode.BAD_RESULT,
-            message: `item ${this.#itemsSent} of stream '${this.#name}' cannot cross the wire as it is: ${problem.replace(/^value/, "its buffer")}`,
-          };
+          if (this.#failure !== undefined) return this.#failure;
+          const refusal = { code: ErrorCode.BAD_RESULT, message: `item ${this.#itemsSent} of stream '${this.#name}' cannot cross the wire as it is: ${problem.replace(/^value/, "its buffer")}` };
+          this.#session.countRefusal(refusal);
+          return { type: "failed", ...refusal };
         }
       }
       this.#add(ident, buffer);

@@ -3,7 +3,7 @@
  * `fn(...args, kwargs)`; kwargs is always present and, for a batch send,
  * holds the bytes as `kwargs.buffer`.
  */
-import { InvalidArgumentError, type Kwargs } from "../protocol/index.js";
+import { ErrorCode, InvalidArgumentError, describeThrown, type Kwargs } from "../protocol/index.js";
 
 /** Any function; its parameters are whatever the caller sends. */
 export type Subroutine = (...args: never[]) => unknown;
@@ -53,8 +53,65 @@ function kindOf(fn: Subroutine): SubroutineKind {
   return ctor === "GeneratorFunction" || ctor === "AsyncGeneratorFunction" ? "generator" : "function";
 }
 
+/** A subroutine's throw, as the gateway logs it. */
+export interface SubroutineFailure {
+  /** The subroutine's name. */
+  readonly name: string;
+  /** "call" (batch get or send) or "stream". */
+  readonly kind: "call" | "stream";
+  /** What it threw. */
+  readonly error: unknown;
+  /** The handler serving the client, and the client's routing id (hex). */
+  readonly handlerId: number;
+  readonly client: string;
+  readonly requestId: number;
+}
+
+/** The `error` reply for a subroutine's throw: its message and class name, and its stack when the gateway sends stacks. */
+export interface FailureReply {
+  readonly code: string;
+  readonly message: string;
+  readonly name?: string;
+  readonly stack?: string;
+}
+
+export interface RegistryReporting {
+  /** Send the remote stack with the error (Gateway option `remoteStack`). @default false */
+  remoteStack?: boolean;
+  /** Told of every subroutine throw (the gateway logs it). */
+  onFailure?: (failure: SubroutineFailure) => void;
+}
+
+/** An Error's stack, read without letting a hostile value throw. */
+export function stackOf(error: unknown): string | undefined {
+  try {
+    return error instanceof Error && typeof error.stack === "string" ? error.stack : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class SubroutineRegistry {
   readonly #entries = new Map<string, RegisteredSubroutine>();
+  #reporting: RegistryReporting = {};
+
+  /** How subroutine throws are reported: logged on the gateway, and whether the stack goes to the client. */
+  report(reporting: RegistryReporting): void {
+    this.#reporting = reporting;
+  }
+
+  /** A subroutine threw: tell the gateway's log and build the reply for the client. */
+  failure(failure: SubroutineFailure): FailureReply {
+    try {
+      this.#reporting.onFailure?.(failure);
+    } catch {
+      // A logger's throw must not change what the client gets.
+    }
+    // Whatever was thrown (a Proxy, a getter that throws, a huge string), described without throwing.
+    const { message, name } = describeThrown(failure.error);
+    const stack = this.#reporting.remoteStack ? stackOf(failure.error) : undefined;
+    return { code: ErrorCode.REMOTE, message, ...(name !== undefined ? { name } : {}), ...(stack !== undefined ? { stack } : {}) };
+  }
 
   add(name: string, fn: Subroutine, thread?: { invoke: SubroutineInvoker; module: string; kind: SubroutineKind }): void {
     if (typeof name !== "string" || !NAME_PATTERN.test(name)) {
@@ -81,6 +138,11 @@ export class SubroutineRegistry {
 
   names(): string[] {
     return [...this.#entries.keys()];
+  }
+
+  /** Every subroutine with whether it streams (a declared generator function), sorted by name. */
+  list(): { name: string; stream: boolean }[] {
+    return [...this.#entries.values()].map((e) => ({ name: e.name, stream: e.kind === "generator" })).sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 }
 

@@ -197,7 +197,10 @@ export const supervisorMachine = setup({
           id: event.message.id,
           status: Status.POOL_FULL,
           code: ErrorCode.POOL_FULL,
-          message: `pool is full (${context.maxPoolSize} handlers)`,
+          message:
+            `pool is full: all ${context.maxPoolSize} handlers are taken. Free one (close clients you no longer use), ` +
+            "let the gateway keep more (maxPoolSize / swarmnet gateway --pool N), " +
+            "or wait for a slot (getClient({ waitMs }) / --wait MS)",
         });
       }
       return { stats: { ...context.stats, refused: context.stats.refused + 1 } };

@@ -13,10 +13,13 @@
  *   buffer), and `return` runs the generator's `finally` here.
  *
  * Plain data only: this module runs inside a worker and imports nothing of
- * swarmnet's, so it loads the same from source (through tsx) and from dist/.
+ * swarmnet's but the pure protocol/thrown.ts, so it loads the same from source
+ * (through tsx) and from dist/.
  */
 import { workerData, type MessagePort } from "node:worker_threads";
 import { move } from "piscina";
+// Pure (node:util only), so it loads in a worker from source and from dist/ alike.
+import { describeThrown as describeSafely, isInstance } from "../protocol/thrown.js";
 
 export type ThreadTask =
   | { op: "describe" }
@@ -81,21 +84,20 @@ function kindOf(fn: AnyFn): ThreadExport["kind"] {
   return ctor === "GeneratorFunction" || ctor === "AsyncGeneratorFunction" ? "generator" : "function";
 }
 
-/** Any thrown value as name + message: `{ message: "disk full" }` reads "disk full", a string reads itself. */
+/**
+ * Any thrown value as name + message, never throwing (a `message` getter that
+ * throws, a revoked Proxy): the pure protocol/thrown.ts reads it; a value that
+ * is not an Error is named "Error".
+ */
 export function describeThrown(error: unknown): ThrownInfo {
-  if (error instanceof Error) {
-    return error.stack === undefined ? { name: error.name, message: error.message } : { name: error.name, message: error.message, stack: error.stack };
+  const { message, name } = describeSafely(error);
+  let stack: unknown;
+  try {
+    stack = isInstance(error, Error) ? error.stack : undefined;
+  } catch {
+    stack = undefined;
   }
-  if (typeof error === "object" && error !== null) {
-    const message = (error as { message?: unknown }).message;
-    if (typeof message === "string") return { name: "Error", message };
-    try {
-      return { name: "Error", message: JSON.stringify(error) ?? "non-Error value thrown" };
-    } catch {
-      return { name: "Error", message: "non-Error value thrown" };
-    }
-  }
-  return { name: "Error", message: error === undefined ? "undefined thrown" : String(error) };
+  return typeof stack === "string" ? { name: name ?? "Error", message, stack } : { name: name ?? "Error", message };
 }
 
 /** The module's functions by name: named exports, and the function members of a default-exported object. */

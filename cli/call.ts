@@ -1,4 +1,22 @@
-import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UsageError, connectionOptions, controllerFrom, formatValue, jsonArg, kwargsFlag, out, parse, toJson, type Command } from "./common.js";
+import {
+  CONNECTION_HELP,
+  EXIT_CODES_HELP,
+  ExitCode,
+  UsageError,
+  asFlag,
+  connectClient,
+  connectionOptions,
+  controllerFrom,
+  decodeAs,
+  formatValue,
+  gatewayFrom,
+  jsonArg,
+  kwargsFlag,
+  out,
+  parse,
+  toJson,
+  type Command,
+} from "./common.js";
 
 const help = `Usage: swarmnet call NAME [ARGS...] [options]
 
@@ -11,6 +29,9 @@ Options:
       --kwargs JSON          keyword arguments, a JSON object
       --raw                  write a bytes result to stdout exactly as received
       --json                 print the result as JSON (bytes as {"bytes": "<hex>"})
+      --as TYPE              read a bytes result as int (8-byte big-endian, pynetwork's
+                             int_to_bytes), float or double (8-byte IEEE 754), string
+                             (UTF-8) or json (UTF-8 JSON text)
 ${CONNECTION_HELP}
   -h, --help                 this help
 
@@ -19,7 +40,7 @@ Example:
 
 ${EXIT_CODES_HELP}`;
 
-const options = { ...connectionOptions, kwargs: { type: "string" }, raw: { type: "boolean" }, json: { type: "boolean" } } as const;
+const options = { ...connectionOptions, kwargs: { type: "string" }, raw: { type: "boolean" }, json: { type: "boolean" }, as: { type: "string" } } as const;
 
 export const callCommand: Command = {
   name: "call",
@@ -28,14 +49,17 @@ export const callCommand: Command = {
   async run(argv) {
     const { values, positionals } = parse(argv, options);
     if (values.help) return out(help), ExitCode.OK;
+    const endpoint = gatewayFrom("call", values, positionals, false);
     const [name, ...rest] = positionals;
     if (name === undefined) throw new UsageError("missing subroutine NAME");
     const args = rest.map((a, i) => jsonArg(`argument ${i + 1}`, a));
     const kwargs = kwargsFlag(values.kwargs);
-    const controller = controllerFrom(values);
+    const as = asFlag(values.as);
+    if (as !== undefined && values.raw) throw new UsageError("--as and --raw exclude each other");
+    const controller = controllerFrom(values, { endpoint });
     try {
-      const client = await controller.getClient();
-      const result = await client.getSubroutineBatch<unknown>(name, args, kwargs);
+      const client = await connectClient("call", controller, values);
+      const result = decodeAs(await client.getSubroutineBatch<unknown>(name, args, kwargs), as);
       if (values.raw && result instanceof Uint8Array) process.stdout.write(result);
       else out(values.json ? toJson(result) : formatValue(result));
       return ExitCode.OK;

@@ -2,9 +2,23 @@
  * What every subcommand shares: flag parsing with usage errors, the
  * connection flags, key loading, value printing and the exit codes.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
+import { basename, dirname as parentOf, join, relative, sep } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { Controller, ErrorCode, SwarmnetError, describeThrown, normalizeEndpoint, type Client, type ClientCurve, type Swarm } from "../runtime/index.js";
+import {
+  Controller,
+  DataType,
+  ErrorCode,
+  SwarmnetError,
+  describeThrown,
+  fromBytes,
+  normalizeEndpoint,
+  type Client,
+  type ClientCurve,
+  type GetClientOptions,
+  type Swarm,
+} from "../runtime/index.js";
 
 /** Exit codes of every subcommand (shown in `--help` and the README). */
 export const ExitCode = {
@@ -13,10 +27,12 @@ export const ExitCode = {
   FAILED: 1,
   /** Bad usage: unknown flag, missing or malformed argument. */
   USAGE: 2,
-  /** The gateway could not be reached or did not answer in time. */
+  /** The gateway could not be reached (refused, handshake failed, no answer while connecting). */
   UNREACHABLE: 3,
   /** The gateway answered with an error (subroutine threw, not found, pool full, refused path, ...). */
   REMOTE: 4,
+  /** Connected, but a request got no answer within its deadline (--timeout): a slow subroutine. */
+  DEADLINE: 5,
   /** A transfer delivered some paths and not others (each printed with its reason), as rsync's 23. */
   PARTIAL: 23,
   /** Interrupted by Ctrl-C (SIGINT). */
@@ -25,9 +41,10 @@ export const ExitCode = {
 
 export const EXIT_CODES_HELP = `Exit codes:
   0    ok
-  2    bad usage (unknown flag, missing or malformed argument)
-  3    gateway unreachable or no answer in time
+  2    bad usage (unknown flag, missing or malformed argument, a local file or folder that cannot be used)
+  3    gateway unreachable (connection refused, handshake failed, no answer while connecting)
   4    the gateway answered with an error (remote error, not found, pool full, refused)
+  5    connected, but no answer within --timeout (a slow subroutine: raise --timeout)
   23   get/put: some files were not transferred (each is printed with its reason)
   130  interrupted (Ctrl-C)
   1    anything else`;
@@ -45,10 +62,12 @@ export interface Command {
 }
 
 export const CONNECTION_HELP = `Connection:
-  -g, --gateway ENDPOINT     gateway as host:port or tcp://host:port
+  -g, --gateway ENDPOINT     gateway as host[:port] or tcp://host:port; port 1857 if left out
                              (default: $SWARMNET_GATEWAY or 127.0.0.1:1857)
-      --timeout MS           deadline of each call (default 10000)
-      --connect-timeout MS   how long to wait for the gateway (default 5000)
+      --timeout MS           deadline of each request: a call, a ping, a stream's first
+                             item, a file listing (default 10000)
+      --connect-timeout MS   how long to keep trying to reach the gateway (default 5000)
+      --wait MS              when the gateway's pool is full, wait up to MS for a slot
       --curve-public KEY     CURVE: this client's public key (Z85 text or a file holding it)
       --curve-secret KEY     CURVE: this client's secret key (Z85 text or a file holding it)
       --server-key KEY       CURVE: the gateway's public key (Z85 text or a file holding it)`;
@@ -57,6 +76,7 @@ export const connectionOptions = {
   gateway: { type: "string", short: "g" },
   timeout: { type: "string" },
   "connect-timeout": { type: "string" },
+  wait: { type: "string" },
   "curve-public": { type: "string" },
   "curve-secret": { type: "string" },
   "server-key": { type: "string" },
@@ -88,13 +108,54 @@ export function intFlag(name: string, value: string | undefined, fallback: numbe
   return n;
 }
 
+/** An endpoint from the command line: `host`, `host:port` or `tcp://host:port`; the port is 1857 when left out. */
 export function endpointFlag(value: string | undefined): string {
   const raw = value ?? process.env["SWARMNET_GATEWAY"] ?? "127.0.0.1:1857";
+  const withPort = /:\d+$/.test(raw) || /^\[.*\]:\d+$/.test(raw) || raw.includes("://") ? raw : `${raw.includes(":") && !raw.startsWith("[") ? `[${raw}]` : raw}:1857`;
   try {
-    return normalizeEndpoint(raw);
+    return normalizeEndpoint(withPort);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+}
+
+/** What a gateway given as a positional looks like: `tcp://...` or `host:port`. */
+const ENDPOINT_LIKE = /^(tcp:\/\/.+|[A-Za-z0-9.-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5})$/;
+
+/**
+ * The one way every client subcommand takes its gateway: `-g/--gateway`. A
+ * subcommand with no other arguments (ping, list, close, inspect) also takes
+ * it as its one positional; given both ways, they must agree. Elsewhere a
+ * first argument that looks like a gateway is refused with the fix.
+ * @throws UsageError
+ */
+export function gatewayFrom(command: string, values: { gateway?: string }, positionals: readonly string[], positionalEndpoint: boolean): string {
+  if (positionalEndpoint) {
+    if (positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}`);
+    const given = positionals[0];
+    if (given !== undefined && values.gateway !== undefined && endpointFlag(given) !== endpointFlag(values.gateway)) {
+      throw new UsageError(`the gateway is given twice, differently: ${given} and -g ${values.gateway}; give it once`);
+    }
+    return endpointFlag(given ?? values.gateway);
+  }
+  const first = positionals[0];
+  if (values.gateway === undefined && first !== undefined && ENDPOINT_LIKE.test(first)) {
+    throw new UsageError(`${JSON.stringify(first)} looks like a gateway: give it with -g (swarmnet ${command} -g ${first} ...)`);
+  }
+  return endpointFlag(values.gateway);
+}
+
+/** A folder that exists (or can be made) and can be written, else a usage error (exit 2). */
+export function localFolder(flag: string, path: string, mustExist: boolean): string {
+  let info: ReturnType<typeof statSync> | undefined;
+  try {
+    info = statSync(path);
+  } catch {
+    info = undefined;
+  }
+  if (info === undefined && mustExist) throw new UsageError(`${flag} ${path}: no such folder`);
+  if (info !== undefined && !info.isDirectory()) throw new UsageError(`${flag} ${path}: not a folder`);
+  return path;
 }
 
 /** A Z85 key given as its 40 characters or as a file holding it (first non-comment line). */
@@ -138,10 +199,50 @@ type ConnectionValues = {
   gateway?: string;
   timeout?: string;
   "connect-timeout"?: string;
+  wait?: string;
   "curve-public"?: string;
   "curve-secret"?: string;
   "server-key"?: string;
 };
+
+/**
+ * How a subcommand gets its client: `--wait`, and a line on stderr as soon as
+ * the first attempt is refused (ZeroMQ keeps retrying until --connect-timeout).
+ */
+export function clientOptionsFrom(command: string, values: ConnectionValues): GetClientOptions {
+  let told = false;
+  const waitMs = values.wait === undefined ? undefined : intFlag("wait", values.wait, 0, 0, 600_000);
+  return {
+    ...(waitMs !== undefined ? { waitMs } : {}),
+    onRetry: (error) => {
+      if (told) return;
+      told = true;
+      err(`swarmnet ${command}: ${error.message.replace(/; retried for \d+ ms$/, "")}; retrying until --connect-timeout`);
+    },
+  };
+}
+
+/** A failure while getting a client: the gateway was not reached (exit 3), whatever the code says. */
+export class UnreachableError extends Error {
+  override readonly name = "UnreachableError";
+  constructor(readonly error: SwarmnetError) {
+    super(error.message, { cause: error });
+  }
+}
+
+/** getClient with the CLI's options; a connect timeout or refusal becomes UnreachableError (a full pool stays itself). */
+export async function connectClient(command: string, controller: Controller, values: ConnectionValues): Promise<Client> {
+  try {
+    return await controller.getClient(clientOptionsFrom(command, values));
+  } catch (e) {
+    throw unreachable(e);
+  }
+}
+
+function unreachable(e: unknown): unknown {
+  if (e instanceof SwarmnetError && (e.code === ErrorCode.TIMEOUT || e.code === ErrorCode.CONNECTION)) return new UnreachableError(e);
+  return e;
+}
 
 /** A controller for the gateway named by the connection flags; `endpoint` overrides `--gateway`. */
 export function controllerFrom(values: ConnectionValues, extra: { endpoint?: string; downloadDir?: string; verbose?: boolean } = {}): Controller {
@@ -216,10 +317,14 @@ export function formatValue(value: unknown): string {
 /** Exit code for an error thrown by a subcommand. */
 export function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return ExitCode.USAGE;
+  if (error instanceof UnreachableError) return ExitCode.UNREACHABLE;
   if (!(error instanceof SwarmnetError)) return ExitCode.FAILED;
   switch (error.code) {
     case ErrorCode.TIMEOUT:
+      return ExitCode.DEADLINE;
     case ErrorCode.CONNECTION:
+    case ErrorCode.CONNECTION_REFUSED:
+    case ErrorCode.HANDSHAKE_FAILED:
       return ExitCode.UNREACHABLE;
     case ErrorCode.INVALID_ARGUMENT:
       return ExitCode.USAGE;
@@ -234,13 +339,44 @@ export function exitCodeOf(error: unknown): number {
   }
 }
 
+/** An error as the CLI prints it: the code, then the message in the CLI's words (flags instead of option names). */
 export function describeError(error: unknown): string {
-  if (error instanceof SwarmnetError) return `${error.code}: ${error.message}`;
+  if (error instanceof UnreachableError) error = error.error;
+  if (error instanceof SwarmnetError) {
+    const text = error.message
+      .replace("(timeoutMs: the time to the first item)", "(--timeout: the time to the first item)")
+      .replace(/\(timeoutMs\)/g, "(--timeout)")
+      .replace("(idleTimeoutMs)", "(--idle-timeout)")
+      .replace(/retried for (\d+) ms/, "retried for $1 ms (--connect-timeout)");
+    return `${error.code}: ${text}`;
+  }
   return describeThrown(error).message;
 }
 
 export const out = (line: string): void => void process.stdout.write(`${line}\n`);
 export const err = (line: string): void => void process.stderr.write(`${line}\n`);
+
+/**
+ * Calls `handler` when the user types q (a key on a terminal, or a line "q"
+ * on a piped stdin); the returned function stops listening and restores the terminal.
+ */
+export function onQuitKey(handler: () => void): () => void {
+  const stdin = process.stdin;
+  const raw = stdin.isTTY === true;
+  const listener = (chunk: Buffer | string): void => {
+    const text = chunk.toString();
+    // In raw mode Ctrl-C arrives as a key, not as SIGINT.
+    if (/^q\s*$/im.test(text) || (raw && (text.includes("q") || text.includes("\u0003")))) handler();
+  };
+  if (raw) stdin.setRawMode(true);
+  stdin.on("data", listener);
+  stdin.resume();
+  return () => {
+    stdin.off("data", listener);
+    if (raw) stdin.setRawMode(false);
+    stdin.pause();
+  };
+}
 
 /** Resolves on the first SIGINT (Ctrl-C); the handler is removed by `dispose`. */
 export function onInterrupt(handler: () => void): () => void {
@@ -249,12 +385,96 @@ export function onInterrupt(handler: () => void): () => void {
   return () => void process.off("SIGINT", listener);
 }
 
-/** One client, or a swarm of `size`, for a transfer; `via` says which for the summary line. */
-export async function transferWorker(controller: Controller, size: number): Promise<{ worker: Client | Swarm; via: string }> {
-  if (size === 1) return { worker: await controller.getClient(), via: "1 connection" };
-  return { worker: await controller.getSwarm(size), via: `a swarm of ${size}` };
+/**
+ * One client, or a swarm of `size`, for a transfer; `via` says which for the
+ * summary line. A swarm larger than the free slots uses what it gets and says so on stderr.
+ */
+export async function transferWorker(
+  command: string,
+  controller: Controller,
+  size: number,
+  values: ConnectionValues = {},
+): Promise<{ worker: Client | Swarm; via: string }> {
+  if (size === 1) return { worker: await connectClient(command, controller, values), via: "1 connection" };
+  let swarm: Swarm;
+  try {
+    swarm = await controller.getSwarm(size, { ...clientOptionsFrom(command, values), min: 1 });
+  } catch (e) {
+    throw unreachable(e);
+  }
+  const got = swarm.clients.length;
+  if (got < size) err(`swarmnet ${command}: asked for a swarm of ${size}, the gateway's pool had ${got} free slot${got === 1 ? "" : "s"}: using ${got}`);
+  return { worker: swarm, via: got === 1 ? "a swarm of 1" : `a swarm of ${got}` };
+}
+
+/** `--as TYPE`: how to read a bytes result packed pynetwork-style. */
+export const AS_TYPES = ["int", "float", "double", "string", "json"] as const;
+export type AsType = (typeof AS_TYPES)[number];
+
+export function asFlag(value: string | undefined): AsType | undefined {
+  if (value === undefined) return undefined;
+  if (!(AS_TYPES as readonly string[]).includes(value)) throw new UsageError(`--as must be one of ${AS_TYPES.join(", ")}, got ${JSON.stringify(value)}`);
+  return value as AsType;
+}
+
+/** Reads bytes as `--as` says; a value that is not bytes is shown as it is. */
+export function decodeAs(value: unknown, as: AsType | undefined): unknown {
+  if (as === undefined || !(value instanceof Uint8Array)) return value;
+  try {
+    switch (as) {
+      case "int":
+        return fromBytes(DataType.int, value);
+      case "float":
+      case "double":
+        return fromBytes(DataType.float, value);
+      case "string":
+        return fromBytes(DataType.string, value);
+      case "json":
+        return JSON.parse(fromBytes(DataType.string, value)) as unknown;
+    }
+  } catch (e) {
+    throw new SwarmnetError(ErrorCode.BAD_RESULT, `cannot read the ${value.length} bytes received as ${as}: ${(e as Error).message}`);
+  }
 }
 
 export function mib(bytes: number): string {
   return (bytes / (1024 * 1024)).toFixed(1);
+}
+
+/**
+ * What `put` uploads, grouped by destination folder: a file goes into
+ * `dirname`, a folder's files into `dirname/FOLDER/<path below it>` (one group
+ * per subfolder, each one request). Local problems are usage errors (exit 2).
+ */
+export async function uploadGroups(dirname: string, paths: readonly string[]): Promise<{ groups: { dirname: string; files: string[] }[]; total: number }> {
+  const groups = new Map<string, string[]>();
+  const add = (dir: string, file: string): void => void (groups.get(dir) ?? groups.set(dir, []).get(dir)!).push(file);
+  let total = 0;
+  for (const path of paths) {
+    const info = await stat(path).catch(() => undefined);
+    if (info === undefined) throw new UsageError(`no such file or folder: ${path}`);
+    if (info.isFile()) {
+      add(dirname, path);
+      total += info.size;
+      continue;
+    }
+    if (!info.isDirectory()) throw new UsageError(`not a regular file or folder: ${path}`);
+    let entries: string[];
+    try {
+      entries = await readdir(path, { recursive: true });
+    } catch (e) {
+      throw new UsageError(`cannot read folder ${path}: ${(e as Error).message}`);
+    }
+    const top = basename(join(path, ".")) || "upload";
+    for (const entry of entries.sort()) {
+      const file = join(path, entry);
+      const entryInfo = await stat(file).catch(() => undefined);
+      if (entryInfo === undefined || !entryInfo.isFile()) continue;
+      const below = parentOf(relative(path, file));
+      add([dirname, top, ...(below === "." ? [] : below.split(sep))].join("/"), file);
+      total += entryInfo.size;
+    }
+  }
+  if (groups.size === 0) throw new UsageError(`nothing to upload: no files in ${paths.join(", ")}`);
+  return { groups: [...groups].map(([dir, files]) => ({ dirname: dir, files })), total };
 }

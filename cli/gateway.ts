@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { localFolder } from "./common.js";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Gateway, type ServerCurve, type Subroutine } from "../runtime/index.js";
@@ -22,6 +23,8 @@ Options:
       --root DIR               a folder clients may download from; repeatable (default .)
       --download-dir DIR       where uploads land (default ./Downloads)
       --admin                  answer admin requests (swarmnet inspect)
+      --remote-stack           send a throwing subroutine's stack to the client
+                               (every throw is logged here on stderr either way)
       --metrics PORT           serve Prometheus metrics at http://127.0.0.1:PORT/metrics
                                (0 picks a free port; the URL is printed)
       --web PORT               serve the web inspector at http://127.0.0.1:PORT/
@@ -47,6 +50,7 @@ const options = {
   root: { type: "string", multiple: true },
   "download-dir": { type: "string" },
   admin: { type: "boolean" },
+  "remote-stack": { type: "boolean" },
   metrics: { type: "string" },
   web: { type: "string" },
   "curve-secret": { type: "string" },
@@ -111,9 +115,10 @@ export const gatewayCommand: Command = {
       host: values.host ?? "127.0.0.1",
       port: intFlag("port", values.port, 1857, 0, 65535),
       maxPoolSize: intFlag("pool", values.pool, 5),
-      fileRoots: values.root ?? ["."],
+      fileRoots: (values.root ?? ["."]).map((root) => localFolder("--root", root, true)),
       downloadDir: values["download-dir"] ?? "Downloads",
       admin: values.admin === true,
+      remoteStack: values["remote-stack"] === true,
       ...(curve ? { curve } : {}),
       ...(values.metrics !== undefined ? { metrics: { port: intFlag("metrics", values.metrics, 0, 0, 65535) } } : {}),
       ...(values.web !== undefined ? { webInspector: { port: intFlag("web", values.web, 0, 0, 65535) } } : {}),

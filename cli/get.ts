@@ -1,6 +1,21 @@
 import { resolve } from "node:path";
 import type { GetFilesOptions } from "../runtime/index.js";
-import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UsageError, connectionOptions, controllerFrom, intFlag, mib, out, parse, transferWorker, type Command } from "./common.js";
+import {
+  CONNECTION_HELP,
+  EXIT_CODES_HELP,
+  ExitCode,
+  UsageError,
+  connectionOptions,
+  controllerFrom,
+  gatewayFrom,
+  intFlag,
+  localFolder,
+  mib,
+  out,
+  parse,
+  transferWorker,
+  type Command,
+} from "./common.js";
 import { IF_EXISTS_HELP, bytesLine, ifExistsFlag, reportedTransfer } from "./transfer-report.js";
 
 const help = `Usage: swarmnet get (--folder DIR [--regex RE] | --files PATH...) [options]
@@ -17,7 +32,8 @@ Options:
       --regex RE             keep files whose path relative to --folder matches RE
       --files PATH...        these files (relative to a root); repeatable, or list them after
   -o, --out DIR              where files land (default .)
-      --swarm N              spread the files over N connections (default 1)
+      --swarm N              spread the files over N connections (default 1; fewer
+                             if the gateway's pool has fewer free slots)
       --verify               check each file's SHA-256 against the gateway's
 ${IF_EXISTS_HELP}
   -q, --quiet                no progress bars
@@ -50,6 +66,7 @@ export const getCommand: Command = {
   async run(argv) {
     const { values, positionals } = parse(argv, options);
     if (values.help) return out(help), ExitCode.OK;
+    const endpoint = gatewayFrom("get", values, positionals, false);
     const files = [...(values.files ?? []), ...positionals];
     if (values.folder !== undefined && files.length > 0) throw new UsageError("give either --folder or --files, not both");
     if (values.folder === undefined && files.length === 0) throw new UsageError("nothing to get: give --folder DIR or --files PATH...");
@@ -63,8 +80,8 @@ export const getCommand: Command = {
     }
     const size = intFlag("swarm", values.swarm, 1, 1, 1024);
     const ifExists = ifExistsFlag(values["if-exists"]);
-    const outDir = resolve(values.out ?? ".");
-    const controller = controllerFrom(values, { downloadDir: outDir, verbose: values.quiet !== true });
+    const outDir = resolve(localFolder("--out", values.out ?? ".", false));
+    const controller = controllerFrom(values, { endpoint, downloadDir: outDir, verbose: values.quiet !== true });
     const request: GetFilesOptions = {
       ...(values.folder !== undefined ? { folder: values.folder } : { files }),
       ...(values.regex !== undefined ? { regex: values.regex } : {}),
@@ -76,7 +93,7 @@ export const getCommand: Command = {
       return await reportedTransfer(
         "downloaded",
         async ({ signal, onReport }) => {
-          const w = await transferWorker(controller, size);
+          const w = await transferWorker("get", controller, size, values);
           via = w.via;
           const paths = await w.worker.getFilesFromGateway({ ...request, signal, onReport });
           if (values.list) for (const path of paths) out(path);

@@ -1,14 +1,16 @@
 import { basename } from "node:path";
-import { AdminConnection, startWebInspector, type AdminOptions, type GatewayInspection, type HandlerInspection } from "../runtime/index.js";
+import { AdminConnection, TimeoutError, startWebInspector, type AdminOptions, type GatewayInspection, type HandlerInspection } from "../runtime/index.js";
 import {
   EXIT_CODES_HELP,
   ExitCode,
+  UnreachableError,
   UsageError,
   clientCurve,
-  endpointFlag,
   err,
+  gatewayFrom,
   intFlag,
   onInterrupt,
+  onQuitKey,
   out,
   parse,
   toJson,
@@ -20,7 +22,8 @@ const help = `Usage: swarmnet inspect [ENDPOINT] [options]
 Shows a gateway's actor tree live: the supervisor with pool usage, and each
 handler with its state, current request, bytes or items done, and restarts.
 On a terminal the view redraws as states change; piped, a new view is printed
-on each change. Ctrl-C ends it.
+on each change. q (or Ctrl-C) ends it. ENDPOINT (or -g) is host, host:port or
+tcp://host:port; the port is 1857 if left out.
 
 The gateway must run with --admin (Gateway option admin: true). The request
 needs no session: the inspector takes no pool slot. With CURVE, only
@@ -36,7 +39,7 @@ Options:
       --port PORT            with --web: the page's port (default 0: a free one)
       --json                 print one snapshot as JSON and exit
       --interval MS          poll period (default 250)
-      --timeout MS           how long to wait for an answer (default 5000)
+      --timeout MS           deadline of each snapshot request (default 5000)
       --curve-public KEY     CURVE: this client's public key (Z85 text or a file)
       --curve-secret KEY     CURVE: this client's secret key (Z85 text or a file)
       --server-key KEY       CURVE: the gateway's public key (Z85 text or a file)
@@ -158,9 +161,7 @@ export const inspectCommand: Command = {
   async run(argv) {
     const { values, positionals } = parse(argv, options);
     if (values.help) return out(help), ExitCode.OK;
-    if (positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}`);
-    if (positionals[0] !== undefined && values.gateway !== undefined) throw new UsageError("give the endpoint once: ENDPOINT or --gateway");
-    const endpoint = endpointFlag(positionals[0] ?? values.gateway);
+    const endpoint = gatewayFrom("inspect", values, positionals, true);
     const interval = intFlag("interval", values.interval, 250, 20);
     const curve = clientCurve(values);
     if (values.web && values.json) throw new UsageError("--web and --json do not go together");
@@ -170,24 +171,34 @@ export const inspectCommand: Command = {
     }
     const admin = new AdminConnection(endpoint, { timeoutMs: intFlag("timeout", values.timeout, 5_000), ...(curve ? { curve } : {}) });
     try {
+      // An admin request needs no session: no answer to the first one means the gateway was not reached.
+      const first = await admin.snapshot().catch((e: unknown) => {
+        throw e instanceof TimeoutError ? new UnreachableError(e) : e;
+      });
       if (values.json) {
-        out(JSON.stringify(await admin.snapshot(), null, 2));
+        out(JSON.stringify(first, null, 2));
         return ExitCode.OK;
       }
       const tty = process.stdout.isTTY === true;
       let stopped = false;
       let wake: (() => void) | undefined;
-      const dispose = onInterrupt(() => {
+      const quit = (): void => {
         stopped = true;
         wake?.();
-      });
+      };
+      const disposeInterrupt = onInterrupt(quit);
+      const disposeKey = onQuitKey(quit);
+      const dispose = (): void => {
+        disposeInterrupt();
+        disposeKey();
+      };
       let last = "";
       try {
         while (!stopped) {
-          const snapshot = await admin.snapshot();
+          const snapshot = last === "" ? first : await admin.snapshot();
           const sig = signature(snapshot);
           // On a terminal redraw every poll (request timers tick); piped, print only changes.
-          if (tty) process.stdout.write(`\u001b[H\u001b[2J${renderInspection(snapshot)}\n\n(every ${interval} ms; Ctrl-C to quit)\n`);
+          if (tty) process.stdout.write(`\u001b[H\u001b[2J${renderInspection(snapshot)}\n\n(every ${interval} ms; q or Ctrl-C to quit)\n`);
           else if (sig !== last) out(`${renderInspection(snapshot)}\n`);
           last = sig;
           if (snapshot.state === "stopped" || snapshot.state === "stopping") {

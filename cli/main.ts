@@ -3,6 +3,8 @@
  * module (through tsx in a source checkout, from dist/ once built).
  */
 import { callCommand } from "./call.js";
+import { closeCommand } from "./close.js";
+import { listCommand } from "./list.js";
 import { EXIT_CODES_HELP, ExitCode, UsageError, describeError, err, exitCodeOf, out, type Command } from "./common.js";
 import { gatewayCommand } from "./gateway.js";
 import { getCommand } from "./get.js";
@@ -16,12 +18,14 @@ import { streamCommand } from "./stream.js";
 const commands: readonly Command[] = [
   gatewayCommand,
   pingCommand,
+  listCommand,
   callCommand,
   sendCommand,
   streamCommand,
   getCommand,
   putCommand,
   inspectCommand,
+  closeCommand,
   keygenCommand,
 ];
 
@@ -30,8 +34,11 @@ const help = `Usage: swarmnet COMMAND [options]
 Commands:
 ${commands.map((c) => `  ${c.name.padEnd(9)} ${c.summary}`).join("\n")}
 
-Run "swarmnet COMMAND --help" for a command's options. Endpoints are
-host:port or tcp://host:port.
+Run "swarmnet COMMAND --help" for a command's options. Every client command
+takes the gateway as -g ENDPOINT (ping, list, close and inspect also as their
+one argument); an endpoint is host, host:port or tcp://host:port (port 1857
+when left out). Environment: SWARMNET_GATEWAY (default gateway),
+SWARMNET_DEBUG=1 (print stacks), SWARMNET_QUIET=1, SWARMNET_TRACE=MODULES.
 
 ${EXIT_CODES_HELP}`;
 

@@ -1,8 +1,9 @@
-import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UsageError, connectionOptions, controllerFrom, intFlag, out, parse, type Command } from "./common.js";
+import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, connectClient, connectionOptions, controllerFrom, gatewayFrom, intFlag, out, parse, type Command } from "./common.js";
 
 const help = `Usage: swarmnet ping [ENDPOINT] [options]
 
-Connects to a gateway, gets a handler, and times round trips to it.
+Connects to a gateway, gets a handler, and times round trips to it. ENDPOINT
+(or -g) is host, host:port or tcp://host:port; the port is 1857 if left out.
 
 Options:
   -c, --count N              round trips (default 1)
@@ -21,11 +22,11 @@ export const pingCommand: Command = {
   async run(argv) {
     const { values, positionals } = parse(argv, options);
     if (values.help) return out(help), ExitCode.OK;
-    if (positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}`);
+    const endpoint = gatewayFrom("ping", values, positionals, true);
     const count = intFlag("count", values.count, 1);
-    const controller = controllerFrom(values, positionals[0] !== undefined ? { endpoint: positionals[0] } : {});
+    const controller = controllerFrom(values, { endpoint });
     try {
-      const client = await controller.getClient();
+      const client = await connectClient("ping", controller, values);
       const data = values.data ?? "ping";
       const times: number[] = [];
       let echoed: unknown;

@@ -1,18 +1,35 @@
-import { stat } from "node:fs/promises";
-import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UsageError, connectionOptions, controllerFrom, intFlag, mib, out, parse, transferWorker, type Command } from "./common.js";
+import { FilesNotDeliveredError, type TransferReport } from "../runtime/index.js";
+import {
+  CONNECTION_HELP,
+  EXIT_CODES_HELP,
+  ExitCode,
+  UsageError,
+  connectionOptions,
+  controllerFrom,
+  gatewayFrom,
+  intFlag,
+  mib,
+  out,
+  parse,
+  transferWorker,
+  uploadGroups,
+  type Command,
+} from "./common.js";
 import { IF_EXISTS_HELP, bytesLine, ifExistsFlag, reportedTransfer } from "./transfer-report.js";
 
-const help = `Usage: swarmnet put --dirname NAME FILE... [options]
+const help = `Usage: swarmnet put --dirname NAME FILE|FOLDER... [options]
 
 Uploads local files into the gateway's download folder, under NAME/ (each
-file under its base name; a swarm splits large files into byte ranges).
-Shows progress bars on a terminal. Ctrl-C stops cleanly; the gateway keeps
-the partial files and the same command resumes them. Files that could not be
-transferred are printed with their reason (exit 23).
+file under its base name; a FOLDER's files keep their paths below it, under
+NAME/FOLDER/; a swarm splits large files into byte ranges). Shows progress
+bars on a terminal. Ctrl-C stops cleanly; the gateway keeps the partial files
+and the same command resumes them. Files that could not be transferred are
+printed with their reason (exit 23).
 
 Options:
       --dirname NAME         folder inside the gateway's download dir (required)
-      --swarm N              spread the files over N connections (default 1)
+      --swarm N              spread the files over N connections (default 1; fewer
+                             if the gateway's pool has fewer free slots)
       --verify               the gateway checks each file's SHA-256
 ${IF_EXISTS_HELP}
   -q, --quiet                no progress bars
@@ -41,26 +58,47 @@ export const putCommand: Command = {
     const { values, positionals } = parse(argv, options);
     if (values.help) return out(help), ExitCode.OK;
     if (values.dirname === undefined) throw new UsageError("missing --dirname NAME");
+    const endpoint = gatewayFrom("put", values, positionals, false);
     if (positionals.length === 0) throw new UsageError("no FILE to upload");
-    let total = 0;
-    for (const file of positionals) {
-      const info = await stat(file).catch(() => undefined);
-      if (info === undefined) throw new UsageError(`no such file: ${file}`);
-      if (!info.isFile()) throw new UsageError(`not a regular file: ${file}`);
-      total += info.size;
-    }
+    const { groups, total } = await uploadGroups(values.dirname, positionals);
     const size = intFlag("swarm", values.swarm, 1, 1, 1024);
     const ifExists = ifExistsFlag(values["if-exists"]);
-    const controller = controllerFrom(values, { verbose: values.quiet !== true });
+    const controller = controllerFrom(values, { endpoint, verbose: values.quiet !== true });
     const dirname = values.dirname;
     let via = "";
     try {
       return await reportedTransfer(
         "uploaded",
         async ({ signal, onReport }) => {
-          const w = await transferWorker(controller, size);
+          const w = await transferWorker("put", controller, size, values);
           via = w.via;
-          await w.worker.sendFilesToGateway({ dirname, files: positionals, ...(values.verify ? { verify: true } : {}), ifExists, signal, onReport });
+          // One request per destination folder (a folder's files keep their
+          // layout); the reports add up, and one group's missing paths do not
+          // stop the next group.
+          let done: TransferReport = { delivered: [], skipped: [], notDelivered: [], folders: [], bytesSent: 0, bytesResumed: 0 };
+          const sum = (r: TransferReport): TransferReport => ({
+            delivered: [...done.delivered, ...r.delivered],
+            skipped: [...done.skipped, ...r.skipped],
+            notDelivered: [...done.notDelivered, ...r.notDelivered],
+            folders: [...done.folders, ...r.folders],
+            bytesSent: done.bytesSent + r.bytesSent,
+            bytesResumed: done.bytesResumed + r.bytesResumed,
+          });
+          for (const group of groups) {
+            let last: TransferReport | undefined;
+            const report = (r: TransferReport): void => {
+              last = r;
+              onReport(sum(r));
+            };
+            try {
+              await w.worker.sendFilesToGateway({ ...group, ...(values.verify ? { verify: true } : {}), ifExists, signal, onReport: report });
+            } catch (e) {
+              if (!(e instanceof FilesNotDeliveredError)) throw e;
+              last = e.report;
+            }
+            if (last !== undefined) done = sum(last);
+          }
+          if (done.notDelivered.length > 0) throw new FilesNotDeliveredError(done);
         },
         (report, seconds) => {
           const n = report.delivered.length;

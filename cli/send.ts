@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UsageError, connectionOptions, controllerFrom, jsonArg, kwargsFlag, out, parse, type Command } from "./common.js";
+import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UsageError, connectClient, connectionOptions, controllerFrom, gatewayFrom, jsonArg, kwargsFlag, out, parse, type Command } from "./common.js";
 
 const help = `Usage: swarmnet send NAME FILE|- [ARGS...] [options]
 
@@ -32,6 +32,7 @@ export const sendCommand: Command = {
   async run(argv) {
     const { values, positionals } = parse(argv, options);
     if (values.help) return out(help), ExitCode.OK;
+    const endpoint = gatewayFrom("send", values, positionals, false);
     const [name, source, ...rest] = positionals;
     if (name === undefined) throw new UsageError("missing subroutine NAME");
     if (source === undefined) throw new UsageError("missing FILE (or - for stdin)");
@@ -43,9 +44,9 @@ export const sendCommand: Command = {
     } catch (e) {
       throw new UsageError(`cannot read ${source}: ${(e as Error).message}`);
     }
-    const controller = controllerFrom(values);
+    const controller = controllerFrom(values, { endpoint });
     try {
-      const client = await controller.getClient();
+      const client = await connectClient("send", controller, values);
       out(String(await client.sendSubroutineBatch(name, bytes, args, kwargs)));
       return ExitCode.OK;
     } finally {

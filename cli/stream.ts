@@ -4,10 +4,14 @@ import {
   EXIT_CODES_HELP,
   ExitCode,
   UsageError,
+  asFlag,
+  connectClient,
   connectionOptions,
   controllerFrom,
+  decodeAs,
   err,
   formatValue,
+  gatewayFrom,
   intFlag,
   jsonArg,
   kwargsFlag,
@@ -30,6 +34,10 @@ Options:
   -n, --limit N              stop (abort) after N items
       --json                 one JSON line per item: [ident, value]
       --raw                  write the items' bytes to stdout, nothing else
+      --as TYPE              read byte items as int, float, double, string or json
+                             (as swarmnet call --as)
+      --idle-timeout MS      longest gap between two items once the first came
+                             (default: none; --timeout bounds the first item)
 ${CONNECTION_HELP}
   -h, --help                 this help
 
@@ -44,6 +52,8 @@ const options = {
   limit: { type: "string", short: "n" },
   json: { type: "boolean" },
   raw: { type: "boolean" },
+  as: { type: "string" },
+  "idle-timeout": { type: "string" },
 } as const;
 
 export const streamCommand: Command = {
@@ -53,19 +63,25 @@ export const streamCommand: Command = {
   async run(argv) {
     const { values, positionals } = parse(argv, options);
     if (values.help) return out(help), ExitCode.OK;
+    const endpoint = gatewayFrom("stream", values, positionals, false);
     const [name, ...rest] = positionals;
     if (name === undefined) throw new UsageError("missing subroutine NAME");
     if (values.json && values.raw) throw new UsageError("--json and --raw exclude each other");
+    const as = asFlag(values.as);
+    if (as !== undefined && values.raw) throw new UsageError("--as and --raw exclude each other");
+    const idleTimeoutMs = values["idle-timeout"] === undefined ? undefined : intFlag("idle-timeout", values["idle-timeout"], 1);
     const args = rest.map((a, i) => jsonArg(`argument ${i + 1}`, a));
     const kwargs = kwargsFlag(values.kwargs);
     const limit = values.limit === undefined ? Infinity : intFlag("limit", values.limit, 1);
-    const controller = controllerFrom(values);
+    const controller = controllerFrom(values, { endpoint });
     const interrupt = new AbortController();
     const dispose = onInterrupt(() => interrupt.abort(new AbortedError("interrupted (Ctrl-C)")));
     let count = 0;
     try {
-      const client = await controller.getClient();
-      for await (const [ident, item] of client.stream<unknown>(name, args, kwargs, { signal: interrupt.signal })) {
+      const client = await connectClient("stream", controller, values);
+      const streamOptions = { signal: interrupt.signal, ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}) };
+      for await (const [ident, raw] of client.stream<unknown>(name, args, kwargs, streamOptions)) {
+        const item = decodeAs(raw, as);
         count++;
         if (values.raw) {
           if (item instanceof Uint8Array) process.stdout.write(item);

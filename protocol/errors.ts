@@ -33,6 +33,8 @@ export const ErrorCode = {
   FILE_CHANGED: "SWARMNET_FILE_CHANGED",
   FILES_NOT_DELIVERED: "SWARMNET_FILES_NOT_DELIVERED",
   ADMIN_DISABLED: "SWARMNET_ADMIN_DISABLED",
+  CONNECTION_REFUSED: "SWARMNET_CONNECTION_REFUSED",
+  HANDSHAKE_FAILED: "SWARMNET_HANDSHAKE_FAILED",
   MESSAGE_TOO_LARGE: "SWARMNET_MESSAGE_TOO_LARGE",
   /** A resume (or a message) for a session without its secret, or a hello for a routing id that has a session. */
   RESUME_REFUSED: "SWARMNET_RESUME_REFUSED",
@@ -92,9 +94,12 @@ export class VersionMismatchError extends SwarmnetError {
 export class RemoteError extends SwarmnetError {
   /** The remote error's class name, e.g. "TypeError". */
   readonly remoteName: string | undefined;
-  constructor(message: string, options?: ErrorOptions & { remoteName?: string; code?: ErrorCode }) {
+  /** The subroutine's stack on the gateway, when the gateway sends it (Gateway option `remoteStack`). */
+  readonly remoteStack: string | undefined;
+  constructor(message: string, options?: ErrorOptions & { remoteName?: string; remoteStack?: string; code?: ErrorCode }) {
     super(options?.code ?? ErrorCode.REMOTE, message, { ...options, status: Status.FAILED });
     this.remoteName = options?.remoteName;
+    this.remoteStack = options?.remoteStack;
   }
 }
 
@@ -332,6 +337,26 @@ export class AdminDisabledError extends SwarmnetError {
 }
 
 /**
+ * Nothing accepted the TCP connection (nothing listens at that host and port,
+ * or it is unreachable) for as long as the client kept trying (`connectTimeoutMs`).
+ */
+export class ConnectionRefusedError extends SwarmnetError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.CONNECTION_REFUSED, message, options);
+  }
+}
+
+/**
+ * The connection was made but the ZMTP/CURVE handshake failed: the client's
+ * key is not authorized, the server key is wrong, or CURVE is on one side only.
+ */
+export class HandshakeError extends SwarmnetError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.HANDSHAKE_FAILED, message, options);
+  }
+}
+
+/**
  * A request or a result is larger than `maxMessageSize` (the smaller of the
  * two sides' limits): refused by whichever side found it before it was sent
  * (status 413). The message gives both sizes. The connection stays usable.
@@ -348,7 +373,7 @@ const knownCodes = new Set<string>(Object.values(ErrorCode));
  * Rebuilds a typed error from an `error` (or `refused`) message. Unknown codes
  * from a newer gateway become a RemoteError that keeps the code in its message.
  */
-export function errorFromWire(code: string, message: string, remoteName?: string): SwarmnetError {
+export function errorFromWire(code: string, message: string, remoteName?: string, remoteStack?: string): SwarmnetError {
   switch (code) {
     case ErrorCode.POOL_FULL:
       return new PoolFullError(message);
@@ -398,7 +423,7 @@ export function errorFromWire(code: string, message: string, remoteName?: string
     case ErrorCode.REMOTE:
     case ErrorCode.BAD_RESULT:
     case ErrorCode.REMOTE_CLOSE_DISABLED:
-      return new RemoteError(message, { code, remoteName });
+      return new RemoteError(message, { code, remoteName, ...(remoteStack !== undefined ? { remoteStack } : {}) });
     default:
       return new RemoteError(knownCodes.has(code) ? message : `${code}: ${message}`, { remoteName });
   }

@@ -98,6 +98,11 @@ export interface AdminSnapshotMessage {
   readonly type: "admin.snapshot";
   readonly id: number;
 }
+/** Asks for the gateway's subroutines (`client.listSubroutines()`, `swarmnet list`); answered by the dispatcher, session or not. */
+export interface SubroutineListMessage {
+  readonly type: "subroutine.list";
+  readonly id: number;
+}
 /**
  * What the web inspector polls: the snapshot plus the actor transitions the
  * gateway recorded after cursor `since` (0: the oldest it still keeps), and
@@ -205,6 +210,7 @@ export type ClientMessage =
   | SessionCloseMessage
   | GatewayCloseMessage
   | AdminSnapshotMessage
+  | SubroutineListMessage
   | AdminWatchMessage;
 
 // ---- gateway -> client ------------------------------------------------------
@@ -251,6 +257,8 @@ export interface ErrorMessage {
   readonly message: string;
   /** The remote error's class name, when a subroutine threw. */
   readonly name?: string;
+  /** The subroutine's stack, from a gateway started with `remoteStack: true`. */
+  readonly stack?: string;
 }
 /**
  * A batch of stream items. Each entry is `[ident, length]` for bytes (the
@@ -337,6 +345,17 @@ export interface GatewayClosingMessage {
   readonly type: "gateway.closing";
   readonly id: number;
 }
+/** One registered subroutine: its name and whether it streams (a generator function). */
+export interface SubroutineInfo {
+  readonly name: string;
+  readonly stream: boolean;
+}
+/** The answer to `subroutine.list`, sorted by name. */
+export interface SubroutineListingMessage {
+  readonly type: "subroutine.listing";
+  readonly id: number;
+  readonly subroutines: readonly SubroutineInfo[];
+}
 /** The answer to `admin.snapshot`: what `gateway.snapshot()` returns (a `GatewayInspection`), as a CBOR map. */
 export interface AdminSnapshotResultMessage {
   readonly type: "admin.snapshot.result";
@@ -375,6 +394,7 @@ export type GatewayMessage =
   | SessionEndedMessage
   | GatewayClosingMessage
   | AdminSnapshotResultMessage
+  | SubroutineListingMessage
   | AdminWatchResultMessage;
 
 export type Message = ClientMessage | GatewayMessage;
@@ -632,6 +652,7 @@ export function parseClientMessage(value: unknown, hasRaw: boolean): ClientMessa
     case "session.close":
     case "gateway.close":
     case "admin.snapshot":
+    case "subroutine.list":
       return { type, id };
     case "admin.watch":
       return { type, id, since: offset(value, "since"), ...(value["machines"] === true ? { machines: true as const } : {}) };
@@ -768,12 +789,14 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
       return { type, id, value: value["value"] };
     case "error": {
       const name = value["name"];
+      const stack = value["stack"];
       return {
         type,
         id,
         code: str(value, "code"),
         message: String(value["message"] ?? ""),
         ...(typeof name === "string" ? { name } : {}),
+        ...(typeof stack === "string" ? { stack } : {}),
       };
     }
     case "session.closed":
@@ -787,6 +810,13 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
       const snapshot = value["snapshot"];
       if (!isRecord(snapshot)) throw new ProtocolError("admin.snapshot.result needs a 'snapshot' map");
       return { type, id, snapshot };
+    }
+    case "subroutine.listing": {
+      const list = value["subroutines"];
+      if (!Array.isArray(list) || !list.every((e) => isRecord(e) && typeof e["name"] === "string" && typeof e["stream"] === "boolean")) {
+        throw new ProtocolError("subroutine.listing needs 'subroutines': [{name, stream}]");
+      }
+      return { type, id, subroutines: (list as Record<string, unknown>[]).map((e) => ({ name: e["name"] as string, stream: e["stream"] as boolean })) };
     }
     case "admin.watch.result": {
       const { snapshot, transitions, next, machines } = value;

@@ -39,6 +39,19 @@ function render(value: unknown): string {
 }
 
 /**
+ * `value instanceof type`, but never throws: a revoked Proxy, or one whose
+ * `getPrototypeOf` trap throws, is an instance of nothing. Use it for every
+ * inspection of a caught (user-thrown) value.
+ */
+export function isInstance<T>(value: unknown, type: abstract new (...args: never[]) => T): value is T {
+  try {
+    return value instanceof type;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Describes any thrown value; never throws.
  *
  * ```ts
@@ -51,16 +64,12 @@ export function describeThrown(value: unknown): ThrownDescription {
   if (typeof value === "string") return { message: cut(value), name: undefined };
   if (value === undefined || value === null) return { message: `threw ${String(value)}`, name: undefined };
   if (typeof value === "object" || typeof value === "function") {
-    let isError = false;
-    try {
-      isError = value instanceof Error;
-    } catch {
-      // A Proxy's getPrototypeOf trap may throw.
-    }
+    const isError = isInstance(value, Error);
     const message = stringProperty(value, "message");
     const name = isError ? stringProperty(value, "name") : undefined;
     if (message !== undefined && (message.length > 0 || isError)) return { message: cut(message.length > 0 ? message : (name ?? "Error")), name };
     return { message: cut(`threw a non-Error value: ${render(value)}`), name };
   }
+  // A bigint renders as `10n`, a symbol as `Symbol(x)`, a number as itself.
   return { message: cut(`threw ${render(value)}`), name: undefined };
 }

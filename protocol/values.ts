@@ -6,10 +6,15 @@
  * - a string with a lone UTF-16 surrogate: CBOR text must be UTF-8, which
  *   cannot hold it (it would arrive as U+FFFD);
  * - nesting deeper than MAX_VALUE_DEPTH (also what a cyclic value looks like):
- *   the encoder would overflow the stack.
+ *   the encoder would overflow the stack;
+ * - an array, Set, Map or object with more than LIMITS.maxCollectionLength
+ *   items or keys: it encodes, but the receiver's decoder refuses it.
  * Functions, symbols and other unencodable types are left to the encoder,
  * whose throw is caught where it encodes (encode-or-refuse).
  */
+
+import { LIMITS } from "./limits.js";
+import { describeThrown } from "./thrown.js";
 
 /** With the `u` flag a surrogate pair is one code point: this matches only a lone surrogate. */
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
@@ -30,7 +35,8 @@ export function wireValueProblem(value: unknown): string | undefined {
     return problemAt(value, "value", 0);
   } catch (err) {
     // A getter or Proxy trap threw while we looked: the encoder would hit it too.
-    return `reading it threw: ${err instanceof Error ? err.message : "a non-Error value"}`;
+    // (describeThrown never throws, whatever the getter threw.)
+    return `reading it threw: ${describeThrown(err).message}`;
   }
 }
 
@@ -43,7 +49,11 @@ function problemAt(value: unknown, path: string, depth: number): string | undefi
     case "object": {
       if (value === null || value instanceof Uint8Array || ArrayBuffer.isView(value)) return undefined;
       if (depth >= MAX_VALUE_DEPTH) return `${path} nests deeper than ${MAX_VALUE_DEPTH} levels (or is cyclic)`;
+      const tooMany = (count: number, what: string): string | undefined =>
+        count > LIMITS.maxCollectionLength ? `${path} has ${count} ${what}, over the ${LIMITS.maxCollectionLength} a decoder accepts` : undefined;
       if (Array.isArray(value)) {
+        const over = tooMany(value.length, "items");
+        if (over !== undefined) return over;
         for (let i = 0; i < value.length; i++) {
           const found = problemAt(value[i], `${path}[${i}]`, depth + 1);
           if (found !== undefined) return found;
@@ -51,6 +61,8 @@ function problemAt(value: unknown, path: string, depth: number): string | undefi
         return undefined;
       }
       if (value instanceof Map) {
+        const over = tooMany(value.size, "entries");
+        if (over !== undefined) return over;
         for (const [k, v] of value) {
           const found = problemAt(k, `${path} key`, depth + 1) ?? problemAt(v, `${path}.get(${String(k)})`, depth + 1);
           if (found !== undefined) return found;
@@ -58,13 +70,18 @@ function problemAt(value: unknown, path: string, depth: number): string | undefi
         return undefined;
       }
       if (value instanceof Set) {
+        const over = tooMany(value.size, "items");
+        if (over !== undefined) return over;
         for (const v of value) {
           const found = problemAt(v, `${path} item`, depth + 1);
           if (found !== undefined) return found;
         }
         return undefined;
       }
-      for (const key of Object.keys(value)) {
+      const keys = Object.keys(value);
+      const over = tooMany(keys.length, "keys");
+      if (over !== undefined) return over;
+      for (const key of keys) {
         const keyProblem = wellFormed(key) ? undefined : `${path} has a key with a lone UTF-16 surrogate`;
         const found = keyProblem ?? problemAt((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1);
         if (found !== undefined) return found;

@@ -24,6 +24,14 @@ export interface DataTypeValue {
   cbor: unknown;
 }
 
+/** The refusal of a type that is not a DataType, listing the ones that are. */
+function unknownType(fn: string, type: unknown): InvalidArgumentError {
+  const hint = type === undefined ? " (a DataType member that does not exist, e.g. DataType.double? 8-byte floats are DataType.float)" : "";
+  return new InvalidArgumentError(
+    `${fn}: unknown data type ${JSON.stringify(type) ?? String(type)}${hint}; the types are ${Object.keys(DataType).map((t) => `DataType.${t}`).join(", ")}`,
+  );
+}
+
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -82,7 +90,7 @@ export function toBytes<T extends DataType>(type: T, value: DataTypeValue[T]): U
     case DataType.cbor:
       return encode(value);
     default:
-      throw new InvalidArgumentError(`toBytes: unknown data type ${String(type)}`);
+      throw unknownType("toBytes", type);
   }
 }
 
@@ -104,6 +112,6 @@ export function fromBytes<T extends DataType>(type: T, bytes: Uint8Array): DataT
     case DataType.cbor:
       return decode(bytes) as DataTypeValue[T];
     default:
-      throw new InvalidArgumentError(`fromBytes: unknown data type ${String(type)}`);
+      throw unknownType("fromBytes", type);
   }
 }

@@ -6,11 +6,13 @@ import {
   DEFAULT_STREAM_WINDOW_BYTES,
   InvalidArgumentError,
   MAX_STREAM_WINDOW,
+  MAX_TIMER_DELAY_MS,
   describeThrown,
   encode,
   type FileListingMessage,
   wireValueProblem,
   type Kwargs,
+  type SubroutineInfo,
   type SwarmnetError,
 } from "../protocol/index.js";
 import {
@@ -24,39 +26,47 @@ import {
 } from "./files.js";
 import { CallQueue } from "./call-queue.js";
 import type { GatewayInspection } from "./gateway.js";
+import { atCallSite, captureCallSite } from "./call-site.js";
 import { StreamReader, abortReason, type StreamItem, type StreamOptions } from "./stream.js";
 import { stateName, untilSnapshot } from "./wait.js";
+
+/** Whether `promise` settles within `ms` (the timer is cleared either way, so it never holds Node). */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.min(Math.max(0, ms), MAX_TIMER_DELAY_MS));
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** A stream callback: return `false` (or a promise of it) to abort the stream. */
 export type StreamCallback<T = Uint8Array> = (name: string, ident: number, buffer: T) => unknown;
 /** Runs when a stream ends without an abort from this side. */
 export type EndOfStreamCallback = (name: string) => unknown;
 
-/**
- * The caller's frames, captured when the call is made so a timeout points at
- * the user's line. Skipped where Node maps stacks through source maps
- * (`--enable-source-maps`, tsx): there every capture costs tens of
- * microseconds, more than the call itself. `SWARMNET_CALLSITES=1` forces it on,
- * `=0` off (read once, when the module loads).
- */
-const CALLSITES_FLAG = process.env["SWARMNET_CALLSITES"];
-/** Frames kept: the caller's line and a few above it; a longer walk costs more per call. */
-const CALLSITE_FRAMES = 6;
-
-function captureCallSite(): { stack?: string } | undefined {
-  if (CALLSITES_FLAG === "0" || (CALLSITES_FLAG !== "1" && process.sourceMapsEnabled)) return undefined;
-  const site: { stack?: string } = {};
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = CALLSITE_FRAMES;
-  Error.captureStackTrace(site, captureCallSite);
-  Error.stackTraceLimit = limit;
-  return site;
-}
-
-/** Gives a failed call's error the caller's frames instead of a timer's or a socket's. */
-function atCallSite(error: SwarmnetError, callSite: { stack?: string } | undefined): SwarmnetError {
-  if (callSite?.stack) error.stack = `${error.name}: ${error.message}\n${callSite.stack.split("\n").slice(1).join("\n")}`;
-  return error;
+/** A request in the user's words, for error messages. */
+function labelOf(kind: CallKind, message: Record<string, unknown>): string {
+  const name = String(message["name"]);
+  switch (kind) {
+    case "batchGet":
+      return `call ${name}`;
+    case "batchSend":
+      return `send to ${name}`;
+    case "closeGateway":
+      return "close gateway";
+    case "listFiles":
+      return "file listing";
+    case "inspect":
+      return "inspect";
+    case "listSubroutines":
+      return "subroutine listing";
+    default:
+      return kind;
+  }
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -230,6 +240,14 @@ export class Client {
     if (!Number.isInteger(windowBytes) || windowBytes < 1) {
       throw new InvalidArgumentError(`stream: windowBytes must be a positive integer, got ${String(windowBytes)}`);
     }
+    // Validated like a batch call's: 0, -1, NaN or Infinity would make the reader's timer fire at once or never.
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+      throw new InvalidArgumentError(`stream: timeoutMs must be a positive integer, got ${String(timeoutMs)}`);
+    }
+    if (options.idleTimeoutMs !== undefined && (!Number.isInteger(options.idleTimeoutMs) || options.idleTimeoutMs <= 0)) {
+      throw new InvalidArgumentError(`stream: idleTimeoutMs must be a positive integer (ms), got ${String(options.idleTimeoutMs)}`);
+    }
     let consumed = false;
     return {
       [Symbol.asyncIterator]: () => {
@@ -243,10 +261,13 @@ export class Client {
   #openStream<T>(message: Record<string, unknown>, options: StreamOptions): AsyncIterator<StreamItem<T>> {
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     const id = this.#allocateId();
+    const label = `stream of ${String(message["name"])}`;
     const reader = new StreamReader<T>(id, this.#sinkControl(id), {
       window: message["window"] as number,
       windowBytes: message["windowBytes"] as number,
       timeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs,
+      label,
     });
     const signal = options.signal;
     if (signal?.aborted) {
@@ -272,6 +293,7 @@ export class Client {
             resolve,
             reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
             sink: reader,
+            label,
           };
           reader.markOpened();
           this.#ref.send({ type: "call", call });
@@ -350,6 +372,7 @@ export class Client {
             resolve,
             reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
             sink,
+            label: "file transfer",
           };
           sink.start();
           this.#ref.send({ type: "call", call });
@@ -375,6 +398,18 @@ export class Client {
     return (await this.#call("inspect", { type: "admin.snapshot" }, undefined, options)) as GatewayInspection;
   }
 
+  /**
+   * The gateway's subroutines, sorted by name, each with whether it streams
+   * (call it with `stream()` / `getSubroutineStream()`) or not (a batch call).
+   *
+   * ```ts
+   * for (const { name, stream } of await client.listSubroutines()) console.log(name, stream ? "stream" : "call");
+   * ```
+   */
+  async listSubroutines(options?: CallOptions): Promise<SubroutineInfo[]> {
+    return [...((await this.#call("listSubroutines", { type: "subroutine.list" }, undefined, options)) as SubroutineInfo[])];
+  }
+
   /** Asks the gateway to stop. Resolves once it acknowledged; the session ends with it. */
   async closeGateway(options?: CallOptions): Promise<void> {
     await this.#call("closeGateway", { type: "gateway.close" }, undefined, options);
@@ -383,14 +418,20 @@ export class Client {
   /**
    * Closes the handler on the gateway (its pool slot is free when this
    * resolves) and this client's connection. Calls still queued fail at once
-   * with ClosedError; the call in flight is let finish (its deadline bounds
-   * the wait); an open stream is ended (its consumer gets ClosedError). A
-   * no-op when already closed.
+   * with ClosedError; the call in flight is let finish for at most the close
+   * grace (the client's close timeout: the controller's `timeoutMs`, at most
+   * 5 s), then fails with ClosedError; an open stream is ended (its consumer
+   * gets ClosedError). A no-op when already closed.
    */
   async closeHandler(): Promise<void> {
     this.#queue.failAll(() => new ClosedError("client closed with this call still queued: never sent"));
     // An open stream would hold the queue for as long as nobody consumes it: closing ends it.
     if (this.#ref.getSnapshot().value === "streaming") this.#ref.send({ type: "close" });
+    // The call in flight may have a deadline of weeks: wait for it only for the close grace.
+    if (!(await settlesWithin(this.#queue.onIdle(), this.#ref.getSnapshot().context.closeTimeoutMs))) {
+      if (this.#ref.getSnapshot().status === "active") this.#ref.send({ type: "close" }); // fails it with ClosedError
+      this.#queue.failAll(() => new ClosedError("client closed while this call was in flight"), { inFlight: true });
+    }
     await this.#queue.onIdle();
     if (this.#ref.getSnapshot().status === "active") {
       this.#ref.send({ type: "close" });
@@ -466,6 +507,7 @@ export class Client {
         const call: PendingCall = {
           id,
           kind,
+          label: labelOf(kind, message),
           frames: raw === undefined ? [envelope] : [envelope, raw],
           timeoutMs,
           deadline,

@@ -17,15 +17,20 @@ import {
 } from "../protocol/index.js";
 import type { ClientCurve, TransportFactory } from "../transports/transport.js";
 import { zmqTransport } from "../transports/zmq.js";
+import { atCallSite, captureCallSite, type CallSite } from "./call-site.js";
 import { Client } from "./client.js";
+import { checkOptionNames, splitHostPort } from "./options.js";
 import { endpointOf, normalizeEndpoint } from "./endpoint.js";
 import { GatewayHealth } from "./gateway-health.js";
-import type { InspectCallback } from "./gateway.js";
+import { inspectOption, type InspectCallback } from "./gateway.js";
 import { Swarm } from "./swarm.js";
 import { untilSnapshot } from "./wait.js";
 
 export interface ControllerOptions {
-  /** Gateway host, when `gateways` is not given. @default "127.0.0.1" */
+  /**
+   * Gateway host, when `gateways` is not given; `"host:port"` gives the port
+   * too (refused if `port` names another). @default "127.0.0.1"
+   */
   host?: string;
   /** Gateway port, when `gateways` is not given. @default 1857 */
   port?: number;
@@ -56,6 +61,24 @@ export interface ControllerOptions {
   transport?: TransportFactory;
 }
 
+/** Every option name of ControllerOptions: anything else is refused with a hint (see runtime/options.ts). */
+const CONTROLLER_OPTIONS = [
+  "host",
+  "port",
+  "gateways",
+  "downloadDir",
+  "verbose",
+  "timeoutMs",
+  "connectTimeoutMs",
+  "maxMessageSize",
+  "curve",
+  "inspect",
+  "transport",
+] as const satisfies readonly (keyof ControllerOptions)[];
+/** Fails to compile when ControllerOptions gains an option that CONTROLLER_OPTIONS does not list. */
+const everyControllerOption: Exclude<keyof ControllerOptions, (typeof CONTROLLER_OPTIONS)[number]> extends never ? true : never = true;
+void everyControllerOption;
+
 export interface GetClientOptions {
   /** Use this gateway only, instead of trying the controller's gateways in turn. */
   endpoint?: string;
@@ -66,6 +89,21 @@ export interface GetClientOptions {
    * queue for a slot. Without it a full pool fails at once with PoolFullError.
    */
   waitMs?: number;
+  /**
+   * Called as soon as a connection attempt fails while connecting (nothing
+   * listens: ConnectionRefusedError); ZeroMQ keeps retrying until the connect
+   * deadline, when getClient() rejects with that error.
+   */
+  onRetry?: (error: SwarmnetError) => void;
+}
+
+export interface GetSwarmOptions extends GetClientOptions {
+  /**
+   * Accept a smaller swarm when the pools cannot give `n` clients: at least
+   * this many (the rest are refused as pool full). Without it getSwarm is all
+   * or nothing. @default n
+   */
+  min?: number;
 }
 
 /** @internal What `Controller.connectPlan()` hands the composable client actor. */
@@ -76,6 +114,13 @@ export interface ConnectPlan {
   readonly maxMessageSize: number;
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
+}
+
+/** A failure from getSwarm/getClient gets the caller's frames and, for a swarm, how many clients were had. */
+function swarmFailure(error: unknown, got: number, n: number, callSite: CallSite): unknown {
+  if (!(error instanceof SwarmnetError)) return error;
+  if (n > 1) error.message = `getSwarm(${n}): got ${got} of ${n} clients: ${error.message}`;
+  return atCallSite(error, callSite);
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {
@@ -89,7 +134,13 @@ function positive(name: string, value: number | undefined, fallback: number): nu
 /** Errors after which the next gateway is worth a try. */
 function isFailover(error: unknown): boolean {
   const code = (error as SwarmnetError).code;
-  return code === ErrorCode.POOL_FULL || code === ErrorCode.TIMEOUT || code === ErrorCode.CONNECTION || code === ErrorCode.SESSION_ENDED;
+  return (
+    code === ErrorCode.POOL_FULL ||
+    code === ErrorCode.TIMEOUT ||
+    code === ErrorCode.CONNECTION ||
+    code === ErrorCode.CONNECTION_REFUSED ||
+    code === ErrorCode.SESSION_ENDED
+  );
 }
 
 /**
@@ -122,14 +173,24 @@ export class Controller {
   /** Which gateways answered lately: new clients go to live ones first. */
   readonly #health = new GatewayHealth();
 
-  constructor(options: ControllerOptions = {}) {
+  /**
+   * @param options the options, or just the gateway's port on 127.0.0.1
+   * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT) for an unknown option (with the likely one) or a bad value
+   */
+  constructor(options: ControllerOptions | number = {}) {
+    if (typeof options === "number") options = { port: options };
+    checkOptionNames("Controller", options, CONTROLLER_OPTIONS);
     if (options.gateways !== undefined) {
       if (!Array.isArray(options.gateways) || options.gateways.length === 0) {
         throw new InvalidArgumentError("Controller option 'gateways' must be a non-empty array of endpoints");
       }
       this.endpoints = options.gateways.map((g) => normalizeEndpoint(g));
     } else {
-      this.endpoints = [endpointOf(options.host ?? DEFAULT_HOST, options.port ?? DEFAULT_PORT)];
+      if (options.host !== undefined && (typeof options.host !== "string" || options.host.length === 0)) {
+        throw new InvalidArgumentError(`Controller option 'host' must be a non-empty string, got ${JSON.stringify(options.host)}`);
+      }
+      const { host, port } = splitHostPort("Controller", options.host ?? DEFAULT_HOST, options.port);
+      this.endpoints = [endpointOf(host, port ?? DEFAULT_PORT)];
     }
     this.downloadDir = options.downloadDir ?? "Downloads";
     this.verbose = options.verbose ?? false;
@@ -149,7 +210,7 @@ export class Controller {
       // Delays users size (connectTimeoutMs, ...) may pass 2^31 ms, where Node's timers overflow.
       clock: longClock,
       input: { endpoints: this.endpoints },
-      ...(options.inspect ? { inspect: options.inspect } : {}),
+      ...inspectOption(options.inspect),
     });
     this.#actor.start();
   }
@@ -186,11 +247,20 @@ export class Controller {
    * rejects with the last error (PoolFullError when all are full).
    */
   async getClient(options: GetClientOptions = {}): Promise<Client> {
+    const callSite = captureCallSite(true);
+    try {
+      return await this.#getClient(options);
+    } catch (error) {
+      throw swarmFailure(error, 0, 1, callSite);
+    }
+  }
+
+  async #getClient(options: GetClientOptions): Promise<Client> {
     const candidates = options.endpoint !== undefined ? [normalizeEndpoint(options.endpoint)] : this.#rotate();
     let lastError: unknown;
     for (const endpoint of candidates) {
       try {
-        const client = await this.#connect(endpoint, options.connectTimeoutMs ?? this.#connectTimeoutMs, options.waitMs ?? 0);
+        const client = await this.#connect(endpoint, options.connectTimeoutMs ?? this.#connectTimeoutMs, options.waitMs ?? 0, options.onRetry);
         this.#health.markUp(endpoint);
         return client;
       } catch (err) {
@@ -205,16 +275,24 @@ export class Controller {
 
   /**
    * `n` clients working one job, spread round-robin over the gateways. All or
-   * nothing: if one cannot be had, the others are closed and the error thrown.
+   * nothing unless `min` says otherwise: if one cannot be had, the others are
+   * closed and the error thrown (its message says how many were had).
+   * @throws PoolFullError (SWARMNET_POOL_FULL) when the pools have fewer than `n` (or `min`) free slots
    */
-  async getSwarm(n: number, options: GetClientOptions = {}): Promise<Swarm> {
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`getSwarm: n must be a positive integer, got ${n}`);
-    const settled = await Promise.allSettled(Array.from({ length: n }, () => this.getClient(options)));
+  async getSwarm(n: number, options: GetSwarmOptions = {}): Promise<Swarm> {
+    const callSite = captureCallSite(true);
+    if (!Number.isInteger(n) || n < 1) throw atCallSite(new InvalidArgumentError(`getSwarm: n must be a positive integer, got ${n}`), callSite);
+    const min = options.min ?? n;
+    if (!Number.isInteger(min) || min < 1 || min > n) {
+      throw atCallSite(new InvalidArgumentError(`getSwarm: min must be an integer in 1..${n}, got ${String(min)}`), callSite);
+    }
+    const { min: _min, ...clientOptions } = options;
+    const settled = await Promise.allSettled(Array.from({ length: n }, () => this.#getClient(clientOptions)));
     const clients = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
     const failure = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failure) {
+    if (failure && (clients.length < min || !isFailover(failure.reason))) {
       await Promise.all(clients.map((c) => c.closeHandler()));
-      throw failure.reason;
+      throw swarmFailure(failure.reason, clients.length, n, callSite);
     }
     return new Swarm(clients);
   }
@@ -249,7 +327,7 @@ export class Controller {
     return this.#health.order(this.endpoints);
   }
 
-  async #connect(endpoint: string, connectTimeoutMs: number, waitMs: number): Promise<Client> {
+  async #connect(endpoint: string, connectTimeoutMs: number, waitMs: number, onRetry: GetClientOptions["onRetry"]): Promise<Client> {
     if (!Number.isInteger(waitMs) || waitMs < 0) throw new InvalidArgumentError(`getClient: waitMs must be a non-negative integer, got ${String(waitMs)}`);
     if (this.#actor.getSnapshot().status !== "active") throw new ClosedError("controller is closed");
     const slot = this.#takeSlot();
@@ -269,6 +347,7 @@ export class Controller {
         waitMs,
         closeTimeoutMs: Math.min(this.#timeoutMs, 5_000),
         maxMessageSize: this.#maxMessageSize,
+        ...(onRetry ? { onRetry } : {}),
       },
     });
     // Processed at once unless the controller is mid-step (then just after): wait for the child or its failure.

@@ -5,7 +5,7 @@ import { FileSandbox } from "../actors/file-sandbox.js";
 import type { RefusedReplies } from "../actors/dispatcher.js";
 import { gatewayMachine } from "../actors/gateway.js";
 import type { CurrentRequest, HandlerHooks, HandlerSnapshot, JobProgress } from "../actors/handler.js";
-import { SubroutineRegistry, type Subroutine } from "../actors/subroutines.js";
+import { SubroutineRegistry, type Subroutine, type SubroutineFailure } from "../actors/subroutines.js";
 import { SubroutineThreadPool, type ThreadPoolInspection, type ThreadPoolOptions } from "../actors/thread-pool.js";
 import type { SupervisorSnapshot } from "../actors/supervisor.js";
 import {
@@ -23,7 +23,8 @@ import {
   longClock,
 } from "../protocol/index.js";
 import type { ServerCurve, ServerTransportStats, TransportFactory } from "../transports/transport.js";
-import { warn } from "./logger.js";
+import { logSubroutineFailure, warn, withTrace } from "./logger.js";
+import { checkOptionNames, splitHostPort } from "./options.js";
 import { zmqTransport } from "../transports/zmq.js";
 import { stateName, untilSnapshot } from "./wait.js";
 import { GATEWAY_KINDS, machineGraphs, type GatewayWatch } from "./inspector-feed.js";
@@ -37,7 +38,7 @@ export type InspectCallback = Observer<InspectionEvent> | ((event: InspectionEve
 export interface GatewayOptions {
   /** TCP port; 0 lets the OS pick one (read `gateway.port` after `start()`). @default 1857 */
   port?: number;
-  /** Address to bind. @default "127.0.0.1" */
+  /** Address to bind; `"host:port"` gives the port too (refused if `port` names another). @default "127.0.0.1" */
   host?: string;
   /** Live handlers at most; a client past it is refused with 503. @default 5 */
   maxPoolSize?: number;
@@ -83,6 +84,18 @@ export interface GatewayOptions {
    * refused during the handshake and counted in `snapshot().security`.
    */
   curve?: ServerCurve;
+  /**
+   * Send a throwing subroutine's stack to the client with the error
+   * (`RemoteError.remoteStack`). Off, the client gets its message and class
+   * name only: a stack tells a caller about the gateway's code and paths. @default false
+   */
+  remoteStack?: boolean;
+  /**
+   * Told of every subroutine throw (name, call or stream, client, handler,
+   * request id, the error). The default writes one line with the stack to
+   * stderr (silenced by SWARMNET_QUIET=1); pass your own to route it to your logger.
+   */
+  onSubroutineError?: (failure: SubroutineFailure) => void;
   /**
    * Prometheus metrics at `/metrics` on a separate port of 127.0.0.1 (prom-client):
    * pool, sessions, calls by subroutine and outcome, latency, stream and file
@@ -140,6 +153,34 @@ export interface GatewayInspection {
   readonly threads: readonly ThreadPoolInspection[];
 }
 
+/** Every option name of GatewayOptions: anything else is refused with a hint (see runtime/options.ts). */
+const GATEWAY_OPTIONS = [
+  "port",
+  "host",
+  "maxPoolSize",
+  "maxRestarts",
+  "restartWindowMs",
+  "livenessMs",
+  "maxMessageSize",
+  "stopGraceMs",
+  "allowRemoteClose",
+  "admin",
+  "downloadDir",
+  "fileRoots",
+  "regexTimeoutMs",
+  "curve",
+  "remoteStack",
+  "onSubroutineError",
+  "metrics",
+  "webInspector",
+  "inspect",
+  "transport",
+  "testHooks",
+] as const satisfies readonly (keyof GatewayOptions)[];
+/** Fails to compile when GatewayOptions gains an option that GATEWAY_OPTIONS does not list. */
+const everyGatewayOption: Exclude<keyof GatewayOptions, (typeof GATEWAY_OPTIONS)[number]> extends never ? true : never = true;
+void everyGatewayOption;
+
 /** Options of `gateway.addSubroutines(module, options)`. */
 export type AddSubroutinesOptions = ThreadPoolOptions;
 
@@ -149,6 +190,12 @@ function positiveInt(name: string, value: number | undefined, fallback: number, 
     throw new InvalidArgumentError(`Gateway option '${name}' must be an integer >= ${min}, got ${String(value)}`);
   }
   return value;
+}
+
+/** The user's inspect callback, with SWARMNET_TRACE's transition log in front when it is set. */
+export function inspectOption(inspect: InspectCallback | undefined): { inspect?: (event: InspectionEvent) => void } {
+  const chained = withTrace(inspect);
+  return chained ? { inspect: chained } : {};
 }
 
 /** A loopback port for the metrics or web inspector endpoint; 0 (the default) picks a free one. */
@@ -186,13 +233,20 @@ export class Gateway {
   /** Worker-thread pools and the names each still serves: a pool whose names were all replaced or removed is closed. */
   readonly #pools = new Map<SubroutineThreadPool, Set<string>>();
 
-  constructor(options: GatewayOptions = {}) {
-    const port = positiveInt("port", options.port, DEFAULT_PORT, 0);
-    if (port > 65535) throw new InvalidArgumentError(`Gateway option 'port' must be <= 65535, got ${port}`);
-    const host = options.host ?? DEFAULT_HOST;
-    if (typeof host !== "string" || host.length === 0) {
-      throw new InvalidArgumentError(`Gateway option 'host' must be a non-empty string, got ${String(host)}`);
+  /**
+   * @param options the options, or just the port (pynetwork's `Gateway(1857)`)
+   * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT) for an unknown option (with the likely one) or a bad value
+   */
+  constructor(options: GatewayOptions | number = {}) {
+    if (typeof options === "number") options = { port: options };
+    checkOptionNames("Gateway", options, GATEWAY_OPTIONS);
+    if (options.host !== undefined && (typeof options.host !== "string" || options.host.length === 0)) {
+      throw new InvalidArgumentError(`Gateway option 'host' must be a non-empty string, got ${JSON.stringify(options.host)}`);
     }
+    const split = splitHostPort("Gateway", options.host ?? DEFAULT_HOST, options.port);
+    const host = split.host;
+    const port = positiveInt("port", split.port, DEFAULT_PORT, 0);
+    if (port > 65535) throw new InvalidArgumentError(`Gateway option 'port' must be <= 65535, got ${port}`);
     const maxPoolSize = positiveInt("maxPoolSize", options.maxPoolSize, DEFAULT_MAX_POOL_SIZE);
     const maxMessageSize = positiveInt("maxMessageSize", options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE_BYTES, 1024);
     this.options = {
@@ -216,6 +270,7 @@ export class Gateway {
     const transport = (options.transport ?? zmqTransport).server({ host, port, maxMessageSize, curve: options.curve });
     this.#transport = transport;
     this.#testHooks = options.testHooks !== undefined;
+    this.#registry.report({ remoteStack: options.remoteStack === true, onFailure: options.onSubroutineError ?? logSubroutineFailure });
     this.#actor = createActor(gatewayMachine, {
       id: "gateway",
       // Delays users size (stopGraceMs, ...) may pass 2^31 ms, where Node's timers overflow.
@@ -237,8 +292,9 @@ export class Gateway {
           regexTimeoutMs: positiveInt("regexTimeoutMs", options.regexTimeoutMs, DEFAULT_REGEX_TIMEOUT_MS),
         }),
       },
-      ...(options.inspect ? { inspect: options.inspect } : {}),
+      ...inspectOption(options.inspect),
     });
+    this.#actor.getSnapshot().context.dispatcher.listSubroutinesWith(() => this.#registry.list());
     if (options.admin === true) {
       this.#actor.getSnapshot().context.dispatcher.enableAdmin(
         () => this.snapshot() as unknown as Record<string, unknown>,

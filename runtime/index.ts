@@ -41,6 +41,8 @@ export {
   SourceChangedError,
   FilesNotDeliveredError,
   AdminDisabledError,
+  ConnectionRefusedError,
+  HandshakeError,
   ResumeRefusedError,
   MessageTooLargeError,
   ErrorCode,
@@ -75,7 +77,7 @@ export type { GatewayOptions, GatewayInspection, HandlerInspection, InspectCallb
 export type { ThreadPoolInspection, ThreadWorkerInspection } from "../actors/thread-pool.js";
 export type { RefusedReplies } from "../actors/dispatcher.js";
 export type { ThrownDescription } from "../protocol/thrown.js";
-export type { ControllerOptions, GetClientOptions } from "./controller.js";
+export type { ControllerOptions, GetClientOptions, GetSwarmOptions } from "./controller.js";
 export type { AdminOptions } from "./admin.js";
 export type { WebInspector, WebInspectorOptions } from "./web-inspector.js";
 export type { MetricsOptions, GatewayMetrics } from "./metrics.js";
@@ -92,7 +94,8 @@ export type { DataTypeValue } from "./bytes.js";
 export type { KeyPair } from "./keys.js";
 export type { ServerCurve, ClientCurve, ServerTransportStats } from "../transports/transport.js";
 export type { ClassCodec } from "../protocol/codec.js";
+export type { SubroutineInfo } from "../protocol/messages.js";
 export type { Kwargs, CallMode, Message, MessageType, MessageOf, ClientMessage, GatewayMessage } from "../protocol/messages.js";
-export type { Subroutine } from "../actors/subroutines.js";
+export type { Subroutine, SubroutineFailure } from "../actors/subroutines.js";
 export type { HandlerHooks, CurrentRequest } from "../actors/handler.js";
 export type { TransportFactory, ServerTransport, ClientTransport, Frames, Peer } from "../transports/transport.js";

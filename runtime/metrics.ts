@@ -231,6 +231,12 @@ export class GatewayMetrics implements WireObserver {
     }
   }
 
+  /** The dispatcher saw a client resume after a link drop: a drop, and what is sent again. */
+  resumed(_peer: Peer, replayed: number): void {
+    this.linkDrop();
+    this.replay(replayed);
+  }
+
   lost(peer: Peer): void {
     this.#end(peer, "lost");
   }

@@ -12,6 +12,19 @@ function mib(bytes: number): string {
   return (bytes / (1024 * 1024)).toFixed(1);
 }
 
+/**
+ * `name` cut to `width` characters in the middle, so both its start and its
+ * extension stay visible: "very-long-rep…2026.tar.gz".
+ */
+export function shortenMiddle(name: string, width: number): string {
+  const chars = [...name];
+  if (chars.length <= width) return name;
+  if (width <= 1) return chars.slice(0, Math.max(0, width)).join("");
+  const tail = Math.floor((width - 1) / 2);
+  const head = width - 1 - tail;
+  return `${chars.slice(0, head).join("")}…${chars.slice(chars.length - tail).join("")}`;
+}
+
 export class ProgressBar {
   readonly #stream: NodeJS.WriteStream;
   readonly #label: string;
@@ -48,11 +61,12 @@ export class ProgressBar {
     const filled = Math.round(fraction * WIDTH);
     const seconds = Math.max(0.001, (performance.now() - this.#startedAt) / 1000);
     const rate = p.transferred / seconds;
-    const name = p.file.length > 32 ? `...${p.file.slice(-29)}` : p.file;
-    const line =
+    const bar =
       `${this.#label} [${"#".repeat(filled)}${"-".repeat(WIDTH - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ` +
-      `${p.filesDone}/${p.filesTotal} files ${mib(p.totalBytes)}/${mib(p.totalSize)} MiB ${mib(rate)} MiB/s ${name}`;
+      `${p.filesDone}/${p.filesTotal} files ${mib(p.totalBytes)}/${mib(p.totalSize)} MiB ${mib(rate)} MiB/s `;
     const columns = this.#stream.columns ?? 120;
-    this.#stream.write(`\r${line.slice(0, columns - 1)}\u001b[K`);
+    // The file name gets what the terminal has left, shortened in the middle (its extension stays).
+    const room = Math.max(8, columns - 1 - bar.length);
+    this.#stream.write(`\r${(bar + shortenMiddle(p.file, room)).slice(0, Math.max(columns - 1, 1))}\u001b[K`);
   }
 }

@@ -51,7 +51,13 @@ export class SessionLink implements ClientTransport {
         this.#up = up;
         handlers.onLink?.(up);
       },
+      onAttemptFailed: (failure) => handlers.onAttemptFailed?.(failure),
     });
+  }
+
+  /** Passed on: an idle inner transport may stop holding the event loop. */
+  idle(idle: boolean): void {
+    this.#inner.idle?.(idle);
   }
 
   send(frames: Frames): void {

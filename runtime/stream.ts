@@ -9,6 +9,7 @@ import {
   AbortedError,
   TimeoutError,
   clearLongTimeout,
+  type LongTimeout,
   setLongTimeout,
   type StreamEndMessage,
   type StreamItemsMessage,
@@ -25,8 +26,15 @@ export interface StreamOptions {
   window?: number;
   /** Bytes (of byte items) the gateway may run ahead of the consumer. @default 16 MiB */
   windowBytes?: number;
-  /** Longest wait for the next item, and for an abort's acknowledgement, in ms. @default the controller's timeoutMs */
+  /** Longest wait for the first item, and for an abort's acknowledgement, in ms. @default the controller's timeoutMs */
   timeoutMs?: number;
+  /**
+   * Longest gap between two items once the first has arrived, in ms: a sensor
+   * that yields every few minutes needs none. A gateway that is gone still ends
+   * the stream (ConnectionError once the link has been down for the gateway's
+   * lease, `livenessMs`, while the client's link is watched). @default 600000 (10 minutes)
+   */
+  idleTimeoutMs?: number;
 }
 
 export interface StreamControl {
@@ -39,10 +47,16 @@ export interface StreamControl {
 
 const NOTHING = Symbol("nothing");
 
+/** The longest gap between two stream items by default: generous, so slow sensors live, yet a stream never waits forever. */
+export const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 600_000;
+
 export class StreamReader<T = unknown> implements DataSink, AsyncIterator<StreamItem<T>> {
   readonly id: number;
   readonly #control: StreamControl;
   readonly #timeoutMs: number;
+  readonly #idleTimeoutMs: number | undefined;
+  /** "stream of NAME": what errors call it. */
+  readonly #label: string;
   readonly #creditItems: number;
   readonly #creditBytes: number;
   #items: Array<StreamItem<T> | undefined> = [];
@@ -61,10 +75,16 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
   /** Items and bytes received, for progress. */
   received = 0;
 
-  constructor(id: number, control: StreamControl, options: { window: number; windowBytes: number; timeoutMs: number }) {
+  constructor(
+    id: number,
+    control: StreamControl,
+    options: { window: number; windowBytes: number; timeoutMs: number; idleTimeoutMs?: number | undefined; label?: string },
+  ) {
     this.id = id;
     this.#control = control;
     this.#timeoutMs = options.timeoutMs;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS;
+    this.#label = options.label ?? `stream ${id}`;
     this.#creditItems = Math.max(1, Math.floor(options.window / 4));
     this.#creditBytes = Math.max(1, Math.floor(options.windowBytes / 4));
   }
@@ -174,26 +194,39 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
     }
   }
 
-  /** Waits for the next message, bounded by the deadline; false if it passed. */
+  /**
+   * Waits for the next message, bounded by the deadline (the first item and an
+   * abort's acknowledgement: timeoutMs; later items: idleTimeoutMs, if any);
+   * false if it passed.
+   */
   #waitForData(aborting = false): Promise<boolean> {
+    const first = this.received === 0;
+    const ms = aborting || first ? this.#timeoutMs : this.#idleTimeoutMs;
     return new Promise<boolean>((resolve) => {
+      let timer: LongTimeout | undefined;
       const wake = (): void => {
         clearLongTimeout(timer);
         this.#waiters.delete(wake);
         resolve(true);
       };
-      const timer = setLongTimeout(() => {
+      if (ms === undefined || ms <= 0) {
+        this.#waiters.add(wake);
+        return;
+      }
+      timer = setLongTimeout(() => {
         this.#waiters.delete(wake);
         const error = new TimeoutError(
           aborting
-            ? `stream ${this.id}: no acknowledgement of the abort within ${this.#timeoutMs} ms`
-            : `stream ${this.id}: no item within ${this.#timeoutMs} ms`,
+            ? `${this.#label}: no acknowledgement of the abort within ${ms} ms (timeoutMs)`
+            : first
+              ? `${this.#label}: no item within ${ms} ms (timeoutMs: the time to the first item)`
+              : `${this.#label}: no item for ${ms} ms since the last one (idleTimeoutMs)`,
         );
         if (this.#error === NOTHING) this.#error = error;
         if (!aborting) this.#control.send({ type: "stream.abort", id: this.id });
         this.#control.failed(this.id, error);
         resolve(false);
-      }, this.#timeoutMs);
+      }, ms);
       this.#waiters.add(wake);
     });
   }

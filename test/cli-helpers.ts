@@ -22,8 +22,9 @@ export class CliProcess {
   readonly exited: Promise<CliResult>;
   readonly #waiters = new Set<() => void>();
 
-  constructor(args: readonly string[], options: { cwd?: string; input?: string | Uint8Array; env?: NodeJS.ProcessEnv } = {}) {
-    this.child = spawn(process.execPath, [BIN, ...args], {
+  /** `bin`: another `swarmnet` executable than this checkout's (e.g. an installed package's). */
+  constructor(args: readonly string[], options: { cwd?: string; input?: string | Uint8Array; env?: NodeJS.ProcessEnv; bin?: string } = {}) {
+    this.child = spawn(process.execPath, [options.bin ?? BIN, ...args], {
       cwd: options.cwd,
       env: { ...process.env, SWARMNET_QUIET: "1", ...options.env },
       stdio: ["pipe", "pipe", "pipe"],

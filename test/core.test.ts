@@ -220,13 +220,13 @@ describe("lifecycle", () => {
     expect(gw.snapshot().state).toBe("running");
   });
 
-  it("gateway never started - getClient fails with TimeoutError instead of hanging", async () => {
+  it("gateway never started - getClient fails with ConnectionRefusedError instead of hanging", async () => {
     const gw = new Gateway({ port: 0 }); // never started: nothing listens
     const probe = await startGateway(); // borrow a free port, then free it
     const port = probe.port;
     await probe.stop();
     const controller = new Controller({ port, connectTimeoutMs: 300, timeoutMs: 300 });
-    await expect(within(controller.getClient(), 5_000, "getClient")).rejects.toMatchObject({ code: ErrorCode.TIMEOUT });
+    await expect(within(controller.getClient(), 5_000, "getClient")).rejects.toMatchObject({ code: ErrorCode.CONNECTION_REFUSED });
     await controller.close();
     await gw.stop();
   });

@@ -3,10 +3,11 @@
  * that round-trip or are refused, memory that stays flat under churn. Where
  * the gateway's process could die, it runs in a child process.
  */
-import type { ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import v8 from "node:v8";
 import vm from "node:vm";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { Router } from "zeromq";
 import { Controller, ErrorCode, type Client } from "../runtime/index.js";
 import { decode, encode } from "../protocol/index.js";
 import { controllerFor, startGateway, within } from "./helpers.js";
@@ -26,7 +27,7 @@ function alive(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
 
-async function collect(client: Client, name: string, args: unknown[] = [], options: { timeoutMs?: number; signal?: AbortSignal } = {}) {
+async function collect(client: Client, name: string, args: unknown[] = [], options: { timeoutMs?: number; idleTimeoutMs?: number; signal?: AbortSignal } = {}) {
   const items: unknown[] = [];
   let error: unknown;
   try {
@@ -76,8 +77,8 @@ describe("no subroutine can take the gateway down or wedge a handler", () => {
       const stuck = await collect(client, "neverYields", [], { timeoutMs: 300 });
       expect(stuck.error).toMatchObject({ code: ErrorCode.TIMEOUT });
       expect(await client.getSubroutineBatch("echo", ["after a stuck stream"])).toBe("after a stuck stream");
-      // One that sleeps past the deadline between items, and a consumer that aborts it while it sleeps.
-      const sleepy = await collect(client, "sleepyStream", [60_000], { timeoutMs: 300 });
+      // One that sleeps past its idle bound between items, and a consumer that aborts it while it sleeps.
+      const sleepy = await collect(client, "sleepyStream", [60_000], { timeoutMs: 300, idleTimeoutMs: 300 });
       expect(sleepy.items).toEqual([[0, "first"]]);
       expect(sleepy.error).toMatchObject({ code: ErrorCode.TIMEOUT });
       expect(await client.getSubroutineBatch("echo", ["after a sleepy stream"])).toBe("after a sleepy stream");
@@ -98,6 +99,44 @@ describe("no subroutine can take the gateway down or wedge a handler", () => {
 
       expect(alive(child)).toBe(true);
       expect(await client.getSubroutineBatch("pid")).toBe(child.pid);
+    } finally {
+      await within(controller.close(), 10_000, "controller close");
+    }
+  });
+
+  it("thrown values whose inspection throws (revoked Proxy, trap, message getter), poisoned or over-long items and results, bad idents: typed errors, the gateway serves on", { timeout: 60_000 }, async () => {
+    const { child, controller } = await hostile();
+    try {
+      const client = await controller.getClient();
+      // Four in a row would end the session if any of them crashed the handler: do each twice.
+      for (const kind of ["revoked", "trap", "messageGetter", "bigint"]) {
+        for (let round = 0; round < 2; round++) {
+          await expect(client.getSubroutineBatch("poisonThrows", [kind]), kind).rejects.toMatchObject({ code: ErrorCode.REMOTE });
+          const streamed = await collect(client, "poisonInStream", [kind]);
+          expect(streamed.items, kind).toEqual([[0, "before"]]);
+          expect(streamed.error, kind).toMatchObject({ code: ErrorCode.REMOTE });
+        }
+      }
+      await expect(client.getSubroutineBatch("poisonThrows", ["bigint"])).rejects.toMatchObject({ message: expect.stringContaining("10n") });
+      // An item whose getter throws: BAD_RESULT (the value cannot cross), not a RemoteError.
+      const poisonedItem = await collect(client, "poisonItem");
+      expect(poisonedItem.items).toEqual([[0, "before"]]);
+      expect(poisonedItem.error).toMatchObject({ code: ErrorCode.BAD_RESULT });
+      // More items than any decoder accepts: refused on the gateway, the handler is free at once.
+      await expect(client.getSubroutineBatch("tooLongResult")).rejects.toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/1000001 items/) });
+      const tooLong = await collect(client, "tooLongItem");
+      expect(tooLong.items).toEqual([[0, "before"]]);
+      expect(tooLong.error).toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/1000001 items/) });
+      // An ident must be a safe integer (NaN would never end the stream).
+      for (const ident of [Number.NaN, 1.5, 2 ** 53 + 2]) {
+        const bad = await collect(client, "badIdent", [ident]);
+        expect(bad.error, String(ident)).toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/safe-integer ident/) });
+      }
+      expect((await collect(client, "badIdent", [-1])).items).toEqual([]); // a negative ident still ends the stream
+      expect(alive(child)).toBe(true);
+      expect(await client.getSubroutineBatch("pid")).toBe(child.pid);
+      // Refused like any unencodable reply: poisoned item, long result, long item.
+      expect(((await client.getSubroutineBatch("replies")) as { unencodable: number }).unencodable).toBeGreaterThanOrEqual(3);
     } finally {
       await within(controller.close(), 10_000, "controller close");
     }
@@ -274,6 +313,65 @@ describe("no call hangs", () => {
     expect(await inFlight).toBe("finally");
     await within(closing, 5_000, "closeHandler");
     await expect(client.ping()).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+  });
+
+  it("close with a never-answered call in flight waits only the close grace (ClosedError); after gateway stop + close() the process exits by itself", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "test/fixtures/exit-after-close.ts"], { stdio: ["ignore", "pipe", "inherit"] });
+    onTestFinished(() => {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    // The calls' deadlines are 2^31 ms: a timer left behind would keep the child alive far past this bound.
+    const code = await within(new Promise<number | null>((resolve) => child.once("exit", resolve)), 45_000, "the child to exit by itself");
+    expect(code).toBe(0);
+    expect(out).toMatch(/^CLOSE SWARMNET_CLOSED \d+$/m);
+    expect(out).toMatch(/^STOPPED SWARMNET_SESSION_ENDED$/m);
+    expect(out).toMatch(/^DONE \d+$/m);
+  }, 60_000);
+
+  it("a hostile argument getter is InvalidArgumentError; a stream's timeoutMs is validated; a frame the client cannot decode cancels the request on the gateway", async () => {
+    const gw = await startGateway();
+    gw.addSubroutine("echo", (x: unknown) => x);
+    const client = await controllerFor(gw).getClient();
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const hostileArg = { get a(): never { throw proxy; } };
+    await expect(client.getSubroutineBatch("echo", [hostileArg])).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+    await expect(client.getSubroutineBatch("echo", [new Array(1_000_001).fill(0)])).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+    for (const timeoutMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 1.5]) {
+      expect(() => client.stream("echo", [], {}, { timeoutMs }), String(timeoutMs)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+    }
+    expect(await client.getSubroutineBatch("echo", ["still usable"])).toBe("still usable");
+
+    // A fake gateway answers a stream with a frame no decoder takes: the client fails the stream and sends rpc.cancel.
+    const router = new Router();
+    onTestFinished(() => router.close());
+    await router.bind("tcp://127.0.0.1:0");
+    const port = Number(/:(\d+)$/.exec(router.lastEndpoint!)![1]);
+    const fake = (async () => {
+      const seen: Array<Record<string, unknown>> = [];
+      for await (const [peer, envelope] of router) {
+        const message = decode(envelope!) as Record<string, unknown>;
+        seen.push(message);
+        if (message["type"] === "hello") {
+          await router.send([peer!, encode({ type: "welcome", id: message["id"], status: "OK", handlerId: 1, v: 1, livenessMs: 60_000 })]);
+        } else if (message["type"] === "stream.open") {
+          await router.send([peer!, Buffer.from([0x9a, 0x00, 0x0f, 0x42, 0x41])]); // an array of 1,000,001 items, truncated
+        } else if (message["type"] === "rpc.cancel") {
+          return seen;
+        }
+      }
+      return seen;
+    })();
+    const fakeController = new Controller({ port, timeoutMs: 500, connectTimeoutMs: 5_000 }); // close waits min(timeoutMs, 5 s) for a session.closed the fake never sends
+    onTestFinished(() => within(fakeController.close(), 10_000, "fake controller close"));
+    const fakeClient = await fakeController.getClient();
+    const failed = await collect(fakeClient, "anything", [], { timeoutMs: 60_000 });
+    expect(failed.error).toMatchObject({ code: ErrorCode.PROTOCOL });
+    const seen = await within(fake, 10_000, "the client's rpc.cancel");
+    const opened = seen.find((m) => m["type"] === "stream.open")!;
+    expect(seen.at(-1)).toMatchObject({ type: "rpc.cancel", id: opened["id"] });
   });
 
   it("a gateway SIGKILLed and restarted on the same port - both calls on one client settle and controller.close() returns", async () => {

@@ -62,8 +62,8 @@ describe("CURVE", () => {
 
     const client = await good.getClient();
     await expect(client.getSubroutineBatch("secret")).resolves.toBe("for alice");
-    await expect(bad.getClient()).rejects.toMatchObject({ code: ErrorCode.TIMEOUT });
-    await expect(plain.getClient()).rejects.toMatchObject({ code: ErrorCode.TIMEOUT });
+    await expect(bad.getClient()).rejects.toMatchObject({ code: ErrorCode.HANDSHAKE_FAILED });
+    await expect(plain.getClient()).rejects.toMatchObject({ code: ErrorCode.HANDSHAKE_FAILED });
     const security = gw.snapshot().security;
     expect(security.authFailures).toBeGreaterThanOrEqual(1);
     expect(security.protocolFailures).toBeGreaterThanOrEqual(1);

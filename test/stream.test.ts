@@ -286,7 +286,7 @@ describe("streaming from generator subroutines", () => {
     expect(gw.snapshot().supervisor.stats.expired).toBe(1);
   });
 
-  it("a gateway killed mid-stream - the stream fails with a typed error within its deadline", async () => {
+  it("a gateway killed mid-stream - the stream fails with a typed error within its idle bound", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "test/fixtures/stream-gateway.ts"], { stdio: ["ignore", "pipe", "inherit"] });
     try {
       const [line] = (await within(once(child.stdout, "data"), 20_000, "child gateway")) as [Buffer];
@@ -294,9 +294,16 @@ describe("streaming from generator subroutines", () => {
       const controller = new Controller({ port, timeoutMs: 1_000 });
       const client = await controller.getClient();
       let got = 0;
-      const consuming = client.getSubroutineStream("forever", () => {
-        if (++got === 5) child.kill("SIGKILL");
-      });
+      const consuming = client.getSubroutineStream(
+        "forever",
+        () => {
+          if (++got === 5) child.kill("SIGKILL");
+        },
+        undefined,
+        [],
+        {},
+        { idleTimeoutMs: 1_000 },
+      );
       await expect(within(consuming, 10_000, "stream failure")).rejects.toMatchObject({
         code: expect.stringMatching(/TIMEOUT|CONNECTION/),
       });

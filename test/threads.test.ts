@@ -52,11 +52,13 @@ describe("worker-thread subroutines", { timeout: 90_000 }, () => {
       "fails",
       "idle",
       "leavesAThrow",
+      "poisonedMessage",
       "sleep",
       "spin",
       "stuck",
       "sum",
       "throwsAfter",
+      "throwsBigInt",
       "unclonable",
       "unclonableItem",
     ]);
@@ -159,6 +161,12 @@ describe("worker-thread subroutines", { timeout: 90_000 }, () => {
     await expect(client.getSubroutineBatch("counter", [3])).rejects.toMatchObject({ code: "SWARMNET_BAD_RESULT" });
     await expect(client.getSubroutineStream("burn", () => true, () => undefined, [1])).rejects.toMatchObject({ code: "SWARMNET_NOT_A_GENERATOR" });
     await expect(client.getSubroutineBatch("burn", [1])).resolves.toMatchObject({ ms: 1 });
+    // A thrown value whose reading throws is still the caller's RemoteError, not a crashed worker (twice: no restart budget spent).
+    for (let round = 0; round < 2; round++) {
+      await expect(client.getSubroutineBatch("poisonedMessage", [])).rejects.toMatchObject({ code: "SWARMNET_REMOTE_ERROR" });
+    }
+    await expect(client.getSubroutineBatch("throwsBigInt", [])).rejects.toMatchObject({ code: "SWARMNET_REMOTE_ERROR", message: expect.stringContaining("10n") });
+    expect(gateway.snapshot().handlers.every((h) => h.restarts === 0)).toBe(true);
   });
 
   it("crash - a worker that dies is a handler crash: HandlerCrashedError, restart budget applies, other clients never notice", async () => {

@@ -1,6 +1,6 @@
 /** The delivery channel on its own: numbering, acks, duplicates, gaps, replays, stale failures, the cap. */
 import { describe, expect, it, vi } from "vitest";
-import { Accept, DeliveryChannel, LinkKind, headerAck, headerKind, headerSeq } from "../actors/delivery.js";
+import { Accept, DeliveryChannel, LinkKind, STALL_MS, headerAck, headerKind, headerSeq } from "../actors/delivery.js";
 
 function wire(): { channel: DeliveryChannel; sent: Array<{ kind: number; seq: number; ack: number; tag: number }>; overflowed: () => boolean } {
   const sent: Array<{ kind: number; seq: number; ack: number; tag: number }> = [];
@@ -57,6 +57,23 @@ describe("DeliveryChannel", () => {
     vi.useRealTimers();
     expect(channel.up).toBe(true);
     expect(sent.slice(-2).map((m) => m.seq)).toEqual([2, 3]);
+  });
+
+  it("bare ACKs are its retransmission timer: no progress across two of them replays what was sent before the first", () => {
+    const { channel, sent } = wire();
+    for (let i = 0; i < 3; i++) channel.send(msg(i));
+    channel.onBareAck(1, 0); // a heartbeat: seq 1 arrived, 2 and 3 are on their way
+    expect(sent).toHaveLength(3);
+    channel.send(msg(3));
+    channel.onBareAck(3, 100); // progress: nothing to replay
+    expect(sent).toHaveLength(4);
+    channel.onBareAck(3, 100 + STALL_MS - 1); // no progress, but not for long yet
+    expect(sent).toHaveLength(4);
+    channel.onBareAck(3, 100 + STALL_MS); // no progress for STALL_MS while 4 was sent before: it was lost
+    expect(sent.slice(4).map((m) => m.seq)).toEqual([4]);
+    channel.onBareAck(4, 10_000); // all there
+    channel.onBareAck(4, 20_000); // nothing outstanding: no replay
+    expect(sent).toHaveLength(5);
   });
 
   it("fails loudly past its cap instead of dropping", () => {

@@ -52,10 +52,31 @@ export interface ClientTransportHandlers {
   onError(error: Error): void;
   /** The connection to the gateway went down (false) or (re)connected (true); ZeroMQ reconnects by itself. */
   onLink?(up: boolean): void;
+  /**
+   * A connection attempt failed, as the socket monitor reports it: `refused`
+   * (no TCP connection: nothing listens, or unreachable; ZeroMQ retries by
+   * itself) or `handshake` (the peer closed the ZMTP/CURVE handshake: a key
+   * not authorized, a wrong server key, CURVE on one side only).
+   */
+  onAttemptFailed?(failure: AttemptFailure): void;
+}
+
+/** Why one connection attempt failed (see `ClientTransportHandlers.onAttemptFailed`). */
+export interface AttemptFailure {
+  readonly kind: "refused" | "handshake";
+  /** What the monitor said, e.g. "handshake:error:auth" or "mechanism mismatch". */
+  readonly detail: string;
 }
 
 export interface ClientTransport {
   start(handlers: ClientTransportHandlers): void;
+  /**
+   * Whether the client has nothing in flight. An idle transport must not keep
+   * the process alive (a script that forgets `close()` still exits); it still
+   * takes messages while the process runs for other reasons, and delivers
+   * what arrived once it is busy again.
+   */
+  idle?(idle: boolean): void;
   /** Queues a message; never throws. */
   send(frames: Frames): void;
   close(): void;

@@ -10,6 +10,7 @@ import type {
   ClientTransport,
   ClientTransportHandlers,
   ClientTransportOptions,
+  AttemptFailure,
   Frames,
   Peer,
   ServerTransport,
@@ -185,13 +186,57 @@ export class ZmqServerTransport implements ServerTransport {
   }
 }
 
+/**
+ * A client with nothing in flight stops holding the event loop once it has
+ * had no message for this long (its receive is armed with this timeout).
+ */
+export const PARK_AFTER_MS = 500;
+/** How often a parked client looks for a message that arrived meanwhile (an unref'd timer). */
+const PARKED_CHECK_MS = 250;
+
+/** Monitor events that end a handshake: the peer refused our keys or mechanism, or closed the connection mid-handshake. */
+const HANDSHAKE_FAILURES: Record<string, string> = {
+  "handshake:error:auth": "the gateway did not authorize this client's CURVE key",
+  "handshake:error:protocol": "CURVE on one side only (mechanism mismatch) or not a ZeroMQ peer",
+  "handshake:error:other": "the gateway closed the connection during the handshake (wrong server public key?)",
+};
+
+function readable(socket: Dealer): boolean {
+  try {
+    return !socket.closed && socket.readable;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * One client's connection. Its DEALER is monitored (link up/down, refused
+ * attempts, failed handshakes) from connecting until the client is first
+ * idle. A socket monitor's read holds the event loop and cannot be stopped
+ * safely on its own (closing a zeromq.js Observer while its socket lives can
+ * block libzmq's I/O thread), so a client idle for PARK_AFTER_MS swaps its
+ * socket, once, for an unmonitored one with the same routing id (the
+ * gateway's ROUTER hands the session over) and keeps that one. Idle, nothing
+ * of it holds the event loop: a script that forgets `close()` still exits.
+ * The price: from then on the link is not watched (a call finds a dead
+ * gateway at its deadline, not at the lease).
+ */
 export class ZmqClientTransport implements ClientTransport {
-  /** This connection's routing id: unique per client, kept across ZeroMQ's reconnects. */
-  readonly routingId = `c${randomBytes(12).toString("hex")}`;
   readonly #endpoint: string;
   readonly #options: ClientTransportOptions;
+  /** This connection's routing id: unique per client, kept across ZeroMQ's reconnects and by every socket it opens (see the ROUTER's handover). */
+  readonly routingId = `c${randomBytes(12).toString("hex")}`;
+  #handlers: ClientTransportHandlers | undefined;
   #socket: Dealer | undefined;
   #queue: SendQueue<null> | undefined;
+  #monitored = false;
+  /** Nothing in flight (see `idle()`); connecting counts as busy. */
+  #idle = false;
+  #closed = false;
+  /** Resumes a parked receive loop. */
+  #wake: (() => void) | undefined;
+  /** Sockets swapped out, still read until drained (a `session.ended` may wait there), then closed. */
+  readonly #retired = new Set<Dealer>();
 
   constructor(endpoint: string, options: ClientTransportOptions) {
     this.#endpoint = endpoint;
@@ -199,31 +244,41 @@ export class ZmqClientTransport implements ClientTransport {
   }
 
   start(handlers: ClientTransportHandlers): void {
-    // linger 0: a client that gives up (timeout, close) must not deliver a stale
-    // hello later, which would hold a pool slot for nobody.
-    const curve = this.#options.curve;
-    const heartbeat = this.#options.heartbeatIntervalMs ?? DEFAULT_ZMTP_HEARTBEAT_MS;
+    this.#handlers = handlers;
+    this.#open(handlers, true);
+  }
+
+  /**
+   * A DEALER with this client's routing id, connected, read, with its own
+   * writer; `monitored` watches its link. Replaces the current one, which is
+   * read until drained and then closed; what was queued to send on it is
+   * dropped (at most a heartbeat: swaps happen only with nothing in flight).
+   */
+  #open(handlers: ClientTransportHandlers, monitored: boolean): void {
+    const old = this.#socket;
+    const oldQueue = this.#queue;
     let socket: Dealer;
     try {
-      socket = retryOnEintr(() => this.#createSocket(curve, heartbeat));
+      socket = retryOnEintr(() => this.#createSocket());
     } catch (err) {
       // e.g. "Too many open file descriptors": the client fails with that cause, the controller goes on.
       queueMicrotask(() => handlers.onError(err as Error));
       return;
     }
     this.#socket = socket;
-    if (handlers.onLink) {
-      const onLink = handlers.onLink;
-      socket.events.on("handshake", () => onLink(true));
-      socket.events.on("disconnect", () => onLink(false));
-      // A reconnect that fails its handshake (e.g. a gateway back with other CURVE keys) is no link.
-      socket.events.on("handshake:error:auth", () => onLink(false));
-      socket.events.on("handshake:error:protocol", () => onLink(false));
-    }
+    this.#monitored = monitored && (handlers.onLink !== undefined || handlers.onAttemptFailed !== undefined);
+    if (this.#monitored) this.#watch(socket, handlers);
     this.#queue = new SendQueue<null>(
       (frames) => socket.send(frames as Uint8Array[]),
-      (_tag, err) => handlers.onError(err),
+      (_tag, err) => {
+        if (this.#socket === socket) handlers.onError(err);
+      },
     );
+    oldQueue?.close();
+    if (old && !old.closed) {
+      this.#retired.add(old);
+      this.#wake?.(); // a parked loop of the old socket drains it and closes it
+    }
     try {
       retryOnEintr(() => socket.connect(this.#endpoint));
     } catch (err) {
@@ -233,25 +288,73 @@ export class ZmqClientTransport implements ClientTransport {
     void this.#receiveLoop(socket, handlers);
   }
 
-  #createSocket(curve: ClientTransportOptions["curve"], heartbeat: number): Dealer {
+  #createSocket(): Dealer {
+    const curve = this.#options.curve;
+    const heartbeat = this.#options.heartbeatIntervalMs ?? DEFAULT_ZMTP_HEARTBEAT_MS;
+    // linger 0: a client that gives up (timeout, close) must not deliver a stale
+    // hello later, which would hold a pool slot for nobody.
     return new Dealer({
       linger: 0,
       maxMessageSize: this.#options.maxMessageSize,
-      // Unique per client, kept across ZeroMQ's reconnects (see the ROUTER's handover).
       routingId: this.routingId,
       heartbeatInterval: heartbeat,
       heartbeatTimeout: heartbeat * 3,
+      // A pending receive holds the event loop; an idle client gives it up after this (see #park).
+      receiveTimeout: PARK_AFTER_MS,
       ...(curve ? { curveServerKey: curve.serverPublicKey, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey } : {}),
     });
   }
 
+  /**
+   * Link up/down and failed attempts, from the socket's monitor (ended by
+   * closing the socket, never by hand). A swapped-out socket's events (its own
+   * disconnect as it closes) are not the client's link: ignored.
+   */
+  #watch(socket: Dealer, handlers: ClientTransportHandlers): void {
+    const current = (): boolean => this.#socket === socket && !this.#closed;
+    const onLink = (up: boolean): void => {
+      if (current()) handlers.onLink?.(up);
+    };
+    const onAttemptFailed = (failure: AttemptFailure): void => {
+      if (current()) handlers.onAttemptFailed?.(failure);
+    };
+    // Whether the TCP connection of the current attempt was made: a retry without one was refused.
+    let tcpUp = false;
+    const events = socket.events;
+    events.on("connect:delay", () => void (tcpUp = false));
+    events.on("connect", () => void (tcpUp = true));
+    events.on("connect:retry", () => {
+      if (!tcpUp) onAttemptFailed?.({ kind: "refused", detail: "connection refused" });
+    });
+    events.on("handshake", () => onLink?.(true));
+    events.on("disconnect", () => onLink?.(false));
+    for (const [type, detail] of Object.entries(HANDSHAKE_FAILURES)) {
+      events.on(type as "handshake:error:auth", () => {
+        onAttemptFailed({ kind: "handshake", detail });
+        // A reconnect that fails its handshake (e.g. a gateway back with other CURVE keys) is no link.
+        onLink(false);
+      });
+    }
+  }
+
   async #receiveLoop(socket: Dealer, handlers: ClientTransportHandlers): Promise<void> {
     while (!socket.closed) {
+      if (this.#socket !== socket && !readable(socket)) {
+        // Swapped out and drained. Closing the socket ends its monitor too (it reads "end" and closes itself).
+        this.#retired.delete(socket);
+        socket.close();
+        return;
+      }
       let message: Buffer[];
       try {
         message = await socket.receive();
       } catch (err) {
         if (isClosedSocketError(err, socket)) return;
+        if ((err as { code?: string }).code === "EAGAIN") {
+          // receiveTimeout: nothing arrived for PARK_AFTER_MS.
+          if (this.#idle && !this.#closed && this.#socket === socket) await this.#park(socket, handlers);
+          continue;
+        }
         await nextTurn();
         continue;
       }
@@ -263,14 +366,48 @@ export class ZmqClientTransport implements ClientTransport {
     }
   }
 
+  /**
+   * Idle and quiet: a monitored socket is swapped for an unmonitored one
+   * (this loop ends with it); an unmonitored one stops reading until the
+   * client is busy again, or an unref'd timer sees a message waiting (e.g.
+   * `session.ended`). Heartbeats go on either way.
+   */
+  async #park(socket: Dealer, handlers: ClientTransportHandlers): Promise<void> {
+    if (this.#monitored) {
+      this.#open(handlers, false);
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearInterval(timer);
+        if (this.#wake === done) this.#wake = undefined;
+        resolve();
+      };
+      const timer = setInterval(() => {
+        if (socket.closed || !this.#idle || this.#socket !== socket || readable(socket)) done();
+      }, PARKED_CHECK_MS);
+      timer.unref();
+      this.#wake = done;
+    });
+  }
+
+  idle(idle: boolean): void {
+    this.#idle = idle;
+    if (!idle) this.#wake?.();
+    // No swap back to a monitored socket: a socket with this routing id that is still connecting
+    // when another takes over can win the ROUTER's handover late and strand the reply.
+  }
+
   send(frames: Frames): void {
     this.#queue?.push(frames, null);
   }
 
   close(): void {
+    this.#closed = true;
     this.#queue?.close();
-    const socket = this.#socket;
-    if (socket && !socket.closed) socket.close();
+    for (const socket of [this.#socket, ...this.#retired]) if (socket && !socket.closed) socket.close();
+    this.#retired.clear();
+    this.#wake?.();
   }
 }
 

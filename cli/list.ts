@@ -1,0 +1,40 @@
+import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, connectClient, connectionOptions, controllerFrom, gatewayFrom, out, parse, type Command } from "./common.js";
+
+const help = `Usage: swarmnet list [ENDPOINT] [options]
+
+Lists a gateway's subroutines, one per line: NAME<TAB>call (a batch call:
+swarmnet call / send) or NAME<TAB>stream (a generator: swarmnet stream).
+ENDPOINT (or -g) is host, host:port or tcp://host:port; the port is 1857 if left out.
+
+Options:
+      --json                 print [{"name": ..., "stream": true|false}, ...]
+${CONNECTION_HELP}
+  -h, --help                 this help
+
+Example:
+  swarmnet list 10.0.0.2
+
+${EXIT_CODES_HELP}`;
+
+const options = { ...connectionOptions, json: { type: "boolean" } } as const;
+
+export const listCommand: Command = {
+  name: "list",
+  summary: "list a gateway's subroutines (and which stream)",
+  help,
+  async run(argv) {
+    const { values, positionals } = parse(argv, options);
+    if (values.help) return out(help), ExitCode.OK;
+    const endpoint = gatewayFrom("list", values, positionals, true);
+    const controller = controllerFrom(values, { endpoint });
+    try {
+      const client = await connectClient("list", controller, values);
+      const subroutines = await client.listSubroutines();
+      if (values.json) out(JSON.stringify(subroutines));
+      else for (const { name, stream } of subroutines) out(`${name}\t${stream ? "stream" : "call"}`);
+      return ExitCode.OK;
+    } finally {
+      await controller.close();
+    }
+  },
+};
