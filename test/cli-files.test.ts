@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { BIN, type CliResult } from "./cli-helpers.js";
 import { sha256 } from "./file-helpers.js";
+import { FaultRelay } from "./fault-relay.js";
 import { startGateway, tempDir, within } from "./helpers.js";
 
 const MiB = 1024 * 1024;
@@ -96,6 +97,46 @@ describe("swarmnet get/put - interruptions, reports and --if-exists", () => {
       expect(sha256(await readFile(join(out, "big.bin")))).toBe(sha256(source));
       expect(await readdir(out)).toEqual(["big.bin"]);
     }
+  }, 120_000);
+
+  it("get --swarm 4 of a 128 MiB file through a relay that resets every connection three times, then SIGKILL with ranges in flight; the same command through more resets resumes it byte-identical", async () => {
+    const root = await tempDir("swarmnet-cli-drop-root-");
+    const source = randomBytes(128 * MiB);
+    await writeFile(join(root, "big.bin"), source);
+    const gw = await startGateway({ fileRoots: [root], maxPoolSize: 8 });
+    const relay = new FaultRelay({ targetPort: gw.port });
+    await relay.start();
+    onTestFinished(() => relay.close());
+    /** Resets every relayed connection each time another `every` bytes have crossed, `count` times from now. */
+    const resetsEvery = (every: number, count: number): void => {
+      const from = relay.stats.bytes;
+      let done = 0;
+      relay.onForward = (bytes) => {
+        if (done < count && bytes - from >= (done + 1) * every) {
+          done++;
+          relay.reset();
+        }
+      };
+    };
+    const out = await tempDir("swarmnet-cli-drop-out-");
+    const args = ["get", "--files", "big.bin", "--swarm", "4", "--out", out, "-g", `127.0.0.1:${relay.port}`, "-q"];
+    resetsEvery(6 * MiB, 3);
+    const first = swarmnet(args);
+    await appears(out, "big.bin.part.json", 30_000);
+    first.child.kill("SIGKILL");
+    await within(first.exited, 10_000, "get to end on SIGKILL");
+    expect(relay.stats.resets).toBe(3);
+    await expect(stat(join(out, "big.bin"))).rejects.toMatchObject({ code: "ENOENT" });
+
+    resetsEvery(16 * MiB, 2);
+    const again = await within(swarmnet(args).exited, 60_000, "the same command again");
+    expect(again.code, again.stderr).toBe(0);
+    expect(relay.stats.resets).toBe(5);
+    expect(again.stdout).toMatch(/downloaded 1 file \(128\.0 MiB; [\d.]+ MiB sent, [\d.]+ MiB resumed\)/);
+    const resumed = Number(/([\d.]+) MiB resumed/.exec(again.stdout)![1]);
+    expect(resumed).toBeGreaterThan(0);
+    expect(sha256(await readFile(join(out, "big.bin")))).toBe(sha256(source));
+    expect(await readdir(out)).toEqual(["big.bin"]);
   }, 120_000);
 
   it("get - an unreadable file and an unreadable folder (gateway not root) are printed with their reason, the readable file is delivered, exit 23; a folder it cannot write names the folder", async () => {
