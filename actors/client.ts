@@ -33,6 +33,7 @@ import {
   setLongTimeout,
   type LongTimeout,
   type FileCreditMessage,
+  type FileErrorMessage,
   type FileDataMessage,
   type FileDoneMessage,
   type FileReadyMessage,
@@ -46,13 +47,14 @@ import type { AttemptFailure, ClientTransport, Frames } from "../transports/tran
 export type CallKind = "ping" | "batchGet" | "batchSend" | "closeGateway" | "stream" | "listFiles" | "files" | "inspect" | "listSubroutines";
 
 /** Data-plane messages: they reach the sink of the call in flight, not the machine. */
-export type DataMessage = StreamItemsMessage | StreamEndMessage | FileDataMessage | FileCreditMessage | FileReadyMessage | FileDoneMessage;
+export type DataMessage = StreamItemsMessage | StreamEndMessage | FileDataMessage | FileCreditMessage | FileErrorMessage | FileReadyMessage | FileDoneMessage;
 
 const DATA_TYPES: ReadonlySet<GatewayMessage["type"]> = new Set([
   "stream.items",
   "stream.end",
   "file.data",
   "file.credit",
+  "file.error",
   "file.ready",
   "file.done",
 ]);
@@ -175,7 +177,7 @@ function answerOf(event: ClientEvent, pending: PendingCall): { ok: true; value: 
     case "gateway.closing":
       return { ok: true, value: undefined };
     case "file.listing":
-      return pending.kind === "listFiles" ? { ok: true, value: m.files } : undefined;
+      return pending.kind === "listFiles" ? { ok: true, value: m } : undefined;
     case "admin.snapshot.result":
       return pending.kind === "inspect" ? { ok: true, value: m.snapshot } : undefined;
     case "subroutine.listing":

@@ -435,6 +435,7 @@ export class Dispatcher {
         return;
       case "file.data":
       case "file.credit":
+      case "file.error":
       case "stream.credit":
       case "stream.abort":
         // Data plane: straight to the running stream. Credit for a stream that already ended is normal; dropped.

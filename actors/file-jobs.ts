@@ -8,29 +8,31 @@
  * `error`) and then calls `onFinish`; a cancelled job answers nothing,
  * closes its file handles and renames nothing.
  */
-import { open, stat } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import {
   DEFAULT_FILE_WINDOW_BYTES,
   DEFAULT_FILE_WINDOW_FILES,
-  FileAccessError,
+  ErrorCode,
   InvalidArgumentError,
   MAX_FILE_CHUNK_BYTES,
   MAX_FILE_WINDOW_BYTES,
   MAX_FILE_WINDOW_FILES,
+  PathNotAllowedError,
   SwarmnetError,
   checkName,
+  errorFromWire,
+  localNameProblem,
+  normalizeRequestPath,
   type ClientMessage,
   type FileGetMessage,
   type FileListMessage,
   type FilePutMessage,
 } from "../protocol/index.js";
-import { PART_SUFFIX, checkNotSymlink, fileError, type FileSandbox } from "./file-sandbox.js";
-import { FileReceiver, FileSender, READ_NO_FOLLOW, type TransferProgress } from "./file-transfer.js";
+import { fileError, type FileSandbox } from "./file-sandbox.js";
+import { FileReceiver, FileSender, READ_NO_FOLLOW, type ReceiveItem, type TransferProgress } from "./file-transfer.js";
+import { DEFAULT_IF_EXISTS, PartFile, chooseTarget } from "./part-file.js";
 import type { Job, JobOutcome, JobProgress, Replier } from "./job.js";
-
-/** Targets some upload in this process is writing: two uploads of one file would mix their bytes in one .part. */
-const receiving = new Set<string>();
 
 /** Most messages a transfer may have queued towards one peer from its byte window. */
 const MAX_CHUNKS_IN_WINDOW = 256;
@@ -106,18 +108,21 @@ export class FileListJob extends FileJob {
   protected async work(): Promise<number> {
     const m = this.#message;
     const isCancelled = (): boolean => this.cancelled;
-    const files =
+    const listing =
       m.files !== undefined
         ? await this.sandbox.listFiles(m.files, m.hash === true, isCancelled)
         : await this.sandbox.listFolder(m.folder ?? ".", m.regex, m.hash === true, isCancelled);
-    this.#listed = files.length;
+    this.#listed = listing.files.length;
     if (this.cancelled) return 0;
     this.session.reply({
       type: "file.listing",
       id: this.id,
-      files: files.map((f) => (f.sha256 ? [f.path, f.size, f.sha256] : [f.path, f.size])),
+      files: listing.files.map((f) => (f.sha256 ? [f.path, f.size, f.sha256] : [f.path, f.size])),
+      mtimes: listing.files.map((f) => f.mtimeMs),
+      ...(listing.folders.length > 0 ? { folders: listing.folders } : {}),
+      ...(listing.problems.length > 0 ? { problems: listing.problems.map((p) => [p.path, p.code, p.message]) } : {}),
     });
-    return files.length;
+    return listing.files.length;
   }
 }
 
@@ -142,9 +147,15 @@ export class FileSendJob extends FileJob {
     }
     this.#sender = new FileSender({
       id: m.id,
-      items: m.files.map(([path, offset, end]) => ({ label: path, offset, end })),
+      items: m.files.map(([path, offset, end, size, mtimeMs], f) => ({
+        f,
+        label: path,
+        offset,
+        end,
+        expect: size !== undefined && mtimeMs !== undefined ? { size, mtimeMs } : undefined,
+      })),
       open: async (index) => {
-        const path = m.files[index]![0];
+        const path = normalizeRequestPath(m.files[index]![0]);
         const folder = base ? await base : undefined;
         // Fast path for a plain name in a resolved folder: O_NOFOLLOW refuses a symlink (ELOOP),
         // which then goes the long way through realpath and the root check.
@@ -163,6 +174,7 @@ export class FileSendJob extends FileJob {
       windowBytes,
       windowFiles,
       emit: (message, raw) => this.session.reply(message, raw),
+      emitError: (f, error) => this.session.reply({ type: "file.error", id: m.id, f, code: error.code, message: error.message }),
     });
   }
 
@@ -179,6 +191,8 @@ export class FileSendJob extends FileJob {
   }
 
   protected async work(): Promise<number> {
+    // Paths that can never be served refuse the whole request, before a byte moves.
+    for (const [path] of this.#message.files) this.sandbox.assertRequestable(path);
     if (this.#message.folder !== undefined) await this.sandbox.resolve(this.#message.folder);
     const { files, bytes } = await this.#sender.run();
     if (!this.cancelled) this.session.reply({ type: "file.done", id: this.id, files, bytes });
@@ -186,10 +200,12 @@ export class FileSendJob extends FileJob {
   }
 }
 
-/** `file.put` (an upload): checks every name, answers `file.ready` with resume offsets, writes what comes. */
+/** `file.put` (an upload): checks every name, answers `file.ready` with the ranges still missing, writes what comes. */
 export class FileReceiveJob extends FileJob {
   readonly #message: FilePutMessage;
   #receiver: FileReceiver | undefined;
+  readonly #parts: Array<PartFile | undefined> = [];
+  readonly #released = new Set<PartFile>();
 
   constructor(options: { message: FilePutMessage; session: Replier; sandbox: FileSandbox; onFinish: (outcome: JobOutcome) => void }) {
     super({ ...options, id: options.message.id });
@@ -198,10 +214,20 @@ export class FileReceiveJob extends FileJob {
 
   onMessage(message: ClientMessage, raw: Uint8Array | undefined): void {
     if (message.type === "file.data" && raw !== undefined) this.#receiver?.onData(message.f, message.o, raw);
+    else if (message.type === "file.error") this.#receiver?.onItemError(message.f, errorFromWire(message.code, message.message));
   }
 
   protected stop(): void {
     this.#receiver?.cancel();
+    // Let go at once (after the writes in flight): a rerun of the same upload must find the targets free.
+    void this.#release();
+  }
+
+  /** Each part goes back once (journal saved for a resume), whoever asks first. */
+  #release(): Promise<unknown> {
+    const fresh = this.#parts.filter((p): p is PartFile => p !== undefined && !this.#released.has(p));
+    for (const p of fresh) this.#released.add(p);
+    return Promise.all(fresh.map((p) => p.release()));
   }
 
   progress(): TransferProgress | { kind: string; dirname: string } {
@@ -217,44 +243,59 @@ export class FileReceiveJob extends FileJob {
       seen.add(name);
     }
     const dir = await this.sandbox.uploadDir(m.dirname);
-    const targets = m.files.map(([name]) => join(dir, name));
-    const busy = targets.find((t) => receiving.has(t));
-    if (busy !== undefined) throw new FileAccessError(`${JSON.stringify(busy)} is being received by another upload`);
-    for (const t of targets) receiving.add(t);
+    const ifExists = m.ifExists ?? DEFAULT_IF_EXISTS;
+    const parts = this.#parts;
+    const missing: Array<Array<[number, number]>> = [];
+    const refused: Array<[number, string, string]> = [];
     try {
-      return await this.#receive(m, dir);
+      for (const [i, [name, size, mtimeMs, offset, end]] of m.files.entries()) {
+        let part: PartFile | undefined;
+        try {
+          const problem = localNameProblem(name);
+          if (problem !== undefined) throw new PathNotAllowedError(`${JSON.stringify(name)}: ${problem}`);
+          const target = await chooseTarget(dir, name, ifExists);
+          if (target === undefined) {
+            refused.push([i, ErrorCode.FILE_EXISTS, `${JSON.stringify(name)} exists: skipped (ifExists: "skip")`]);
+          } else {
+            part = await PartFile.acquire({
+              target,
+              source: { size, mtimeMs: mtimeMs ?? -1 },
+              sha256: m.sha256?.[i],
+              replace: ifExists === "overwrite",
+              share: m.group,
+            });
+          }
+        } catch (err) {
+          const e = fileError(err, JSON.stringify(name));
+          refused.push([i, e.code, e.message]);
+        }
+        parts.push(part);
+        missing.push(part ? part.missing(offset ?? 0, end ?? size) : []);
+      }
+      if (this.cancelled) return 0;
+      return await this.#receive(parts, missing, refused);
     } finally {
-      for (const t of targets) receiving.delete(t);
+      await this.#receiver?.drained();
+      await this.#release();
     }
   }
 
-  async #receive(m: FilePutMessage, dir: string): Promise<number> {
-    const offsets: number[] = [];
-    for (const [name, size] of m.files) {
-      const target = join(dir, name);
-      await checkNotSymlink(target);
-      // Resume: a .part no longer than the file is a prefix we already hold.
-      const part = await stat(target + PART_SUFFIX).catch(() => undefined);
-      offsets.push(part && part.size <= size ? part.size : 0);
-    }
-    if (this.cancelled) return 0;
+  async #receive(parts: ReadonlyArray<PartFile | undefined>, missing: ReadonlyArray<ReadonlyArray<[number, number]>>, refused: ReadonlyArray<[number, string, string]>): Promise<number> {
+    const m = this.#message;
     const windowBytes = Math.min(DEFAULT_FILE_WINDOW_BYTES, Math.min(m.chunkBytes, MAX_FILE_CHUNK_BYTES) * MAX_CHUNKS_IN_WINDOW);
     const windowFiles = DEFAULT_FILE_WINDOW_FILES;
+    const items: ReceiveItem[] = m.files.map(([name], i) => ({ label: name, part: parts[i], segments: missing[i]! }));
     const receiver = new FileReceiver({
-      items: m.files.map(([name, size], i) => ({
-        label: name,
-        target: join(dir, name),
-        mode: "whole" as const,
-        offset: offsets[i]!,
-        end: size,
-        sha256: m.sha256?.[i],
-      })),
+      items,
       windowBytes,
       windowFiles,
       grant: (bytes, files) => this.session.reply({ type: "file.credit", id: this.id, bytes, files }),
+      onItemFailed: (f, error) => this.session.reply({ type: "file.error", id: this.id, f, code: error.code, message: error.message }),
     });
     this.#receiver = receiver;
-    this.session.reply({ type: "file.ready", id: this.id, offsets, windowBytes, windowFiles });
+    // `offsets` (where each file's missing bytes begin) for clients that send one tail per file.
+    const offsets = m.files.map(([, size, , , end], i) => missing[i]![0]?.[0] ?? end ?? size);
+    this.session.reply({ type: "file.ready", id: this.id, missing, offsets, ...(refused.length > 0 ? { refused } : {}), windowBytes, windowFiles });
     receiver.start();
     const { files, bytes } = await receiver.done;
     if (!this.cancelled) this.session.reply({ type: "file.done", id: this.id, files, bytes });

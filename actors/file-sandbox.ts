@@ -1,21 +1,29 @@
 /**
  * Where files may come from and go to. Downloads are served only from inside
- * a file root, uploads land only inside the download dir: every wire path is
- * checked by shape (`protocol/paths.ts`), then resolved with `realpath` so a
- * symlink leading out of its root is refused, not followed.
+ * a file root, uploads land only inside the download dir: every requested
+ * path is normalized (`protocol/paths.ts`: `logs/` and `./logs` mean `logs`),
+ * then resolved with `realpath` and checked for containment, so a symlink
+ * leading out of its root is refused, not followed, while an absolute path
+ * that lies inside a root is served (pynetwork's `folder='/srv/logs'`).
+ * Refusals name the roots.
  *
- * A folder listing is recursive; the regex (if any) is matched against each
- * file's path relative to the folder, `/`-separated (`sub/app.log`), and it
- * runs in a worker thread with a deadline, so a catastrophic pattern from a
- * client costs the gateway a worker, never its event loop.
+ * A folder listing is recursive, as deep as the file system goes (no depth
+ * limit; the number of entries is bounded). It never skips in silence: a
+ * folder it cannot read, a FIFO, a device, a socket, a symlink leading out of
+ * the root or to a folder, and a name that is not UTF-8 come back as
+ * `problems` with a reason; empty folders come back as `folders`. The regex
+ * (if any) is matched against each path relative to the folder,
+ * `/`-separated (`sub/app.log`), in a worker thread with a deadline, so a
+ * catastrophic pattern from a client costs the gateway a worker, never its
+ * event loop.
  */
-import { createHash } from "node:crypto";
-import { createReadStream, statSync } from "node:fs";
-import { lstat, mkdir, readdir, realpath, stat } from "node:fs/promises";
-import { join, resolve, sep } from "node:path";
+import { statSync, type Stats } from "node:fs";
+import { mkdir, open, readdir, realpath, stat } from "node:fs/promises";
+import { join, relative, resolve, sep } from "node:path";
 import { Worker } from "node:worker_threads";
 import {
   DEFAULT_REGEX_TIMEOUT_MS,
+  ErrorCode,
   FileAccessError,
   FileNotFoundError,
   InvalidArgumentError,
@@ -24,17 +32,16 @@ import {
   SwarmnetError,
   checkName,
   checkRelativePath,
+  normalizeRequestPath,
   clearLongTimeout,
   setLongTimeout,
   type LongTimeout,
 } from "../protocol/index.js";
+import { JOURNAL_SUFFIX, LOCK_SUFFIX, PART_SUFFIX, isTransferFile, localFileError, sha256Prefix } from "./part-file.js";
+import { READ_NO_FOLLOW, checkReadable } from "./file-transfer.js";
 
-/** Suffix of a file being received; renamed away when complete and checked. */
-export const PART_SUFFIX = ".part";
 const STAT_SLICE = 64;
 const STAT_SLICE_BUDGET_MS = 2;
-/** Folder depth a listing descends at most. */
-const MAX_LIST_DEPTH = 64;
 
 export interface FileConfig {
   /** Folders downloads may come from (resolved against the gateway's cwd). */
@@ -48,7 +55,22 @@ export interface ListedFile {
   /** Relative to the folder listed (or as asked, for explicit files), `/`-separated. */
   readonly path: string;
   readonly size: number;
+  readonly mtimeMs: number;
   readonly sha256?: Uint8Array;
+}
+
+/** A path a listing cannot offer, and why. */
+export interface ListedProblem {
+  readonly path: string;
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface Listing {
+  readonly files: ListedFile[];
+  /** Empty folders, relative to the folder listed. */
+  readonly folders: string[];
+  readonly problems: ListedProblem[];
 }
 
 /** True when `child` is `root` or inside it (both absolute, real paths). */
@@ -59,25 +81,29 @@ export function isInside(child: string, root: string): boolean {
 /** Maps a file-system error to the typed error a client should see. */
 export function fileError(err: unknown, what: string): SwarmnetError {
   if (err instanceof SwarmnetError) return err;
-  const code = (err as NodeJS.ErrnoException).code;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === "ENOENT" || code === "ENOTDIR") return new FileNotFoundError(`${what}: no such file or folder`, { cause: err });
-  return new FileAccessError(`${what}: ${code ?? (err as Error).message}`, { cause: err });
+  if (code === "EACCES" || code === "EPERM") return new FileAccessError(`${what}: permission denied (${code})`, { cause: err });
+  return new FileAccessError(`${what}: ${code ?? (err instanceof Error ? err.message : String(err))}`, { cause: err });
 }
 
-/** SHA-256 of a whole file, read as a stream (bounded memory). */
-export async function sha256File(path: string): Promise<Uint8Array> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
-  return hash.digest();
+function problemOf(path: string, err: unknown): ListedProblem {
+  const e = fileError(err, JSON.stringify(path));
+  return { path, code: e.code, message: e.message };
 }
 
 /**
  * Makes (if needed) and returns the real path of folder `segments` under
  * `root`, refusing one that resolves outside it (a symlink out).
+ * @throws PathNotAllowedError, FileAccessError (naming the folder and the cause: read-only, permission, ...)
  */
 export async function ensureDirInside(root: string, segments: readonly string[]): Promise<string> {
-  await mkdir(root, { recursive: true });
-  const realRoot = await realpath(root);
+  try {
+    await mkdir(root, { recursive: true });
+  } catch (err) {
+    throw localFileError(err, `folder ${JSON.stringify(root)} cannot be made`);
+  }
+  const realRoot = await realpath(root).catch((err: unknown) => Promise.reject(fileError(err, `folder ${JSON.stringify(root)}`)));
   // One level at a time, checking before descending: `mkdir -p` through a symlink
   // would already have created folders outside before any check could refuse it.
   let dir = realRoot;
@@ -86,7 +112,8 @@ export async function ensureDirInside(root: string, segments: readonly string[])
     try {
       await mkdir(next);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw fileError(err, `folder ${segments.join("/")}`);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "EEXIST") throw localFileError(err, `folder ${JSON.stringify(join(root, ...segments))} cannot be made`);
     }
     const real = await realpath(next);
     if (!isInside(real, realRoot)) {
@@ -99,13 +126,12 @@ export async function ensureDirInside(root: string, segments: readonly string[])
   return dir;
 }
 
-/** Refuses a target (or its .part) that is a symlink: writing through it could land anywhere. */
-export async function checkNotSymlink(path: string): Promise<void> {
-  for (const p of [path, path + PART_SUFFIX]) {
-    const st = await lstat(p).catch(() => undefined);
-    if (st?.isSymbolicLink()) throw new PathNotAllowedError(`${JSON.stringify(p)} is a symlink: refused as a target`);
-    if (st && !st.isFile()) throw new FileAccessError(`${JSON.stringify(p)} exists and is not a regular file`);
-  }
+function kindOf(st: Stats): string {
+  if (st.isFIFO()) return "a FIFO";
+  if (st.isSocket()) return "a socket";
+  if (st.isCharacterDevice() || st.isBlockDevice()) return "a device";
+  if (st.isDirectory()) return "a folder";
+  return "not a regular file";
 }
 
 export class FileSandbox {
@@ -123,9 +149,22 @@ export class FileSandbox {
     return this.#downloadDir;
   }
 
-  /** The real path of a folder or file under the first root that has it, with that root. */
+  #rootsText(): string {
+    return this.#roots.length === 0 ? "this gateway has no file roots" : `the gateway's file roots are ${this.#roots.map((r) => JSON.stringify(r)).join(", ")}`;
+  }
+
+  /**
+   * The real path of a folder or file under the first root that has it, with
+   * that root. `path` may be absolute (served when it lies inside a root).
+   * @throws PathNotAllowedError (outside every root, `..`, a symlink out), FileNotFoundError (in no root)
+   */
   async resolve(path: string, base?: { root: string; dir: string }): Promise<{ root: string; real: string }> {
-    const segments = path === "." && base === undefined ? [] : checkRelativePath(path);
+    const normalized = normalizeRequestPath(path);
+    if (normalized.startsWith("/")) {
+      if (base !== undefined) throw new PathNotAllowedError(`${JSON.stringify(path)} is absolute inside a folder request`);
+      return this.#resolveAbsolute(path, normalized);
+    }
+    const segments = normalized === "." ? [] : normalized.split("/");
     const candidates = base ? [base] : await this.#realRoots();
     let missing: unknown;
     for (const { root, dir } of candidates) {
@@ -138,16 +177,46 @@ export class FileSandbox {
           missing = err;
           continue;
         }
-        throw fileError(err, path);
+        throw fileError(err, JSON.stringify(path));
       }
-      if (!isInside(real, root)) throw new PathNotAllowedError(`${JSON.stringify(path)} leads out of its file root through a symlink`);
+      if (!isInside(real, root)) throw new PathNotAllowedError(`${JSON.stringify(path)} leads out of its file root through a symlink (${this.#rootsText()})`);
       return { root, real };
     }
-    throw new FileNotFoundError(`${JSON.stringify(path)} is not in any file root`, { cause: missing });
+    throw new FileNotFoundError(`${JSON.stringify(path)} is not in any file root (${this.#rootsText()})`, { cause: missing });
+  }
+
+  /**
+   * Refuses at once a requested path that can never be served: `..`, NUL, or
+   * an absolute path outside every root (a cheap, lexical check; `resolve`
+   * does the real one when the file is opened).
+   * @throws PathNotAllowedError
+   */
+  assertRequestable(path: string): void {
+    const normalized = normalizeRequestPath(path);
+    if (normalized.startsWith("/") && !this.#roots.some((r) => isInside(normalized, r))) {
+      throw new PathNotAllowedError(`${JSON.stringify(path)} is outside the file roots (${this.#rootsText()})`);
+    }
+  }
+
+  async #resolveAbsolute(path: string, normalized: string): Promise<{ root: string; real: string }> {
+    const roots = await this.#realRoots();
+    const lexical = roots.find(({ root }, i) => isInside(normalized, root) || isInside(normalized, this.#roots[i] ?? root));
+    let real: string;
+    try {
+      real = await realpath(normalized);
+    } catch (err) {
+      if (lexical === undefined) throw new PathNotAllowedError(`${JSON.stringify(path)} is outside the file roots (${this.#rootsText()})`);
+      throw fileError(err, JSON.stringify(path));
+    }
+    const inside = roots.find(({ root }) => isInside(real, root));
+    if (inside === undefined) {
+      throw new PathNotAllowedError(`${JSON.stringify(path)} is outside the file roots${lexical ? " (through a symlink)" : ""} (${this.#rootsText()})`);
+    }
+    return { root: inside.root, real };
   }
 
   /** Every regular file under `folder` (see the module doc), optionally filtered and hashed. */
-  async listFolder(folder: string, regex: { source: string; flags: string } | undefined, hash: boolean, cancelled: () => boolean): Promise<ListedFile[]> {
+  async listFolder(folder: string, regex: { source: string; flags: string } | undefined, hash: boolean, cancelled: () => boolean): Promise<Listing> {
     // Compile here first: a syntax error is the client's mistake, answered at once.
     try {
       new RegExp(regex?.source ?? "", regex?.flags ?? "");
@@ -158,29 +227,47 @@ export class FileSandbox {
     const st = await stat(real);
     if (!st.isDirectory()) throw new FileAccessError(`${JSON.stringify(folder)} is not a folder`);
     const found: Array<{ path: string; abs: string }> = [];
-    await this.#walk(root, real, "", 0, found, cancelled);
-    found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    const folders: string[] = [];
+    const problems: ListedProblem[] = [];
+    await this.#walk(root, real, found, folders, problems, cancelled);
+    const byPath = (a: { path: string }, b: { path: string }): number => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+    found.sort(byPath);
     let kept = found;
-    if (regex !== undefined && found.length > 0) {
-      const hits = await matchInWorker(regex, found.map((f) => f.path), this.#regexTimeoutMs);
-      kept = hits.map((i) => found[i]!);
+    let keptProblems = problems;
+    let keptFolders = folders;
+    if (regex !== undefined && found.length + problems.length > 0) {
+      const names = [...found.map((f) => f.path), ...problems.map((p) => p.path)];
+      const hits = new Set(await matchInWorker(regex, names, this.#regexTimeoutMs));
+      kept = found.filter((_, i) => hits.has(i));
+      keptProblems = problems.filter((_, i) => hits.has(found.length + i));
+      // A filtered download recreates no folders of its own.
+      keptFolders = [];
     }
-    return this.#describe(kept, hash, cancelled);
+    const described = await this.#describe(kept, hash, cancelled);
+    return { files: described.files, folders: keptFolders.sort(), problems: [...keptProblems, ...described.problems] };
   }
 
-  /** The given files (paths relative to a root), each checked and described. */
-  async listFiles(paths: readonly string[], hash: boolean, cancelled: () => boolean): Promise<ListedFile[]> {
+  /** The given files (paths relative to a root, or absolute inside one), each checked and described. */
+  async listFiles(paths: readonly string[], hash: boolean, cancelled: () => boolean): Promise<Listing> {
     const resolved: Array<{ path: string; abs: string }> = [];
     for (const path of paths) {
       const { real } = await this.resolve(path);
       resolved.push({ path, abs: real });
     }
-    return this.#describe(resolved, hash, cancelled, true);
+    const described = await this.#describe(resolved, hash, cancelled);
+    return { files: described.files, folders: [], problems: described.problems };
   }
 
   /** The real path of upload folder `dirname` inside the download dir, made if missing. */
   async uploadDir(dirname: string): Promise<string> {
-    const segments = dirname === "." ? [] : checkRelativePath(dirname, "dirname");
+    let normalized = normalizeRequestPath(dirname, "dirname");
+    if (normalized.startsWith("/")) {
+      if (!isInside(normalized, this.#downloadDir)) {
+        throw new PathNotAllowedError(`dirname ${JSON.stringify(dirname)} is outside the gateway's download folder ${JSON.stringify(this.#downloadDir)}`);
+      }
+      normalized = relative(this.#downloadDir, normalized) || ".";
+    }
+    const segments = normalized === "." ? [] : checkRelativePath(normalized, "dirname");
     return ensureDirInside(this.#downloadDir, segments);
   }
 
@@ -198,39 +285,69 @@ export class FileSandbox {
     return out;
   }
 
-  async #walk(root: string, dir: string, prefix: string, depth: number, out: Array<{ path: string; abs: string }>, cancelled: () => boolean): Promise<void> {
-    if (depth > MAX_LIST_DEPTH || cancelled()) return;
-    const entries = await readdir(dir, { withFileTypes: true });
-    for (const entry of entries) {
-      const name = entry.name;
-      // Names the other side could not write, and our own partial files, are not listed.
+  /** Depth-first over an explicit stack: as deep as the file system goes, bounded by the number of entries. */
+  async #walk(root: string, top: string, out: Array<{ path: string; abs: string }>, folders: string[], problems: ListedProblem[], cancelled: () => boolean): Promise<void> {
+    const stack: Array<{ abs: string; prefix: string }> = [{ abs: top, prefix: "" }];
+    let entries = 0;
+    while (stack.length > 0 && !cancelled()) {
+      const { abs: dir, prefix } = stack.pop()!;
+      let list;
       try {
-        checkName(name);
-      } catch {
+        list = await readdir(dir, { withFileTypes: true, encoding: "buffer" });
+      } catch (err) {
+        if (prefix === "") throw fileError(err, "folder");
+        problems.push(problemOf(prefix, err));
         continue;
       }
-      if (name.endsWith(PART_SUFFIX)) continue;
-      const abs = join(dir, name);
-      const path = prefix === "" ? name : `${prefix}/${name}`;
-      if (entry.isDirectory()) {
-        await this.#walk(root, abs, path, depth + 1, out, cancelled);
-      } else if (entry.isFile()) {
-        out.push({ path, abs });
-      } else if (entry.isSymbolicLink()) {
-        // A link to a file inside the root is listed; one leading out, or to a folder (cycles), is not.
-        const real = await realpath(abs).catch(() => undefined);
-        if (real === undefined || !isInside(real, root)) continue;
-        const st = await stat(real).catch(() => undefined);
-        if (st?.isFile()) out.push({ path, abs: real });
+      const names = new Set(list.map((e) => e.name.toString()));
+      let kept = 0;
+      for (const entry of list) {
+        const raw = entry.name;
+        const name = raw.toString();
+        if (isTransferFile(name)) continue;
+        // A .part is ours only while a transfer holds it (its journal or lock beside it).
+        if (name.endsWith(PART_SUFFIX) && (names.has(name.slice(0, -PART_SUFFIX.length) + JOURNAL_SUFFIX) || names.has(name.slice(0, -PART_SUFFIX.length) + LOCK_SUFFIX))) continue;
+        kept++;
+        const path = prefix === "" ? name : `${prefix}/${name}`;
+        if (++entries > MAX_FILES_PER_REQUEST) throw new InvalidArgumentError(`folder holds more than ${MAX_FILES_PER_REQUEST} entries: list a subfolder`);
+        if (!Buffer.from(name).equals(raw)) {
+          problems.push({ path, code: ErrorCode.PATH_NOT_ALLOWED, message: `${JSON.stringify(path)}: the name is not valid UTF-8 and cannot be sent` });
+          continue;
+        }
+        const abs = join(dir, name);
+        if (entry.isDirectory()) {
+          stack.push({ abs, prefix: path });
+        } else if (entry.isFile()) {
+          out.push({ path, abs });
+        } else if (entry.isSymbolicLink()) {
+          // A link to a file inside the root is listed; one leading out, or to a folder (cycles), is reported.
+          const real = await realpath(abs).catch(() => undefined);
+          if (real === undefined) {
+            problems.push({ path, code: ErrorCode.FILE_NOT_FOUND, message: `${JSON.stringify(path)} is a broken symlink` });
+            continue;
+          }
+          if (!isInside(real, root)) {
+            problems.push({ path, code: ErrorCode.PATH_NOT_ALLOWED, message: `${JSON.stringify(path)} is a symlink leading out of the file root` });
+            continue;
+          }
+          const st = await stat(real).catch(() => undefined);
+          if (st?.isFile()) out.push({ path, abs: real });
+          else problems.push({ path, code: ErrorCode.FILE_ACCESS, message: `${JSON.stringify(path)} is a symlink to ${st ? kindOf(st) : "nothing"}: not followed` });
+        } else {
+          const what = entry.isFIFO() ? "a FIFO" : entry.isSocket() ? "a socket" : entry.isCharacterDevice() || entry.isBlockDevice() ? "a device" : "not a regular file";
+          problems.push({ path, code: ErrorCode.FILE_ACCESS, message: `${JSON.stringify(path)} is ${what}, not a regular file: not sent` });
+        }
       }
-      if (out.length > MAX_FILES_PER_REQUEST) {
-        throw new InvalidArgumentError(`folder holds more than ${MAX_FILES_PER_REQUEST} files: list a subfolder`);
-      }
+      if (kept === 0 && prefix !== "") folders.push(prefix);
     }
   }
 
-  async #describe(files: ReadonlyArray<{ path: string; abs: string }>, hash: boolean, cancelled: () => boolean, strict = false): Promise<ListedFile[]> {
-    const out: ListedFile[] = new Array<ListedFile>(files.length);
+  async #describe(files: ReadonlyArray<{ path: string; abs: string }>, hash: boolean, cancelled: () => boolean): Promise<{ files: ListedFile[]; problems: ListedProblem[] }> {
+    const out: Array<ListedFile | undefined> = new Array<ListedFile | undefined>(files.length);
+    const problems: ListedProblem[] = [];
+    const note = (f: { path: string }, st: Stats): void => {
+      problems.push({ path: f.path, code: ErrorCode.FILE_ACCESS, message: `${JSON.stringify(f.path)} is ${kindOf(st)}, not a regular file: not sent` });
+    };
     let next = 0;
     if (!hash) {
       // statSync costs ~3 us a file against ~15 us through the thread pool (measured, warm cache),
@@ -241,41 +358,49 @@ export class FileSandbox {
         const end = Math.min(files.length, next + STAT_SLICE);
         for (; next < end; next++) {
           const f = files[next]!;
-          let st;
+          let st: Stats;
           try {
             st = statSync(f.abs);
           } catch (err) {
-            throw fileError(err, f.path);
+            problems.push(problemOf(f.path, err));
+            continue;
           }
-          if (strict && !st.isFile()) throw new FileAccessError(`${JSON.stringify(f.path)} is not a regular file`);
-          out[next] = { path: f.path, size: st.size };
+          if (st.isFile()) out[next] = { path: f.path, size: st.size, mtimeMs: st.mtimeMs };
+          else note(f, st);
         }
         if (performance.now() - started > STAT_SLICE_BUDGET_MS) break;
         if (next < files.length) await new Promise<void>((resolve) => setImmediate(resolve));
       }
     }
-    // stat is a thread-pool round trip: a few at a time keeps a big folder quick. A hash streams
-    // its whole file through a 1 MiB buffer: fewer at once.
+    // stat is a thread-pool round trip: a few at a time keeps a big folder quick. A hash reads
+    // exactly the listed size through one handle (a log appended to meanwhile still matches).
     const CONCURRENCY = hash ? 4 : 32;
     const worker = async (): Promise<void> => {
       while (next < files.length && !cancelled()) {
         const i = next++;
         const f = files[i]!;
-        let st;
         try {
-          st = await stat(f.abs);
+          if (!hash) {
+            const st = await stat(f.abs);
+            if (st.isFile()) out[i] = { path: f.path, size: st.size, mtimeMs: st.mtimeMs };
+            else note(f, st);
+            continue;
+          }
+          const fh = await open(f.abs, READ_NO_FOLLOW);
+          try {
+            const st = await fh.stat();
+            checkReadable(fh, f.path, 0);
+            out[i] = { path: f.path, size: st.size, mtimeMs: st.mtimeMs, sha256: await sha256Prefix(f.abs, st.size, fh) };
+          } finally {
+            await fh.close();
+          }
         } catch (err) {
-          throw fileError(err, f.path);
+          problems.push(problemOf(f.path, err));
         }
-        if (!st.isFile()) {
-          if (strict) throw new FileAccessError(`${JSON.stringify(f.path)} is not a regular file`);
-        }
-        const sha = hash ? await sha256File(f.abs).catch((err: unknown) => Promise.reject(fileError(err, f.path))) : undefined;
-        out[i] = sha ? { path: f.path, size: st.size, sha256: sha } : { path: f.path, size: st.size };
       }
     };
     await Promise.all(Array.from({ length: Math.min(CONCURRENCY, files.length) }, worker));
-    return out.filter((f) => f !== undefined);
+    return { files: out.filter((f): f is ListedFile => f !== undefined), problems };
   }
 }
 

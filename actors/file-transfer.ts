@@ -3,32 +3,39 @@
  * FileSender reads byte ranges through `fs/promises` file handles and emits
  * `file.data` messages (the bytes in the raw frame, never copied into CBOR)
  * while the receiver's credit allows; a FileReceiver writes them by position
- * into `NAME.part`, grants credit once they are on disk, and renames a file
- * only when every byte is there and its size (and, if asked, its SHA-256)
- * matches. The gateway runs a sender for downloads and a receiver for
+ * into each file's `PartFile` (actors/part-file.ts), grants credit once they
+ * are on disk, and has the PartFile finish (check, rename) a file when every
+ * byte is there. The gateway runs a sender for downloads and a receiver for
  * uploads (actors/file-jobs.ts); the client the other way round
  * (runtime/files.ts).
  *
+ * A file that fails (unreadable, not a regular file, changed while being
+ * read, a write error) fails alone: the sender says so with `file.error` and
+ * goes on with the next file, the receiver records it and goes on too. Only a
+ * protocol fault or a cancel ends the whole transfer.
+ *
  * Memory is bounded by the window on both sides: the sender has at most
  * `windowBytes` (plus one chunk) read and not yet written by the receiver,
- * and at most `windowFiles` files started and not yet completed.
+ * and at most `windowFiles` ranges started and not yet completed.
  */
-import { constants } from "node:fs";
+import { constants, fstatSync, type Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
-import { open, rename, unlink } from "node:fs/promises";
 import {
   AbortedError,
-  FileIntegrityError,
+  FileAccessError,
   ProtocolError,
+  SourceChangedError,
   SwarmnetError,
   type FileDataMessage,
 } from "../protocol/index.js";
-import { PART_SUFFIX, fileError, sha256File } from "./file-sandbox.js";
+import { localFileError, type PartFile, type SourceIdentity } from "./part-file.js";
 
-const WRITE_FRESH = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
-const WRITE_INTO = constants.O_RDWR | constants.O_NOFOLLOW;
-/** Opens a file the caller already resolved to its real path. */
-export const READ_NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
+/**
+ * Opens a file the caller already resolved to its real path: never through a
+ * symlink, and never blocking (a FIFO put in a file's place would block an
+ * `open` for reading forever; O_NONBLOCK does nothing to regular files).
+ */
+export const READ_NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** Files read at once by a sender: hides per-file open/close latency for small files. */
 const SENDER_CONCURRENCY = 8;
@@ -48,25 +55,64 @@ export type TransferProgress = {
   readonly bytesTotal: number;
 };
 
+/** One file (or range) that did not make it, and why. */
+export interface ItemFailure {
+  readonly index: number;
+  readonly label: string;
+  readonly error: SwarmnetError;
+}
+
+function kindOf(st: Stats): string {
+  if (st.isDirectory()) return "a folder";
+  if (st.isFIFO()) return "a FIFO";
+  if (st.isSocket()) return "a socket";
+  if (st.isCharacterDevice() || st.isBlockDevice()) return "a device";
+  if (st.isSymbolicLink()) return "a symlink";
+  return "not a regular file";
+}
+
+/**
+ * Checks an open handle: a regular file, of the expected identity if one is
+ * given, and at least `end` bytes long. Returns its size.
+ * @throws FileAccessError for anything but a regular file; SourceChangedError when it changed.
+ */
+export function checkReadable(fh: FileHandle, label: string, end: number, expect?: SourceIdentity): number {
+  // fstat of an open descriptor touches no disk (the inode came with the open): synchronous, it costs
+  // about a microsecond instead of a thread-pool round trip per file.
+  const st = fstatSync(fh.fd);
+  if (!st.isFile()) throw new FileAccessError(`${JSON.stringify(label)} is ${kindOf(st)}, not a regular file: refused`);
+  if (expect !== undefined && (st.size !== expect.size || st.mtimeMs !== expect.mtimeMs)) {
+    throw new SourceChangedError(`${JSON.stringify(label)}: source changed since it was listed (size ${expect.size} -> ${st.size})`);
+  }
+  if (st.size < end) throw new SourceChangedError(`${JSON.stringify(label)}: source changed while being read (size ${expect?.size ?? end} -> ${st.size})`);
+  return st.size;
+}
+
 // ---- sender -----------------------------------------------------------------------
 
 export interface SendItem {
+  /** File index in the request (`f` on the wire); several items may share one (several ranges of a file). */
+  readonly f: number;
   /** For progress and errors: the path as the peer named it. */
   readonly label: string;
   readonly offset: number;
-  /** Exclusive end; a file shorter than this is an integrity error (it changed). */
+  /** Exclusive end; a file shorter than this changed: SourceChangedError for this file. */
   readonly end: number;
+  /** When set, the file must still have this size and mtime (a resumed or split file is never spliced from two versions). */
+  readonly expect?: SourceIdentity | undefined;
 }
 
 export interface FileSenderOptions {
   readonly id: number;
   readonly items: readonly SendItem[];
-  /** Opens item `index` for reading (the caller's sandbox checks where it leads). */
+  /** Opens item `index` for reading (the caller's sandbox checks where it leads); use READ_NO_FOLLOW. */
   readonly open: (index: number) => Promise<FileHandle>;
   readonly chunkBytes: number;
   readonly windowBytes: number;
   readonly windowFiles: number;
   readonly emit: (message: FileDataMessage, raw: Uint8Array) => void;
+  /** Tells the receiver that file `f` failed here (a `file.error`). */
+  readonly emitError: (f: number, error: SwarmnetError) => void;
   /** After each chunk is emitted. */
   readonly onSent?: (index: number, fileBytes: number) => void;
 }
@@ -81,9 +127,11 @@ export class FileSender {
   #filesStarted = 0;
   #filesAcked = 0;
   #filesSent = 0;
+  #emittedBytes = 0;
   #state: "running" | "cancelled" | "failed" = "running";
   #waiters: Array<() => void> = [];
   #current: { label: string; bytes: number; size: number } | undefined;
+  readonly #failures: ItemFailure[] = [];
   readonly #bytesTotal: number;
 
   constructor(options: FileSenderOptions) {
@@ -93,7 +141,7 @@ export class FileSender {
     this.#bytesTotal = options.items.reduce((n, it) => n + (it.end - it.offset), 0);
   }
 
-  /** The receiver wrote `bytes` and completed `files`: the window slides. */
+  /** The receiver wrote `bytes` and completed `files` ranges: the window slides. */
   credit(bytes: number, files: number): void {
     this.#ackedBytes += bytes;
     this.#filesAcked += files;
@@ -113,8 +161,9 @@ export class FileSender {
     this.#wake();
   }
 
+  /** Bytes emitted so far. */
   get bytesSent(): number {
-    return this.#sentBytes;
+    return this.#emittedBytes;
   }
 
   /** Bytes emitted and not yet acknowledged, now. */
@@ -131,13 +180,13 @@ export class FileSender {
       fileSize: this.#current?.size ?? 0,
       filesDone: this.#filesSent,
       files: this.#o.items.length,
-      bytesDone: this.#sentBytes,
+      bytesDone: this.#emittedBytes,
       bytesTotal: this.#bytesTotal,
     };
   }
 
-  /** Sends every item; resolves when the last byte has been emitted (not when it was written). */
-  async run(): Promise<{ files: number; bytes: number }> {
+  /** Sends every item; resolves when the last byte has been emitted (not when it was written), with the items that failed here. */
+  async run(): Promise<{ files: number; bytes: number; failures: readonly ItemFailure[] }> {
     const workers = Math.min(SENDER_CONCURRENCY, this.#o.items.length);
     try {
       await Promise.all(Array.from({ length: workers }, () => this.#worker()));
@@ -147,7 +196,7 @@ export class FileSender {
       throw err;
     }
     if (this.#state === "cancelled") throw new AbortedError("file transfer cancelled");
-    return { files: this.#o.items.length, bytes: this.#sentBytes };
+    return { files: this.#filesSent, bytes: this.#emittedBytes, failures: this.#failures };
   }
 
   async #worker(): Promise<void> {
@@ -161,19 +210,22 @@ export class FileSender {
       }
       if (!(await this.#until(() => this.#filesStarted - this.#filesAcked < this.#windowFiles))) return;
       this.#filesStarted++;
-      await this.#sendFile(index, item);
-      this.#filesSent++;
+      if (await this.#sendFile(index, item)) this.#filesSent++;
     }
   }
 
-  async #sendFile(index: number, item: SendItem): Promise<void> {
+  /** False when the file failed here (reported to the receiver) or the transfer stopped. */
+  async #sendFile(index: number, item: SendItem): Promise<boolean> {
     let fh: FileHandle | undefined;
+    // Bytes counted against the window (before their read) that were not emitted.
+    let counted = 0;
     try {
       try {
         fh = await this.#o.open(index);
       } catch (err) {
-        throw fileError(err, item.label);
+        throw localFileError(err, JSON.stringify(item.label));
       }
+      checkReadable(fh, item.label, item.end, item.expect);
       // Up to READ_AHEAD reads of this file in flight (the thread pool reads the next chunks while
       // this thread hands the current one to the socket); emitted strictly in order.
       const file = fh;
@@ -185,6 +237,7 @@ export class FileSender {
           const len = Math.min(this.#o.chunkBytes, item.end - next);
           // Counted before the read, so that concurrent reads share the window instead of each overshooting it.
           this.#sentBytes += len;
+          counted += len;
           const data = this.#readChunk(file, item, next, len);
           data.catch(() => undefined);
           reads.push({ pos: next, data });
@@ -192,16 +245,29 @@ export class FileSender {
         }
         const head = reads.shift();
         if (head === undefined) {
-          if (!(await this.#until(() => this.#sentBytes - this.#ackedBytes < this.#windowBytes))) return;
+          if (!(await this.#until(() => this.#sentBytes - this.#ackedBytes < this.#windowBytes))) return false;
           continue;
         }
         const buf = await head.data;
-        if (this.#state !== "running") return;
-        this.#o.emit({ type: "file.data", id: this.#o.id, f: index, o: head.pos }, buf);
+        if (this.#state !== "running") return false;
+        this.#o.emit({ type: "file.data", id: this.#o.id, f: item.f, o: head.pos }, buf);
+        counted -= buf.length;
+        this.#emittedBytes += buf.length;
         pos = head.pos + buf.length;
         this.#current = { label: item.label, bytes: pos, size: item.end };
         this.#o.onSent?.(index, pos);
       }
+      return true;
+    } catch (err) {
+      if (this.#state !== "running") return false;
+      // This file alone failed: give back its share of the window and tell the receiver.
+      this.#sentBytes -= counted;
+      this.#filesStarted--;
+      const error = err instanceof SwarmnetError ? err : localFileError(err, JSON.stringify(item.label));
+      this.#failures.push({ index, label: item.label, error });
+      this.#o.emitError(item.f, error);
+      this.#wake();
+      return false;
     } finally {
       await fh?.close().catch(() => undefined);
     }
@@ -216,10 +282,11 @@ export class FileSender {
       try {
         ({ bytesRead } = await fh.read(buf, filled, len - filled, pos + filled));
       } catch (err) {
-        throw fileError(err, item.label);
+        throw localFileError(err, JSON.stringify(item.label));
       }
       if (bytesRead === 0) {
-        throw new FileIntegrityError(`${JSON.stringify(item.label)} ended at ${pos + filled} bytes, ${item.end} expected: it changed during the transfer`);
+        const now = await fh.stat().then((st) => st.size, () => pos + filled);
+        throw new SourceChangedError(`${JSON.stringify(item.label)}: source changed while being read (size ${item.expect?.size ?? item.end} -> ${now})`);
       }
       filled += bytesRead;
     }
@@ -244,18 +311,15 @@ export class FileSender {
 // ---- receiver ---------------------------------------------------------------------
 
 export interface ReceiveItem {
+  /** For progress and errors. */
   readonly label: string;
   /**
-   * The final path. "whole": bytes go to `target + .part`, renamed to `target`
-   * when complete. "range": bytes go straight into `target` (a .part shared by
-   * several ranges), never renamed here: whoever split the file finishes it.
+   * Where the bytes go; shared with other receivers when a file is split over
+   * several clients. Undefined for a file refused up front (nothing comes for it).
    */
-  readonly target: string;
-  readonly mode: "whole" | "range";
-  readonly offset: number;
-  readonly end: number;
-  /** With verify: the SHA-256 the whole file must have. */
-  readonly sha256?: Uint8Array | undefined;
+  readonly part: PartFile | undefined;
+  /** The byte ranges this transfer carries for the file, in the order the sender sends them. */
+  readonly segments: ReadonlyArray<readonly [start: number, end: number]>;
 }
 
 export interface FileReceiverOptions {
@@ -264,54 +328,59 @@ export interface FileReceiverOptions {
   readonly windowFiles: number;
   /** Sends credit to the sender. */
   readonly grant: (bytes: number, files: number) => void;
-  /** After each write, and once more when the file is complete (`done`). */
-  readonly onProgress?: (index: number, fileBytes: number, done: boolean) => void;
+  /** After each write, and once more when the file is complete and in place (`done`). */
+  readonly onProgress?: (index: number, delta: number, done: boolean) => void;
+  /** Item `index` failed here (a write error, an integrity check). */
+  readonly onItemFailed?: (index: number, error: SwarmnetError) => void;
 }
 
 interface ReceiveState {
+  segment: number;
   next: number;
-  written: number;
-  handle: Promise<FileHandle> | undefined;
   chain: Promise<void>;
-  skippedZeros: boolean;
+  failed: boolean;
+  /** Counted in `#remaining` already (finished, or failed and given up on). */
+  settled: boolean;
 }
 
-let zeros = Buffer.alloc(0);
-/** An all-zero chunk is not written: the file stays sparse and the hole reads as zeros anyway. */
-function isZero(buf: Uint8Array): boolean {
-  // Most chunks are not zeros: three bytes say so without comparing the whole chunk.
-  if (buf[0] !== 0 || buf[buf.length >> 1] !== 0 || buf[buf.length - 1] !== 0) return false;
-  if (buf.length > zeros.length) zeros = Buffer.alloc(Math.max(buf.length, 256 * 1024));
-  return Buffer.compare(buf, zeros.subarray(0, buf.length)) === 0;
+export interface ReceiveResult {
+  /** Items finished: the file is in place, or (a range of a split file) its bytes are written. */
+  readonly files: number;
+  readonly bytes: number;
+  readonly failures: readonly ItemFailure[];
+  /** Indexes of the items whose file this transfer put in place. */
+  readonly placed: readonly number[];
 }
 
 export class FileReceiver {
   readonly #o: FileReceiverOptions;
-  readonly #states: Array<ReceiveState | undefined>;
+  readonly #states: ReceiveState[];
   #remaining: number;
   #unackedBytes = 0;
   #unackedFiles = 0;
   #bytesDone = 0;
   #filesDone = 0;
+  readonly #failures: ItemFailure[] = [];
+  readonly #placed: number[] = [];
   #state: "running" | "done" | "failed" | "cancelled" = "running";
   #current: { label: string; bytes: number; size: number } | undefined;
   readonly #bytesTotal: number;
-  readonly #done: Promise<{ files: number; bytes: number }>;
-  #settle!: { resolve: (v: { files: number; bytes: number }) => void; reject: (e: SwarmnetError) => void };
+  readonly #done: Promise<ReceiveResult>;
+  #settle!: { resolve: (v: ReceiveResult) => void; reject: (e: SwarmnetError) => void };
 
   constructor(options: FileReceiverOptions) {
     this.#o = options;
-    this.#states = new Array<ReceiveState | undefined>(options.items.length);
+    this.#states = options.items.map((it) => ({ segment: 0, next: it.segments[0]?.[0] ?? 0, chain: Promise.resolve(), failed: false, settled: false }));
     this.#remaining = options.items.length;
-    this.#bytesTotal = options.items.reduce((n, it) => n + (it.end - it.offset), 0);
+    this.#bytesTotal = options.items.reduce((n, it) => n + it.segments.reduce((m, [s, e]) => m + e - s, 0), 0);
     this.#done = new Promise((resolve, reject) => {
       this.#settle = { resolve, reject };
     });
     this.#done.catch(() => undefined);
   }
 
-  /** Resolves when every file is complete (renamed, for whole files); rejects on the first failure. */
-  get done(): Promise<{ files: number; bytes: number }> {
+  /** Resolves when every item is finished or failed; rejects only when the whole transfer failed. */
+  get done(): Promise<ReceiveResult> {
     return this.#done;
   }
 
@@ -325,55 +394,60 @@ export class FileReceiver {
       this.#finish();
       return;
     }
-    // Files with nothing to receive (empty, or a complete .part) are finished here, one at a
-    // time: thousands of empty files must not mean thousands of open handles at once.
+    // One at a time: thousands of empty files must not mean thousands of renames at once.
     void (async () => {
       for (let index = 0; index < this.#o.items.length && this.#state === "running"; index++) {
         const item = this.#o.items[index]!;
-        if (item.end !== item.offset) continue;
-        const st = this.#stateOf(index, item);
+        if (item.segments.some(([s, e]) => e > s)) continue;
+        const st = this.#states[index]!;
         st.chain = st.chain.then(() => this.#complete(index, item, st));
-        try {
-          await st.chain;
-        } catch (err) {
-          this.#fail(fileError(err, item.label));
-          return;
-        }
+        await st.chain;
       }
     })();
   }
 
-  /** Bytes `[o, o + raw.length)` of item `f`. Out-of-order or out-of-range data fails the transfer. */
+  /** Bytes `[o, o + raw.length)` of item `f`. Data that does not continue its item fails the transfer (a protocol fault). */
   onData(f: number, o: number, raw: Uint8Array): void {
     if (this.#state !== "running") return;
     const item = this.#o.items[f];
-    const st = item && this.#stateOf(f, item);
-    if (!item || !st || o !== st.next || o + raw.length > item.end || raw.length === 0) {
-      this.#fail(new ProtocolError(`file.data for file ${f} at ${o} (+${raw.length}) does not continue the transfer`));
+    const st = this.#states[f];
+    if (item !== undefined && st !== undefined) {
+      let seg = item.segments[st.segment];
+      // The previous segment is complete: the sender goes on with the next one.
+      if (seg !== undefined && st.next === seg[1] && item.segments[st.segment + 1] !== undefined) {
+        st.segment++;
+        seg = item.segments[st.segment];
+        st.next = seg![0];
+      }
+      if (seg !== undefined && o === st.next && raw.length > 0 && o + raw.length <= seg[1]) {
+        st.next = o + raw.length;
+        const segmentDone = st.next === seg[1];
+        const last = segmentDone && st.segment === item.segments.length - 1;
+        st.chain = st.chain.then(() => this.#write(f, item, st, o, raw, segmentDone, last));
+        return;
+      }
+    }
+    this.#fail(new ProtocolError(`file.data for file ${f} at ${o} (+${raw.length}) does not continue the transfer`));
+  }
+
+  /** The sender could not send item `f` (a `file.error`): it fails alone. */
+  onItemError(f: number, error: SwarmnetError): void {
+    if (this.#state !== "running") return;
+    const item = this.#o.items[f];
+    const st = this.#states[f];
+    if (item === undefined || st === undefined) {
+      this.#fail(new ProtocolError(`file.error for file ${f}, which is not in the transfer`));
       return;
     }
-    st.next = o + raw.length;
-    const last = st.next === item.end;
-    st.chain = st.chain.then(async () => {
-      if (this.#state !== "running") return;
-      const fh = await st.handle!;
-      if (isZero(raw)) {
-        st.skippedZeros = true;
-      } else {
-        let off = 0;
-        while (off < raw.length) {
-          const { bytesWritten } = await fh.write(raw, off, raw.length - off, o + off);
-          off += bytesWritten;
-        }
+    st.chain = st.chain.then(() => {
+      if (st.settled) return;
+      if (!st.failed) {
+        // The sender knows already: recorded here, not echoed back.
+        st.failed = true;
+        this.#failures.push({ index: f, label: item.label, error });
       }
-      st.written = o + raw.length;
-      this.#bytesDone += raw.length;
-      this.#unackedBytes += raw.length;
-      this.#current = { label: item.label, bytes: st.written, size: item.end };
-      this.#o.onProgress?.(f, st.written, false);
-      if (last) await this.#complete(f, item, st);
-      else this.#maybeGrant();
-    }).catch((err: unknown) => this.#fail(fileError(err, item.label)));
+      this.#settleItem(st);
+    });
   }
 
   /** Fails the transfer from outside (the call failed, the peer went away). */
@@ -381,17 +455,16 @@ export class FileReceiver {
     this.#fail(error);
   }
 
-  /** Stops without answering: handles close, nothing is renamed. */
+  /** Stops without answering: nothing more is written or renamed. */
   cancel(): void {
     if (this.#state !== "running") return;
     this.#state = "cancelled";
-    this.#closeAll();
     this.#settle.reject(new AbortedError("file transfer cancelled"));
   }
 
-  /** How many contiguous bytes item `index` has on disk from its offset (for a swarm's resume point). */
-  writtenOf(index: number): number {
-    return this.#states[index]?.written ?? this.#o.items[index]?.offset ?? 0;
+  /** Settles once every write already queued is done (so the PartFiles can be released after). */
+  async drained(): Promise<void> {
+    await Promise.all(this.#states.map((st) => st.chain.catch(() => undefined)));
   }
 
   progress(): TransferProgress {
@@ -408,55 +481,63 @@ export class FileReceiver {
     };
   }
 
-  #stateOf(index: number, item: ReceiveItem): ReceiveState {
-    let st = this.#states[index];
-    if (st) return st;
-    const path = item.mode === "whole" ? item.target + PART_SUFFIX : item.target;
-    // A whole file from 0 starts a fresh .part; a resumed one or a range writes into what is there.
-    // O_NOFOLLOW: a .part planted as a symlink is refused (ELOOP), never written through.
-    const flags = item.mode === "whole" && item.offset === 0 ? WRITE_FRESH : WRITE_INTO;
-    const handle = open(path, flags);
-    handle.catch(() => undefined);
-    st = { next: item.offset, written: item.offset, handle, chain: handle.then(() => undefined), skippedZeros: false };
-    this.#states[index] = st;
-    return st;
+  async #write(f: number, item: ReceiveItem, st: ReceiveState, o: number, raw: Uint8Array, segmentDone: boolean, last: boolean): Promise<void> {
+    if (this.#state !== "running") return;
+    if (!st.failed && item.part !== undefined) {
+      try {
+        await item.part.write(o, raw);
+        this.#bytesDone += raw.length;
+        this.#current = { label: item.label, bytes: o + raw.length, size: item.part.source.size };
+        this.#o.onProgress?.(f, raw.length, false);
+      } catch (err) {
+        if (this.#state !== "running") return;
+        this.#itemFailed(f, item, st, localFileError(err, JSON.stringify(item.label)));
+      }
+    }
+    // Credit flows for a failed item's bytes too: the sender still sends them.
+    this.#unackedBytes += raw.length;
+    if (last && !st.failed) {
+      await this.#complete(f, item, st);
+      return;
+    }
+    if (segmentDone) this.#unackedFiles++;
+    if (last && !st.settled) this.#settleItem(st);
+    else this.#maybeGrant();
   }
 
   async #complete(index: number, item: ReceiveItem, st: ReceiveState): Promise<void> {
-    if (this.#state !== "running") return;
-    const fh = await st.handle!;
-    st.handle = undefined;
+    if (this.#state !== "running" || st.settled) return;
+    const part = item.part;
+    if (part === undefined) {
+      // Refused up front: reported with the answer to the request already.
+      this.#settleItem(st);
+      return;
+    }
     try {
-      if (item.mode === "whole") {
-        // Trailing zero chunks were skipped: set the length.
-        if (st.skippedZeros) await fh.truncate(item.end);
-        // Every byte from offset to end was counted in, in order, into a .part that began
-        // truncated: that is the size check. A resumed .part could hold more than its prefix: stat it.
-        if (item.offset > 0) {
-          const { size } = await fh.stat();
-          if (size !== item.end) throw new FileIntegrityError(`${JSON.stringify(item.label)} is ${size} bytes after the transfer, ${item.end} expected`);
-        }
+      // A split file is finished by whichever range writes its last missing byte (and counted by it alone).
+      if (part.complete && part.writable) {
+        await part.finish();
+        this.#placed.push(index);
+        this.#o.onProgress?.(index, 0, true);
       }
-    } finally {
-      await fh.close();
-    }
-    if (item.mode === "whole") {
-      const part = item.target + PART_SUFFIX;
-      if (item.sha256 !== undefined) {
-        const actual = await sha256File(part);
-        if (Buffer.compare(actual, item.sha256) !== 0) {
-          await unlink(part).catch(() => undefined);
-          throw new FileIntegrityError(`${JSON.stringify(item.label)}: SHA-256 does not match the source; the partial file was removed`);
-        }
-      }
+      this.#filesDone++;
+    } catch (err) {
       if (this.#state !== "running") return;
-      await rename(part, item.target);
+      this.#itemFailed(index, item, st, localFileError(err, JSON.stringify(item.label)));
     }
-    this.#filesDone++;
-    // The sender counts only files it sends bytes for: so does the credit.
-    if (item.end > item.offset) this.#unackedFiles++;
-    this.#current = { label: item.label, bytes: item.end, size: item.end };
-    this.#o.onProgress?.(index, item.end, true);
+    if (item.segments.some(([s, e]) => e > s)) this.#unackedFiles++;
+    this.#current = { label: item.label, bytes: part.source.size, size: part.source.size };
+    this.#settleItem(st);
+  }
+
+  #itemFailed(index: number, item: ReceiveItem, st: ReceiveState, error: SwarmnetError): void {
+    st.failed = true;
+    this.#failures.push({ index, label: item.label, error });
+    this.#o.onItemFailed?.(index, error);
+  }
+
+  #settleItem(st: ReceiveState): void {
+    st.settled = true;
     this.#remaining--;
     if (this.#remaining === 0) this.#finish();
     else this.#maybeGrant();
@@ -473,26 +554,12 @@ export class FileReceiver {
   #finish(): void {
     if (this.#state !== "running") return;
     this.#state = "done";
-    this.#settle.resolve({ files: this.#filesDone, bytes: this.#bytesDone });
+    this.#settle.resolve({ files: this.#filesDone, bytes: this.#bytesDone, failures: this.#failures, placed: this.#placed });
   }
 
   #fail(error: SwarmnetError): void {
     if (this.#state !== "running") return;
     this.#state = "failed";
-    this.#closeAll();
     this.#settle.reject(error);
-  }
-
-  #closeAll(): void {
-    for (const st of this.#states) {
-      if (!st?.handle) continue;
-      const handle = st.handle;
-      st.handle = undefined;
-      // After the writes already queued, so a .part keeps every byte that reached it (resume).
-      void st.chain.then(
-        () => handle.then((fh) => fh.close()),
-        () => handle.then((fh) => fh.close()),
-      ).catch(() => undefined);
-    }
   }
 }

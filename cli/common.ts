@@ -33,6 +33,8 @@ export const ExitCode = {
   REMOTE: 4,
   /** Connected, but a request got no answer within its deadline (--timeout): a slow subroutine. */
   DEADLINE: 5,
+  /** A transfer delivered some paths and not others (each printed with its reason), as rsync's 23. */
+  PARTIAL: 23,
   /** Interrupted by Ctrl-C (SIGINT). */
   INTERRUPTED: 130,
 } as const;
@@ -43,6 +45,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   3    gateway unreachable (connection refused, handshake failed, no answer while connecting)
   4    the gateway answered with an error (remote error, not found, pool full, refused)
   5    connected, but no answer within --timeout (a slow subroutine: raise --timeout)
+  23   get/put: some files were not transferred (each is printed with its reason)
   130  interrupted (Ctrl-C)
   1    anything else`;
 
@@ -327,6 +330,8 @@ export function exitCodeOf(error: unknown): number {
       return ExitCode.USAGE;
     case ErrorCode.ABORTED:
       return ExitCode.INTERRUPTED;
+    case ErrorCode.FILES_NOT_DELIVERED:
+      return ExitCode.PARTIAL;
     case ErrorCode.CLOSED:
       return ExitCode.FAILED;
     default:

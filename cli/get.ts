@@ -1,6 +1,5 @@
-import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
-import type { FileProgress, GetFilesOptions } from "../runtime/index.js";
+import type { GetFilesOptions } from "../runtime/index.js";
 import {
   CONNECTION_HELP,
   EXIT_CODES_HELP,
@@ -17,12 +16,16 @@ import {
   transferWorker,
   type Command,
 } from "./common.js";
+import { IF_EXISTS_HELP, bytesLine, ifExistsFlag, reportedTransfer } from "./transfer-report.js";
 
 const help = `Usage: swarmnet get (--folder DIR [--regex RE] | --files PATH...) [options]
 
 Downloads files from the gateway's file roots into --out (default: the current
-folder). A folder download keeps the paths below the folder; --files lands
-each file under its base name. Shows progress bars on a terminal.
+folder). A folder download keeps the paths below the folder (empty folders
+too); --files lands each file under its base name. Shows progress bars on a
+terminal. Ctrl-C stops cleanly and keeps the partial files: the same command
+resumes them. Paths that could not be transferred are printed with their
+reason (exit 23); the others are still delivered.
 
 Options:
       --folder DIR           a folder under one of the gateway's roots ("." for the root)
@@ -32,6 +35,7 @@ Options:
       --swarm N              spread the files over N connections (default 1; fewer
                              if the gateway's pool has fewer free slots)
       --verify               check each file's SHA-256 against the gateway's
+${IF_EXISTS_HELP}
   -q, --quiet                no progress bars
       --list                 print each downloaded file's local path
 ${CONNECTION_HELP}
@@ -50,6 +54,7 @@ const options = {
   out: { type: "string", short: "o" },
   swarm: { type: "string" },
   verify: { type: "boolean" },
+  "if-exists": { type: "string" },
   quiet: { type: "boolean", short: "q" },
   list: { type: "boolean" },
 } as const;
@@ -74,28 +79,34 @@ export const getCommand: Command = {
       }
     }
     const size = intFlag("swarm", values.swarm, 1, 1, 1024);
+    const ifExists = ifExistsFlag(values["if-exists"]);
     const outDir = resolve(localFolder("--out", values.out ?? ".", false));
     const controller = controllerFrom(values, { endpoint, downloadDir: outDir, verbose: values.quiet !== true });
-    let bytes = 0;
     const request: GetFilesOptions = {
       ...(values.folder !== undefined ? { folder: values.folder } : { files }),
       ...(values.regex !== undefined ? { regex: values.regex } : {}),
       ...(values.verify ? { verify: true } : {}),
-      onProgress: (p: FileProgress) => void (bytes = p.transferred),
+      ifExists,
     };
+    let via = "";
     try {
-      const t0 = performance.now();
-      const { worker, via } = await transferWorker("get", controller, size, values);
-      const paths = await worker.getFilesFromGateway(request);
-      const seconds = (performance.now() - t0) / 1000;
-      if (values.list) for (const path of paths) out(path);
-      let total = 0;
-      for (const path of paths) total += (await stat(path)).size;
-      out(
-        `downloaded ${paths.length} file${paths.length === 1 ? "" : "s"} (${mib(total)} MiB, ${mib(bytes)} MiB transferred) ` +
-          `in ${seconds.toFixed(2)} s, ${mib(bytes / Math.max(seconds, 0.001))} MiB/s over ${via} -> ${outDir}`,
+      return await reportedTransfer(
+        "downloaded",
+        async ({ signal, onReport }) => {
+          const w = await transferWorker("get", controller, size, values);
+          via = w.via;
+          const paths = await w.worker.getFilesFromGateway({ ...request, signal, onReport });
+          if (values.list) for (const path of paths) out(path);
+        },
+        (report, seconds) => {
+          const total = report.bytesSent + report.bytesResumed;
+          const n = report.delivered.length;
+          return (
+            `downloaded ${n} file${n === 1 ? "" : "s"} (${mib(total)} MiB; ${bytesLine(report)}) ` +
+            `in ${seconds.toFixed(2)} s, ${mib(report.bytesSent / Math.max(seconds, 0.001))} MiB/s over ${via} -> ${outDir}`
+          );
+        },
       );
-      return ExitCode.OK;
     } finally {
       await controller.close();
     }

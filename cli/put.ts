@@ -1,4 +1,4 @@
-import type { FileProgress } from "../runtime/index.js";
+import { FilesNotDeliveredError, type TransferReport } from "../runtime/index.js";
 import {
   CONNECTION_HELP,
   EXIT_CODES_HELP,
@@ -15,18 +15,23 @@ import {
   uploadGroups,
   type Command,
 } from "./common.js";
+import { IF_EXISTS_HELP, bytesLine, ifExistsFlag, reportedTransfer } from "./transfer-report.js";
 
 const help = `Usage: swarmnet put --dirname NAME FILE|FOLDER... [options]
 
 Uploads local files into the gateway's download folder, under NAME/ (each
 file under its base name; a FOLDER's files keep their paths below it, under
-NAME/FOLDER/). Shows progress bars on a terminal.
+NAME/FOLDER/; a swarm splits large files into byte ranges). Shows progress
+bars on a terminal. Ctrl-C stops cleanly; the gateway keeps the partial files
+and the same command resumes them. Files that could not be transferred are
+printed with their reason (exit 23).
 
 Options:
       --dirname NAME         folder inside the gateway's download dir (required)
       --swarm N              spread the files over N connections (default 1; fewer
                              if the gateway's pool has fewer free slots)
       --verify               the gateway checks each file's SHA-256
+${IF_EXISTS_HELP}
   -q, --quiet                no progress bars
 ${CONNECTION_HELP}
   -h, --help                 this help
@@ -41,6 +46,7 @@ const options = {
   dirname: { type: "string" },
   swarm: { type: "string" },
   verify: { type: "boolean" },
+  "if-exists": { type: "string" },
   quiet: { type: "boolean", short: "q" },
 } as const;
 
@@ -56,29 +62,52 @@ export const putCommand: Command = {
     if (positionals.length === 0) throw new UsageError("no FILE to upload");
     const { groups, total } = await uploadGroups(values.dirname, positionals);
     const size = intFlag("swarm", values.swarm, 1, 1, 1024);
+    const ifExists = ifExistsFlag(values["if-exists"]);
     const controller = controllerFrom(values, { endpoint, verbose: values.quiet !== true });
-    let bytes = 0;
-    let before = 0;
+    const dirname = values.dirname;
+    let via = "";
     try {
-      const t0 = performance.now();
-      const { worker, via } = await transferWorker("put", controller, size, values);
-      let count = 0;
-      // One request per destination folder: a folder's files keep their layout.
-      for (const { dirname, files } of groups) {
-        count += await worker.sendFilesToGateway({
-          dirname,
-          files,
-          ...(values.verify ? { verify: true } : {}),
-          onProgress: (p: FileProgress) => void (bytes = before + p.transferred),
-        });
-        before = bytes;
-      }
-      const seconds = (performance.now() - t0) / 1000;
-      out(
-        `uploaded ${count} file${count === 1 ? "" : "s"} (${mib(total)} MiB) to ${values.dirname}/ ` +
-          `in ${seconds.toFixed(2)} s, ${mib(bytes / Math.max(seconds, 0.001))} MiB/s over ${via}`,
+      return await reportedTransfer(
+        "uploaded",
+        async ({ signal, onReport }) => {
+          const w = await transferWorker("put", controller, size, values);
+          via = w.via;
+          // One request per destination folder (a folder's files keep their
+          // layout); the reports add up, and one group's missing paths do not
+          // stop the next group.
+          let done: TransferReport = { delivered: [], skipped: [], notDelivered: [], folders: [], bytesSent: 0, bytesResumed: 0 };
+          const sum = (r: TransferReport): TransferReport => ({
+            delivered: [...done.delivered, ...r.delivered],
+            skipped: [...done.skipped, ...r.skipped],
+            notDelivered: [...done.notDelivered, ...r.notDelivered],
+            folders: [...done.folders, ...r.folders],
+            bytesSent: done.bytesSent + r.bytesSent,
+            bytesResumed: done.bytesResumed + r.bytesResumed,
+          });
+          for (const group of groups) {
+            let last: TransferReport | undefined;
+            const report = (r: TransferReport): void => {
+              last = r;
+              onReport(sum(r));
+            };
+            try {
+              await w.worker.sendFilesToGateway({ ...group, ...(values.verify ? { verify: true } : {}), ifExists, signal, onReport: report });
+            } catch (e) {
+              if (!(e instanceof FilesNotDeliveredError)) throw e;
+              last = e.report;
+            }
+            if (last !== undefined) done = sum(last);
+          }
+          if (done.notDelivered.length > 0) throw new FilesNotDeliveredError(done);
+        },
+        (report, seconds) => {
+          const n = report.delivered.length;
+          return (
+            `uploaded ${n} file${n === 1 ? "" : "s"} (${mib(total)} MiB; ${bytesLine(report)}) to ${dirname}/ ` +
+            `in ${seconds.toFixed(2)} s, ${mib(report.bytesSent / Math.max(seconds, 0.001))} MiB/s over ${via}`
+          );
+        },
       );
-      return ExitCode.OK;
     } finally {
       await controller.close();
     }

@@ -28,6 +28,10 @@ export const ErrorCode = {
   FILE_NOT_FOUND: "SWARMNET_FILE_NOT_FOUND",
   FILE_ACCESS: "SWARMNET_FILE_ACCESS",
   FILE_INTEGRITY: "SWARMNET_FILE_INTEGRITY",
+  FILE_EXISTS: "SWARMNET_FILE_EXISTS",
+  FILE_BUSY: "SWARMNET_FILE_BUSY",
+  FILE_CHANGED: "SWARMNET_FILE_CHANGED",
+  FILES_NOT_DELIVERED: "SWARMNET_FILES_NOT_DELIVERED",
   ADMIN_DISABLED: "SWARMNET_ADMIN_DISABLED",
   CONNECTION_REFUSED: "SWARMNET_CONNECTION_REFUSED",
   HANDSHAKE_FAILED: "SWARMNET_HANDSHAKE_FAILED",
@@ -260,6 +264,71 @@ export class FileIntegrityError extends SwarmnetError {
   }
 }
 
+/** The target of a transfer exists and the call said `ifExists: "error"`. */
+export class FileExistsError extends SwarmnetError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.FILE_EXISTS, message, { ...options, status: Status.FAILED });
+  }
+}
+
+/** Another transfer (in this process or another one) is writing the same target right now. */
+export class FileBusyError extends SwarmnetError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.FILE_BUSY, message, { ...options, status: Status.FAILED });
+  }
+}
+
+/** The source file changed between its listing and its reading (size or mtime): nothing was spliced. */
+export class SourceChangedError extends SwarmnetError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.FILE_CHANGED, message, { ...options, status: Status.FAILED });
+  }
+}
+
+/** One path a transfer did not deliver, and why (`code` is a stable error code). */
+export interface NotDelivered {
+  /** The path as the sender named it (remote path for downloads, local path for uploads). */
+  readonly path: string;
+  readonly code: string;
+  readonly reason: string;
+}
+
+/** What a file transfer did: see `FileTransferOptions.onReport` in the runtime. */
+export interface TransferReport {
+  /** Local paths (downloads) or gateway-side names (uploads) now in place. */
+  readonly delivered: readonly string[];
+  /** Targets left alone because they existed (`ifExists: "skip"`). */
+  readonly skipped: readonly string[];
+  /** Paths not delivered, each with a reason. */
+  readonly notDelivered: readonly NotDelivered[];
+  /** Folders created (empty folders of a folder download included). */
+  readonly folders: readonly string[];
+  /** Bytes that crossed the wire in this call. */
+  readonly bytesSent: number;
+  /** Bytes already held by `.part` files from an earlier, interrupted transfer (not sent again). */
+  readonly bytesResumed: number;
+}
+
+/**
+ * Some paths of a transfer were not delivered (unreadable, not a regular
+ * file, a name the receiving file system cannot hold, ...); every other path
+ * was. `report` lists both, with a reason per missing path.
+ */
+export class FilesNotDeliveredError extends SwarmnetError {
+  readonly report: TransferReport;
+  constructor(report: TransferReport, options?: ErrorOptions) {
+    const n = report.notDelivered.length;
+    const first = report.notDelivered[0];
+    super(
+      ErrorCode.FILES_NOT_DELIVERED,
+      `${n} path${n === 1 ? " was" : "s were"} not delivered (${report.delivered.length} delivered)` +
+        (first ? `: ${JSON.stringify(first.path)}: ${first.reason}${n > 1 ? ", ..." : ""}` : ""),
+      { ...options, status: Status.FAILED },
+    );
+    this.report = report;
+  }
+}
+
 /** An admin request (`admin.snapshot`, `swarmnet inspect`) reached a gateway without `admin: true` (status 403). */
 export class AdminDisabledError extends SwarmnetError {
   constructor(message = "this gateway does not answer admin requests (start it with admin: true / --admin)", options?: ErrorOptions) {
@@ -341,6 +410,12 @@ export function errorFromWire(code: string, message: string, remoteName?: string
       return new FileAccessError(message);
     case ErrorCode.FILE_INTEGRITY:
       return new FileIntegrityError(message);
+    case ErrorCode.FILE_EXISTS:
+      return new FileExistsError(message);
+    case ErrorCode.FILE_BUSY:
+      return new FileBusyError(message);
+    case ErrorCode.FILE_CHANGED:
+      return new SourceChangedError(message);
     case ErrorCode.ADMIN_DISABLED:
       return new AdminDisabledError(message);
     case ErrorCode.MESSAGE_TOO_LARGE:

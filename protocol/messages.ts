@@ -134,31 +134,40 @@ export interface FileListMessage {
 }
 /**
  * Asks the gateway to send byte ranges of files: entry `[path, offset, end]`
- * (end exclusive); `path` is relative to `folder` when given, else to a file
- * root. The client (the receiver) grants the initial window; the gateway
- * clamps it to its own caps.
+ * (end exclusive), or `[path, offset, end, size, mtimeMs]` when the file must
+ * still be the one listed (a resumed or split file: never spliced from two
+ * versions). `path` is relative to `folder` when given, else to a file root;
+ * a path may appear in several entries (several ranges). The client (the
+ * receiver) grants the initial window; the gateway clamps it to its own caps.
  */
 export interface FileGetMessage {
   readonly type: "file.get";
   readonly id: number;
   readonly folder?: string;
-  readonly files: ReadonlyArray<readonly [path: string, offset: number, end: number]>;
+  readonly files: ReadonlyArray<readonly [path: string, offset: number, end: number, size?: number, mtimeMs?: number]>;
   readonly chunkBytes: number;
   readonly windowBytes: number;
   readonly windowFiles: number;
 }
 /**
- * Announces an upload into `downloadDir/dirname`: entry `[name, size]` (a
- * single name), optional `sha256` per file (verify). The gateway answers
- * `file.ready` with the offset it already holds for each (resume) and its window.
+ * Announces an upload into `downloadDir/dirname`: entry `[name, size]` or
+ * `[name, size, mtimeMs, offset, end]` (a single name; the source's mtime,
+ * the gateway's journal keeps it; only bytes `[offset, end)` come in this
+ * request, the rest in others of the same `group`), optional `sha256` per
+ * file (verify). The gateway answers `file.ready` with the ranges it still
+ * needs for each file (resume) and its window.
  */
 export interface FilePutMessage {
   readonly type: "file.put";
   readonly id: number;
   readonly dirname: string;
-  readonly files: ReadonlyArray<readonly [name: string, size: number]>;
+  readonly files: ReadonlyArray<readonly [name: string, size: number, mtimeMs?: number, offset?: number, end?: number]>;
   readonly sha256?: readonly Uint8Array[];
   readonly chunkBytes: number;
+  /** What the gateway does with a target that exists. @default "overwrite" */
+  readonly ifExists?: "overwrite" | "skip" | "rename" | "error";
+  /** Requests of one upload (byte ranges of one file over a swarm) share the gateway's `.part`. */
+  readonly group?: string;
 }
 /** Bytes `[o, o + raw.length)` of file number `f` of the transfer; the bytes are the raw frame. */
 export interface FileDataMessage {
@@ -167,12 +176,20 @@ export interface FileDataMessage {
   readonly f: number;
   readonly o: number;
 }
-/** The receiver wrote `bytes` more bytes and completed `files` more files: the window slides. */
+/** The receiver wrote `bytes` more bytes and completed `files` more ranges: the window slides. */
 export interface FileCreditMessage {
   readonly type: "file.credit";
   readonly id: number;
   readonly bytes: number;
   readonly files: number;
+}
+/** File number `f` of the transfer failed on the sender's side (unreadable, changed, ...); the others go on. */
+export interface FileErrorMessage {
+  readonly type: "file.error";
+  readonly id: number;
+  readonly f: number;
+  readonly code: string;
+  readonly message: string;
 }
 
 export type ClientMessage =
@@ -188,6 +205,7 @@ export type ClientMessage =
   | FilePutMessage
   | FileDataMessage
   | FileCreditMessage
+  | FileErrorMessage
   | HeartbeatMessage
   | SessionCloseMessage
   | GatewayCloseMessage
@@ -259,17 +277,34 @@ export interface StreamEndMessage {
   readonly count: number;
   readonly aborted?: true;
 }
-/** The answer to `file.list`: `[path, size]` or, with `hash`, `[path, size, sha256]`. */
+/**
+ * The answer to `file.list`: `[path, size]` or, with `hash`, `[path, size,
+ * sha256]` (the digest of exactly `size` bytes). `mtimes[i]` is file i's
+ * mtime in ms (its identity, with the size). `folders` lists the empty
+ * folders (relative paths) and `problems` the paths that cannot be sent,
+ * `[path, code, message]` each.
+ */
 export interface FileListingMessage {
   readonly type: "file.listing";
   readonly id: number;
   readonly files: ReadonlyArray<readonly [path: string, size: number, sha256?: Uint8Array]>;
+  readonly mtimes?: readonly number[];
+  readonly folders?: readonly string[];
+  readonly problems?: ReadonlyArray<readonly [path: string, code: string, message: string]>;
 }
-/** The gateway is ready for an upload: it holds `offsets[i]` bytes of file i already (resume). */
+/**
+ * The gateway is ready for an upload: `missing[i]` lists the byte ranges of
+ * file i it still needs (fewer than asked when it resumes a `.part`), and
+ * `refused` the files it will not take, `[index, code, message]` each
+ * (a name its file system cannot hold, a target that exists, ...).
+ */
 export interface FileReadyMessage {
   readonly type: "file.ready";
   readonly id: number;
-  readonly offsets: readonly number[];
+  readonly missing: ReadonlyArray<ReadonlyArray<readonly [start: number, end: number]>>;
+  /** Where each file's missing bytes begin (for clients that send one tail per file, such as the Python client). */
+  readonly offsets?: readonly number[];
+  readonly refused?: ReadonlyArray<readonly [index: number, code: string, message: string]>;
   readonly windowBytes: number;
   readonly windowFiles: number;
 }
@@ -353,6 +388,7 @@ export type GatewayMessage =
   | FileReadyMessage
   | FileDataMessage
   | FileCreditMessage
+  | FileErrorMessage
   | FileDoneMessage
   | SessionClosedMessage
   | SessionEndedMessage
@@ -457,6 +493,14 @@ function parseFileCredit(type: "file.credit", id: number, value: Record<string, 
   return { type, id, bytes: offset(value, "bytes"), files: count(value, "files", MAX_FILES_PER_REQUEST) };
 }
 
+function parseFileError(type: "file.error", id: number, value: Record<string, unknown>): FileErrorMessage {
+  return { type, id, f: count(value, "f", MAX_FILES_PER_REQUEST), code: str(value, "code"), message: String(value["message"] ?? "").slice(0, MAX_PATH_LENGTH * 2) };
+}
+
+function isTime(v: unknown): v is number {
+  return typeof v === "number" && Number.isFinite(v) && v >= 0;
+}
+
 function parseFileList(id: number, value: Record<string, unknown>): FileListMessage {
   const folder = value["folder"];
   const files = value["files"];
@@ -488,10 +532,13 @@ function windowFields(value: Record<string, unknown>): { chunkBytes: number; win
 function parseFileGet(id: number, value: Record<string, unknown>): FileGetMessage {
   const folder = value["folder"];
   const files = fileArray(value).map((entry, i) => {
-    if (!Array.isArray(entry) || entry.length !== 3 || !isSafeInt(entry[1]) || !isSafeInt(entry[2]) || entry[1] > entry[2]) {
-      throw new ProtocolError(`file.get files[${i}] must be [path, offset, end] with offset <= end`);
+    if (!Array.isArray(entry) || (entry.length !== 3 && entry.length !== 5) || !isSafeInt(entry[1]) || !isSafeInt(entry[2]) || entry[1] > entry[2]) {
+      throw new ProtocolError(`file.get files[${i}] must be [path, offset, end] or [path, offset, end, size, mtimeMs] with offset <= end`);
     }
-    return [pathField(entry[0], `file.get files[${i}] path`), entry[1], entry[2]] as const;
+    const path = pathField(entry[0], `file.get files[${i}] path`);
+    if (entry.length === 3) return [path, entry[1], entry[2]] as const;
+    if (!isSafeInt(entry[3]) || !isTime(entry[4])) throw new ProtocolError(`file.get files[${i}] size and mtimeMs must be numbers`);
+    return [path, entry[1], entry[2], entry[3], entry[4]] as const;
   });
   return {
     type: "file.get",
@@ -504,11 +551,22 @@ function parseFileGet(id: number, value: Record<string, unknown>): FileGetMessag
 
 function parseFilePut(id: number, value: Record<string, unknown>): FilePutMessage {
   const files = fileArray(value).map((entry, i) => {
-    if (!Array.isArray(entry) || entry.length !== 2 || !isSafeInt(entry[1])) {
-      throw new ProtocolError(`file.put files[${i}] must be [name, size]`);
+    if (!Array.isArray(entry) || (entry.length !== 2 && entry.length !== 5) || !isSafeInt(entry[1])) {
+      throw new ProtocolError(`file.put files[${i}] must be [name, size] or [name, size, mtimeMs, offset, end]`);
     }
-    return [pathField(entry[0], `file.put files[${i}] name`), entry[1]] as const;
+    const name = pathField(entry[0], `file.put files[${i}] name`);
+    if (entry.length === 2) return [name, entry[1]] as const;
+    if (!isTime(entry[2]) || !isSafeInt(entry[3]) || !isSafeInt(entry[4]) || entry[3] > entry[4] || entry[4] > entry[1]) {
+      throw new ProtocolError(`file.put files[${i}] must have offset <= end <= size`);
+    }
+    return [name, entry[1], entry[2], entry[3], entry[4]] as const;
   });
+  const ifExists = value["ifExists"];
+  if (ifExists !== undefined && ifExists !== "overwrite" && ifExists !== "skip" && ifExists !== "rename" && ifExists !== "error") {
+    throw new ProtocolError("file.put 'ifExists' must be overwrite, skip, rename or error");
+  }
+  const group = value["group"];
+  if (group !== undefined && (typeof group !== "string" || group.length > 64)) throw new ProtocolError("file.put 'group' must be a short string");
   const sha = value["sha256"];
   let sha256: Uint8Array[] | undefined;
   if (sha !== undefined) {
@@ -519,7 +577,16 @@ function parseFilePut(id: number, value: Record<string, unknown>): FilePutMessag
   }
   const chunkBytes = offset(value, "chunkBytes");
   if (chunkBytes < 1) throw new ProtocolError("file.put 'chunkBytes' must be at least 1");
-  return { type: "file.put", id, dirname: pathField(value["dirname"], "file.put 'dirname'"), files, ...(sha256 ? { sha256 } : {}), chunkBytes };
+  return {
+    type: "file.put",
+    id,
+    dirname: pathField(value["dirname"], "file.put 'dirname'"),
+    files,
+    ...(sha256 ? { sha256 } : {}),
+    chunkBytes,
+    ...(ifExists !== undefined ? { ifExists } : {}),
+    ...(group !== undefined ? { group } : {}),
+  };
 }
 
 /**
@@ -577,6 +644,8 @@ export function parseClientMessage(value: unknown, hasRaw: boolean): ClientMessa
       return parseFileData(type, id, value, hasRaw);
     case "file.credit":
       return parseFileCredit(type, id, value);
+    case "file.error":
+      return parseFileError(type, id, value);
     case "heartbeat":
       return { type, id: 0 };
     case "rpc.cancel":
@@ -637,6 +706,8 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
       return parseFileData(type, id, value, hasRaw);
     case "file.credit":
       return parseFileCredit(type, id, value);
+    case "file.error":
+      return parseFileError(type, id, value);
     case "file.listing": {
       const files = fileArray(value).map((entry, i) => {
         if (!Array.isArray(entry) || (entry.length !== 2 && entry.length !== 3) || !isSafeInt(entry[1])) {
@@ -646,12 +717,56 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
         if (entry.length === 3 && !(entry[2] instanceof Uint8Array)) throw new ProtocolError(`file.listing files[${i}] sha256 must be bytes`);
         return (entry.length === 3 ? [path, entry[1], entry[2] as Uint8Array] : [path, entry[1]]) as readonly [string, number, Uint8Array?];
       });
-      return { type, id, files };
+      const mtimes = value["mtimes"];
+      if (mtimes !== undefined && (!Array.isArray(mtimes) || mtimes.length !== files.length || !mtimes.every(isTime))) {
+        throw new ProtocolError("file.listing 'mtimes' must hold one time per file");
+      }
+      const folders = value["folders"];
+      if (folders !== undefined && (!Array.isArray(folders) || folders.length > MAX_FILES_PER_REQUEST)) throw new ProtocolError("file.listing 'folders' must be an array of paths");
+      const problems = value["problems"];
+      if (problems !== undefined && (!Array.isArray(problems) || problems.length > MAX_FILES_PER_REQUEST)) throw new ProtocolError("file.listing 'problems' must be an array");
+      return {
+        type,
+        id,
+        files,
+        ...(mtimes !== undefined ? { mtimes: mtimes as number[] } : {}),
+        ...(folders !== undefined ? { folders: folders.map((p, i) => pathField(p, `file.listing folders[${i}]`)) } : {}),
+        ...(problems !== undefined
+          ? {
+              problems: problems.map((p, i) => {
+                if (!Array.isArray(p) || p.length !== 3 || typeof p[1] !== "string" || typeof p[2] !== "string") {
+                  throw new ProtocolError(`file.listing problems[${i}] must be [path, code, message]`);
+                }
+                return [pathField(p[0], `file.listing problems[${i}] path`), p[1], p[2]] as const;
+              }),
+            }
+          : {}),
+      };
     }
     case "file.ready": {
-      const offsets = value["offsets"];
-      if (!Array.isArray(offsets) || !offsets.every(isSafeInt)) throw new ProtocolError("file.ready 'offsets' must be an array of offsets");
-      return { type, id, offsets: offsets as number[], windowBytes: offset(value, "windowBytes"), windowFiles: count(value, "windowFiles", MAX_FILES_PER_REQUEST) };
+      const missing = value["missing"];
+      if (!Array.isArray(missing) || missing.length > MAX_FILES_PER_REQUEST) throw new ProtocolError("file.ready 'missing' must be an array per file");
+      const ranges = missing.map((list, i) => {
+        if (!Array.isArray(list)) throw new ProtocolError(`file.ready missing[${i}] must be an array of ranges`);
+        return list.map((r) => {
+          if (!Array.isArray(r) || r.length !== 2 || !isSafeInt(r[0]) || !isSafeInt(r[1]) || r[0] >= r[1]) {
+            throw new ProtocolError(`file.ready missing[${i}] must hold [start, end] ranges`);
+          }
+          return [r[0], r[1]] as const;
+        });
+      });
+      const refused = value["refused"];
+      if (refused !== undefined && (!Array.isArray(refused) || !refused.every((r) => Array.isArray(r) && r.length === 3 && isSafeInt(r[0]) && typeof r[1] === "string" && typeof r[2] === "string"))) {
+        throw new ProtocolError("file.ready 'refused' must hold [index, code, message] entries");
+      }
+      return {
+        type,
+        id,
+        missing: ranges,
+        ...(refused !== undefined ? { refused: refused as Array<[number, string, string]> } : {}),
+        windowBytes: offset(value, "windowBytes"),
+        windowFiles: count(value, "windowFiles", MAX_FILES_PER_REQUEST),
+      };
     }
     case "file.done":
       return { type, id, files: count(value, "files", MAX_FILES_PER_REQUEST), bytes: offset(value, "bytes") };

@@ -9,6 +9,7 @@ import {
   MAX_TIMER_DELAY_MS,
   describeThrown,
   encode,
+  type FileListingMessage,
   wireValueProblem,
   type Kwargs,
   type SubroutineInfo,
@@ -18,7 +19,6 @@ import {
   getFiles,
   sendFiles,
   type GetFilesOptions,
-  type ListedEntry,
   type SendFilesOptions,
   type SinkControl,
   type TransferChannel,
@@ -309,13 +309,15 @@ export class Client {
   }
 
   /**
-   * Downloads a folder (`{ folder, regex? }`, recursive) or `{ files }` into the
-   * controller's `downloadDir`, in one request (no round trip per file).
-   * Resolves with the local paths. Each file is written as `NAME.part` and
-   * renamed when complete and size-checked (`verify: true` adds SHA-256); an
-   * interrupted download resumes from the `.part` next time. A missing folder
-   * or file rejects with FileNotFoundError, a refused path with
-   * PathNotAllowedError; a folder with no match resolves with `[]`.
+   * Downloads a folder (`{ folder, regex? }`, recursive, empty folders too) or
+   * `{ files }` into the controller's `downloadDir` (or the call's), in one
+   * request (no round trip per file). Resolves with the local paths. Each file
+   * is written as `NAME.part` and renamed when complete and size-checked
+   * (`verify: true` adds SHA-256); an interrupted download resumes the ranges
+   * its journal lists next time. `ifExists` (default `"overwrite"`) decides
+   * about existing targets.
+   * @throws FilesNotDeliveredError (SWARMNET_FILES_NOT_DELIVERED) when some paths were not delivered: its `report` says which and why; the rest are in place.
+   * @throws FileNotFoundError (missing folder or file), PathNotAllowedError (refused path, naming the roots), FileAccessError (a download folder that cannot be made or written), TimeoutError, AbortedError.
    *
    * ```ts
    * const paths = await client.getFilesFromGateway({ folder: "logs", regex: "\\.log$" });
@@ -327,7 +329,9 @@ export class Client {
 
   /**
    * Uploads local `files` into `downloadDir/dirname` on the gateway (under their
-   * base names). Resolves with the number of files in place.
+   * base names). Resolves with the number of files in place (skipped ones not
+   * counted); an interrupted upload resumes on the gateway.
+   * @throws FilesNotDeliveredError (SWARMNET_FILES_NOT_DELIVERED) when some files were not delivered, with a `report`.
    */
   sendFilesToGateway(options: SendFilesOptions): Promise<number> {
     return sendFiles(this.#channel(), options);
@@ -340,10 +344,11 @@ export class Client {
 
   #channel(): TransferChannel {
     return {
+      endpoint: this.endpoint,
       downloadDir: this.#files.downloadDir,
       verbose: this.#files.verbose,
       timeoutMs: this.#timeoutMs,
-      list: (message, timeoutMs) => this.#call("listFiles", message, undefined, { timeoutMs }) as Promise<readonly ListedEntry[]>,
+      list: (message, timeoutMs) => this.#call("listFiles", message, undefined, { timeoutMs }) as Promise<FileListingMessage>,
       run: (message, makeSink, timeoutMs) => this.#runSink(message, makeSink, timeoutMs),
     };
   }

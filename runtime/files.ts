@@ -2,39 +2,62 @@
  * File transfer on the client side: plans a download or an upload, runs it
  * over one client (one `file.get` / `file.put` request for the whole set, so
  * no round trip per file) or spreads it over a swarm with p-queue, largest
- * files first, splitting a file above `splitBytes` into byte ranges fetched
- * by several clients and written into one `NAME.part` by position.
+ * files first, splitting a file above `splitBytes` into byte ranges carried
+ * by several clients and written into one `.part` by position.
  *
- * Where things land: a folder download writes `downloadDir/<path relative to
- * the folder>`; a `files` download writes `downloadDir/<base name>`; an upload
- * writes `downloadDir/dirname/<base name>` on the gateway.
+ * Every received file goes through a `PartFile` (actors/part-file.ts): its
+ * `.part`, its journal of written ranges (resume only what is missing, never
+ * a `.part` of another version of the source) and its lock (concurrent
+ * transfers to one target never share a `.part`). Every path ends either in
+ * place, byte-identical, or in the report's `notDelivered` with a reason:
+ * when some are missing the call rejects with FilesNotDeliveredError, which
+ * carries the report; `onReport` gets it in every case.
+ *
+ * Where things land: a folder download writes `<downloadDir>/<path relative
+ * to the folder>` (empty folders too); a `files` download writes
+ * `<downloadDir>/<base name>`; an upload writes `downloadDir/dirname/<base
+ * name>` on the gateway.
  */
+import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import { access, open, readdir, stat } from "node:fs/promises";
 import { basename, join, resolve as resolvePath } from "node:path";
-import { lstat, open, readdir, rename, stat, truncate } from "node:fs/promises";
 import PQueue from "p-queue";
 import type { DataMessage, DataSink } from "../actors/client.js";
-import { PART_SUFFIX, ensureDirInside, fileError, sha256File } from "../actors/file-sandbox.js";
-import { FileReceiver, FileSender, type ReceiveItem } from "../actors/file-transfer.js";
+import { ensureDirInside, fileError } from "../actors/file-sandbox.js";
+import { FileReceiver, FileSender, type ItemFailure, type ReceiveItem, type SendItem } from "../actors/file-transfer.js";
+import { DEFAULT_IF_EXISTS, IF_EXISTS_VALUES, PART_SUFFIX, PartFile, chooseTarget, localFileError, sha256Prefix, tempBase, type IfExists } from "../actors/part-file.js";
 import {
   AbortedError,
   DEFAULT_FILE_CHUNK_BYTES,
   DEFAULT_FILE_SPLIT_BYTES,
   DEFAULT_FILE_WINDOW_BYTES,
   DEFAULT_FILE_WINDOW_FILES,
-  FileIntegrityError,
+  ErrorCode,
+  FileAccessError,
+  FilesNotDeliveredError,
   InvalidArgumentError,
   MAX_FILE_CHUNK_BYTES,
+  PathNotAllowedError,
   ProtocolError,
   SwarmnetError,
   TimeoutError,
   checkName,
   checkRelativePath,
+  errorFromWire,
+  localNameProblem,
+  normalizeRequestPath,
+  type FileListingMessage,
+  type NotDelivered,
+  type TransferReport,
   clearLongTimeout,
   setLongTimeout,
   type LongTimeout,
   describeThrown,
 } from "../protocol/index.js";
 import { ProgressBar } from "./progress-bar.js";
+
+export type { IfExists };
 
 /** One progress event: about `file`, and the whole call so far. */
 export interface FileProgress {
@@ -55,13 +78,26 @@ export interface FileProgress {
 }
 
 interface TransferOptions {
-  /** With `true`, a download is checked against the gateway's SHA-256 of each file (an upload: the gateway checks). @default false */
+  /** With `true`, each file is checked against the sender's SHA-256 of exactly the bytes listed before it is renamed. @default false */
   verify?: boolean;
   /** Called for every chunk written (downloads) or sent (uploads), and when a file completes. */
   onProgress?: (progress: FileProgress) => void;
+  /**
+   * Called once when the transfer ends (also when it rejects): delivered
+   * paths, skipped ones, paths not delivered with reasons, bytes sent and
+   * bytes resumed from earlier `.part` files.
+   */
+  onReport?: (report: TransferReport) => void;
+  /**
+   * A target that already exists: `"overwrite"` replaces it (once the new copy
+   * is complete and checked), `"skip"` leaves it (listed in `report.skipped`),
+   * `"rename"` lands the new copy as `NAME (1).ext`, `"error"` reports the path
+   * as not delivered (SWARMNET_FILE_EXISTS). @default "overwrite"
+   */
+  ifExists?: IfExists;
   /** Progress bars on stderr when it is a TTY. @default the controller's `verbose` */
   verbose?: boolean;
-  /** Cancels the transfer: the call rejects with the signal's reason, nothing is renamed. */
+  /** Cancels the transfer: the call rejects with AbortedError; `.part` files and journals stay for a resume. */
   signal?: AbortSignal;
   /** Longest silence from the gateway during a transfer, in ms. @default the controller's timeoutMs */
   timeoutMs?: number;
@@ -69,13 +105,20 @@ interface TransferOptions {
   chunkBytes?: number;
   /** Bytes the sender may run ahead of what is written. @default 16 MiB */
   windowBytes?: number;
-  /** Files the sender may have started and not yet completed. @default 128 */
+  /** Ranges the sender may have started and not yet completed. @default 128 */
   windowFiles?: number;
+  /** Swarm only: a file larger than this is split into byte ranges over several clients. @default 32 MiB */
+  splitBytes?: number;
 }
 
 /** `getFilesFromGateway`: a folder (optionally filtered) or a list of files. */
 export interface GetFilesOptions extends TransferOptions {
-  /** A folder under one of the gateway's file roots; every file below it (recursive). `"."` is the root itself. */
+  /**
+   * A folder under one of the gateway's file roots; every file below it
+   * (recursive), empty folders recreated. `"."` is the root itself; `logs/`
+   * and `./logs` mean `logs`; an absolute path is served when it lies inside a
+   * file root (`"/srv/pi/logs"`).
+   */
   folder?: string;
   /**
    * Keeps the files whose path relative to `folder` matches, with `/` separators
@@ -84,10 +127,10 @@ export interface GetFilesOptions extends TransferOptions {
    * refused with InvalidArgumentError, it never stalls the gateway.
    */
   regex?: string | RegExp;
-  /** Paths relative to a file root; each lands in `downloadDir` under its base name. */
+  /** Paths relative to a file root (or absolute inside one); each lands in the download folder under its base name. */
   files?: readonly string[];
-  /** Swarm only: a file larger than this is split into byte ranges over several clients. @default 32 MiB */
-  splitBytes?: number;
+  /** Where the files land, for this call. @default the controller's `downloadDir` */
+  downloadDir?: string;
 }
 
 /** `sendFilesToGateway`: local files into `downloadDir/dirname` on the gateway (under their base names). */
@@ -96,14 +139,14 @@ export interface SendFilesOptions extends TransferOptions {
   files: readonly string[];
 }
 
-export type ListedEntry = readonly [path: string, size: number, sha256?: Uint8Array];
-
 /** What the client transport offers a transfer; implemented by `Client`. */
 export interface TransferChannel {
+  /** The gateway this channel talks to: a swarm's transfer uses only the clients of the gateway that listed the files. */
+  readonly endpoint: string;
   readonly downloadDir: string;
   readonly verbose: boolean;
   readonly timeoutMs: number;
-  list(message: Record<string, unknown>, timeoutMs: number): Promise<readonly ListedEntry[]>;
+  list(message: Record<string, unknown>, timeoutMs: number): Promise<FileListingMessage>;
   /** Sends `message` (its id added) with `sink` receiving the replies; settles when the sink says so. */
   run(message: Record<string, unknown>, sink: (id: number, control: SinkControl) => TransferSink, timeoutMs: number): Promise<void>;
 }
@@ -126,6 +169,8 @@ interface Tuning {
   windowBytes: number;
   windowFiles: number;
   timeoutMs: number;
+  splitBytes: number;
+  ifExists: IfExists;
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -137,12 +182,45 @@ function positiveInt(name: string, value: number | undefined, fallback: number, 
 }
 
 function tuning(channel: TransferChannel, options: TransferOptions): Tuning {
+  if (typeof options !== "object" || options === null) throw new InvalidArgumentError("file transfer options must be an object");
+  const ifExists = options.ifExists ?? DEFAULT_IF_EXISTS;
+  if (!IF_EXISTS_VALUES.includes(ifExists)) {
+    throw new InvalidArgumentError(`ifExists must be one of ${IF_EXISTS_VALUES.map((v) => JSON.stringify(v)).join(", ")}, got ${JSON.stringify(ifExists)}`);
+  }
   return {
     chunkBytes: positiveInt("chunkBytes", options.chunkBytes, DEFAULT_FILE_CHUNK_BYTES, MAX_FILE_CHUNK_BYTES),
     windowBytes: positiveInt("windowBytes", options.windowBytes, DEFAULT_FILE_WINDOW_BYTES),
     windowFiles: positiveInt("windowFiles", options.windowFiles, DEFAULT_FILE_WINDOW_FILES),
     timeoutMs: positiveInt("timeoutMs", options.timeoutMs, channel.timeoutMs),
+    splitBytes: positiveInt("splitBytes", options.splitBytes, DEFAULT_FILE_SPLIT_BYTES),
+    ifExists,
   };
+}
+
+/** Collects what a transfer did, for `onReport` and FilesNotDeliveredError. */
+class Report {
+  readonly delivered: string[] = [];
+  readonly skipped: string[] = [];
+  readonly notDelivered: NotDelivered[] = [];
+  readonly folders: string[] = [];
+  bytesSent = 0;
+  bytesResumed = 0;
+
+  fail(path: string, error: unknown): void {
+    const e = error instanceof SwarmnetError ? error : localFileError(error, JSON.stringify(path));
+    this.notDelivered.push({ path, code: e.code, reason: e.message });
+  }
+
+  snapshot(): TransferReport {
+    return {
+      delivered: [...this.delivered],
+      skipped: [...this.skipped],
+      notDelivered: [...this.notDelivered],
+      folders: [...this.folders],
+      bytesSent: this.bytesSent,
+      bytesResumed: this.bytesResumed,
+    };
+  }
 }
 
 // ---- progress -----------------------------------------------------------------------
@@ -195,6 +273,12 @@ class ProgressTracker {
     this.#onProgress?.(p);
   }
 
+  /** `bytes` of `file` were already in place (resumed on the other end); they did not cross the wire. */
+  resumed(file: string, bytes: number): void {
+    this.#totalBytes += bytes;
+    this.#bytes.set(file, (this.#bytes.get(file) ?? 0) + bytes);
+  }
+
   finish(): void {
     this.#bar?.finish();
   }
@@ -237,7 +321,8 @@ class Silence {
   }
 }
 
-/** Receives one `file.get`: chunks to the FileReceiver, credit back, done when every file is complete. */
+
+/** Receives one `file.get`: chunks to the FileReceiver, credit back, done when every file is finished or failed. */
 class DownloadSink implements TransferSink {
   readonly id: number;
   readonly #control: SinkControl;
@@ -279,6 +364,9 @@ class DownloadSink implements TransferSink {
     if (message.type === "file.data") {
       this.#silence.touch();
       this.#receiver.onData(message.f, message.o, raw ?? new Uint8Array(0));
+    } else if (message.type === "file.error") {
+      this.#silence.touch();
+      this.#receiver.onItemError(message.f, errorFromWire(message.code, message.message));
     } else if (message.type === "file.done") {
       this.#gotDone = true;
       // Everything was sent; what is left is local (writes, renames): no deadline on the gateway now.
@@ -314,23 +402,23 @@ class DownloadSink implements TransferSink {
   }
 }
 
-/** Drives one `file.put`: waits for `file.ready`, then sends under the gateway's credit until `file.done`. */
+/** Drives one `file.put`: waits for `file.ready`, then sends the missing ranges under the gateway's credit until `file.done`. */
 class UploadSink implements TransferSink {
   readonly id: number;
   readonly #control: SinkControl;
-  readonly #files: ReadonlyArray<{ local: string; size: number }>;
+  readonly #entries: readonly UploadEntry[];
   readonly #chunkBytes: number;
   readonly #silence: Silence;
-  readonly #onSent: (index: number, delta: number, done: boolean) => void;
+  readonly #events: UploadEvents;
   #sender: FileSender | undefined;
   #over = false;
 
-  constructor(id: number, control: SinkControl, files: ReadonlyArray<{ local: string; size: number }>, chunkBytes: number, timeoutMs: number, onSent: (index: number, delta: number, done: boolean) => void) {
+  constructor(id: number, control: SinkControl, entries: readonly UploadEntry[], chunkBytes: number, timeoutMs: number, events: UploadEvents) {
     this.id = id;
     this.#control = control;
-    this.#files = files;
+    this.#entries = entries;
     this.#chunkBytes = chunkBytes;
-    this.#onSent = onSent;
+    this.#events = events;
     this.#silence = new Silence(timeoutMs, () => this.abort(new TimeoutError(`file upload ${id}: nothing from the gateway within ${timeoutMs} ms`)));
   }
 
@@ -342,29 +430,42 @@ class UploadSink implements TransferSink {
     if (this.#over) return;
     this.#silence.touch();
     if (message.type === "file.ready") {
-      if (this.#sender !== undefined || message.offsets.length !== this.#files.length) {
-        this.abort(new ProtocolError(`file.ready does not match the upload (${message.offsets.length} offsets for ${this.#files.length} files)`));
+      if (this.#sender !== undefined || message.missing.length !== this.#entries.length) {
+        this.abort(new ProtocolError(`file.ready does not match the upload (${message.missing.length} entries for ${this.#entries.length} files)`));
         return;
       }
-      const offsets = message.offsets;
-      const sent = offsets.slice();
-      offsets.forEach((o, i) => {
-        const f = this.#files[i]!;
-        if (o > f.size) return;
-        if (o === f.size) this.#onSent(i, 0, true);
+      for (const [index, code, text] of message.refused ?? []) {
+        if (index < this.#entries.length) this.#events.refused(index, code, text);
+      }
+      const items: SendItem[] = [];
+      message.missing.forEach((ranges, f) => {
+        const e = this.#entries[f]!;
+        let wanted = 0;
+        for (const [s, end] of ranges) {
+          // The gateway asks only inside the range offered; anything else is a protocol fault.
+          if (s < e.offset || end > e.end) continue;
+          items.push({ f, label: e.file.local, offset: s, end, expect: { size: e.file.size, mtimeMs: e.file.mtimeMs } });
+          wanted += end - s;
+        }
+        if (!(message.refused ?? []).some(([i]) => i === f)) this.#events.resumed(f, e.end - e.offset - wanted);
       });
+      const sent = items.map((it) => it.offset);
       this.#sender = new FileSender({
         id: this.id,
-        items: this.#files.map((f, i) => ({ label: f.local, offset: Math.min(offsets[i]!, f.size), end: f.size })),
-        open: (i) => open(this.#files[i]!.local, "r"),
+        items,
+        open: (i) => open(items[i]!.label, constants.O_RDONLY | constants.O_NONBLOCK),
         chunkBytes: this.#chunkBytes,
         windowBytes: message.windowBytes,
         windowFiles: message.windowFiles,
         emit: (m, raw) => this.#control.send(m as unknown as Record<string, unknown>, raw),
+        emitError: (f, error) => {
+          this.#events.failed(f, error);
+          this.#control.send({ type: "file.error", id: this.id, f, code: error.code, message: error.message });
+        },
         onSent: (i, fileBytes) => {
           const delta = fileBytes - sent[i]!;
           sent[i] = fileBytes;
-          this.#onSent(i, delta, fileBytes === this.#files[i]!.size);
+          this.#events.sent(items[i]!.f, delta);
         },
       });
       this.#sender.run().then(
@@ -375,6 +476,8 @@ class UploadSink implements TransferSink {
       );
     } else if (message.type === "file.credit") {
       this.#sender?.credit(message.bytes, message.files);
+    } else if (message.type === "file.error") {
+      if (message.f < this.#entries.length) this.#events.failed(message.f, errorFromWire(message.code, message.message));
     } else if (message.type === "file.done") {
       this.#over = true;
       this.#silence.stop();
@@ -398,88 +501,7 @@ class UploadSink implements TransferSink {
   }
 }
 
-// ---- planning ---------------------------------------------------------------------
-
-interface PlannedFile {
-  /** As the gateway knows it: relative to the folder, or as given. */
-  readonly remote: string;
-  readonly local: string;
-  readonly size: number;
-  readonly sha256: Uint8Array | undefined;
-  /** Bytes already in `local + .part` (resume). */
-  have: number;
-}
-
-interface DownloadPlan {
-  readonly folder: string | undefined;
-  readonly files: PlannedFile[];
-}
-
-function regexOf(regex: string | RegExp | undefined): { source: string; flags: string } | undefined {
-  if (regex === undefined) return undefined;
-  if (regex instanceof RegExp) return { source: regex.source, flags: regex.flags };
-  if (typeof regex !== "string") throw new InvalidArgumentError("regex must be a string or a RegExp");
-  try {
-    new RegExp(regex);
-  } catch (err) {
-    throw new InvalidArgumentError(`regex is not valid: ${(err as Error).message}`);
-  }
-  return { source: regex, flags: "" };
-}
-
-async function planDownload(channel: TransferChannel, options: GetFilesOptions, timeoutMs: number): Promise<DownloadPlan> {
-  if (typeof options !== "object" || options === null) throw new InvalidArgumentError("getFilesFromGateway needs { folder } or { files }");
-  const { folder, files } = options;
-  if ((folder === undefined) === (files === undefined)) {
-    throw new InvalidArgumentError("getFilesFromGateway needs exactly one of { folder } and { files }");
-  }
-  if (files !== undefined && (!Array.isArray(files) || !files.every((f) => typeof f === "string"))) {
-    throw new InvalidArgumentError("getFilesFromGateway: files must be an array of paths");
-  }
-  if (files !== undefined && options.regex !== undefined) throw new InvalidArgumentError("getFilesFromGateway: regex applies to { folder } only");
-  if (folder !== undefined && typeof folder !== "string") throw new InvalidArgumentError("getFilesFromGateway: folder must be a string");
-  // Early and local: the gateway checks again, and only its answer counts.
-  if (folder !== undefined && folder !== ".") checkRelativePath(folder, "folder");
-  for (const f of files ?? []) checkRelativePath(f);
-  const regex = regexOf(options.regex);
-  const listing = await channel.list(
-    folder !== undefined
-      ? { type: "file.list", folder, ...(regex ? { regex } : {}), ...(options.verify ? { hash: true } : {}) }
-      : { type: "file.list", files, ...(options.verify ? { hash: true } : {}) },
-    timeoutMs,
-  );
-  const root = resolvePath(channel.downloadDir);
-  const planned: PlannedFile[] = [];
-  const seen = new Set<string>();
-  const dirs = new Map<string, Promise<string>>();
-  for (const [remote, size, sha256] of listing) {
-    // A gateway's listing is input too: it may not write outside downloadDir.
-    const segments = folder !== undefined ? checkRelativePath(remote, "listed path") : [basename(remote)];
-    if (folder === undefined) checkName(segments[0]!, "file name");
-    const rel = segments.join("/");
-    if (seen.has(rel)) throw new InvalidArgumentError(`two files would land at ${JSON.stringify(rel)} in downloadDir`);
-    seen.add(rel);
-    const dirKey = segments.slice(0, -1).join("/");
-    let dir = dirs.get(dirKey);
-    if (dir === undefined) {
-      dir = ensureDirInside(root, segments.slice(0, -1));
-      dirs.set(dirKey, dir);
-    }
-    const local = join(await dir, segments[segments.length - 1]!);
-    planned.push({ remote, local, size, sha256: options.verify ? sha256 : undefined, have: 0 });
-  }
-  // Resume: a .part no longer than the source is a prefix we already hold. One readdir
-  // per folder finds the .part files, instead of one lstat per file (most have none).
-  const parts = new Set<string>();
-  for (const dir of new Set(await Promise.all(dirs.values()))) {
-    for (const name of await readdir(dir)) if (name.endsWith(PART_SUFFIX)) parts.add(join(dir, name));
-  }
-  await forEachLimit(planned.filter((f) => parts.has(f.local + PART_SUFFIX)), 16, async (f) => {
-    const part = await lstat(f.local + PART_SUFFIX).catch(() => undefined);
-    f.have = part?.isFile() && part.size <= f.size ? part.size : 0;
-  });
-  return { folder, files: planned };
-}
+// ---- shared -----------------------------------------------------------------------
 
 async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -490,7 +512,7 @@ async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T)
 }
 
 function withSignal<T>(signal: AbortSignal | undefined, run: (onAbort: (listener: (reason: SwarmnetError) => void) => void) => Promise<T>): Promise<T> {
-  if (signal?.aborted) return Promise.reject(signal.reason ?? new AbortedError("transfer aborted"));
+  if (signal?.aborted) return Promise.reject(new AbortedError("transfer aborted", { cause: signal.reason }));
   const listeners: Array<(reason: SwarmnetError) => void> = [];
   const onAbort = (): void => {
     const reason = new AbortedError("transfer aborted", { cause: signal?.reason });
@@ -500,189 +522,37 @@ function withSignal<T>(signal: AbortSignal | undefined, run: (onAbort: (listener
   return run((l) => listeners.push(l)).finally(() => signal?.removeEventListener("abort", onAbort));
 }
 
-// ---- one client -------------------------------------------------------------------
-
-/** A download task: whole files, or one byte range of one split file. */
-interface DownloadTask {
-  readonly files: ReadonlyArray<{ file: PlannedFile; offset: number; end: number; mode: "whole" | "range" }>;
-  readonly bytes: number;
-}
-
-async function runDownloadTask(
-  channel: TransferChannel,
-  plan: DownloadPlan,
-  task: DownloadTask,
-  tune: Tuning,
-  progress: ProgressTracker,
-  onAbort: (listener: (reason: SwarmnetError) => void) => void,
-  onReceiver?: (receiver: FileReceiver) => void,
-): Promise<void> {
-  const items: ReceiveItem[] = task.files.map(({ file, offset, end, mode }) => ({
-    label: file.local,
-    target: mode === "whole" ? file.local : file.local + PART_SUFFIX,
-    mode,
-    offset,
-    end,
-    sha256: mode === "whole" ? file.sha256 : undefined,
-  }));
-  const message = {
-    type: "file.get",
-    ...(plan.folder !== undefined ? { folder: plan.folder } : {}),
-    files: task.files.map(({ file, offset, end }) => [file.remote, offset, end]),
-    chunkBytes: tune.chunkBytes,
-    windowBytes: tune.windowBytes,
-    windowFiles: tune.windowFiles,
-  };
-  let sink: DownloadSink | undefined;
-  onAbort((reason) => sink?.abort(reason));
-  await channel.run(
-    message,
-    (id, control) => {
-      const written = items.map((it) => it.offset);
-      sink = new DownloadSink(id, control, (grant) =>
-        new FileReceiver({
-          items,
-          windowBytes: tune.windowBytes,
-          windowFiles: tune.windowFiles,
-          grant,
-          onProgress: (index, fileBytes, done) => {
-            const t = task.files[index]!;
-            const delta = fileBytes - written[index]!;
-            written[index] = fileBytes;
-            progress.add(t.file.local, t.file.size, delta, done && t.mode === "whole");
-          },
-        }), tune.timeoutMs);
-      onReceiver?.(sink.receiver);
-      return sink;
-    },
-    tune.timeoutMs,
-  );
-}
-
-/** `client.getFilesFromGateway(...)`: one request for the whole set. Resolves with the local paths, in listing order. */
-export async function getFiles(channel: TransferChannel, options: GetFilesOptions): Promise<string[]> {
-  const tune = tuning(channel, options);
-  return withSignal(options.signal, async (onAbort) => {
-    const plan = await planDownload(channel, options, tune.timeoutMs);
-    if (plan.files.length === 0) return [];
-    const progress = new ProgressTracker(plan.files.map((f) => ({ local: f.local, size: f.size, have: f.have })), options, "download", channel.verbose);
-    try {
-      const task: DownloadTask = {
-        files: plan.files.map((file) => ({ file, offset: file.have, end: file.size, mode: "whole" as const })),
-        bytes: plan.files.reduce((n, f) => n + f.size - f.have, 0),
-      };
-      await runDownloadTask(channel, plan, task, tune, progress, onAbort);
-    } finally {
-      progress.finish();
-    }
-    return plan.files.map((f) => f.local);
-  });
-}
-
-interface UploadFile {
-  readonly local: string;
-  readonly name: string;
-  readonly size: number;
-}
-
-async function planUpload(options: SendFilesOptions): Promise<UploadFile[]> {
-  if (typeof options !== "object" || options === null || typeof options.dirname !== "string" || !Array.isArray(options.files)) {
-    throw new InvalidArgumentError("sendFilesToGateway needs { dirname, files }");
-  }
-  if (options.dirname !== ".") checkRelativePath(options.dirname, "dirname");
-  const seen = new Set<string>();
-  const out: UploadFile[] = [];
-  for (const local of options.files) {
-    if (typeof local !== "string" || local.length === 0) throw new InvalidArgumentError("sendFilesToGateway: files must be non-empty paths");
-    const name = basename(local);
-    checkName(name, "file name");
-    if (seen.has(name)) throw new InvalidArgumentError(`two files named ${JSON.stringify(name)} would land in the same folder`);
-    seen.add(name);
-    let st;
-    try {
-      st = await stat(local);
-    } catch (err) {
-      throw fileError(err, local);
-    }
-    if (!st.isFile()) throw fileError(Object.assign(new Error("not a regular file"), { code: "EISDIR" }), local);
-    out.push({ local: resolvePath(local), name, size: st.size });
-  }
-  return out;
-}
-
-async function runUploadTask(channel: TransferChannel, dirname: string, files: readonly UploadFile[], verify: boolean, tune: Tuning, progress: ProgressTracker, onAbort: (listener: (reason: SwarmnetError) => void) => void): Promise<void> {
-  let sha256: Uint8Array[] | undefined;
-  if (verify) {
-    const digests: Uint8Array[] = new Array<Uint8Array>(files.length);
-    // A few at a time: each hash streams its file through a 1 MiB buffer.
-    await forEachLimit(files.map((f, i) => ({ f, i })), 4, async ({ f, i }) => {
-      digests[i] = await sha256File(f.local);
-    });
-    sha256 = digests;
-  }
-  const message = {
-    type: "file.put",
-    dirname,
-    files: files.map((f) => [f.name, f.size]),
-    ...(sha256 ? { sha256 } : {}),
-    chunkBytes: tune.chunkBytes,
-  };
-  let sink: UploadSink | undefined;
-  onAbort((reason) => sink?.abort(reason));
-  await channel.run(
-    message,
-    (id, control) => {
-      sink = new UploadSink(id, control, files, tune.chunkBytes, tune.timeoutMs, (index, delta, done) => {
-        const f = files[index]!;
-        progress.add(f.local, f.size, delta, done);
-      });
-      return sink;
-    },
-    tune.timeoutMs,
-  );
-}
-
-/** `client.sendFilesToGateway(...)`: one request for the whole set. Resolves with the number of files in place. */
-export async function sendFiles(channel: TransferChannel, options: SendFilesOptions): Promise<number> {
-  const tune = tuning(channel, options);
-  return withSignal(options.signal, async (onAbort) => {
-    const files = await planUpload(options);
-    if (files.length === 0) return 0;
-    const progress = new ProgressTracker(files.map((f) => ({ local: f.local, size: f.size, have: 0 })), options, "upload", channel.verbose);
-    try {
-      await runUploadTask(channel, options.dirname, files, options.verify === true, tune, progress, onAbort);
-    } finally {
-      progress.finish();
-    }
-    return files.length;
-  });
-}
-
-// ---- a swarm ------------------------------------------------------------------------
-
-/** Packs files (largest first) into tasks: big ones alone, small ones together, so no round trip per file. */
-function packWhole<T extends { size: number }>(files: readonly T[], clients: number): T[][] {
-  const total = files.reduce((n, f) => n + f.size, 0);
+/** Packs units (largest first) into tasks: big ones alone, small ones together, so no round trip per file. */
+function pack<T extends { bytes: number }>(units: readonly T[], clients: number): T[][] {
+  const total = units.reduce((n, u) => n + u.bytes, 0);
   // About one batch per client: each batch is one request, and a request costs a round trip.
   const batchBytes = Math.max(1024 * 1024, Math.min(64 * 1024 * 1024, Math.ceil(total / clients)));
-  const batchFiles = Math.max(16, Math.ceil(files.length / clients));
+  const batchUnits = Math.max(16, Math.ceil(units.length / clients));
   const tasks: T[][] = [];
   let current: T[] = [];
   let bytes = 0;
-  for (const f of files) {
-    if (current.length > 0 && (bytes + f.size > batchBytes || current.length >= batchFiles)) {
+  for (const u of units) {
+    if (current.length > 0 && (bytes + u.bytes > batchBytes || current.length >= batchUnits)) {
       tasks.push(current);
       current = [];
       bytes = 0;
     }
-    current.push(f);
-    bytes += f.size;
+    current.push(u);
+    bytes += u.bytes;
   }
   if (current.length > 0) tasks.push(current);
   return tasks;
 }
 
-/** Runs `tasks` over the channels, one task per channel at a time; the first failure stops the rest. */
+/** Cuts `ranges` (total `bytes`) into about `count` pieces, each a whole number of chunks. */
+function cut(ranges: ReadonlyArray<readonly [number, number]>, bytes: number, count: number, chunkBytes: number): Array<[number, number]> {
+  const span = Math.max(chunkBytes, Math.ceil(bytes / count / chunkBytes) * chunkBytes);
+  const out: Array<[number, number]> = [];
+  for (const [s, e] of ranges) for (let p = s; p < e; p += span) out.push([p, Math.min(e, p + span)]);
+  return out;
+}
+
+/** Runs `tasks` over the channels, one task per channel at a time; the first failure stops the rest and is thrown. */
 async function spread<T>(channels: readonly TransferChannel[], tasks: readonly T[], run: (channel: TransferChannel, task: T) => Promise<void>): Promise<void> {
   const idle = [...channels];
   const queue = new PQueue({ concurrency: channels.length });
@@ -705,95 +575,440 @@ async function spread<T>(channels: readonly TransferChannel[], tasks: readonly T
   if (failure) throw failure.error;
 }
 
-/** `swarm.getFilesFromGateway(...)`. */
-export async function swarmGetFiles(channels: readonly TransferChannel[], options: GetFilesOptions): Promise<string[]> {
+function regexOf(regex: string | RegExp | undefined): { source: string; flags: string } | undefined {
+  if (regex === undefined) return undefined;
+  if (regex instanceof RegExp) return { source: regex.source, flags: regex.flags };
+  if (typeof regex !== "string") throw new InvalidArgumentError("regex must be a string or a RegExp");
+  try {
+    new RegExp(regex);
+  } catch (err) {
+    throw new InvalidArgumentError(`regex is not valid: ${(err as Error).message}`);
+  }
+  return { source: regex, flags: "" };
+}
+
+/** The download folder, made if missing and checked writable: FileAccessError naming it and the cause otherwise. */
+async function prepareRoot(root: string): Promise<void> {
+  await ensureDirInside(root, []);
+  try {
+    await access(root, constants.W_OK);
+  } catch (err) {
+    throw localFileError(err, `download folder ${JSON.stringify(root)} is not writable`);
+  }
+}
+
+// ---- downloads ----------------------------------------------------------------------
+
+interface PlannedFile {
+  /** As the gateway knows it: relative to the folder, or as given. */
+  readonly remote: string;
+  readonly local: string;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly part: PartFile;
+}
+
+/** One entry of a `file.get`: a byte range of a file; `strict` asks the gateway to check the file is still the one listed. */
+interface DownloadEntry {
+  readonly file: PlannedFile;
+  readonly offset: number;
+  readonly end: number;
+  readonly strict: boolean;
+}
+
+async function planDownload(listing: FileListingMessage, byFolder: boolean, root: string, tune: Tuning, verify: boolean, report: Report): Promise<PlannedFile[]> {
+  const dirs = new Map<string, Promise<string>>();
+  const listed = new Map<string, Promise<Set<string>>>();
+  /** The names in `dir`, read once per folder (most targets do not exist yet). */
+  const namesIn = (dir: string): Promise<Set<string>> => {
+    let names = listed.get(dir);
+    if (names === undefined) {
+      names = readdir(dir).then((n) => new Set(n));
+      listed.set(dir, names);
+    }
+    return names;
+  };
+  const dirOf = (segments: readonly string[]): Promise<string> => {
+    const key = segments.join("/");
+    let dir = dirs.get(key);
+    if (dir === undefined) {
+      dir = ensureDirInside(root, segments);
+      dir.catch(() => undefined);
+      dirs.set(key, dir);
+    }
+    return dir;
+  };
+  const seen = new Set<string>();
+  const slots: Array<PlannedFile | undefined> = new Array<PlannedFile | undefined>(listing.files.length);
+  const work: Array<{ i: number; remote: string; size: number; sha256: Uint8Array | undefined; segments: string[] }> = [];
+  for (const [i, [remote, size, sha256]] of listing.files.entries()) {
+    let segments: string[];
+    try {
+      // A gateway's listing is input too: it may not write outside the download folder.
+      segments = byFolder ? checkRelativePath(remote, "listed path") : [basename(remote)];
+      if (!byFolder) checkName(segments[0]!, "file name");
+      for (const segment of segments) {
+        const problem = localNameProblem(segment);
+        if (problem !== undefined) throw new PathNotAllowedError(`${JSON.stringify(remote)}: ${problem}`);
+      }
+    } catch (err) {
+      report.fail(remote, err);
+      continue;
+    }
+    const rel = segments.join("/");
+    if (seen.has(rel)) throw new InvalidArgumentError(`two files would land at ${JSON.stringify(rel)} in the download folder`);
+    seen.add(rel);
+    work.push({ i, remote, size, sha256, segments });
+  }
+  await forEachLimit(work, 16, async ({ i, remote, size, sha256, segments }) => {
+    try {
+      const dir = await dirOf(segments.slice(0, -1));
+      const names = await namesIn(dir);
+      const target = await chooseTarget(dir, segments[segments.length - 1]!, tune.ifExists, names);
+      if (target === undefined) {
+        report.skipped.push(join(dir, segments[segments.length - 1]!));
+        return;
+      }
+      const part = await PartFile.acquire({
+        target,
+        source: { size, mtimeMs: listing.mtimes?.[i] ?? -1 },
+        sha256: verify ? sha256 : undefined,
+        replace: tune.ifExists === "overwrite",
+        stale: names.has(tempBase(basename(target)) + PART_SUFFIX),
+      });
+      slots[i] = { remote, local: target, size, mtimeMs: listing.mtimes?.[i] ?? -1, part };
+    } catch (err) {
+      report.fail(remote, err);
+    }
+  });
+  for (const [path, code, reason] of listing.problems ?? []) report.notDelivered.push({ path, code, reason });
+  for (const folder of listing.folders ?? []) {
+    try {
+      const segments = checkRelativePath(folder, "listed folder");
+      for (const segment of segments) {
+        const problem = localNameProblem(segment);
+        if (problem !== undefined) throw new PathNotAllowedError(`${JSON.stringify(folder)}: ${problem}`);
+      }
+      report.folders.push(await dirOf(segments));
+    } catch (err) {
+      report.fail(folder, err);
+    }
+  }
+  return slots.filter((p): p is PlannedFile => p !== undefined);
+}
+
+async function runDownloadTask(
+  channel: TransferChannel,
+  folder: string | undefined,
+  entries: readonly DownloadEntry[],
+  tune: Tuning,
+  progress: ProgressTracker,
+  onAbort: (listener: (reason: SwarmnetError) => void) => void,
+  onFailure: (file: PlannedFile, error: SwarmnetError) => void,
+  report: Report,
+): Promise<void> {
+  const items: ReceiveItem[] = entries.map(({ file, offset, end }) => ({ label: file.remote, part: file.part, segments: end > offset ? [[offset, end]] : [] }));
+  const message = {
+    type: "file.get",
+    ...(folder !== undefined ? { folder } : {}),
+    files: entries.map(({ file, offset, end, strict }) => (strict ? [file.remote, offset, end, file.size, file.mtimeMs] : [file.remote, offset, end])),
+    chunkBytes: tune.chunkBytes,
+    windowBytes: tune.windowBytes,
+    windowFiles: tune.windowFiles,
+  };
+  let sink: DownloadSink | undefined;
+  onAbort((reason) => sink?.abort(reason));
+  await channel.run(
+    message,
+    (id, control) => {
+      sink = new DownloadSink(id, control, (grant) =>
+        new FileReceiver({
+          items,
+          windowBytes: tune.windowBytes,
+          windowFiles: tune.windowFiles,
+          grant,
+          onProgress: (index, delta, done) => {
+            const f = entries[index]!.file;
+            report.bytesSent += delta;
+            progress.add(f.local, f.size, delta, done);
+          },
+        }), tune.timeoutMs);
+      return sink;
+    },
+    tune.timeoutMs,
+  );
+  const result = await sink!.receiver.done;
+  for (const failure of result.failures) onFailure(entries[failure.index]!.file, failure.error);
+}
+
+/**
+ * `getFilesFromGateway` over one client or a swarm: lists with the first
+ * client, then fetches with the clients of that same gateway only.
+ */
+export async function download(channels: readonly TransferChannel[], options: GetFilesOptions): Promise<string[]> {
   const first = channels[0];
   if (!first) throw new InvalidArgumentError("a swarm needs at least one client");
   const tune = tuning(first, options);
-  const splitBytes = positiveInt("splitBytes", options.splitBytes, DEFAULT_FILE_SPLIT_BYTES);
+  const { files } = options;
+  if ((options.folder === undefined) === (files === undefined)) {
+    throw new InvalidArgumentError("getFilesFromGateway needs exactly one of { folder } and { files }");
+  }
+  if (files !== undefined && (!Array.isArray(files) || !files.every((f) => typeof f === "string"))) {
+    throw new InvalidArgumentError("getFilesFromGateway: files must be an array of paths");
+  }
+  if (files !== undefined && options.regex !== undefined) throw new InvalidArgumentError("getFilesFromGateway: regex applies to { folder } only");
+  if (options.folder !== undefined && typeof options.folder !== "string") throw new InvalidArgumentError("getFilesFromGateway: folder must be a string");
+  if (options.downloadDir !== undefined && (typeof options.downloadDir !== "string" || options.downloadDir.length === 0)) {
+    throw new InvalidArgumentError("getFilesFromGateway: downloadDir must be a non-empty path");
+  }
+  // Early and local: the gateway checks again, and only its answer counts.
+  const folder = options.folder !== undefined ? normalizeRequestPath(options.folder, "folder") : undefined;
+  const wanted = files?.map((f) => normalizeRequestPath(f));
+  const regex = regexOf(options.regex);
+  const verify = options.verify === true;
+  const report = new Report();
+  const planned: PlannedFile[] = [];
+  let progress: ProgressTracker | undefined;
   return withSignal(options.signal, async (onAbort) => {
-    const plan = await planDownload(first, options, tune.timeoutMs);
-    if (plan.files.length === 0) return [];
-    const progress = new ProgressTracker(plan.files.map((f) => ({ local: f.local, size: f.size, have: f.have })), options, "download", first.verbose);
-    const bySize = [...plan.files].sort((a, b) => b.size - b.have - (a.size - a.have));
-    const split = channels.length > 1 ? bySize.filter((f) => f.size - f.have > splitBytes) : [];
-    const whole = bySize.filter((f) => !split.includes(f));
-    const tasks: DownloadTask[] = [];
-    const splits = new Map<PlannedFile, { ranges: Array<{ start: number; end: number; receiver?: FileReceiver; index: number }>; left: number }>();
-    for (const file of split) {
-      // Created (not truncated) here; every range writes into it by position.
-      await (await open(file.local + PART_SUFFIX, "a")).close();
-      const count = Math.min(channels.length, Math.ceil((file.size - file.have) / splitBytes));
-      const span = Math.ceil((file.size - file.have) / count / tune.chunkBytes) * tune.chunkBytes;
-      const ranges: Array<{ start: number; end: number; index: number }> = [];
-      for (let start = file.have; start < file.size; start += span) ranges.push({ start, end: Math.min(file.size, start + span), index: ranges.length });
-      splits.set(file, { ranges, left: ranges.length });
-      for (const r of ranges) tasks.push({ files: [{ file, offset: r.start, end: r.end, mode: "range" }], bytes: r.end - r.start });
-    }
-    for (const group of packWhole(whole, channels.length)) {
-      tasks.push({ files: group.map((file) => ({ file, offset: file.have, end: file.size, mode: "whole" as const })), bytes: group.reduce((n, f) => n + f.size - f.have, 0) });
-    }
-    tasks.sort((a, b) => b.bytes - a.bytes);
-    const finishSplit = async (file: PlannedFile): Promise<void> => {
-      const part = file.local + PART_SUFFIX;
-      // Zero chunks were not written: the length comes from here.
-      await truncate(part, file.size);
-      const { size } = await stat(part);
-      if (size !== file.size) throw new FileIntegrityError(`${JSON.stringify(file.local)} is ${size} bytes, ${file.size} expected`);
-      if (file.sha256 && Buffer.compare(await sha256File(part), file.sha256) !== 0) {
-        await truncate(part, 0);
-        throw new FileIntegrityError(`${JSON.stringify(file.local)}: SHA-256 does not match the source`);
-      }
-      await rename(part, file.local);
-      progress.add(file.local, file.size, 0, true);
-    };
     try {
-      await spread(channels, tasks, async (channel, task) => {
-        const only = task.files[0]!;
-        const info = only.mode === "range" ? splits.get(only.file) : undefined;
-        const range = info?.ranges.find((r) => r.start === only.offset);
-        await runDownloadTask(channel, plan, task, tune, progress, onAbort, (receiver) => {
-          if (range) range.receiver = receiver;
-        });
-        if (info && --info.left === 0) await finishSplit(only.file);
-      });
-    } catch (error) {
-      // Leave each unfinished split .part as a clean prefix, so the next download resumes from it.
-      for (const [file, info] of splits) {
-        if (info.left === 0) continue;
-        let prefix = file.have;
-        for (const r of info.ranges) {
-          const written = r.receiver?.writtenOf(0) ?? r.start;
-          prefix = written;
-          if (written < r.end) break;
-        }
-        await truncate(file.local + PART_SUFFIX, prefix).catch(() => undefined);
+      const listing = await first.list(
+        folder !== undefined
+          ? { type: "file.list", folder, ...(regex ? { regex } : {}), ...(verify ? { hash: true } : {}) }
+          : { type: "file.list", files: wanted, ...(verify ? { hash: true } : {}) },
+        tune.timeoutMs,
+      );
+      const root = resolvePath(options.downloadDir ?? first.downloadDir);
+      await prepareRoot(root);
+      planned.push(...(await planDownload(listing, folder !== undefined, root, tune, verify, report)));
+      for (const f of planned) report.bytesResumed += f.part.resumed;
+      progress = new ProgressTracker(planned.map((f) => ({ local: f.local, size: f.size, have: f.part.held })), options, "download", first.verbose);
+      // A swarm may span gateways: only the clients of the gateway that listed the files fetch them.
+      const same = channels.filter((c) => c.endpoint === first.endpoint);
+      const tasks = downloadTasks(planned, same.length, tune);
+      const failed = new Set<PlannedFile>();
+      const track = progress;
+      await spread(same, tasks, (channel, entries) =>
+        runDownloadTask(channel, folder, entries, tune, track, onAbort, (file, error) => {
+          if (failed.has(file)) return;
+          failed.add(file);
+          report.fail(file.remote, error);
+        }, report),
+      );
+      for (const f of planned) {
+        if (f.part.finished) report.delivered.push(f.local);
+        else if (!failed.has(f)) report.fail(f.remote, new FileAccessError(`${JSON.stringify(f.remote)}: not every byte arrived`));
       }
-      throw error;
     } finally {
-      progress.finish();
+      progress?.finish();
+      // Unfinished files keep their .part and journal (large ones) for the next run.
+      await Promise.all(planned.map((f) => f.part.release()));
+      options.onReport?.(report.snapshot());
     }
-    return plan.files.map((f) => f.local);
+    if (report.notDelivered.length > 0) throw new FilesNotDeliveredError(report.snapshot());
+    return report.delivered;
   });
 }
 
-/** `swarm.sendFilesToGateway(...)`: whole files spread over the clients, largest first. */
-export async function swarmSendFiles(channels: readonly TransferChannel[], options: SendFilesOptions): Promise<number> {
+/** Whole files packed in batches, and (over several clients) large missing spans cut into ranges, largest first. */
+function downloadTasks(planned: readonly PlannedFile[], clients: number, tune: Tuning): DownloadEntry[][] {
+  const units: Array<{ entries: DownloadEntry[]; bytes: number }> = [];
+  const split: DownloadEntry[][] = [];
+  for (const file of planned) {
+    const missing = file.part.missing();
+    const bytes = missing.reduce((n, [s, e]) => n + e - s, 0);
+    // Resumed bytes must come from the same version of the source: the gateway checks size and mtime.
+    const resumed = file.part.resumed > 0;
+    if (clients > 1 && bytes > tune.splitBytes) {
+      const pieces = cut(missing, bytes, Math.min(clients, Math.ceil(bytes / tune.splitBytes)), tune.chunkBytes);
+      for (const [s, e] of pieces) split.push([{ file, offset: s, end: e, strict: true }]);
+    } else if (missing.length === 0) {
+      units.push({ entries: [{ file, offset: file.size, end: file.size, strict: false }], bytes: 0 });
+    } else {
+      units.push({ entries: missing.map(([s, e]) => ({ file, offset: s, end: e, strict: resumed })), bytes });
+    }
+  }
+  units.sort((a, b) => b.bytes - a.bytes);
+  const tasks = [...split, ...pack(units, clients).map((group) => group.flatMap((u) => u.entries))];
+  const size = (t: DownloadEntry[]): number => t.reduce((n, e) => n + e.end - e.offset, 0);
+  return tasks.sort((a, b) => size(b) - size(a));
+}
+
+/** `client.getFilesFromGateway(...)`. */
+export function getFiles(channel: TransferChannel, options: GetFilesOptions): Promise<string[]> {
+  return download([channel], options);
+}
+
+/** `swarm.getFilesFromGateway(...)`. */
+export function swarmGetFiles(channels: readonly TransferChannel[], options: GetFilesOptions): Promise<string[]> {
+  return download(channels, options);
+}
+
+// ---- uploads ------------------------------------------------------------------------
+
+interface UploadFile {
+  readonly local: string;
+  readonly name: string;
+  readonly size: number;
+  readonly mtimeMs: number;
+  sha256?: Uint8Array;
+}
+
+interface UploadEntry {
+  readonly file: UploadFile;
+  readonly offset: number;
+  readonly end: number;
+}
+
+interface UploadEvents {
+  refused(index: number, code: string, message: string): void;
+  failed(index: number, error: SwarmnetError): void;
+  resumed(index: number, bytes: number): void;
+  sent(index: number, delta: number): void;
+}
+
+async function planUpload(options: SendFilesOptions): Promise<UploadFile[]> {
+  if (typeof options !== "object" || options === null || typeof options.dirname !== "string" || !Array.isArray(options.files)) {
+    throw new InvalidArgumentError("sendFilesToGateway needs { dirname, files }");
+  }
+  const dirname = normalizeRequestPath(options.dirname, "dirname");
+  if (dirname !== ".") checkRelativePath(dirname, "dirname");
+  const seen = new Set<string>();
+  const out: UploadFile[] = [];
+  for (const local of options.files) {
+    if (typeof local !== "string" || local.length === 0) throw new InvalidArgumentError("sendFilesToGateway: files must be non-empty paths");
+    const name = basename(local);
+    checkName(name, "file name");
+    if (seen.has(name)) throw new InvalidArgumentError(`two files named ${JSON.stringify(name)} would land in the same folder`);
+    seen.add(name);
+    let st;
+    try {
+      st = await stat(local);
+    } catch (err) {
+      throw fileError(err, local);
+    }
+    if (!st.isFile()) throw new FileAccessError(`${JSON.stringify(local)} is not a regular file`);
+    out.push({ local: resolvePath(local), name, size: st.size, mtimeMs: st.mtimeMs });
+  }
+  return out;
+}
+
+async function runUploadTask(
+  channel: TransferChannel,
+  dirname: string,
+  group: string,
+  entries: readonly UploadEntry[],
+  tune: Tuning,
+  onAbort: (listener: (reason: SwarmnetError) => void) => void,
+  events: (entry: UploadEntry) => UploadEvents,
+): Promise<void> {
+  const digests = entries.map((e) => e.file.sha256);
+  const message = {
+    type: "file.put",
+    dirname,
+    files: entries.map((e) => [e.file.name, e.file.size, e.file.mtimeMs, e.offset, e.end]),
+    ...(digests.every((d) => d !== undefined) && digests.length > 0 ? { sha256: digests } : {}),
+    chunkBytes: tune.chunkBytes,
+    ifExists: tune.ifExists,
+    group,
+  };
+  const byIndex = entries.map(events);
+  let sink: UploadSink | undefined;
+  onAbort((reason) => sink?.abort(reason));
+  await channel.run(
+    message,
+    (id, control) => {
+      sink = new UploadSink(id, control, entries, tune.chunkBytes, tune.timeoutMs, {
+        refused: (i, code, text) => byIndex[i]!.refused(i, code, text),
+        failed: (i, error) => byIndex[i]!.failed(i, error),
+        resumed: (i, bytes) => byIndex[i]!.resumed(i, bytes),
+        sent: (i, delta) => byIndex[i]!.sent(i, delta),
+      });
+      return sink;
+    },
+    tune.timeoutMs,
+  );
+}
+
+/**
+ * `sendFilesToGateway` over one client or a swarm: whole files spread over
+ * the clients, largest first, and (over several clients) a file larger than
+ * `splitBytes` cut into byte ranges that the gateway writes into one `.part`.
+ */
+export async function upload(channels: readonly TransferChannel[], options: SendFilesOptions): Promise<number> {
   const first = channels[0];
   if (!first) throw new InvalidArgumentError("a swarm needs at least one client");
   const tune = tuning(first, options);
+  const report = new Report();
   return withSignal(options.signal, async (onAbort) => {
     const files = await planUpload(options);
     if (files.length === 0) return 0;
+    const dirname = normalizeRequestPath(options.dirname, "dirname");
+    if (options.verify === true) {
+      // A few at a time: each hash streams its file through a 1 MiB buffer.
+      await forEachLimit(files, 4, async (f) => {
+        f.sha256 = await sha256Prefix(f.local, f.size);
+      });
+    }
     const progress = new ProgressTracker(files.map((f) => ({ local: f.local, size: f.size, have: 0 })), options, "upload", first.verbose);
-    const bySize = [...files].sort((a, b) => b.size - a.size);
+    const group = randomBytes(8).toString("hex");
+    const state = new Map<UploadFile, { sent: number; fault?: { code: string; reason: string; skipped: boolean } }>(files.map((f) => [f, { sent: 0 }]));
+    const units: Array<{ entries: UploadEntry[]; bytes: number }> = [];
+    const split: UploadEntry[][] = [];
+    for (const file of [...files].sort((a, b) => b.size - a.size)) {
+      if (channels.length > 1 && file.size > tune.splitBytes) {
+        for (const [s, e] of cut([[0, file.size]], file.size, Math.min(channels.length, Math.ceil(file.size / tune.splitBytes)), tune.chunkBytes)) {
+          split.push([{ file, offset: s, end: e }]);
+        }
+      } else {
+        units.push({ entries: [{ file, offset: 0, end: file.size }], bytes: file.size });
+      }
+    }
+    const tasks = [...split, ...pack(units, channels.length).map((g) => g.flatMap((u) => u.entries))];
     try {
-      await spread(channels, packWhole(bySize, channels.length), (channel, group) =>
-        runUploadTask(channel, options.dirname, group, options.verify === true, tune, progress, onAbort),
+      await spread(channels, tasks, (channel, entries) =>
+        runUploadTask(channel, dirname, group, entries, tune, onAbort, (entry) => {
+          const st = state.get(entry.file)!;
+          return {
+            refused: (_i, code, text) => {
+              st.fault ??= { code, reason: text, skipped: code === ErrorCode.FILE_EXISTS && tune.ifExists === "skip" };
+            },
+            failed: (_i, error) => {
+              st.fault ??= { code: error.code, reason: error.message, skipped: false };
+            },
+            resumed: (_i, bytes) => {
+              report.bytesResumed += bytes;
+              progress.resumed(entry.file.local, bytes);
+            },
+            sent: (_i, delta) => {
+              st.sent += delta;
+              report.bytesSent += delta;
+              progress.add(entry.file.local, entry.file.size, delta, false);
+            },
+          };
+        }),
       );
+      for (const f of files) {
+        const st = state.get(f)!;
+        const remote = dirname === "." ? f.name : `${dirname}/${f.name}`;
+        if (st.fault?.skipped) report.skipped.push(remote);
+        else if (st.fault) report.notDelivered.push({ path: f.local, code: st.fault.code, reason: st.fault.reason });
+        else report.delivered.push(remote);
+      }
     } finally {
       progress.finish();
+      options.onReport?.(report.snapshot());
     }
-    return files.length;
+    if (report.notDelivered.length > 0) throw new FilesNotDeliveredError(report.snapshot());
+    return report.delivered.length;
   });
+}
+
+/** `client.sendFilesToGateway(...)`. */
+export function sendFiles(channel: TransferChannel, options: SendFilesOptions): Promise<number> {
+  return upload([channel], options);
+}
+
+/** `swarm.sendFilesToGateway(...)`. */
+export function swarmSendFiles(channels: readonly TransferChannel[], options: SendFilesOptions): Promise<number> {
+  return upload(channels, options);
 }

@@ -36,6 +36,10 @@ export {
   FileNotFoundError,
   FileAccessError,
   FileIntegrityError,
+  FileExistsError,
+  FileBusyError,
+  SourceChangedError,
+  FilesNotDeliveredError,
   AdminDisabledError,
   ConnectionRefusedError,
   HandshakeError,
@@ -82,7 +86,8 @@ export type { TransitionRecord } from "./transition-log.js";
 export type { GatewayWatch, InspectorActor } from "./inspector-feed.js";
 export type { CallOptions, StreamCallback, EndOfStreamCallback } from "./client.js";
 export type { StreamItem, StreamOptions } from "./stream.js";
-export type { FileProgress, GetFilesOptions, SendFilesOptions } from "./files.js";
+export type { FileProgress, GetFilesOptions, SendFilesOptions, IfExists } from "./files.js";
+export type { TransferReport, NotDelivered } from "../protocol/errors.js";
 export type { TransferProgress } from "../actors/file-transfer.js";
 export type { JobProgress, StreamProgress } from "../actors/stream-job.js";
 export type { DataTypeValue } from "./bytes.js";

@@ -21,8 +21,9 @@ export class Swarm {
    * p-queue, largest first; small files travel in batches (one request each),
    * and a file larger than `splitBytes` (default 32 MiB) is split into byte
    * ranges fetched by several clients at once and written into one `NAME.part`
-   * by position. If the swarm fails, a split file's `.part` is cut back to its
-   * contiguous prefix, so the next download resumes from there.
+   * by position. Only the clients of the gateway that listed the files fetch
+   * them (a swarm may span gateways). If the swarm fails, the `.part` journal
+   * keeps the ranges written, so the next download fetches only the rest.
    *
    * ```ts
    * const paths = await swarm.getFilesFromGateway({ folder: "logs", regex: "\\.log$" });
@@ -32,7 +33,7 @@ export class Swarm {
     return swarmGetFiles(this.clients.map((c) => c.transferChannel), options);
   }
 
-  /** Uploads like `client.sendFilesToGateway`, whole files spread over every client, largest first. Resolves with the count. */
+  /** Uploads like `client.sendFilesToGateway`, files spread over every client, largest first, a file above `splitBytes` in byte ranges. Resolves with the count. */
   sendFilesToGateway(options: SendFilesOptions): Promise<number> {
     return swarmSendFiles(this.clients.map((c) => c.transferChannel), options);
   }

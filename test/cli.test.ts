@@ -181,7 +181,7 @@ describe("swarmnet CLI - against a gateway process", () => {
     const out = await tempDir();
     const r = await cli(["get", "--folder", ".", "--swarm", "3", "--out", out, "-g", endpoint]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/downloaded 9 files \([\d.]+ MiB, [\d.]+ MiB transferred\) in [\d.]+ s, [\d.]+ MiB\/s over a swarm of 3/);
+    expect(r.stdout).toMatch(/downloaded 9 files \([\d.]+ MiB; [\d.]+ MiB sent\) in [\d.]+ s, [\d.]+ MiB\/s over a swarm of 3/);
     expect(sameBytes(await readFile(join(out, "big.bin")), await readFile(join(work, "data", "big.bin")))).toBe(true);
     expect(await readFile(join(out, "logs", "old", "app-old.log"), "utf8")).toBe("old log\n");
     expect((await readdir(join(out, "logs"))).sort()).toEqual([...[0, 1, 2, 3, 4, 5].map((i) => `app-${i}.log`), "old", "readme.txt"].sort());
@@ -212,7 +212,7 @@ describe("swarmnet CLI - against a gateway process", () => {
     for (const [i, n] of names.entries()) await writeFile(join(src, n), randomBytes(50_000 * (i + 1)));
     const r = await cli(["put", "--dirname", "backup", ...names.map((n) => join(src, n)), "--swarm", "2", "-g", endpoint]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/uploaded 3 files \([\d.]+ MiB\) to backup\/ in [\d.]+ s/);
+    expect(r.stdout).toMatch(/uploaded 3 files \([\d.]+ MiB; [\d.]+ MiB sent\) to backup\/ in [\d.]+ s/);
     for (const n of names) expect(sameBytes(await readFile(join(work, "incoming", "backup", n)), await readFile(join(src, n))), n).toBe(true);
     const bad = await cli(["put", "--dirname", "../escape", join(src, "one.bin"), "-g", endpoint]);
     expect(bad.code).toBe(4);

@@ -101,6 +101,7 @@ class Direction {
       }
       this.#held -= chunk.length;
       this.#relay.stats.bytes += chunk.length;
+      this.#relay.onForward?.(this.#relay.stats.bytes);
       if (!this.#to.destroyed) this.#to.write(chunk);
     }
     if (this.#held <= MAX_HELD_BYTES / 2 && this.#from.isPaused()) this.#from.resume();
@@ -119,6 +120,8 @@ export class FaultRelay {
   readonly #server: net.Server;
   readonly #pairs = new Set<Pair>();
   readonly stats: FaultRelayStats = { connections: 0, resets: 0, bytes: 0 };
+  /** Called after each forwarded chunk with the bytes forwarded so far (both directions): a hook to inject faults at a point of a transfer. */
+  onForward: ((bytes: number) => void) | undefined;
   /** Forwarding is stopped until this time (ms since epoch). */
   stalledUntil = 0;
   #blockedUntil = 0;
