@@ -61,7 +61,7 @@ describe("streams through link drops", () => {
     await expect(client.ping("after")).resolves.toBe("after");
   });
 
-  it("a large window (262,144) with one item per event-loop turn and a reset: 150,000 items, no gap", async () => {
+  it("a large window (262,144) with one item per event-loop turn and a reset: 300,000 items, no gap", async () => {
     const gw = await startGateway();
     gw.addSubroutine("trickle", async function* (n: number) {
       for (let i = 0; i < n; i++) {
@@ -74,16 +74,16 @@ describe("streams through link drops", () => {
     let next = 0;
     await within(
       (async () => {
-        for await (const [ident] of client.stream<number>("trickle", [150_000], {}, { window: 262_144 })) {
+        for await (const [ident] of client.stream<number>("trickle", [300_000], {}, { window: 262_144 })) {
           if (ident !== next) throw new Error(`item ${ident} where ${next} was due`);
           next++;
-          if (next === 75_000) relay.reset();
+          if (next === 150_000) relay.reset();
         }
       })(),
       90_000,
       "the stream",
     );
-    expect(next).toBe(150_000);
+    expect(next).toBe(300_000);
     expect(client.delivery!.gaps).toBe(0); // nothing was lost in a queue: the only replay was the reset's
   });
 });
@@ -203,7 +203,8 @@ function linkEvents(): { events: LinkEvent[]; next(match: (e: LinkEvent) => bool
 
 describe("a quiet gateway behind a parked client (no socket monitor)", () => {
   it("a link that goes silent fails the call fast with SessionEndedError (lease), not at its deadline", async () => {
-    const gw = await startGateway({ livenessMs: 1_000 });
+    // A lease of 2 s: heartbeats every 667 ms, so an idle client hears nothing for PARK_AFTER_MS and parks.
+    const gw = await startGateway({ livenessMs: 2_000 });
     gw.addSubroutine("echo", (x: unknown) => x);
     const relay = await relayTo(gw);
     const controller = controllerVia([relay.endpoint], { timeoutMs: 120_000 });
@@ -224,8 +225,8 @@ describe("a quiet gateway behind a parked client (no socket monitor)", () => {
     await expect(fresh.ping("back")).resolves.toBe("back");
   });
 
-  it("a gateway whose event loop is blocked for 4 leases by a subroutine is probed, found alive, and answers: no false alarm", async () => {
-    const gateway = await startProcess("test/fixtures/gateway-process.ts", [0, 1_000]);
+  it("a gateway whose event loop is blocked for 4 leases by a subroutine is probed, found alive, and answers: no false alarm", { timeout: 90_000 }, async () => {
+    const gateway = await startProcess("test/fixtures/gateway-process.ts", [0, 2_000]);
     onTestFinished(() => kill(gateway.child));
     const controller = controllerVia([`tcp://127.0.0.1:${gateway.port}`], { timeoutMs: 120_000 });
     const link = linkEvents();
@@ -234,7 +235,7 @@ describe("a quiet gateway behind a parked client (no socket monitor)", () => {
     await expect(client.ping("hi")).resolves.toBe("hi");
     await parked;
     const probedAlive = link.next((e) => e.event === "probed" && e.up === true, "a probe that finds the gateway alive");
-    await expect(within(client.getSubroutineBatch("block", [4_000]), 60_000, "the blocking call")).resolves.toBe("done");
+    await expect(within(client.getSubroutineBatch("block", [8_000]), 60_000, "the blocking call")).resolves.toBe("done");
     await probedAlive;
     expect(link.events.some((e) => e.event === "down")).toBe(false);
     await expect(client.ping("after")).resolves.toBe("after");
