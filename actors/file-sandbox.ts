@@ -37,7 +37,7 @@ import {
   setLongTimeout,
   type LongTimeout,
 } from "../protocol/index.js";
-import { JOURNAL_SUFFIX, LOCK_SUFFIX, PART_SUFFIX, isTransferFile, localFileError, sha256Prefix } from "./part-file.js";
+import { isTransferFile, localFileError, sha256Prefix, transferFilesIn } from "./part-file.js";
 import { READ_NO_FOLLOW, checkReadable } from "./file-transfer.js";
 
 const STAT_SLICE = 64;
@@ -299,14 +299,16 @@ export class FileSandbox {
         problems.push(problemOf(prefix, err));
         continue;
       }
-      const names = new Set(list.map((e) => e.name.toString()));
+      // A transfer's journal, lock and .part are not the user's files (checked, not guessed from the
+      // names: a user's `car.part.json` is sent like any file).
+      const candidates = list.filter((e) => isTransferFile(e.name.toString()));
+      const ours = candidates.length === 0 ? undefined
+        : await transferFilesIn(dir, candidates.map((e) => ({ name: e.name.toString(), isSymbolicLink: () => e.isSymbolicLink(), isFile: () => e.isFile() })), new Set(list.map((e) => e.name.toString())));
       let kept = 0;
       for (const entry of list) {
         const raw = entry.name;
         const name = raw.toString();
-        if (isTransferFile(name)) continue;
-        // A .part is ours only while a transfer holds it (its journal or lock beside it).
-        if (name.endsWith(PART_SUFFIX) && (names.has(name.slice(0, -PART_SUFFIX.length) + JOURNAL_SUFFIX) || names.has(name.slice(0, -PART_SUFFIX.length) + LOCK_SUFFIX))) continue;
+        if (ours?.has(name)) continue;
         kept++;
         const path = prefix === "" ? name : `${prefix}/${name}`;
         if (++entries > MAX_FILES_PER_REQUEST) throw new InvalidArgumentError(`folder holds more than ${MAX_FILES_PER_REQUEST} entries: list a subfolder`);

@@ -89,9 +89,45 @@ export function tempBase(name: string): string {
   return `${cut}~${hash}`;
 }
 
-/** True for names that belong to a transfer in progress (its journal or lock), not to the user. */
+/** True for names a transfer may use beside its target (a journal, its next version, a lock); see `transferFilesIn` for whether one really is. */
 export function isTransferFile(name: string): boolean {
   return name.endsWith(JOURNAL_SUFFIX) || name.endsWith(LOCK_SUFFIX) || name.endsWith(JOURNAL_NEXT_SUFFIX);
+}
+
+/** A journal's text as `#save` writes it (a user's `car.part.json` is not one). */
+function isJournalText(text: string): boolean {
+  try {
+    const j = JSON.parse(text) as { v?: unknown; size?: unknown; mtimeMs?: unknown; ranges?: unknown };
+    return j.v === 1 && typeof j.size === "number" && typeof j.mtimeMs === "number" && Array.isArray(j.ranges);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The names in folder `dir` (all of them in `names`; `candidates` are those
+ * for which `isTransferFile` holds) that belong to a
+ * transfer, not to the user: a lock (a symlink holding a pid), a journal (its
+ * text is one), the next journal and the `.part` beside either. A user's file
+ * that is merely named like one (`car.part.json`, `x.part.lock`, `y.part`) is
+ * not in the set: it is the user's, and a listing sends it.
+ */
+export async function transferFilesIn(dir: string, candidates: ReadonlyArray<{ readonly name: string; isSymbolicLink(): boolean; isFile(): boolean }>, names: ReadonlySet<string>): Promise<Set<string>> {
+  const ours = new Set<string>();
+  for (const entry of candidates) {
+    const { name } = entry;
+    let base: string | undefined;
+    if (name.endsWith(LOCK_SUFFIX) && entry.isSymbolicLink()) {
+      if (/^[0-9]+$/.test(await readlink(join(dir, name)).catch(() => ""))) base = name.slice(0, -LOCK_SUFFIX.length);
+    } else if (name.endsWith(JOURNAL_SUFFIX) && entry.isFile()) {
+      const text = await readFile(join(dir, name), "utf8").catch(() => "");
+      if (text.length < 1024 * 1024 && isJournalText(text)) base = name.slice(0, -JOURNAL_SUFFIX.length);
+    }
+    if (base === undefined) continue;
+    ours.add(name);
+    for (const suffix of [PART_SUFFIX, JOURNAL_NEXT_SUFFIX]) if (names.has(base + suffix)) ours.add(base + suffix);
+  }
+  return ours;
 }
 
 let zeros = Buffer.alloc(0);
@@ -172,6 +208,25 @@ interface Slot {
   releasing: Promise<void> | undefined;
 }
 const held = new Map<string, Slot>();
+/**
+ * The temp paths (`.part`, journal, lock) of the targets in `held` -> their
+ * target: a target named like another's temp file (`big.bin.part` beside
+ * `big.bin`) must not be renamed over it while it is written.
+ */
+const temps = new Map<string, string>();
+
+function tempPathsOf(target: string, size: number): string[] {
+  const base = join(dirname(target), tempBase(basename(target)));
+  return size >= JOURNAL_MIN_BYTES
+    ? [base + PART_SUFFIX, base + JOURNAL_SUFFIX, base + JOURNAL_NEXT_SUFFIX, base + LOCK_SUFFIX]
+    : [`${base}.${process.pid}${PART_SUFFIX}`];
+}
+
+function forget(target: string, slot: Slot): void {
+  if (held.get(target) !== slot) return;
+  held.delete(target);
+  for (const [path, owner] of temps) if (owner === target) temps.delete(path);
+}
 
 function pidAlive(pid: number): boolean {
   try {
@@ -236,6 +291,8 @@ export class PartFile {
   #fh: Promise<FileHandle> | undefined;
   /** Holes of a fresh .part read as zeros: zero chunks need no write. */
   readonly #fresh: boolean;
+  /** The `.part`'s inode once opened: it is renamed into place only if the path still names it (nobody replaced it). */
+  #ino: { dev: number; ino: number } | undefined;
   #unsaved = 0;
   /** Writes in flight: the handle is closed only after them (a closed fd number could be reused by another file). */
   #inflight = 0;
@@ -294,6 +351,17 @@ export class PartFile {
       return part;
     }
     const base = join(dirname(options.target), tempBase(basename(options.target)));
+    // A name that is another transfer's temp file (or whose temp file is another transfer's
+    // target): renaming one into place would replace the other's bytes under its final name.
+    const other = temps.get(options.target);
+    if (other !== undefined) {
+      throw new FileBusyError(`${JSON.stringify(options.target)} is the temp file of ${JSON.stringify(other)}, being transferred now: transfer it on its own`);
+    }
+    const myTemps = tempPathsOf(options.target, options.source.size);
+    const clash = myTemps.find((p) => held.has(p));
+    if (clash !== undefined) {
+      throw new FileBusyError(`${JSON.stringify(options.target)} needs ${JSON.stringify(clash)} as its temp file, and that is being transferred now: transfer it on its own`);
+    }
     // Reserved before the first await: a second acquire in this process sees it at once.
     const ready = (async () => {
       // Only a file that can be resumed has a name shared across processes, and so a lock.
@@ -308,11 +376,12 @@ export class PartFile {
     })();
     const slot: Slot = { share: options.share, ready, part: undefined, refs: 1, releasing: undefined };
     held.set(options.target, slot);
+    for (const p of myTemps) temps.set(p, options.target);
     try {
       slot.part = await ready;
       return slot.part;
     } catch (err) {
-      if (held.get(options.target) === slot) held.delete(options.target);
+      forget(options.target, slot);
       throw err;
     }
   }
@@ -370,10 +439,20 @@ export class PartFile {
   /** The `.part`'s handle: a fresh one starts empty, a resumed one keeps its bytes; never through a symlink. */
   #handle(): Promise<FileHandle> {
     if (this.#fh === undefined) {
-      this.#fh = open(this.part, this.#fresh ? WRITE_FRESH : WRITE_INTO).catch((err: unknown) => {
-        if (errnoOf(err) === "ELOOP") throw new PathNotAllowedError(`${JSON.stringify(this.part)} is a symlink: refused`);
-        throw localFileError(err, JSON.stringify(this.part));
-      });
+      this.#fh = open(this.part, this.#fresh ? WRITE_FRESH : WRITE_INTO).then(
+        async (fh) => {
+          const { dev, ino } = await fh.stat().catch(async (err: unknown) => {
+            await fh.close().catch(() => undefined);
+            throw err;
+          });
+          this.#ino = { dev, ino };
+          return fh;
+        },
+        (err: unknown) => {
+          if (errnoOf(err) === "ELOOP") throw new PathNotAllowedError(`${JSON.stringify(this.part)} is a symlink: refused`);
+          throw localFileError(err, JSON.stringify(this.part));
+        },
+      );
       this.#fh.catch(() => undefined);
     }
     return this.#fh;
@@ -426,6 +505,7 @@ export class PartFile {
       } finally {
         await fh.close().catch(() => undefined);
       }
+      await this.#stillOurs();
       if (this.#sha256 !== undefined) {
         const actual = await sha256Prefix(this.part, this.source.size);
         if (Buffer.compare(actual, this.#sha256) !== 0) {
@@ -433,6 +513,7 @@ export class PartFile {
           throw new FileIntegrityError(`${JSON.stringify(this.target)}: SHA-256 does not match the source; the partial file was removed`);
         }
       }
+      if (this.#sha256 !== undefined) await this.#stillOurs();
       if (this.#replace) {
         await rename(this.part, this.target);
       } else {
@@ -453,13 +534,26 @@ export class PartFile {
       }
     } catch (err) {
       this.#state = "closed";
-      // Never left to be taken for a prefix of this source: the next transfer starts clean.
-      await unlink(this.part).catch(() => undefined);
+      // Never left to be taken for a prefix of this source: the next transfer starts clean
+      // (unless the path names another writer's file now: that one is not ours to remove).
+      if (!(err instanceof FileBusyError)) await unlink(this.part).catch(() => undefined);
       throw localFileError(err, JSON.stringify(this.target));
     } finally {
       await this.#saving;
       if (this.#journaled || !this.#fresh) await unlink(this.journal).catch(() => undefined);
       await this.#unlock();
+    }
+  }
+
+  /**
+   * Throws FileBusyError when the `.part` path no longer names the file this
+   * transfer wrote (another process, or a user, replaced it): renaming it
+   * would put someone else's bytes under the target's name.
+   */
+  async #stillOurs(): Promise<void> {
+    const now = await lstat(this.part).catch(() => undefined);
+    if (this.#ino === undefined || now === undefined || now.ino !== this.#ino.ino || now.dev !== this.#ino.dev) {
+      throw new FileBusyError(`${JSON.stringify(this.part)} was replaced or removed by another writer during the transfer: ${JSON.stringify(this.target)} not renamed into place`);
     }
   }
 
@@ -501,7 +595,8 @@ export class PartFile {
   async #unlock(): Promise<void> {
     // The lock goes first: a transfer waiting in this process must not find it and take it for stale.
     if (this.#journaled) await unlink(this.lock).catch(() => undefined);
-    held.delete(this.target);
+    const slot = held.get(this.target);
+    if (slot?.part === this) forget(this.target, slot);
   }
 
   #record(start: number, end: number): void {
@@ -523,7 +618,7 @@ export class PartFile {
   #save(): void {
     this.#unsaved = 0;
     this.#savedAt = performance.now();
-    const text = JSON.stringify({ v: 1, size: this.source.size, mtimeMs: this.source.mtimeMs, ranges: this.#ranges });
+    const text = JSON.stringify({ v: 1, size: this.source.size, mtimeMs: this.source.mtimeMs, ...(this.#ino ? { ino: this.#ino.ino } : {}), ranges: this.#ranges });
     const next = this.journal.slice(0, -JOURNAL_SUFFIX.length) + JOURNAL_NEXT_SUFFIX;
     this.#saving = this.#saving.then(async () => {
       const fh = await open(next, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW);
@@ -546,10 +641,12 @@ async function readJournal(base: string, source: SourceIdentity): Promise<Range[
   } catch {
     return [];
   }
-  const j = parsed as { v?: unknown; size?: unknown; mtimeMs?: unknown; ranges?: unknown };
+  const j = parsed as { v?: unknown; size?: unknown; mtimeMs?: unknown; ino?: unknown; ranges?: unknown };
   if (j.v !== 1 || j.size !== source.size || j.mtimeMs !== source.mtimeMs || !Array.isArray(j.ranges)) return [];
   const part = await lstat(base + PART_SUFFIX).catch(() => undefined);
   if (!part?.isFile()) return [];
+  // The journal describes the .part it was written beside: one replaced since (same name, another file) starts over.
+  if (j.ino !== undefined && j.ino !== part.ino) return [];
   const out: Range[] = [];
   let last = 0;
   for (const r of j.ranges as unknown[]) {

@@ -1,0 +1,106 @@
+/**
+ * Cases the issues did not list, tried as rsync/aria2 users would: user files
+ * named like a transfer's own (a journal, a lock, another file's `.part`),
+ * a `.part` replaced behind a transfer's back, ...
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, readdir, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { PartFile } from "../actors/part-file.js";
+import { ErrorCode, type TransferReport } from "../runtime/index.js";
+import { sha256 } from "./file-helpers.js";
+import { controllerFor, startGateway, tempDir } from "./helpers.js";
+
+const MiB = 1024 * 1024;
+
+async function setup() {
+  const root = await tempDir("swarmnet-break-root-");
+  const local = await tempDir("swarmnet-break-local-");
+  const gw = await startGateway({ fileRoots: [root], downloadDir: join(root, "uploads"), regexTimeoutMs: 10_000 });
+  const controller = controllerFor(gw, { downloadDir: local });
+  return { root, local, gw, controller };
+}
+
+/** The report of a transfer, whether it resolved or rejected with FilesNotDeliveredError. */
+async function reportOf(run: (onReport: (r: TransferReport) => void) => Promise<unknown>): Promise<TransferReport> {
+  let report: TransferReport | undefined;
+  await run((r) => void (report = r)).catch((e: { code?: string }) => {
+    expect(e.code).toBe(ErrorCode.FILES_NOT_DELIVERED);
+  });
+  return report!;
+}
+
+describe("file transfer, broken on purpose", () => {
+  it("user files named like a journal or a lock (car.part.json, x.part.lock, y.part.json~) are sent, not skipped in silence", async () => {
+    const { root, local, controller } = await setup();
+    const dir = join(root, "cfg");
+    await mkdir(dir);
+    const names = ["car.part.json", "x.part.lock", "y.part.json~", "y.part", "plain.txt"];
+    for (const n of names) await writeFile(join(dir, n), `content of ${n}`);
+    const client = await controller.getClient();
+    const got = await client.getFilesFromGateway({ folder: "cfg" });
+    expect(got.map((p) => p.slice(local.length + 1)).sort()).toEqual([...names].sort());
+    for (const n of names) expect(await readFile(join(local, n), "utf8")).toBe(`content of ${n}`);
+  });
+
+  it("big.bin and a file named big.bin.part in one folder: never the other's bytes under a final name; the clash is reported, and a second run delivers it", async () => {
+    const { root, local, controller } = await setup();
+    const dir = join(root, "pair");
+    await mkdir(dir);
+    const big = randomBytes(9 * MiB);
+    const small = randomBytes(1000);
+    await writeFile(join(dir, "big.bin"), big);
+    await writeFile(join(dir, "big.bin.part"), small);
+    const expected = new Map([["big.bin", sha256(big)], ["big.bin.part", sha256(small)]]);
+    const client = await controller.getClient();
+    const check = async (report: TransferReport): Promise<void> => {
+      for (const p of report.delivered) expect(sha256(await readFile(p)), p).toBe(expected.get(p.slice(local.length + 1)));
+      for (const { path, code } of report.notDelivered) {
+        expect(path).toBe("big.bin.part");
+        expect(code).toBe(ErrorCode.FILE_BUSY);
+      }
+      expect(report.delivered.length + report.skipped.length + report.notDelivered.length).toBe(2);
+    };
+    const first = await reportOf((onReport) => client.getFilesFromGateway({ folder: "pair", onReport }));
+    await check(first);
+    // What is in place is left alone: the rest arrives.
+    const second = await reportOf((onReport) => client.getFilesFromGateway({ folder: "pair", ifExists: "skip", onReport }));
+    await check(second);
+    expect((await readdir(local)).sort()).toEqual(["big.bin", "big.bin.part"]);
+    for (const [name, hash] of expected) expect(sha256(await readFile(join(local, name)))).toBe(hash);
+  });
+
+  it("a .part replaced by another writer during the transfer is not renamed into place (FILE_BUSY), nor removed", async () => {
+    const dir = await tempDir("swarmnet-break-part-");
+    const bytes = randomBytes(2 * MiB);
+    for (const size of [bytes.length, 9 * MiB]) {
+      const target = join(dir, `t${size}.bin`);
+      const part = await PartFile.acquire({ target, source: { size, mtimeMs: 1 } });
+      const data = size === bytes.length ? bytes : Buffer.alloc(size, 7);
+      await part.write(0, data);
+      // Another process downloading a file named like this .part renames its own copy over it.
+      await writeFile(join(dir, "other"), "someone else's bytes");
+      await rename(join(dir, "other"), part.part);
+      await expect(part.finish()).rejects.toMatchObject({ code: ErrorCode.FILE_BUSY });
+      await part.release();
+      expect(await readdir(dir)).not.toContain(`t${size}.bin`);
+      expect(await readFile(part.part, "utf8")).toBe("someone else's bytes");
+    }
+  });
+
+  it("a journal does not resume a .part that was replaced since (same name, another file)", async () => {
+    const dir = await tempDir("swarmnet-break-journal-");
+    const target = join(dir, "big.bin");
+    const source = { size: 9 * MiB, mtimeMs: 5 };
+    const first = await PartFile.acquire({ target, source });
+    await first.write(0, randomBytes(4 * MiB));
+    await first.release();
+    // Another writer put a different file of the same length under the .part's name.
+    await writeFile(join(dir, "other"), randomBytes(4 * MiB));
+    await rename(join(dir, "other"), first.part);
+    const again = await PartFile.acquire({ target, source });
+    expect(again.resumed).toBe(0);
+    await again.release();
+  });
+});
