@@ -263,6 +263,8 @@ export class FileReceiveJob extends FileJob {
               sha256: m.sha256?.[i],
               replace: ifExists === "overwrite",
               share: m.group,
+              // One range of a split file: the others may come after this request let go.
+              journal: (offset ?? 0) > 0 || (end ?? size) < size ? true : undefined,
             });
           }
         } catch (err) {

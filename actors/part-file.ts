@@ -215,9 +215,9 @@ const held = new Map<string, Slot>();
  */
 const temps = new Map<string, string>();
 
-function tempPathsOf(target: string, size: number): string[] {
+function tempPathsOf(target: string, journaled: boolean): string[] {
   const base = join(dirname(target), tempBase(basename(target)));
-  return size >= JOURNAL_MIN_BYTES
+  return journaled
     ? [base + PART_SUFFIX, base + JOURNAL_SUFFIX, base + JOURNAL_NEXT_SUFFIX, base + LOCK_SUFFIX]
     : [`${base}.${process.pid}${PART_SUFFIX}`];
 }
@@ -269,8 +269,18 @@ export interface PartFileOptions {
    * with FileBusyError while it is held.
    */
   readonly share?: string | undefined;
+  /**
+   * Keep a journal and a lock whatever the size: a byte range of a split
+   * upload, whose other ranges come in other requests (maybe after this one
+   * has let go), so its bytes must outlive it. @default size >= JOURNAL_MIN_BYTES
+   */
+  readonly journal?: boolean;
   /** A `NAME.part` (and journal) of an earlier transfer lies beside a small file's target: removed once the file is in place. */
   readonly stale?: boolean;
+}
+
+function journaled(options: PartFileOptions): boolean {
+  return options.journal ?? options.source.size >= JOURNAL_MIN_BYTES;
 }
 
 /** See the module doc. Made by `PartFile.acquire`, released by `release()`. */
@@ -307,7 +317,7 @@ export class PartFile {
   private constructor(options: PartFileOptions, ranges: Range[], fresh: boolean) {
     this.target = options.target;
     const base = join(dirname(options.target), tempBase(basename(options.target)));
-    this.#journaled = options.source.size >= JOURNAL_MIN_BYTES;
+    this.#journaled = journaled(options);
     // A small file is never resumed: its .part carries this process's pid, so no other process can
     // share it and no lock file is needed (two system calls a file less, for folders of small files).
     this.part = this.#journaled ? base + PART_SUFFIX : `${base}.${process.pid}${PART_SUFFIX}`;
@@ -357,7 +367,7 @@ export class PartFile {
     if (other !== undefined) {
       throw new FileBusyError(`${JSON.stringify(options.target)} is the temp file of ${JSON.stringify(other)}, being transferred now: transfer it on its own`);
     }
-    const myTemps = tempPathsOf(options.target, options.source.size);
+    const myTemps = tempPathsOf(options.target, journaled(options));
     const clash = myTemps.find((p) => held.has(p));
     if (clash !== undefined) {
       throw new FileBusyError(`${JSON.stringify(options.target)} needs ${JSON.stringify(clash)} as its temp file, and that is being transferred now: transfer it on its own`);
@@ -365,9 +375,9 @@ export class PartFile {
     // Reserved before the first await: a second acquire in this process sees it at once.
     const ready = (async () => {
       // Only a file that can be resumed has a name shared across processes, and so a lock.
-      if (options.source.size >= JOURNAL_MIN_BYTES) await takeLock(base + LOCK_SUFFIX, options.target);
+      if (journaled(options)) await takeLock(base + LOCK_SUFFIX, options.target);
       try {
-        const ranges = await readJournal(base, options.source);
+        const ranges = journaled(options) ? await readJournal(base, options.source) : [];
         return new PartFile(options, ranges, ranges.length === 0);
       } catch (err) {
         await unlink(base + LOCK_SUFFIX).catch(() => undefined);
@@ -634,7 +644,6 @@ export class PartFile {
 
 /** The ranges a journal records for this source, clipped to the `.part` on disk; [] if none apply. */
 async function readJournal(base: string, source: SourceIdentity): Promise<Range[]> {
-  if (source.size < JOURNAL_MIN_BYTES) return [];
   let parsed: unknown;
   try {
     parsed = JSON.parse(await readFile(base + JOURNAL_SUFFIX, "utf8"));

@@ -8,6 +8,7 @@ import { mkdir, readFile, readdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PartFile } from "../actors/part-file.js";
+import { swarmSendFiles, type TransferChannel } from "../runtime/files.js";
 import { ErrorCode, type TransferReport } from "../runtime/index.js";
 import { sha256 } from "./file-helpers.js";
 import { controllerFor, startGateway, tempDir } from "./helpers.js";
@@ -29,6 +30,21 @@ async function reportOf(run: (onReport: (r: TransferReport) => void) => Promise<
     expect(e.code).toBe(ErrorCode.FILES_NOT_DELIVERED);
   });
   return report!;
+}
+
+/** `channel`, each request going out `ms` later (a busy or slow client of a swarm). */
+function late(channel: TransferChannel, ms: number): TransferChannel {
+  return {
+    endpoint: channel.endpoint,
+    downloadDir: channel.downloadDir,
+    verbose: channel.verbose,
+    timeoutMs: channel.timeoutMs,
+    list: (message, timeoutMs) => channel.list(message, timeoutMs),
+    run: async (message, sink, timeoutMs) => {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return channel.run(message, sink, timeoutMs);
+    },
+  };
 }
 
 describe("file transfer, broken on purpose", () => {
@@ -102,5 +118,23 @@ describe("file transfer, broken on purpose", () => {
     const again = await PartFile.acquire({ target, source });
     expect(again.resumed).toBe(0);
     await again.release();
+  });
+
+  it("a swarm upload split below 8 MiB (splitBytes: 1 MiB) whose second range comes after the first is done: the file is in place, not reported delivered and lost", async () => {
+    const { root, local, controller } = await setup();
+    const bytes = randomBytes(4 * MiB);
+    await writeFile(join(local, "a.bin"), bytes);
+    const [c1, c2] = [await controller.getClient(), await controller.getClient()];
+    let report: TransferReport | undefined;
+    const sent = await swarmSendFiles([c1.transferChannel, late(c2.transferChannel, 400)], {
+      dirname: "d",
+      files: [join(local, "a.bin")],
+      splitBytes: MiB,
+      onReport: (r) => void (report = r),
+    });
+    expect(sent).toBe(1);
+    expect(report?.delivered).toEqual(["d/a.bin"]);
+    expect(sha256(await readFile(join(root, "uploads", "d", "a.bin")))).toBe(sha256(bytes));
+    expect(await readdir(join(root, "uploads", "d"))).toEqual(["a.bin"]);
   });
 });
