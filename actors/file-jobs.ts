@@ -9,7 +9,7 @@
  * closes its file handles and renames nothing.
  */
 import { open } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import {
   DEFAULT_FILE_WINDOW_BYTES,
   DEFAULT_FILE_WINDOW_FILES,
@@ -247,6 +247,7 @@ export class FileReceiveJob extends FileJob {
     const parts = this.#parts;
     const missing: Array<Array<[number, number]>> = [];
     const refused: Array<[number, string, string]> = [];
+    const renamed: Array<[number, string]> = [];
     try {
       for (const [i, [name, size, mtimeMs, offset, end]] of m.files.entries()) {
         let part: PartFile | undefined;
@@ -257,6 +258,7 @@ export class FileReceiveJob extends FileJob {
           if (target === undefined) {
             refused.push([i, ErrorCode.FILE_EXISTS, `${JSON.stringify(name)} exists: skipped (ifExists: "skip")`]);
           } else {
+            if (target !== join(dir, name)) renamed.push([i, basename(target)]);
             part = await PartFile.acquire({
               target,
               source: { size, mtimeMs: mtimeMs ?? -1 },
@@ -275,14 +277,19 @@ export class FileReceiveJob extends FileJob {
         missing.push(part ? part.missing(offset ?? 0, end ?? size) : []);
       }
       if (this.cancelled) return 0;
-      return await this.#receive(parts, missing, refused);
+      return await this.#receive(parts, missing, refused, renamed);
     } finally {
       await this.#receiver?.drained();
       await this.#release();
     }
   }
 
-  async #receive(parts: ReadonlyArray<PartFile | undefined>, missing: ReadonlyArray<ReadonlyArray<[number, number]>>, refused: ReadonlyArray<[number, string, string]>): Promise<number> {
+  async #receive(
+    parts: ReadonlyArray<PartFile | undefined>,
+    missing: ReadonlyArray<ReadonlyArray<[number, number]>>,
+    refused: ReadonlyArray<[number, string, string]>,
+    renamed: ReadonlyArray<[number, string]>,
+  ): Promise<number> {
     const m = this.#message;
     const windowBytes = Math.min(DEFAULT_FILE_WINDOW_BYTES, Math.min(m.chunkBytes, MAX_FILE_CHUNK_BYTES) * MAX_CHUNKS_IN_WINDOW);
     const windowFiles = DEFAULT_FILE_WINDOW_FILES;
@@ -297,7 +304,7 @@ export class FileReceiveJob extends FileJob {
     this.#receiver = receiver;
     // `offsets` (where each file's missing bytes begin) for clients that send one tail per file.
     const offsets = m.files.map(([, size, , , end], i) => missing[i]![0]?.[0] ?? end ?? size);
-    this.session.reply({ type: "file.ready", id: this.id, missing, offsets, ...(refused.length > 0 ? { refused } : {}), windowBytes, windowFiles });
+    this.session.reply({ type: "file.ready", id: this.id, missing, offsets, ...(refused.length > 0 ? { refused } : {}), ...(renamed.length > 0 ? { renamed } : {}), windowBytes, windowFiles });
     receiver.start();
     const { files, bytes } = await receiver.done;
     if (!this.cancelled) this.session.reply({ type: "file.done", id: this.id, files, bytes });

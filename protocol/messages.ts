@@ -305,6 +305,8 @@ export interface FileReadyMessage {
   /** Where each file's missing bytes begin (for clients that send one tail per file, such as the Python client). */
   readonly offsets?: readonly number[];
   readonly refused?: ReadonlyArray<readonly [index: number, code: string, message: string]>;
+  /** Files that land under another name than the one sent (`ifExists: "rename"`): `[index, name]` each. */
+  readonly renamed?: ReadonlyArray<readonly [index: number, name: string]>;
   readonly windowBytes: number;
   readonly windowFiles: number;
 }
@@ -759,11 +761,16 @@ export function parseGatewayMessage(value: unknown, hasRaw: boolean): GatewayMes
       if (refused !== undefined && (!Array.isArray(refused) || !refused.every((r) => Array.isArray(r) && r.length === 3 && isSafeInt(r[0]) && typeof r[1] === "string" && typeof r[2] === "string"))) {
         throw new ProtocolError("file.ready 'refused' must hold [index, code, message] entries");
       }
+      const renamed = value["renamed"];
+      if (renamed !== undefined && (!Array.isArray(renamed) || !renamed.every((r) => Array.isArray(r) && r.length === 2 && isSafeInt(r[0]) && typeof r[1] === "string"))) {
+        throw new ProtocolError("file.ready 'renamed' must hold [index, name] entries");
+      }
       return {
         type,
         id,
         missing: ranges,
         ...(refused !== undefined ? { refused: refused as Array<[number, string, string]> } : {}),
+        ...(renamed !== undefined ? { renamed: renamed as Array<[number, string]> } : {}),
         windowBytes: offset(value, "windowBytes"),
         windowFiles: count(value, "windowFiles", MAX_FILES_PER_REQUEST),
       };

@@ -437,6 +437,9 @@ class UploadSink implements TransferSink {
       for (const [index, code, text] of message.refused ?? []) {
         if (index < this.#entries.length) this.#events.refused(index, code, text);
       }
+      for (const [index, name] of message.renamed ?? []) {
+        if (index < this.#entries.length) this.#events.renamed(index, name);
+      }
       const items: SendItem[] = [];
       message.missing.forEach((ranges, f) => {
         const e = this.#entries[f]!;
@@ -861,6 +864,8 @@ interface UploadEntry {
 
 interface UploadEvents {
   refused(index: number, code: string, message: string): void;
+  /** The gateway lands file `index` under `name` (`ifExists: "rename"`). */
+  renamed(index: number, name: string): void;
   failed(index: number, error: SwarmnetError): void;
   resumed(index: number, bytes: number): void;
   sent(index: number, delta: number): void;
@@ -919,6 +924,7 @@ async function runUploadTask(
     (id, control) => {
       sink = new UploadSink(id, control, entries, tune.chunkBytes, tune.timeoutMs, {
         refused: (i, code, text) => byIndex[i]!.refused(i, code, text),
+        renamed: (i, name) => byIndex[i]!.renamed(i, name),
         failed: (i, error) => byIndex[i]!.failed(i, error),
         resumed: (i, bytes) => byIndex[i]!.resumed(i, bytes),
         sent: (i, delta) => byIndex[i]!.sent(i, delta),
@@ -951,7 +957,7 @@ export async function upload(channels: readonly TransferChannel[], options: Send
     }
     const progress = new ProgressTracker(files.map((f) => ({ local: f.local, size: f.size, have: 0 })), options, "upload", first.verbose);
     const group = randomBytes(8).toString("hex");
-    const state = new Map<UploadFile, { sent: number; fault?: { code: string; reason: string; skipped: boolean } }>(files.map((f) => [f, { sent: 0 }]));
+    const state = new Map<UploadFile, { sent: number; landed?: string; fault?: { code: string; reason: string; skipped: boolean } }>(files.map((f) => [f, { sent: 0 }]));
     const units: Array<{ entries: UploadEntry[]; bytes: number }> = [];
     const split: UploadEntry[][] = [];
     for (const file of [...files].sort((a, b) => b.size - a.size)) {
@@ -972,6 +978,10 @@ export async function upload(channels: readonly TransferChannel[], options: Send
             refused: (_i, code, text) => {
               st.fault ??= { code, reason: text, skipped: code === ErrorCode.FILE_EXISTS && tune.ifExists === "skip" };
             },
+            renamed: (_i, name) => {
+              // The gateway's own file-name rules: a name, never a path.
+              if (!name.includes("/") && name !== "." && name !== "..") st.landed ??= name;
+            },
             failed: (_i, error) => {
               st.fault ??= { code: error.code, reason: error.message, skipped: false };
             },
@@ -989,7 +999,8 @@ export async function upload(channels: readonly TransferChannel[], options: Send
       );
       for (const f of files) {
         const st = state.get(f)!;
-        const remote = dirname === "." ? f.name : `${dirname}/${f.name}`;
+        const name = st.landed ?? f.name;
+        const remote = dirname === "." ? name : `${dirname}/${name}`;
         if (st.fault?.skipped) report.skipped.push(remote);
         else if (st.fault) report.notDelivered.push({ path: f.local, code: st.fault.code, reason: st.fault.reason });
         else report.delivered.push(remote);

@@ -137,4 +137,22 @@ describe("file transfer, broken on purpose", () => {
     expect(sha256(await readFile(join(root, "uploads", "d", "a.bin")))).toBe(sha256(bytes));
     expect(await readdir(join(root, "uploads", "d"))).toEqual(["a.bin"]);
   });
+
+  it("an upload with ifExists: \"rename\" reports the name it landed under (d/a (1).txt), not the old file's", async () => {
+    const { root, local, controller } = await setup();
+    await mkdir(join(root, "uploads", "d"), { recursive: true });
+    await writeFile(join(root, "uploads", "d", "a.txt"), "old");
+    await writeFile(join(local, "a.txt"), "new");
+    await writeFile(join(local, "b.txt"), "b");
+    const client = await controller.getClient();
+    let report: TransferReport | undefined;
+    const sent = await client.sendFilesToGateway({ dirname: "d", files: [join(local, "a.txt"), join(local, "b.txt")], ifExists: "rename", onReport: (r) => void (report = r) });
+    expect(sent).toBe(2);
+    expect([...report!.delivered].sort()).toEqual(["d/a (1).txt", "d/b.txt"]);
+    for (const path of report!.delivered) {
+      const name = path.slice(2);
+      expect(await readFile(join(root, "uploads", path), "utf8")).toBe(name === "b.txt" ? "b" : "new");
+    }
+    expect(await readFile(join(root, "uploads", "d", "a.txt"), "utf8")).toBe("old");
+  });
 });
