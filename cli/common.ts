@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
-import { basename, dirname as parentOf, join, relative, sep } from "node:path";
+import { basename, join, resolve as resolvePath } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
   Controller,
@@ -17,6 +17,7 @@ import {
   type Client,
   type ClientCurve,
   type GetClientOptions,
+  type NotDelivered,
   type Swarm,
 } from "../runtime/index.js";
 
@@ -444,11 +445,21 @@ export function mib(bytes: number): string {
 /**
  * What `put` uploads, grouped by destination folder: a file goes into
  * `dirname`, a folder's files into `dirname/FOLDER/<path below it>` (one group
- * per subfolder, each one request). Local problems are usage errors (exit 2).
+ * per subfolder, each one request; FOLDER is the folder's own name, also for
+ * `.` or `..`). Inside a folder nothing is skipped in silence: what cannot be
+ * sent (a FIFO, a socket, a device, a broken symlink, a symlink to a folder
+ * (not followed: loops), a name that is not UTF-8, a subfolder that cannot be
+ * read) comes back in `problems`, for the report and exit 23. A path given on
+ * the command line that is missing or not a file or folder is a usage error
+ * (exit 2).
  */
-export async function uploadGroups(dirname: string, paths: readonly string[]): Promise<{ groups: { dirname: string; files: string[] }[]; total: number }> {
+export async function uploadGroups(
+  dirname: string,
+  paths: readonly string[],
+): Promise<{ groups: { dirname: string; files: string[] }[]; total: number; problems: NotDelivered[] }> {
   const groups = new Map<string, string[]>();
   const add = (dir: string, file: string): void => void (groups.get(dir) ?? groups.set(dir, []).get(dir)!).push(file);
+  const problems: NotDelivered[] = [];
   let total = 0;
   for (const path of paths) {
     const info = await stat(path).catch(() => undefined);
@@ -459,22 +470,57 @@ export async function uploadGroups(dirname: string, paths: readonly string[]): P
       continue;
     }
     if (!info.isDirectory()) throw new UsageError(`not a regular file or folder: ${path}`);
-    let entries: string[];
-    try {
-      entries = await readdir(path, { recursive: true });
-    } catch (e) {
-      throw new UsageError(`cannot read folder ${path}: ${(e as Error).message}`);
-    }
-    const top = basename(join(path, ".")) || "upload";
-    for (const entry of entries.sort()) {
-      const file = join(path, entry);
-      const entryInfo = await stat(file).catch(() => undefined);
-      if (entryInfo === undefined || !entryInfo.isFile()) continue;
-      const below = parentOf(relative(path, file));
-      add([dirname, top, ...(below === "." ? [] : below.split(sep))].join("/"), file);
-      total += entryInfo.size;
+    const top = basename(resolvePath(path)) || "upload";
+    const stack: string[][] = [[]];
+    while (stack.length > 0) {
+      const below = stack.pop()!;
+      const dir = join(path, ...below);
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true, encoding: "buffer" });
+      } catch (e) {
+        if (below.length === 0) throw new UsageError(`cannot read folder ${path}: ${(e as Error).message}`);
+        problems.push(notSent(dir, e));
+        continue;
+      }
+      const files: string[] = [];
+      for (const entry of entries) {
+        const name = entry.name.toString();
+        const file = join(dir, name);
+        if (!Buffer.from(name).equals(entry.name)) {
+          problems.push({ path: file, code: ErrorCode.PATH_NOT_ALLOWED, reason: "the name is not valid UTF-8 and cannot be sent" });
+        } else if (entry.isDirectory()) {
+          stack.push([...below, name]);
+        } else if (entry.isFile()) {
+          files.push(name);
+        } else if (entry.isSymbolicLink()) {
+          const target = await stat(file).catch((e: unknown) => e as Error);
+          if (target instanceof Error) problems.push({ path: file, code: ErrorCode.FILE_NOT_FOUND, reason: "a broken symlink" });
+          else if (target.isFile()) files.push(name);
+          else problems.push({ path: file, code: ErrorCode.FILE_ACCESS, reason: `a symlink to ${target.isDirectory() ? "a folder" : "something that is not a regular file"}: not followed` });
+        } else {
+          const what = entry.isFIFO() ? "a FIFO" : entry.isSocket() ? "a socket" : entry.isCharacterDevice() || entry.isBlockDevice() ? "a device" : "not a regular file";
+          problems.push({ path: file, code: ErrorCode.FILE_ACCESS, reason: `${what}, not a regular file: not sent` });
+        }
+      }
+      for (const name of files.sort()) {
+        const file = join(dir, name);
+        const entryInfo = await stat(file).catch((e: unknown) => e as Error);
+        if (entryInfo instanceof Error) {
+          problems.push(notSent(file, entryInfo));
+          continue;
+        }
+        add([dirname, top, ...below].join("/"), file);
+        total += entryInfo.size;
+      }
     }
   }
-  if (groups.size === 0) throw new UsageError(`nothing to upload: no files in ${paths.join(", ")}`);
-  return { groups: [...groups].map(([dir, files]) => ({ dirname: dir, files })), total };
+  if (groups.size === 0 && problems.length === 0) throw new UsageError(`nothing to upload: no files in ${paths.join(", ")}`);
+  return { groups: [...groups].map(([dir, files]) => ({ dirname: dir, files })), total, problems };
+}
+
+function notSent(path: string, e: unknown): NotDelivered {
+  const code = (e as NodeJS.ErrnoException).code;
+  const reason = code === "EACCES" || code === "EPERM" ? `permission denied (${code})` : code === "ENOENT" ? "no such file or folder (ENOENT)" : (e as Error).message;
+  return { path, code: code === "ENOENT" ? ErrorCode.FILE_NOT_FOUND : ErrorCode.FILE_ACCESS, reason };
 }

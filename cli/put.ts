@@ -21,7 +21,9 @@ const help = `Usage: swarmnet put --dirname NAME FILE|FOLDER... [options]
 
 Uploads local files into the gateway's download folder, under NAME/ (each
 file under its base name; a FOLDER's files keep their paths below it, under
-NAME/FOLDER/; a swarm splits large files into byte ranges). Shows progress
+NAME/FOLDER/; a swarm splits large files into byte ranges). What a FOLDER
+holds that cannot be sent (a FIFO, a broken symlink, a symlink to a folder,
+a name that is not UTF-8, ...) is reported, never skipped. Shows progress
 bars on a terminal. Ctrl-C stops cleanly; the gateway keeps the partial files
 and the same command resumes them. Files that could not be transferred are
 printed with their reason (exit 23).
@@ -60,7 +62,7 @@ export const putCommand: Command = {
     if (values.dirname === undefined) throw new UsageError("missing --dirname NAME");
     const endpoint = gatewayFrom("put", values, positionals, false);
     if (positionals.length === 0) throw new UsageError("no FILE to upload");
-    const { groups, total } = await uploadGroups(values.dirname, positionals);
+    const { groups, total, problems } = await uploadGroups(values.dirname, positionals);
     const size = intFlag("swarm", values.swarm, 1, 1, 1024);
     const ifExists = ifExistsFlag(values["if-exists"]);
     const controller = controllerFrom(values, { endpoint, verbose: values.quiet !== true });
@@ -75,7 +77,9 @@ export const putCommand: Command = {
           // One request per destination folder (a folder's files keep their
           // layout); the reports add up, and one group's missing paths do not
           // stop the next group.
-          let done: TransferReport = { delivered: [], skipped: [], notDelivered: [], folders: [], bytesSent: 0, bytesResumed: 0 };
+          // What could not even be offered (a FIFO, a broken symlink, ... inside a folder) is reported too.
+          let done: TransferReport = { delivered: [], skipped: [], notDelivered: [...problems], folders: [], bytesSent: 0, bytesResumed: 0 };
+          if (groups.length === 0) onReport(done);
           const sum = (r: TransferReport): TransferReport => ({
             delivered: [...done.delivered, ...r.delivered],
             skipped: [...done.skipped, ...r.skipped],

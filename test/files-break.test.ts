@@ -3,15 +3,17 @@
  * named like a transfer's own (a journal, a lock, another file's `.part`),
  * a `.part` replaced behind a transfer's back, ...
  */
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, readdir, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rename, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PartFile } from "../actors/part-file.js";
 import { swarmSendFiles, type TransferChannel } from "../runtime/files.js";
 import { ErrorCode, type TransferReport } from "../runtime/index.js";
-import { sha256 } from "./file-helpers.js";
-import { controllerFor, startGateway, tempDir } from "./helpers.js";
+import { BIN, type CliResult } from "./cli-helpers.js";
+import { hashTree, sha256 } from "./file-helpers.js";
+import { controllerFor, startGateway, tempDir, within } from "./helpers.js";
 
 const MiB = 1024 * 1024;
 
@@ -45,6 +47,16 @@ function late(channel: TransferChannel, ms: number): TransferChannel {
       return channel.run(message, sink, timeoutMs);
     },
   };
+}
+
+/** `swarmnet ARGS` in `cwd`, to its exit (bounded). */
+function swarmnet(args: readonly string[], cwd?: string): Promise<CliResult> {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, SWARMNET_QUIET: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => void (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => void (stderr += d.toString()));
+  return within(new Promise<CliResult>((resolve) => child.once("close", (code, signal) => resolve({ code, signal, stdout, stderr }))), 20_000, `swarmnet ${args.join(" ")}`);
 }
 
 describe("file transfer, broken on purpose", () => {
@@ -155,4 +167,30 @@ describe("file transfer, broken on purpose", () => {
     }
     expect(await readFile(join(root, "uploads", "d", "a.txt"), "utf8")).toBe("old");
   });
+
+  it("put of a folder: a FIFO, a broken symlink, a symlink to a folder and a name that is not UTF-8 are printed with their reason (exit 23), not skipped in silence; `put ..` uploads the parent under its own name", async () => {
+    const { root, gw } = await setup();
+    const src = await tempDir("swarmnet-break-src-");
+    const tree = join(src, "tree");
+    await mkdir(join(tree, "sub"), { recursive: true });
+    await writeFile(join(tree, "a.txt"), "a");
+    await writeFile(join(tree, "sub", "b.txt"), "b");
+    execFileSync("mkfifo", [join(tree, "fifo")]);
+    await symlink(join(src, "nowhere"), join(tree, "broken"));
+    await symlink(join(tree, "sub"), join(tree, "loop"));
+    await writeFile(Buffer.concat([Buffer.from(join(tree, "bad")), Buffer.from([0xff]), Buffer.from(".txt")]), "x");
+    const r = await swarmnet(["put", "--dirname", "d", tree, "-g", gw.endpoint, "-q"]);
+    expect(r.code, r.stderr).toBe(23);
+    expect(r.stdout).toMatch(/uploaded 2 files/);
+    expect(r.stderr).toMatch(/not uploaded: ".*tree\/fifo": .*FIFO.*\(SWARMNET_FILE_ACCESS\)/);
+    expect(r.stderr).toMatch(/not uploaded: ".*tree\/broken": .*broken symlink.*\(SWARMNET_FILE_NOT_FOUND\)/);
+    expect(r.stderr).toMatch(/not uploaded: ".*tree\/loop": .*symlink to a folder.*\(SWARMNET_FILE_ACCESS\)/);
+    expect(r.stderr).toMatch(/not uploaded: ".*tree\/bad.*": .*not valid UTF-8.*\(SWARMNET_PATH_NOT_ALLOWED\)/);
+    expect(r.stderr).toContain("some files could not be transferred (4 of 6)");
+    expect(Object.fromEntries(await hashTree(join(root, "uploads", "d")))).toEqual({ "tree/a.txt": sha256(Buffer.from("a")), "tree/sub/b.txt": sha256(Buffer.from("b")) });
+
+    const parent = await swarmnet(["put", "--dirname", "e", "..", "-g", gw.endpoint, "-q"], join(src, "tree", "sub"));
+    expect(parent.code, parent.stderr).toBe(23);
+    expect(Object.keys(Object.fromEntries(await hashTree(join(root, "uploads", "e")))).sort()).toEqual(["tree/a.txt", "tree/sub/b.txt"]);
+  }, 60_000);
 });
