@@ -38,6 +38,7 @@ import {
   FilesNotDeliveredError,
   InvalidArgumentError,
   MAX_FILE_CHUNK_BYTES,
+  MAX_FILES_PER_REQUEST,
   PathNotAllowedError,
   ProtocolError,
   SwarmnetError,
@@ -530,7 +531,8 @@ function pack<T extends { bytes: number }>(units: readonly T[], clients: number)
   const total = units.reduce((n, u) => n + u.bytes, 0);
   // About one batch per client: each batch is one request, and a request costs a round trip.
   const batchBytes = Math.max(1024 * 1024, Math.min(64 * 1024 * 1024, Math.ceil(total / clients)));
-  const batchUnits = Math.max(16, Math.ceil(units.length / clients));
+  // Never more files in one request than the gateway takes (MAX_FILES_PER_REQUEST).
+  const batchUnits = Math.min(MAX_FILES_PER_REQUEST, Math.max(16, Math.ceil(units.length / clients)));
   const tasks: T[][] = [];
   let current: T[] = [];
   let bytes = 0;
@@ -759,6 +761,9 @@ export async function download(channels: readonly TransferChannel[], options: Ge
   if (files !== undefined && (!Array.isArray(files) || !files.every((f) => typeof f === "string"))) {
     throw new InvalidArgumentError("getFilesFromGateway: files must be an array of paths");
   }
+  if (files !== undefined && files.length > MAX_FILES_PER_REQUEST) {
+    throw new InvalidArgumentError(`getFilesFromGateway: at most ${MAX_FILES_PER_REQUEST} files per call, got ${files.length}: split the list or download their folder`);
+  }
   if (files !== undefined && options.regex !== undefined) throw new InvalidArgumentError("getFilesFromGateway: regex applies to { folder } only");
   if (options.folder !== undefined && typeof options.folder !== "string") throw new InvalidArgumentError("getFilesFromGateway: folder must be a string");
   if (options.downloadDir !== undefined && (typeof options.downloadDir !== "string" || options.downloadDir.length === 0)) {
@@ -936,6 +941,26 @@ async function runUploadTask(
 }
 
 /**
+ * The requests of an upload: whole files packed in batches (at most
+ * MAX_FILES_PER_REQUEST each), and (over several clients) a file larger than
+ * `splitBytes` cut into byte ranges, largest first.
+ */
+export function uploadTasks<F extends { readonly size: number }>(files: readonly F[], clients: number, tune: { splitBytes: number; chunkBytes: number }): Array<Array<{ file: F; offset: number; end: number }>> {
+  const units: Array<{ entries: Array<{ file: F; offset: number; end: number }>; bytes: number }> = [];
+  const split: Array<Array<{ file: F; offset: number; end: number }>> = [];
+  for (const file of [...files].sort((a, b) => b.size - a.size)) {
+    if (clients > 1 && file.size > tune.splitBytes) {
+      for (const [s, e] of cut([[0, file.size]], file.size, Math.min(clients, Math.ceil(file.size / tune.splitBytes)), tune.chunkBytes)) {
+        split.push([{ file, offset: s, end: e }]);
+      }
+    } else {
+      units.push({ entries: [{ file, offset: 0, end: file.size }], bytes: file.size });
+    }
+  }
+  return [...split, ...pack(units, clients).map((g) => g.flatMap((u) => u.entries))];
+}
+
+/**
  * `sendFilesToGateway` over one client or a swarm: whole files spread over
  * the clients, largest first, and (over several clients) a file larger than
  * `splitBytes` cut into byte ranges that the gateway writes into one `.part`.
@@ -958,18 +983,7 @@ export async function upload(channels: readonly TransferChannel[], options: Send
     const progress = new ProgressTracker(files.map((f) => ({ local: f.local, size: f.size, have: 0 })), options, "upload", first.verbose);
     const group = randomBytes(8).toString("hex");
     const state = new Map<UploadFile, { sent: number; landed?: string; fault?: { code: string; reason: string; skipped: boolean } }>(files.map((f) => [f, { sent: 0 }]));
-    const units: Array<{ entries: UploadEntry[]; bytes: number }> = [];
-    const split: UploadEntry[][] = [];
-    for (const file of [...files].sort((a, b) => b.size - a.size)) {
-      if (channels.length > 1 && file.size > tune.splitBytes) {
-        for (const [s, e] of cut([[0, file.size]], file.size, Math.min(channels.length, Math.ceil(file.size / tune.splitBytes)), tune.chunkBytes)) {
-          split.push([{ file, offset: s, end: e }]);
-        }
-      } else {
-        units.push({ entries: [{ file, offset: 0, end: file.size }], bytes: file.size });
-      }
-    }
-    const tasks = [...split, ...pack(units, channels.length).map((g) => g.flatMap((u) => u.entries))];
+    const tasks = uploadTasks(files, channels.length, tune);
     try {
       await spread(channels, tasks, (channel, entries) =>
         runUploadTask(channel, dirname, group, entries, tune, onAbort, (entry) => {

@@ -9,7 +9,8 @@ import { mkdir, readFile, readdir, rename, symlink, writeFile } from "node:fs/pr
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PartFile } from "../actors/part-file.js";
-import { swarmSendFiles, type TransferChannel } from "../runtime/files.js";
+import { swarmSendFiles, uploadTasks, type TransferChannel } from "../runtime/files.js";
+import { MAX_FILES_PER_REQUEST } from "../protocol/limits.js";
 import { ErrorCode, type TransferReport } from "../runtime/index.js";
 import { BIN, type CliResult } from "./cli-helpers.js";
 import { hashTree, sha256 } from "./file-helpers.js";
@@ -193,4 +194,17 @@ describe("file transfer, broken on purpose", () => {
     expect(parent.code, parent.stderr).toBe(23);
     expect(Object.keys(Object.fromEntries(await hashTree(join(root, "uploads", "e")))).sort()).toEqual(["tree/a.txt", "tree/sub/b.txt"]);
   }, 60_000);
+
+  it("an upload of more files than one request may carry (MAX_FILES_PER_REQUEST) goes in several requests, not one the gateway refuses as a protocol error; a download of too many named files is an InvalidArgumentError up front", async () => {
+    const files = Array.from({ length: 2 * MAX_FILES_PER_REQUEST + 1 }, (_, i) => ({ size: i % 3, name: `f${i}` }));
+    for (const clients of [1, 4]) {
+      const tasks = uploadTasks(files, clients, { splitBytes: 32 * MiB, chunkBytes: MiB });
+      expect(Math.max(...tasks.map((t) => t.length))).toBeLessThanOrEqual(MAX_FILES_PER_REQUEST);
+      expect(new Set(tasks.flatMap((t) => t.map((e) => e.file.name))).size).toBe(files.length);
+    }
+    const { controller } = await setup();
+    const client = await controller.getClient();
+    const many = Array.from({ length: MAX_FILES_PER_REQUEST + 1 }, (_, i) => `f${i}`);
+    await expect(client.getFilesFromGateway({ files: many })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+  });
 });
