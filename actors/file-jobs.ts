@@ -254,7 +254,10 @@ export class FileReceiveJob extends FileJob {
         try {
           const problem = localNameProblem(name);
           if (problem !== undefined) throw new PathNotAllowedError(`${JSON.stringify(name)}: ${problem}`);
-          const target = await chooseTarget(dir, name, ifExists);
+          // Byte ranges of one source file share its .part; two files of one upload never do (a
+          // renamed copy may take the name of another file of the upload: same size and mtime or not).
+          const share = m.group === undefined ? undefined : `${m.group}/${name}`;
+          const target = await chooseTarget(dir, name, ifExists, undefined, share);
           if (target === undefined) {
             refused.push([i, ErrorCode.FILE_EXISTS, `${JSON.stringify(name)} exists: skipped (ifExists: "skip")`]);
           } else {
@@ -264,7 +267,7 @@ export class FileReceiveJob extends FileJob {
               source: { size, mtimeMs: mtimeMs ?? -1 },
               sha256: m.sha256?.[i],
               replace: ifExists === "overwrite",
-              share: m.group,
+              share,
               // One range of a split file: the others may come after this request let go.
               journal: (offset ?? 0) > 0 || (end ?? size) < size ? true : undefined,
             });

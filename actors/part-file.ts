@@ -163,17 +163,21 @@ export function localFileError(err: unknown, what: string): SwarmnetError {
  * path, or `undefined` to skip it. `present`, the names of `dir` if the
  * caller listed it, spares a stat per file. Throws FileExistsError for `"error"`,
  * PathNotAllowedError for a target that is a symlink, FileAccessError for one
- * that is not a regular file.
+ * that is not a regular file. With `"rename"`, a name another transfer of this
+ * process is writing (not one of `share`: ranges of one upload land together)
+ * counts as taken too: two files of one transfer never rename onto one name.
  */
-export async function chooseTarget(dir: string, name: string, ifExists: IfExists, present?: ReadonlySet<string>): Promise<string | undefined> {
+export async function chooseTarget(dir: string, name: string, ifExists: IfExists, present?: ReadonlySet<string>, share?: string): Promise<string | undefined> {
   const target = join(dir, name);
+  const taken = ifExists === "rename" && takenHere(target, share);
   // The caller read the folder once: a name not in it needs no lstat of its own.
-  if (present !== undefined && !present.has(name)) return target;
+  if (present !== undefined && !present.has(name) && !taken) return target;
   const st = await lstat(target).catch((err: unknown) => {
     if (errnoOf(err) === "ENOENT") return undefined;
     throw localFileError(err, target);
   });
-  if (st === undefined) return target;
+  if (st === undefined && !taken) return target;
+  if (st === undefined) return renamed(dir, name, share);
   if (st.isSymbolicLink()) throw new PathNotAllowedError(`${JSON.stringify(target)} is a symlink: refused as a target`);
   if (!st.isFile()) throw new FileAccessError(`${JSON.stringify(target)} exists and is not a regular file`);
   switch (ifExists) {
@@ -183,16 +187,26 @@ export async function chooseTarget(dir: string, name: string, ifExists: IfExists
       return undefined;
     case "error":
       throw new FileExistsError(`${JSON.stringify(target)} exists (ifExists: "error")`);
-    case "rename": {
-      const ext = extname(name);
-      const stem = ext.length > 0 && ext.length < name.length ? name.slice(0, -ext.length) : name;
-      for (let i = 1; i <= 9999; i++) {
-        const candidate = join(dir, `${stem} (${i})${ext === name ? "" : ext}`);
-        if ((await lstat(candidate).catch(() => undefined)) === undefined) return candidate;
-      }
-      throw new FileExistsError(`${JSON.stringify(target)} exists, and so do its 9999 renamed copies`);
-    }
+    case "rename":
+      return renamed(dir, name, share);
   }
+}
+
+/** The first `NAME (i).ext` in `dir` that neither exists nor is being written by another transfer here. */
+async function renamed(dir: string, name: string, share: string | undefined): Promise<string> {
+  const ext = extname(name);
+  const stem = ext.length > 0 && ext.length < name.length ? name.slice(0, -ext.length) : name;
+  for (let i = 1; i <= 9999; i++) {
+    const candidate = join(dir, `${stem} (${i})${ext === name ? "" : ext}`);
+    if (!takenHere(candidate, share) && (await lstat(candidate).catch(() => undefined)) === undefined) return candidate;
+  }
+  throw new FileExistsError(`${JSON.stringify(join(dir, name))} exists, and so do its 9999 renamed copies`);
+}
+
+/** `path` is the target (of a transfer other than `share`'s) or a temp file of a transfer in this process. */
+function takenHere(path: string, share: string | undefined): boolean {
+  const slot = held.get(path);
+  return (slot !== undefined && (share === undefined || slot.share !== share)) || temps.has(path);
 }
 
 /**

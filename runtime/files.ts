@@ -35,6 +35,7 @@ import {
   DEFAULT_FILE_WINDOW_FILES,
   ErrorCode,
   FileAccessError,
+  FileBusyError,
   FilesNotDeliveredError,
   InvalidArgumentError,
   MAX_FILE_CHUNK_BYTES,
@@ -669,18 +670,28 @@ async function planDownload(listing: FileListingMessage, byFolder: boolean, root
     try {
       const dir = await dirOf(segments.slice(0, -1));
       const names = await namesIn(dir);
-      const target = await chooseTarget(dir, segments[segments.length - 1]!, tune.ifExists, names);
-      if (target === undefined) {
-        report.skipped.push(join(dir, segments[segments.length - 1]!));
-        return;
+      let target: string | undefined;
+      let part: PartFile | undefined;
+      for (let attempt = 0; part === undefined; attempt++) {
+        target = await chooseTarget(dir, segments[segments.length - 1]!, tune.ifExists, names);
+        if (target === undefined) {
+          report.skipped.push(join(dir, segments[segments.length - 1]!));
+          return;
+        }
+        try {
+          part = await PartFile.acquire({
+            target,
+            source: { size, mtimeMs: listing.mtimes?.[i] ?? -1 },
+            sha256: verify ? sha256 : undefined,
+            replace: tune.ifExists === "overwrite",
+            stale: names.has(tempBase(basename(target)) + PART_SUFFIX),
+          });
+        } catch (err) {
+          // "rename": another file of this transfer took that name meanwhile; the next free one will do.
+          if (!(err instanceof FileBusyError && tune.ifExists === "rename" && attempt < 8)) throw err;
+        }
       }
-      const part = await PartFile.acquire({
-        target,
-        source: { size, mtimeMs: listing.mtimes?.[i] ?? -1 },
-        sha256: verify ? sha256 : undefined,
-        replace: tune.ifExists === "overwrite",
-        stale: names.has(tempBase(basename(target)) + PART_SUFFIX),
-      });
+      if (target === undefined) return;
       slots[i] = { remote, local: target, size, mtimeMs: listing.mtimes?.[i] ?? -1, part };
     } catch (err) {
       report.fail(remote, err);

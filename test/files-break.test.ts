@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, readdir, rename, symlink, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rename, symlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PartFile } from "../actors/part-file.js";
@@ -206,5 +206,34 @@ describe("file transfer, broken on purpose", () => {
     const client = await controller.getClient();
     const many = Array.from({ length: MAX_FILES_PER_REQUEST + 1 }, (_, i) => `f${i}`);
     await expect(client.getFilesFromGateway({ files: many })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+  });
+
+  it("ifExists: \"rename\" when a renamed copy would take the name of another file of the same transfer (a.txt -> a (1).txt beside a (1).txt): both land, under distinct names, downloads and uploads", async () => {
+    const { root, local, controller } = await setup();
+    await mkdir(join(root, "r"));
+    await writeFile(join(root, "r", "a.txt"), "remote a");
+    await writeFile(join(root, "r", "a (1).txt"), "remote a1");
+    await writeFile(join(local, "a.txt"), "local a");
+    const client = await controller.getClient();
+    const got = await client.getFilesFromGateway({ folder: "r", ifExists: "rename" });
+    const contents = async (paths: readonly string[]): Promise<string[]> => (await Promise.all(paths.map((p) => readFile(p, "utf8")))).sort();
+    expect(got).toHaveLength(2);
+    expect(new Set(got).size).toBe(2);
+    expect(await contents(got)).toEqual(["remote a", "remote a1"]);
+    expect(await readFile(join(local, "a.txt"), "utf8")).toBe("local a");
+
+    const up = join(root, "uploads", "u");
+    await mkdir(up, { recursive: true });
+    await writeFile(join(up, "a.txt"), "gateway a");
+    // The same size and mtime (as `cp -p` or tar leave them): still two sources, never one .part.
+    await writeFile(join(root, "r", "a.txt"), "remote a0");
+    await utimes(join(root, "r", "a.txt"), 1_700_000_000, 1_700_000_000);
+    await utimes(join(root, "r", "a (1).txt"), 1_700_000_000, 1_700_000_000);
+    let report: TransferReport | undefined;
+    const sent = await client.sendFilesToGateway({ dirname: "u", files: [join(root, "r", "a.txt"), join(root, "r", "a (1).txt")], ifExists: "rename", onReport: (r) => void (report = r) });
+    expect(sent).toBe(2);
+    expect(new Set(report!.delivered).size).toBe(2);
+    expect(await contents(report!.delivered.map((p) => join(root, "uploads", p)))).toEqual(["remote a0", "remote a1"]);
+    expect(await readFile(join(up, "a.txt"), "utf8")).toBe("gateway a");
   });
 });
