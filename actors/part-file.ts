@@ -684,14 +684,15 @@ async function readJournal(base: string, source: SourceIdentity): Promise<Range[
   return out;
 }
 
-/** SHA-256 of the first `size` bytes of `path` (exactly the bytes a transfer covers). */
-export async function sha256Prefix(path: string, size: number, fh?: FileHandle): Promise<Uint8Array> {
+/** SHA-256 of the first `size` bytes of `path` (exactly the bytes a transfer covers); `check` runs before each chunk (it may throw to stop). */
+export async function sha256Prefix(path: string, size: number, fh?: FileHandle, check?: () => void): Promise<Uint8Array> {
   const handle = fh ?? (await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK));
   try {
     const hash = createHash("sha256");
     const buf = Buffer.allocUnsafe(Math.min(1024 * 1024, Math.max(1, size)));
     let pos = 0;
     while (pos < size) {
+      check?.();
       const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, size - pos), pos);
       if (bytesRead === 0) break;
       hash.update(buf.subarray(0, bytesRead));

@@ -99,7 +99,7 @@ interface TransferOptions {
   ifExists?: IfExists;
   /** Progress bars on stderr when it is a TTY. @default the controller's `verbose` */
   verbose?: boolean;
-  /** Cancels the transfer: the call rejects with AbortedError; `.part` files and journals stay for a resume. */
+  /** Cancels the transfer at any step (listing, verify hashing, sending): the call rejects with AbortedError; `.part` files and journals stay for a resume. */
   signal?: AbortSignal;
   /** Longest silence from the gateway during a transfer, in ms. @default the controller's timeoutMs */
   timeoutMs?: number;
@@ -516,15 +516,43 @@ async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T)
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-function withSignal<T>(signal: AbortSignal | undefined, run: (onAbort: (listener: (reason: SwarmnetError) => void) => void) => Promise<T>): Promise<T> {
+/** A call's `signal`, for every step of it: an abort before a request is on the wire counts as much as one during it. */
+interface AbortGate {
+  /** Calls `listener` when the call is aborted (on a later turn, if it already was). */
+  on(listener: (reason: SwarmnetError) => void): void;
+  /** Throws the AbortedError if the call was aborted. */
+  check(): void;
+  /** Settles as `promise` does, or rejects as soon as the call is aborted. */
+  race<T>(promise: Promise<T>): Promise<T>;
+}
+
+function withSignal<T>(signal: AbortSignal | undefined, run: (gate: AbortGate) => Promise<T>): Promise<T> {
   if (signal?.aborted) return Promise.reject(new AbortedError("transfer aborted", { cause: signal.reason }));
   const listeners: Array<(reason: SwarmnetError) => void> = [];
+  let aborted: SwarmnetError | undefined;
   const onAbort = (): void => {
-    const reason = new AbortedError("transfer aborted", { cause: signal?.reason });
-    for (const l of listeners) l(reason);
+    aborted = new AbortedError("transfer aborted", { cause: signal?.reason });
+    for (const l of listeners.splice(0)) l(aborted);
+  };
+  const gate: AbortGate = {
+    on: (listener) => {
+      const reason = aborted;
+      if (reason !== undefined) queueMicrotask(() => listener(reason));
+      else listeners.push(listener);
+    },
+    check: () => {
+      if (aborted !== undefined) throw aborted;
+    },
+    race: (promise) => {
+      promise.catch(() => undefined);
+      return new Promise((resolve, reject) => {
+        gate.on(reject);
+        promise.then(resolve, reject);
+      });
+    },
   };
   signal?.addEventListener("abort", onAbort, { once: true });
-  return run((l) => listeners.push(l)).finally(() => signal?.removeEventListener("abort", onAbort));
+  return run(gate).finally(() => signal?.removeEventListener("abort", onAbort));
 }
 
 /** Packs units (largest first) into tasks: big ones alone, small ones together, so no round trip per file. */
@@ -719,7 +747,7 @@ async function runDownloadTask(
   entries: readonly DownloadEntry[],
   tune: Tuning,
   progress: ProgressTracker,
-  onAbort: (listener: (reason: SwarmnetError) => void) => void,
+  gate: AbortGate,
   onFailure: (file: PlannedFile, error: SwarmnetError) => void,
   report: Report,
 ): Promise<void> {
@@ -733,11 +761,11 @@ async function runDownloadTask(
     windowFiles: tune.windowFiles,
   };
   let sink: DownloadSink | undefined;
-  onAbort((reason) => sink?.abort(reason));
+  gate.check();
   await channel.run(
     message,
     (id, control) => {
-      sink = new DownloadSink(id, control, (grant) =>
+      const made = new DownloadSink(id, control, (grant) =>
         new FileReceiver({
           items,
           windowBytes: tune.windowBytes,
@@ -749,7 +777,9 @@ async function runDownloadTask(
             progress.add(f.local, f.size, delta, done);
           },
         }), tune.timeoutMs);
-      return sink;
+      gate.on((reason) => made.abort(reason));
+      sink = made;
+      return made;
     },
     tune.timeoutMs,
   );
@@ -788,17 +818,18 @@ export async function download(channels: readonly TransferChannel[], options: Ge
   const report = new Report();
   const planned: PlannedFile[] = [];
   let progress: ProgressTracker | undefined;
-  return withSignal(options.signal, async (onAbort) => {
+  return withSignal(options.signal, async (gate) => {
     try {
-      const listing = await first.list(
+      const listing = await gate.race(first.list(
         folder !== undefined
           ? { type: "file.list", folder, ...(regex ? { regex } : {}), ...(verify ? { hash: true } : {}) }
           : { type: "file.list", files: wanted, ...(verify ? { hash: true } : {}) },
         tune.timeoutMs,
-      );
+      ));
       const root = resolvePath(options.downloadDir ?? first.downloadDir);
       await prepareRoot(root);
       planned.push(...(await planDownload(listing, folder !== undefined, root, tune, verify, report)));
+      gate.check();
       for (const f of planned) report.bytesResumed += f.part.resumed;
       progress = new ProgressTracker(planned.map((f) => ({ local: f.local, size: f.size, have: f.part.held })), options, "download", first.verbose);
       // A swarm may span gateways: only the clients of the gateway that listed the files fetch them.
@@ -807,7 +838,7 @@ export async function download(channels: readonly TransferChannel[], options: Ge
       const failed = new Set<PlannedFile>();
       const track = progress;
       await spread(same, tasks, (channel, entries) =>
-        runDownloadTask(channel, folder, entries, tune, track, onAbort, (file, error) => {
+        runDownloadTask(channel, folder, entries, tune, track, gate, (file, error) => {
           if (failed.has(file)) return;
           failed.add(file);
           report.fail(file.remote, error);
@@ -919,7 +950,7 @@ async function runUploadTask(
   group: string,
   entries: readonly UploadEntry[],
   tune: Tuning,
-  onAbort: (listener: (reason: SwarmnetError) => void) => void,
+  gate: AbortGate,
   events: (entry: UploadEntry) => UploadEvents,
 ): Promise<void> {
   const digests = entries.map((e) => e.file.sha256);
@@ -933,18 +964,18 @@ async function runUploadTask(
     group,
   };
   const byIndex = entries.map(events);
-  let sink: UploadSink | undefined;
-  onAbort((reason) => sink?.abort(reason));
+  gate.check();
   await channel.run(
     message,
     (id, control) => {
-      sink = new UploadSink(id, control, entries, tune.chunkBytes, tune.timeoutMs, {
+      const sink = new UploadSink(id, control, entries, tune.chunkBytes, tune.timeoutMs, {
         refused: (i, code, text) => byIndex[i]!.refused(i, code, text),
         renamed: (i, name) => byIndex[i]!.renamed(i, name),
         failed: (i, error) => byIndex[i]!.failed(i, error),
         resumed: (i, bytes) => byIndex[i]!.resumed(i, bytes),
         sent: (i, delta) => byIndex[i]!.sent(i, delta),
       });
+      gate.on((reason) => sink.abort(reason));
       return sink;
     },
     tune.timeoutMs,
@@ -981,15 +1012,18 @@ export async function upload(channels: readonly TransferChannel[], options: Send
   if (!first) throw new InvalidArgumentError("a swarm needs at least one client");
   const tune = tuning(first, options);
   const report = new Report();
-  return withSignal(options.signal, async (onAbort) => {
+  return withSignal(options.signal, async (gate) => {
     const files = await planUpload(options);
+    gate.check();
     if (files.length === 0) return 0;
     const dirname = normalizeRequestPath(options.dirname, "dirname");
     if (options.verify === true) {
       // A few at a time: each hash streams its file through a 1 MiB buffer.
       await forEachLimit(files, 4, async (f) => {
-        f.sha256 = await sha256Prefix(f.local, f.size);
+        gate.check();
+        f.sha256 = await sha256Prefix(f.local, f.size, undefined, gate.check);
       });
+      gate.check();
     }
     const progress = new ProgressTracker(files.map((f) => ({ local: f.local, size: f.size, have: 0 })), options, "upload", first.verbose);
     const group = randomBytes(8).toString("hex");
@@ -997,7 +1031,7 @@ export async function upload(channels: readonly TransferChannel[], options: Send
     const tasks = uploadTasks(files, channels.length, tune);
     try {
       await spread(channels, tasks, (channel, entries) =>
-        runUploadTask(channel, dirname, group, entries, tune, onAbort, (entry) => {
+        runUploadTask(channel, dirname, group, entries, tune, gate, (entry) => {
           const st = state.get(entry.file)!;
           return {
             refused: (_i, code, text) => {

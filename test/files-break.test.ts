@@ -9,7 +9,7 @@ import { mkdir, readFile, readdir, rename, symlink, utimes, writeFile } from "no
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PartFile } from "../actors/part-file.js";
-import { swarmSendFiles, uploadTasks, type TransferChannel } from "../runtime/files.js";
+import { swarmGetFiles, swarmSendFiles, uploadTasks, type TransferChannel } from "../runtime/files.js";
 import { MAX_FILES_PER_REQUEST } from "../protocol/limits.js";
 import { ErrorCode, type TransferReport } from "../runtime/index.js";
 import { BIN, type CliResult } from "./cli-helpers.js";
@@ -35,14 +35,17 @@ async function reportOf(run: (onReport: (r: TransferReport) => void) => Promise<
   return report!;
 }
 
-/** `channel`, each request going out `ms` later (a busy or slow client of a swarm). */
-function late(channel: TransferChannel, ms: number): TransferChannel {
+/** `channel`, each request going out `ms` later (a busy or slow client of a swarm), and each listing answered `listMs` later (a gateway hashing big files). */
+function late(channel: TransferChannel, ms: number, listMs = 0): TransferChannel {
   return {
     endpoint: channel.endpoint,
     downloadDir: channel.downloadDir,
     verbose: channel.verbose,
     timeoutMs: channel.timeoutMs,
-    list: (message, timeoutMs) => channel.list(message, timeoutMs),
+    list: async (message, timeoutMs) => {
+      await new Promise((resolve) => setTimeout(resolve, listMs));
+      return channel.list(message, timeoutMs);
+    },
     run: async (message, sink, timeoutMs) => {
       await new Promise((resolve) => setTimeout(resolve, ms));
       return channel.run(message, sink, timeoutMs);
@@ -235,5 +238,30 @@ describe("file transfer, broken on purpose", () => {
     expect(new Set(report!.delivered).size).toBe(2);
     expect(await contents(report!.delivered.map((p) => join(root, "uploads", p)))).toEqual(["remote a0", "remote a1"]);
     expect(await readFile(join(up, "a.txt"), "utf8")).toBe("gateway a");
+  });
+
+  it("an abort (Ctrl-C) before the requests are on the wire (during the listing, a local --verify hash, or a request still to start) stops the call with AbortedError, not ignored until everything was transferred", async () => {
+    const { root, local, controller } = await setup();
+    await mkdir(join(root, "f"));
+    await writeFile(join(root, "f", "a.bin"), randomBytes(1000));
+    await writeFile(join(local, "big.bin"), randomBytes(64 * MiB));
+    const client = await controller.getClient();
+    const aborted = async (run: (signal: AbortSignal) => Promise<unknown>, afterMs: number): Promise<number> => {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), afterMs);
+      const t0 = performance.now();
+      await expect(run(ac.signal)).rejects.toMatchObject({ code: ErrorCode.ABORTED });
+      return performance.now() - t0;
+    };
+    // A listing that takes 1 s (the gateway hashing for verify): the abort at 50 ms ends the call at once.
+    const slowList = late(client.transferChannel, 0, 1_000);
+    expect(await aborted((signal) => swarmGetFiles([slowList], { folder: "f", downloadDir: join(local, "dl"), signal }), 50)).toBeLessThan(800);
+    // A request that goes out after the abort.
+    const slowRun = late(client.transferChannel, 300);
+    await aborted((signal) => swarmSendFiles([slowRun], { dirname: "d", files: [join(local, "big.bin")], signal }), 50);
+    // Hashing 64 MiB locally for verify.
+    await aborted((signal) => client.sendFilesToGateway({ dirname: "d", files: [join(local, "big.bin")], verify: true, signal }), 5);
+    expect(await readdir(local)).toEqual(["big.bin"]);
+    expect(await readdir(join(root, "uploads", "d")).catch(() => [])).not.toContain("big.bin");
   });
 });
