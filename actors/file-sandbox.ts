@@ -37,7 +37,7 @@ import {
   setLongTimeout,
   type LongTimeout,
 } from "../protocol/index.js";
-import { isTransferFile, localFileError, sha256Prefix, transferFilesIn } from "./part-file.js";
+import { PART_SUFFIX, isTempInUse, isTransferFile, localFileError, sha256Prefix, transferFilesIn } from "./part-file.js";
 import { READ_NO_FOLLOW, checkReadable } from "./file-transfer.js";
 
 const STAT_SLICE = 64;
@@ -309,6 +309,8 @@ export class FileSandbox {
         const raw = entry.name;
         const name = raw.toString();
         if (ours?.has(name)) continue;
+        // The temp file of a file being received right now (an upload's NAME.<pid>.part): not a file yet.
+        if (name.endsWith(PART_SUFFIX) && isTempInUse(join(dir, name))) continue;
         kept++;
         const path = prefix === "" ? name : `${prefix}/${name}`;
         if (++entries > MAX_FILES_PER_REQUEST) throw new InvalidArgumentError(`folder holds more than ${MAX_FILES_PER_REQUEST} entries: list a subfolder`);

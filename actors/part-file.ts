@@ -229,6 +229,11 @@ const held = new Map<string, Slot>();
  */
 const temps = new Map<string, string>();
 
+/** `path` is a temp file (`.part`, journal, lock) of a transfer under way in this process: not the user's, never listed. */
+export function isTempInUse(path: string): boolean {
+  return temps.has(path);
+}
+
 function tempPathsOf(target: string, journaled: boolean): string[] {
   const base = join(dirname(target), tempBase(basename(target)));
   return journaled

@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, readdir, rename, symlink, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, realpath, rename, symlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PartFile } from "../actors/part-file.js";
@@ -263,5 +263,20 @@ describe("file transfer, broken on purpose", () => {
     await aborted((signal) => client.sendFilesToGateway({ dirname: "d", files: [join(local, "big.bin")], verify: true, signal }), 5);
     expect(await readdir(local)).toEqual(["big.bin"]);
     expect(await readdir(join(root, "uploads", "d")).catch(() => [])).not.toContain("big.bin");
+  });
+
+  it("a listing of a folder the gateway is receiving an upload into does not offer the upload's temp file (x.bin.<pid>.part) as a file", async () => {
+    const { root, local, controller } = await setup();
+    const target = join(await realpath(root), "uploads", "d", "x.bin");
+    await mkdir(join(root, "uploads", "d"), { recursive: true });
+    await writeFile(join(root, "uploads", "d", "done.txt"), "done");
+    // An upload under way in the gateway's process: half of a small file written.
+    const part = await PartFile.acquire({ target, source: { size: 2000, mtimeMs: 1 } });
+    await part.write(0, randomBytes(1000));
+    expect(await readdir(join(root, "uploads", "d"))).toContain(`x.bin.${process.pid}.part`);
+    const client = await controller.getClient();
+    const got = await client.getFilesFromGateway({ folder: "uploads" });
+    expect(got.map((p) => p.slice(local.length + 1))).toEqual(["d/done.txt"]);
+    await part.release();
   });
 });
