@@ -76,16 +76,22 @@ function kindOf(st: Stats): string {
  * given, and at least `end` bytes long. Returns its size.
  * @throws FileAccessError for anything but a regular file; SourceChangedError when it changed.
  */
-export function checkReadable(fh: FileHandle, label: string, end: number, expect?: SourceIdentity): number {
+export function checkReadable(fh: FileHandle, label: string, end: number, expect?: SourceIdentity): SourceIdentity {
   // fstat of an open descriptor touches no disk (the inode came with the open): synchronous, it costs
   // about a microsecond instead of a thread-pool round trip per file.
   const st = fstatSync(fh.fd);
   if (!st.isFile()) throw new FileAccessError(`${JSON.stringify(label)} is ${kindOf(st)}, not a regular file: refused`);
   if (expect !== undefined && (st.size !== expect.size || st.mtimeMs !== expect.mtimeMs)) {
-    throw new SourceChangedError(`${JSON.stringify(label)}: source changed since it was listed (size ${expect.size} -> ${st.size})`);
+    throw new SourceChangedError(`${JSON.stringify(label)}: source changed since it was listed (${changeOf(expect, st)})`);
   }
   if (st.size < end) throw new SourceChangedError(`${JSON.stringify(label)}: source changed while being read (size ${expect?.size ?? end} -> ${st.size})`);
-  return st.size;
+  return { size: st.size, mtimeMs: st.mtimeMs };
+}
+
+/** "size X -> Y", or "modified at ..., same size" when only the mtime moved. */
+function changeOf(before: SourceIdentity, now: SourceIdentity): string {
+  if (before.size !== now.size) return `size ${before.size} -> ${now.size}`;
+  return `modified at ${new Date(now.mtimeMs).toISOString()}, same size ${now.size}`;
 }
 
 // ---- sender -----------------------------------------------------------------------
@@ -225,7 +231,7 @@ export class FileSender {
       } catch (err) {
         throw localFileError(err, JSON.stringify(item.label));
       }
-      checkReadable(fh, item.label, item.end, item.expect);
+      const opened = checkReadable(fh, item.label, item.end, item.expect);
       // Up to READ_AHEAD reads of this file in flight (the thread pool reads the next chunks while
       // this thread hands the current one to the socket); emitted strictly in order.
       const file = fh;
@@ -250,6 +256,15 @@ export class FileSender {
         }
         const buf = await head.data;
         if (this.#state !== "running") return false;
+        if (head.pos + buf.length === item.end) {
+          // Every byte of it is read: a source rewritten meanwhile would arrive torn, half old, half
+          // new. Its last chunk goes only if the file was not touched, or only grew (a log appended
+          // to: the bytes sent are its first ones, unchanged; `verify` checks them if it matters).
+          const st = fstatSync(file.fd);
+          if (st.size < opened.size || (st.size === opened.size && st.mtimeMs !== opened.mtimeMs)) {
+            throw new SourceChangedError(`${JSON.stringify(item.label)}: source changed while being read (${changeOf(opened, st)})`);
+          }
+        }
         this.#o.emit({ type: "file.data", id: this.#o.id, f: item.f, o: head.pos }, buf);
         counted -= buf.length;
         this.#emittedBytes += buf.length;

@@ -5,6 +5,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { mkdir, readFile, readdir, realpath, rename, symlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -278,5 +279,48 @@ describe("file transfer, broken on purpose", () => {
     const got = await client.getFilesFromGateway({ folder: "uploads" });
     expect(got.map((p) => p.slice(local.length + 1))).toEqual(["d/done.txt"]);
     await part.release();
+  });
+
+  it("a source rewritten in place (same size) while it is being read arrives whole or is reported FILE_CHANGED, never torn (half old, half new) under its name; downloads and uploads", async () => {
+    const { root, local, controller } = await setup();
+    const client = await controller.getClient();
+    const size = 4 * MiB;
+    /** Rewrites `path` in place (its first and last MiB), once, when the first chunk has arrived: the reader is past the first and, a window ahead at most, not yet at the last. */
+    const rewriteOnce = (path: string): (() => void) => {
+      let done = false;
+      return () => {
+        if (done) return;
+        done = true;
+        const fd = openSync(path, "r+");
+        writeSync(fd, Buffer.alloc(MiB, 0xab), 0, MiB, 0);
+        writeSync(fd, Buffer.alloc(MiB, 0xab), 0, MiB, size - MiB);
+        closeSync(fd);
+      };
+    };
+    const tune = { chunkBytes: 256 * 1024, windowBytes: MiB };
+    const check = async (report: TransferReport, landed: string, before: Buffer, source: string): Promise<void> => {
+      const after = await readFile(source);
+      if (report.notDelivered.length > 0) {
+        expect(report.notDelivered[0]!.code).toBe(ErrorCode.FILE_CHANGED);
+        await expect(readFile(landed)).rejects.toMatchObject({ code: "ENOENT" });
+      } else {
+        expect([sha256(before), sha256(after)]).toContain(sha256(await readFile(landed)));
+      }
+    };
+
+    const remote = join(root, "db.bin");
+    const remoteBytes = randomBytes(size);
+    await writeFile(remote, remoteBytes);
+    // An mtime in the past: the rewrite moves it even within one tick of the file system's clock.
+    await utimes(remote, 1_700_000_000, 1_700_000_000);
+    const down = await reportOf((onReport) => client.getFilesFromGateway({ files: ["db.bin"], ...tune, onProgress: rewriteOnce(remote), onReport }));
+    await check(down, join(local, "db.bin"), remoteBytes, remote);
+
+    const mine = join(local, "mine.bin");
+    const mineBytes = randomBytes(size);
+    await writeFile(mine, mineBytes);
+    await utimes(mine, 1_700_000_000, 1_700_000_000);
+    const up = await reportOf((onReport) => client.sendFilesToGateway({ dirname: "u", files: [mine], ...tune, onProgress: rewriteOnce(mine), onReport }));
+    await check(up, join(root, "uploads", "u", "mine.bin"), mineBytes, mine);
   });
 });
