@@ -2,9 +2,9 @@
  * What every subcommand shares: flag parsing with usage errors, the
  * connection flags, key loading, value printing and the exit codes.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { accessSync, constants as fsConstants, existsSync, lstatSync, readFileSync, statSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
-import { basename, join, resolve as resolvePath } from "node:path";
+import { basename, dirname as parentOf, join, resolve as resolvePath } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
   Controller,
@@ -435,6 +435,44 @@ export function decodeAs(value: unknown, as: AsType | undefined): unknown {
     }
   } catch (e) {
     throw new SwarmnetError(ErrorCode.BAD_RESULT, `cannot read the ${value.length} bytes received as ${as}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * A folder this process can write into, or make (its nearest existing parent
+ * can be written): else a usage error naming the cause (exit 2), before any
+ * connection, not a file error that would read as the gateway's (exit 4).
+ */
+export function writableFolder(flag: string, path: string): string {
+  let probe = resolvePath(path);
+  for (;;) {
+    const link = (() => {
+      try {
+        return lstatSync(probe);
+      } catch {
+        return undefined;
+      }
+    })();
+    if (link !== undefined) {
+      let info: ReturnType<typeof statSync>;
+      try {
+        info = statSync(probe);
+      } catch {
+        throw new UsageError(`${flag} ${path}: ${probe} is a symlink to nothing`);
+      }
+      if (!info.isDirectory()) throw new UsageError(`${flag} ${path}: ${probe} is not a folder`);
+      try {
+        accessSync(probe, fsConstants.W_OK | fsConstants.X_OK);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        const why = code === "EROFS" ? "read-only file system" : code === "EACCES" || code === "EPERM" ? "permission denied" : (e as Error).message;
+        throw new UsageError(`${flag} ${path}: ${probe === resolvePath(path) ? "cannot be written" : `cannot be made in ${probe}`}: ${why} (${code ?? "?"}, ${ErrorCode.FILE_ACCESS})`);
+      }
+      return path;
+    }
+    const parent = parentOf(probe);
+    if (parent === probe) return path;
+    probe = parent;
   }
 }
 

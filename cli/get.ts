@@ -10,6 +10,7 @@ import {
   gatewayFrom,
   intFlag,
   localFolder,
+  writableFolder,
   mib,
   out,
   parse,
@@ -80,7 +81,7 @@ export const getCommand: Command = {
     }
     const size = intFlag("swarm", values.swarm, 1, 1, 1024);
     const ifExists = ifExistsFlag(values["if-exists"]);
-    const outDir = resolve(localFolder("--out", values.out ?? ".", false));
+    const outDir = resolve(writableFolder("--out", localFolder("--out", values.out ?? ".", false)));
     const controller = controllerFrom(values, { endpoint, downloadDir: outDir, verbose: values.quiet !== true });
     const request: GetFilesOptions = {
       ...(values.folder !== undefined ? { folder: values.folder } : { files }),

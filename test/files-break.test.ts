@@ -323,4 +323,17 @@ describe("file transfer, broken on purpose", () => {
     const up = await reportOf((onReport) => client.sendFilesToGateway({ dirname: "u", files: [mine], ...tune, onProgress: rewriteOnce(mine), onReport }));
     await check(up, join(root, "uploads", "u", "mine.bin"), mineBytes, mine);
   });
+
+  it("get --out that cannot be used locally (a dangling symlink, a path through a file) is bad usage (exit 2) naming the cause, not exit 4 (\"the gateway answered with an error\")", async () => {
+    const { root, gw } = await setup();
+    await writeFile(join(root, "a.txt"), "a");
+    const out = await tempDir("swarmnet-break-out-");
+    await symlink(join(out, "nowhere"), join(out, "dangling"));
+    await writeFile(join(out, "file"), "x");
+    for (const [dir, why] of [[join(out, "dangling"), /symlink to nothing/], [join(out, "file", "sub"), /is not a folder/]] as const) {
+      const r = await swarmnet(["get", "--files", "a.txt", "--out", dir, "-g", gw.endpoint, "-q"]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(why);
+    }
+  });
 });
