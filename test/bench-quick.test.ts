@@ -29,7 +29,7 @@ interface ReportShape {
   schema: number;
   machine: { cpuCount: number };
   versions: { node: string };
-  options: { quick: boolean; runs: number };
+  options: { quick: boolean; runs: number; coldRuns: number };
   workloads: {
     id: string;
     metrics: { key: string }[];
@@ -40,7 +40,7 @@ interface ReportShape {
 
 describe("npm run bench --quick", () => {
   it(
-    "W1 and W2 complete for every system and write a report with medians and ratios",
+    "W1 and W2 complete for every system, warm and cold (fresh processes), and write a report with medians and ratios",
     async () => {
       const out = await tempDir("swarmnet-bench-");
       const result = await runBench(["--quick", "W1", "W2", "--out", out], BENCH_DEADLINE_MS - 10_000);
@@ -48,13 +48,14 @@ describe("npm run bench --quick", () => {
       expect(result.stdout).toContain("vs zeromq.js");
 
       const report = JSON.parse(await readFile(path.join(out, "latest.json"), "utf8")) as ReportShape;
-      expect(report).toMatchObject({ schema: 1, options: { quick: true }, versions: { node: process.version } });
-      expect(report.workloads.map((w) => w.id)).toEqual(["W1", "W2"]);
+      expect(report).toMatchObject({ schema: 2, options: { quick: true, coldRuns: 1 }, versions: { node: process.version } });
+      expect(report.workloads.map((w) => w.id)).toEqual(["W1", "W1-cold", "W2", "W2-cold"]);
+      expect(result.stdout).toMatch(/^W1-cold ping, cold /m);
       for (const workload of report.workloads) {
         for (const system of ["swarmnet", "zeromq", "grpc", "tcp"]) {
           const outcome = workload.systems[system];
           expect(outcome, `${workload.id} ${system}`).toMatchObject({ status: "ok" });
-          expect(outcome?.runs).toHaveLength(report.options.runs);
+          expect(outcome?.runs).toHaveLength(workload.id.endsWith("-cold") ? report.options.coldRuns : report.options.runs);
           for (const { key } of workload.metrics) {
             expect(Number.isFinite(outcome?.median?.[key]), `${workload.id} ${system} ${key}`).toBe(true);
           }
