@@ -167,7 +167,7 @@ export function formatTable(report: BenchReport): string {
   const { options, machine } = report;
   const conditions = [
     `median of ${options.runs} runs after a warm-up` +
-      (options.coldRuns > 0 ? `; -cold rows: median of ${options.coldRuns} runs, each in fresh processes without a warm-up` : ""),
+      (options.coldRuns > 0 ? `; -cold rows: median of ${options.coldRuns} run${options.coldRuns === 1 ? "" : "s"}, each in fresh processes without a warm-up` : ""),
     options.quick ? "quick (1/10 size)" : options.scale !== 1 ? `scale ${options.scale}` : "full size",
     options.rttMs > 0 ? `through a relay adding ${options.rttMs} ms round trip` : "loopback",
     `node ${process.version}, ${machine.cpuCount} × ${machine.cpuModel}`,

@@ -109,8 +109,9 @@ export class ZmqServerTransport implements ServerTransport {
       (frames) => socket.send(frames as Uint8Array[]),
       (to, err) => handlers.onUndeliverable(to.peer, err, to.tag),
     );
-    socket.events.on("handshake", () => void this.#stats.handshakes++);
-    socket.events.on("handshake:error:protocol", () => void this.#stats.protocolFailures++);
+    const events = retryOnEintr(() => socket.events);
+    events.on("handshake", () => void this.#stats.handshakes++);
+    events.on("handshake:error:protocol", () => void this.#stats.protocolFailures++);
     const host = this.#options.host.includes(":") ? `[${this.#options.host}]` : this.#options.host;
     // EINTR is retried at once. EADDRINUSE on a fixed port is retried for a moment: a gateway
     // restarted in the same process right after stop() can find the port still held while
@@ -323,7 +324,8 @@ export class ZmqClientTransport implements ClientTransport {
     };
     // Whether the TCP connection of the current attempt was made: a retry without one was refused.
     let tcpUp = false;
-    const events = socket.events;
+    // Making the monitor can be interrupted by a signal (e.g. a profiler's SIGPROF): EINTR, retried.
+    const events = retryOnEintr(() => socket.events);
     events.on("connect:delay", () => void (tcpUp = false));
     events.on("connect", () => void (tcpUp = true));
     events.on("connect:retry", () => {
@@ -440,7 +442,8 @@ export class ZmqClientTransport implements ClientTransport {
       };
       const timer = setTimeout(() => finish(false), timeoutMs);
       let tcpUp = false;
-      const events = socket.events;
+      // Making the monitor can be interrupted by a signal (e.g. a profiler's SIGPROF): EINTR, retried.
+    const events = retryOnEintr(() => socket.events);
       events.on("connect:delay", () => void (tcpUp = false));
       events.on("connect", () => void (tcpUp = true));
       events.on("connect:retry", () => {
