@@ -5,8 +5,9 @@
  * installed package and pinged by its CLI, and the README's first snippet and
  * worker-threads pair run against the installed package.
  *
- * The project is set up as the README's quick start says: `npm install swarmnet`
- * and `npm install -D tsx`, snippets run with that tsx.
+ * The project is set up as the README's quick start says, `npm install swarmnet`
+ * and tsx in its node_modules (this checkout's, linked: a dev tool, not what is
+ * tested), and the snippets run with that tsx.
  *
  * Cost: the build (prepack's tsc) is most of it. The dependencies are fetched
  * (from the npm cache when it has them) while it runs, without being saved as
@@ -15,7 +16,7 @@
  * The checks share the one installed project and run concurrently.
  */
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,7 +32,7 @@ const TSC = join(ROOT, "node_modules", "typescript", "bin", "tsc");
 let dir = "";
 let project = "";
 let bin = "";
-/** The project's own tsx, installed as the README's quick start says (`npm install -D tsx`). */
+/** The project's tsx (the README's `npm install -D tsx`): what `npx tsx snippet.ts` runs. */
 let tsx = "";
 
 /** npm without the audit and funding round trips; the registry is asked only for what the local npm cache lacks. */
@@ -42,13 +43,12 @@ describe.concurrent("npm package", () => {
     dir = await mkdtemp(join(tmpdir(), "swarmnet-pack-"));
     project = join(dir, "project");
     await mkdir(project);
-    const ours = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
-    const devDependencies = { tsx: ours.devDependencies["tsx"]! };
-    await writeFile(join(project, "package.json"), JSON.stringify({ name: "uses-swarmnet", version: "1.0.0", private: true, type: "module", devDependencies }));
+    await writeFile(join(project, "package.json"), JSON.stringify({ name: "uses-swarmnet", version: "1.0.0", private: true, type: "module" }));
+    const ours = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> };
     const [packed] = await Promise.all([
       // prepack runs `npm run build`: the tarball gets a fresh dist/.
       run("npm", ["pack", "--json", "--pack-destination", dir], { cwd: ROOT, timeout: 180_000 }),
-      // Meanwhile tsx and swarmnet's dependencies, these not saved: the project's package.json names swarmnet alone.
+      // Meanwhile swarmnet's dependencies, not saved: the project's package.json names swarmnet alone.
       run("npm", ["install", "--no-save", ...NPM_QUIET, ...Object.entries(ours.dependencies).map(([name, range]) => `${name}@${range}`)], { cwd: project, timeout: 180_000 }),
     ]);
     const [info] = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
@@ -58,7 +58,9 @@ describe.concurrent("npm package", () => {
     const manifest = JSON.parse(await readFile(join(project, "package.json"), "utf8")) as { dependencies: Record<string, string> };
     expect(Object.keys(manifest.dependencies)).toEqual(["swarmnet"]);
     bin = join(project, "node_modules", ".bin", "swarmnet");
-    tsx = join(project, "node_modules", ".bin", "tsx");
+    // tsx where the project's modules (and swarmnet's worker thread, for a .ts subroutine module) find it.
+    await symlink(join(ROOT, "node_modules", "tsx"), join(project, "node_modules", "tsx"), "dir");
+    tsx = join(project, "node_modules", "tsx", "dist", "cli.mjs");
   }, 360_000);
   afterAll(() => (dir ? rm(dir, { recursive: true, force: true }) : undefined));
 
@@ -122,7 +124,7 @@ describe.concurrent("npm package", () => {
     const code = /```ts\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf("## Use")))![1]!;
     expect(code).toContain('from "swarmnet"');
     await writeFile(join(project, "snippet.ts"), code);
-    const { stdout } = await within(run(tsx, ["snippet.ts"], { cwd: project, timeout: 60_000 }), 70_000, "snippet");
+    const { stdout } = await within(run(process.execPath, [tsx, "snippet.ts"], { cwd: project, timeout: 60_000 }), 70_000, "snippet");
     expect(stdout.split("\n").slice(0, 3)).toEqual(["hello", "42", "2"]);
   }, 90_000);
 
@@ -134,7 +136,7 @@ describe.concurrent("npm package", () => {
     await mkdir(join(project, "threads"));
     await writeFile(join(project, "threads", "subs.ts"), subs!);
     await writeFile(join(project, "threads", "gateway.ts"), gateway!);
-    const { stdout } = await within(run(tsx, ["gateway.ts"], { cwd: join(project, "threads"), timeout: 60_000 }), 70_000, "threads");
+    const { stdout } = await within(run(process.execPath, [tsx, "gateway.ts"], { cwd: join(project, "threads"), timeout: 60_000 }), 70_000, "threads");
     expect(stdout.trim().split("\n")).toEqual(["[ 'crunch', 'readings' ]", "{ sum: 666667166, onWorker: true }", "0 reading 0", "1 reading 1"]);
   }, 90_000);
 });
