@@ -181,7 +181,10 @@ describe("the process and its calls", () => {
     const holder = await controllerFor(gw).getClient();
     const newcomer = controllerFor(gw);
     // The pool is full: a client would be refused ...
-    await expect(newcomer.getClient()).rejects.toMatchObject({ code: ErrorCode.POOL_FULL });
+    await expect(newcomer.getClient()).rejects.toMatchObject({
+      code: ErrorCode.POOL_FULL,
+      message: expect.stringMatching(/^pool is full: its only handler is taken\. Free one/),
+    });
     const before = gw.snapshot().supervisor.stats;
     // ... but the listing needs none, and does not count as a session accepted or refused.
     expect(await newcomer.listSubroutines()).toEqual([
