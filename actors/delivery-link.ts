@@ -5,6 +5,9 @@
  * the link:
  *
  *   link down (socket monitor)      keep everything, send nothing; the lease clock starts
+ *   gateway quiet (2 heartbeats     probe the gateway (`ClientTransport.probe`): reached, it is
+ *     unanswered, no monitor)       busy and we wait; not reached, the link is down since the
+ *                                   last word heard, and probes go on until it is back
  *   link up again (handshake)       RESUME (secret + what we have) until RESUMED comes back;
  *                                   then both sides replay what the other lacks, in order
  *   down past the lease             the session is over: `session.ended` (reason "lease")
@@ -13,9 +16,11 @@
  *
  * The session's end reaches the client machine as an ordinary `session.ended`
  * message, so the machine's one path for it settles whatever is in flight.
- * Heartbeats (bare ACKs with the secret) go from here, every `livenessMs / 3`.
+ * Heartbeats (bare ACKs with the secret) go from here, every `livenessMs / 3`;
+ * the gateway answers each one, so silence is news.
  */
 import { ErrorCode, decode, encode, type SessionEndReason } from "../protocol/index.js";
+import { publishLink } from "../transports/diagnostics.js";
 import type { ClientTransport, ClientTransportHandlers, Frames } from "../transports/transport.js";
 import {
   Accept,
@@ -58,6 +63,15 @@ export class DeliveryLink implements ClientTransport {
   #heartbeat: NodeJS.Timeout | undefined;
   #lease: NodeJS.Timeout | undefined;
   #resume: NodeJS.Timeout | undefined;
+  /** Messages heard from the gateway (any kind): a heartbeat tick that sees no change counts a quiet period. */
+  #heard = 0;
+  #heardAtTick = 0;
+  /** When the last heartbeat tick saw something new heard (ms since epoch). */
+  #lastHeardAt = 0;
+  #quietTicks = 0;
+  /** The link was taken down by a failed probe (no monitor to say it is back: probes do). */
+  #downByProbe = false;
+  #probing = false;
   #reconnects = 0;
   #resumes = 0;
 
@@ -115,6 +129,7 @@ export class DeliveryLink implements ClientTransport {
 
   #onMessage(frames: Frames): void {
     if (this.#closed) return;
+    this.#heard++;
     const first = frames[0];
     if (!isHeader(first)) {
       // Outside the numbering: the welcome, refusals, session.ended, errors about no session.
@@ -182,13 +197,62 @@ export class DeliveryLink implements ClientTransport {
     });
     // The lease is the gateway's; heartbeat at a third of it, off the call path, so a client busy
     // in user code between calls (or a slow stream consumer) keeps its session.
-    this.#heartbeat = setInterval(() => {
-      if (this.#linkUp) this.#channel?.control(LinkKind.ACK);
-    }, Math.max(10, Math.floor(session.livenessMs / 3)));
+    this.#lastHeardAt = Date.now();
+    const periodMs = Math.max(10, Math.floor(session.livenessMs / 3));
+    this.#heartbeat = setInterval(() => this.#tick(periodMs), periodMs);
     this.#heartbeat.unref();
   }
 
-  #onLink(up: boolean): void {
+  /**
+   * A heartbeat period: send a heartbeat, and watch the gateway's answers.
+   * Two periods with nothing heard while the link is up, or any period while
+   * a failed probe holds it down, ask the transport to probe the gateway.
+   */
+  #tick(periodMs: number): void {
+    if (this.#ended || this.#closed) return;
+    const now = Date.now();
+    if (this.#heard !== this.#heardAtTick) {
+      this.#heardAtTick = this.#heard;
+      this.#lastHeardAt = now;
+      this.#quietTicks = 0;
+    } else if (this.#linkUp) {
+      this.#quietTicks++;
+    }
+    if (this.#linkUp) this.#channel?.control(LinkKind.ACK);
+    if (this.#downByProbe || this.#quietTicks >= 2) this.#probe(periodMs);
+  }
+
+  #probe(timeoutMs: number): void {
+    const probe = this.#inner.probe;
+    if (this.#probing || probe === undefined) return;
+    this.#probing = true;
+    const routingId = this.#routingId();
+    if (!this.#downByProbe) publishLink("quiet", routingId);
+    void probe.call(this.#inner, timeoutMs).then((up) => {
+      this.#probing = false;
+      publishLink("probed", routingId, up);
+      if (this.#ended || this.#closed) return;
+      if (up) {
+        this.#quietTicks = 0;
+        if (this.#downByProbe) {
+          this.#downByProbe = false;
+          this.#onLink(true);
+        }
+      } else if (!this.#downByProbe && this.#linkUp) {
+        this.#downByProbe = true;
+        // Down since the last word heard: the gateway's lease on us has run as long.
+        this.#onLink(false, Math.max(0, this.#lastHeardAt + (this.#session?.livenessMs ?? 0) - Date.now()));
+      }
+    });
+  }
+
+  #routingId(): string | undefined {
+    const id = (this.#inner as { routingId?: unknown }).routingId;
+    return typeof id === "string" ? id : undefined;
+  }
+
+  /** The link went down or came back; `leaseLeftMs`: how much of the lease is left (all of it by default). */
+  #onLink(up: boolean, leaseLeftMs?: number): void {
     const channel = this.#channel;
     const session = this.#session;
     if (channel === undefined || session === undefined || this.#ended || this.#closed) {
@@ -196,6 +260,7 @@ export class DeliveryLink implements ClientTransport {
       return;
     }
     if (!up) {
+      if (this.#linkUp) publishLink("down", this.#routingId());
       this.#linkUp = false;
       channel.pause();
       clearInterval(this.#resume);
@@ -205,13 +270,17 @@ export class DeliveryLink implements ClientTransport {
         const graceMs = session.livenessMs;
         this.#lease = setTimeout(
           () => this.#end("lease", ErrorCode.LEASE_EXPIRED, `the link to the gateway was down for ${graceMs} ms, longer than the session's lease`),
-          graceMs,
+          leaseLeftMs ?? graceMs,
         );
         this.#lease.unref();
       }
       return;
     }
+    // A monitor's word that the link is back also ends a probe's verdict.
+    this.#downByProbe = false;
+    this.#quietTicks = 0;
     if (this.#linkUp && this.#lease === undefined) return; // a first handshake, or nothing changed
+    publishLink("up", this.#routingId());
     this.#linkUp = true;
     this.#reconnects++;
     channel.control(LinkKind.RESUME);

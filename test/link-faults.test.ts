@@ -2,6 +2,7 @@
  * Sessions that ride out link drops: every case runs over real ZeroMQ sockets
  * through a fault-injecting TCP relay (test/fault-relay.ts) on loopback.
  */
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { Dealer } from "zeromq";
@@ -9,10 +10,11 @@ import { LinkKind, afterHeader, headerKind, isHeader, makeHeader } from "../acto
 import { decode, encode } from "../protocol/index.js";
 import { Controller, ErrorCode, SessionEndedError, type ControllerOptions, type Gateway, type SwarmnetError } from "../runtime/index.js";
 import type { ClientTransport, TransportFactory } from "../transports/transport.js";
+import type { LinkEvent } from "../transports/diagnostics.js";
 import { ZmqClientTransport, zmqTransport } from "../transports/zmq.js";
 import { FaultRelay } from "./fault-relay.js";
 import { hashTree, writeTree } from "./file-helpers.js";
-import { startGateway, tempDir, within } from "./helpers.js";
+import { startGateway, tempDir, until, within } from "./helpers.js";
 import { freePort, kill, startProcess } from "./processes.js";
 
 async function relayTo(gw: Gateway): Promise<FaultRelay> {
@@ -59,7 +61,7 @@ describe("streams through link drops", () => {
     await expect(client.ping("after")).resolves.toBe("after");
   });
 
-  it("a large window (262,144) with one item per event-loop turn and a reset: 150,000 items, no gap", async () => {
+  it("a large window (262,144) with one item per event-loop turn and a reset: 300,000 items, no gap", async () => {
     const gw = await startGateway();
     gw.addSubroutine("trickle", async function* (n: number) {
       for (let i = 0; i < n; i++) {
@@ -72,16 +74,16 @@ describe("streams through link drops", () => {
     let next = 0;
     await within(
       (async () => {
-        for await (const [ident] of client.stream<number>("trickle", [150_000], {}, { window: 262_144 })) {
+        for await (const [ident] of client.stream<number>("trickle", [300_000], {}, { window: 262_144 })) {
           if (ident !== next) throw new Error(`item ${ident} where ${next} was due`);
           next++;
-          if (next === 75_000) relay.reset();
+          if (next === 150_000) relay.reset();
         }
       })(),
       90_000,
       "the stream",
     );
-    expect(next).toBe(150_000);
+    expect(next).toBe(300_000);
     expect(client.delivery!.gaps).toBe(0); // nothing was lost in a queue: the only replay was the reset's
   });
 });
@@ -172,6 +174,71 @@ describe("a link down past the lease", () => {
     relay.throttle(0);
     const fresh = await controller.getClient();
     await expect(fresh.ping("back")).resolves.toBe("back");
+  });
+});
+
+/** Every `swarmnet:link` event from now until the test ends, and a way to wait for one. */
+function linkEvents(): { events: LinkEvent[]; next(match: (e: LinkEvent) => boolean, what: string): Promise<void> } {
+  const events: LinkEvent[] = [];
+  const wakers = new Set<() => void>();
+  const listener = (message: unknown): void => {
+    events.push(message as LinkEvent);
+    for (const wake of wakers) wake();
+  };
+  subscribe("swarmnet:link", listener);
+  onTestFinished(() => void unsubscribe("swarmnet:link", listener));
+  return {
+    events,
+    next(match, what) {
+      const from = events.length;
+      return until(
+        () => events.slice(from).some(match),
+        (wake) => (wakers.add(wake), () => void wakers.delete(wake)),
+        30_000,
+        what,
+      );
+    },
+  };
+}
+
+describe("a quiet gateway behind a parked client (no socket monitor)", () => {
+  it("a link that goes silent fails the call fast with SessionEndedError (lease), not at its deadline", async () => {
+    // A lease of 2 s: heartbeats every 667 ms, so an idle client hears nothing for PARK_AFTER_MS and parks.
+    const gw = await startGateway({ livenessMs: 2_000 });
+    gw.addSubroutine("echo", (x: unknown) => x);
+    const relay = await relayTo(gw);
+    const controller = controllerVia([relay.endpoint], { timeoutMs: 120_000 });
+    const link = linkEvents();
+    const client = await controller.getClient();
+    const parked = link.next((e) => e.event === "parked", "the idle client to park");
+    await expect(client.ping("hi")).resolves.toBe("hi");
+    await parked;
+    relay.stall(600_000);
+    const failed = await within(client.getSubroutineBatch("echo", [1]).then(() => undefined, (e: unknown) => e), 30_000, "the call to fail");
+    expect(failed).toBeInstanceOf(SessionEndedError);
+    expect(failed).toMatchObject({ code: ErrorCode.SESSION_ENDED, reason: "lease" });
+    // It was the probe that found the link dead (a parked socket has no monitor to say so).
+    expect(link.events.map((e) => e.event)).toEqual(expect.arrayContaining(["parked", "quiet", "probed", "down"]));
+    expect(link.events.find((e) => e.event === "probed")).toMatchObject({ up: false });
+    relay.unstall();
+    const fresh = await controller.getClient();
+    await expect(fresh.ping("back")).resolves.toBe("back");
+  });
+
+  it("a gateway whose event loop is blocked for 4 leases by a subroutine is probed, found alive, and answers: no false alarm", { timeout: 90_000 }, async () => {
+    const gateway = await startProcess("test/fixtures/gateway-process.ts", [0, 2_000]);
+    onTestFinished(() => kill(gateway.child));
+    const controller = controllerVia([`tcp://127.0.0.1:${gateway.port}`], { timeoutMs: 120_000 });
+    const link = linkEvents();
+    const client = await controller.getClient();
+    const parked = link.next((e) => e.event === "parked", "the idle client to park");
+    await expect(client.ping("hi")).resolves.toBe("hi");
+    await parked;
+    const probedAlive = link.next((e) => e.event === "probed" && e.up === true, "a probe that finds the gateway alive");
+    await expect(within(client.getSubroutineBatch("block", [8_000]), 60_000, "the blocking call")).resolves.toBe("done");
+    await probedAlive;
+    expect(link.events.some((e) => e.event === "down")).toBe(false);
+    await expect(client.ping("after")).resolves.toBe("after");
   });
 });
 

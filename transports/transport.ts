@@ -77,6 +77,15 @@ export interface ClientTransport {
    * what arrived once it is busy again.
    */
   idle?(idle: boolean): void;
+  /**
+   * Whether the gateway can be reached, for a link that has gone quiet: true
+   * at once when a socket monitor watches the link (its events are the
+   * truth); otherwise a throwaway connection is made and true means it
+   * completed its handshake within `timeoutMs` (the gateway's ZeroMQ I/O
+   * thread answers even while its JavaScript is busy). Absent: the transport
+   * cannot tell, and a quiet link is taken as up.
+   */
+  probe?(timeoutMs: number): Promise<boolean>;
   /** Queues a message; never throws. */
   send(frames: Frames): void;
   close(): void;

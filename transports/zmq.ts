@@ -4,6 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Dealer, Router, context } from "zeromq";
+import { publishLink } from "./diagnostics.js";
 import { SendQueue } from "./send-queue.js";
 import { registerZapDomain, unregisterZapDomain, type ZapCounters } from "./zap.js";
 import type {
@@ -218,8 +219,10 @@ function readable(socket: Dealer): boolean {
  * socket, once, for an unmonitored one with the same routing id (the
  * gateway's ROUTER hands the session over) and keeps that one. Idle, nothing
  * of it holds the event loop: a script that forgets `close()` still exits.
- * The price: from then on the link is not watched (a call finds a dead
- * gateway at its deadline, not at the lease).
+ * From then on no monitor watches the link; the delivery layer notices a
+ * gateway gone quiet (no answer to its heartbeats) and asks `probe()`, which
+ * makes a throwaway monitored connection to tell a dead link from a busy
+ * gateway.
  */
 export class ZmqClientTransport implements ClientTransport {
   readonly #endpoint: string;
@@ -375,6 +378,7 @@ export class ZmqClientTransport implements ClientTransport {
   async #park(socket: Dealer, handlers: ClientTransportHandlers): Promise<void> {
     if (this.#monitored) {
       this.#open(handlers, false);
+      publishLink("parked", this.routingId);
       return;
     }
     await new Promise<void>((resolve) => {
@@ -400,6 +404,56 @@ export class ZmqClientTransport implements ClientTransport {
 
   send(frames: Frames): void {
     this.#queue?.push(frames, null);
+  }
+
+  /**
+   * Can the gateway be reached? A monitored socket says so through its
+   * events: true. A parked one cannot tell (its own connection may be
+   * reconnecting or dead), so a throwaway DEALER (same CURVE keys, no
+   * routing id, no message sent: the gateway opens no session) connects and
+   * is closed again: true once its ZMTP handshake completes, false when the
+   * connection is refused, the handshake fails, or `timeoutMs` passes.
+   */
+  probe(timeoutMs: number): Promise<boolean> {
+    if (this.#monitored || this.#closed) return Promise.resolve(true);
+    let socket: Dealer;
+    try {
+      const curve = this.#options.curve;
+      socket = retryOnEintr(
+        () =>
+          new Dealer({
+            linger: 0,
+            ...(curve ? { curveServerKey: curve.serverPublicKey, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey } : {}),
+          }),
+      );
+    } catch {
+      return Promise.resolve(false); // e.g. out of file descriptors
+    }
+    return new Promise<boolean>((resolve) => {
+      let settled = false;
+      const finish = (up: boolean): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.close();
+        resolve(up);
+      };
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      let tcpUp = false;
+      const events = socket.events;
+      events.on("connect:delay", () => void (tcpUp = false));
+      events.on("connect", () => void (tcpUp = true));
+      events.on("connect:retry", () => {
+        if (!tcpUp) finish(false);
+      });
+      events.on("handshake", () => finish(true));
+      for (const type of Object.keys(HANDSHAKE_FAILURES)) events.on(type as "handshake:error:auth", () => finish(false));
+      try {
+        retryOnEintr(() => socket.connect(this.#endpoint));
+      } catch {
+        finish(false);
+      }
+    });
   }
 
   close(): void {
