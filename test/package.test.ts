@@ -106,14 +106,23 @@ describe.concurrent("npm package", () => {
     await run(process.execPath, [TSC, "-p", "."], { cwd: project, timeout: 120_000 });
   }, 150_000);
 
-  it("the installed bin - --help, a gateway from the installed package, ping 127.0.0.1 against it", async ({ expect }) => {
+  it("the installed bin - --help, a gateway from the installed package serving the README's subs.ts on a thread, ping, list and call against it", async ({ expect }) => {
     const help = await run(bin, ["--help"], { cwd: project, timeout: 30_000 });
     expect(help.stdout).toContain("Usage: swarmnet COMMAND");
-    const gateway = new CliProcess(["gateway", "--port", "0"], { cwd: project, bin });
+    // The bin runs on plain node; with tsx in the project, a TypeScript module still loads in the worker threads.
+    const readme = await readFile(join(ROOT, "README.md"), "utf8");
+    const subs = /```ts\n(\/\/ subs\.ts[\s\S]*?)```/.exec(readme)![1]!;
+    await mkdir(join(project, "cli"));
+    await writeFile(join(project, "cli", "subs.ts"), subs);
+    const gateway = new CliProcess(["gateway", "--port", "0", "--subroutines", "./cli/subs.ts", "--threads", "1"], { cwd: project, bin });
     try {
       const m = await gateway.waitFor(/listening on tcp:\/\/127\.0\.0\.1:(\d+)/, 30_000);
       const ping = await run(bin, ["ping", `127.0.0.1:${m[1]}`], { cwd: project, timeout: 30_000 });
       expect(ping.stdout).toMatch(/pong from tcp:\/\/127\.0\.0\.1:\d+ \(handler 1\)/);
+      const list = await run(bin, ["list", `127.0.0.1:${m[1]}`], { cwd: project, timeout: 30_000 });
+      expect(list.stdout).toBe("crunch\tcall\nreadings\tstream\n");
+      const call = await run(bin, ["call", "crunch", "1000", "--kwargs", '{"round":true}', "-g", `127.0.0.1:${m[1]}`], { cwd: project, timeout: 30_000 });
+      expect(JSON.parse(call.stdout)).toEqual({ sum: 21097, onWorker: true });
     } finally {
       await gateway.stop("SIGTERM");
     }
