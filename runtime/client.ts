@@ -402,7 +402,8 @@ export class Client {
 
   /**
    * The gateway's subroutines, sorted by name, each with whether it streams
-   * (call it with `stream()` / `getSubroutineStream()`) or not (a batch call).
+   * (call it with `stream()` / `getSubroutineStream()`) or not (a batch call). To list
+   * without holding a pool slot (a full pool), use `controller.listSubroutines()`.
    *
    * ```ts
    * for (const { name, stream } of await client.listSubroutines()) console.log(name, stream ? "stream" : "call");
