@@ -135,7 +135,8 @@ describe("the process and its calls", () => {
       ["explode", "call", client.handlerId],
       ["sputter", "stream", client.handlerId],
     ]);
-    expect(failures[0]!.client).toMatch(/^[0-9a-f]+$/);
+    // The routing id as the client made it (`c` + 24 hex digits), not hex-encoded again.
+    expect(failures[0]!.client).toMatch(/^c[0-9a-f]{24}$/);
     expect((failures[0]!.error as Error).stack).toMatch(/explodeOnPurpose/);
 
     const other = await controllerFor(quiet).getClient();
