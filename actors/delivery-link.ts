@@ -69,8 +69,6 @@ export class DeliveryLink implements ClientTransport {
   /** When the last heartbeat tick saw something new heard (ms since epoch). */
   #lastHeardAt = 0;
   #quietTicks = 0;
-  /** The link was taken down by a failed probe (no monitor to say it is back: probes do). */
-  #downByProbe = false;
   #probing = false;
   #reconnects = 0;
   #resumes = 0;
@@ -206,7 +204,8 @@ export class DeliveryLink implements ClientTransport {
   /**
    * A heartbeat period: send a heartbeat, and watch the gateway's answers.
    * Two periods with nothing heard while the link is up, or any period while
-   * a failed probe holds it down, ask the transport to probe the gateway.
+   * it is down, ask the transport to probe the gateway (a transport whose
+   * monitor watches the link answers at once that its events are the truth).
    */
   #tick(periodMs: number): void {
     if (this.#ended || this.#closed) return;
@@ -219,7 +218,7 @@ export class DeliveryLink implements ClientTransport {
       this.#quietTicks++;
     }
     if (this.#linkUp) this.#channel?.control(LinkKind.ACK);
-    if (this.#downByProbe || this.#quietTicks >= 2) this.#probe(periodMs);
+    if (!this.#linkUp || this.#quietTicks >= 2) this.#probe(periodMs);
   }
 
   #probe(timeoutMs: number): void {
@@ -227,19 +226,21 @@ export class DeliveryLink implements ClientTransport {
     if (this.#probing || probe === undefined) return;
     this.#probing = true;
     const routingId = this.#routingId();
-    if (!this.#downByProbe) publishLink("quiet", routingId);
+    if (this.#linkUp) publishLink("quiet", routingId);
     void probe.call(this.#inner, timeoutMs).then((up) => {
       this.#probing = false;
+      if (up === undefined) {
+        // A monitor watches the link: its events say down and up.
+        this.#quietTicks = 0;
+        return;
+      }
       publishLink("probed", routingId, up);
       if (this.#ended || this.#closed) return;
       if (up) {
         this.#quietTicks = 0;
-        if (this.#downByProbe) {
-          this.#downByProbe = false;
-          this.#onLink(true);
-        }
-      } else if (!this.#downByProbe && this.#linkUp) {
-        this.#downByProbe = true;
+        // Down (a failed probe, or a monitor's disconnect before the socket stopped being watched): resume.
+        if (!this.#linkUp) this.#onLink(true);
+      } else if (this.#linkUp) {
         // Down since the last word heard: the gateway's lease on us has run as long.
         this.#onLink(false, Math.max(0, this.#lastHeardAt + (this.#session?.livenessMs ?? 0) - Date.now()));
       }
@@ -276,8 +277,6 @@ export class DeliveryLink implements ClientTransport {
       }
       return;
     }
-    // A monitor's word that the link is back also ends a probe's verdict.
-    this.#downByProbe = false;
     this.#quietTicks = 0;
     if (this.#linkUp && this.#lease === undefined) return; // a first handshake, or nothing changed
     publishLink("up", this.#routingId());

@@ -8,6 +8,7 @@
  * `error`) and then calls `onFinish`; a cancelled job answers nothing,
  * closes its file handles and renames nothing.
  */
+import { openSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { basename, join } from "node:path";
 import {
@@ -140,10 +141,14 @@ export class FileSendJob extends FileJob {
     const windowBytes = Math.min(m.windowBytes, MAX_FILE_WINDOW_BYTES, chunkBytes * MAX_CHUNKS_IN_WINDOW);
     const windowFiles = Math.min(m.windowFiles, MAX_FILE_WINDOW_FILES);
     let base: Promise<{ root: string; dir: string }> | undefined;
+    // Where to look, once known: the synchronous open (small files) needs it at hand.
+    let candidates: ReadonlyArray<{ root: string; dir: string }> | undefined;
     if (m.folder !== undefined) {
       const folder = m.folder;
       base = this.sandbox.resolve(folder).then(({ root, real }) => ({ root, dir: real }));
-      base.catch(() => undefined);
+      base.then((b) => void (candidates = [b]), () => undefined);
+    } else {
+      this.sandbox.realRoots().then((roots) => void (candidates = roots), () => undefined);
     }
     this.#sender = new FileSender({
       id: m.id,
@@ -169,6 +174,24 @@ export class FileSendJob extends FileJob {
         }
         const { real } = await this.sandbox.resolve(path, folder);
         return open(real, READ_NO_FOLLOW);
+      },
+      openSync: (index) => {
+        if (candidates === undefined) return undefined;
+        const path = normalizeRequestPath(m.files[index]![0]);
+        if (m.folder !== undefined && !path.includes("/")) {
+          checkName(path);
+          try {
+            return openSync(join(candidates[0]!.dir, path), READ_NO_FOLLOW);
+          } catch (err) {
+            // A symlink (ELOOP) goes the long way through realpath and the root check; a missing file
+            // gets the asynchronous path's own error.
+            const code = (err as NodeJS.ErrnoException).code;
+            if (code === "ELOOP" || code === "ENOENT") return undefined;
+            throw err;
+          }
+        }
+        const real = this.sandbox.resolveSync(path, candidates);
+        return real === undefined ? undefined : openSync(real, READ_NO_FOLLOW);
       },
       chunkBytes,
       windowBytes,

@@ -18,7 +18,7 @@
  * `windowBytes` (plus one chunk) read and not yet written by the receiver,
  * and at most `windowFiles` ranges started and not yet completed.
  */
-import { constants, fstatSync, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, readSync, type Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import {
   AbortedError,
@@ -41,6 +41,16 @@ export const READ_NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | consta
 const SENDER_CONCURRENCY = 8;
 /** Reads of one file in flight at once. */
 const READ_AHEAD = 3;
+/**
+ * Small files (one chunk) are opened, checked, read and closed synchronously:
+ * a few microseconds each from the page cache, against three thread-pool
+ * round trips that cost far more (and more still on a loaded machine). At
+ * most SYNC_SLICE_MS of the event loop at a time, then a turn for everyone
+ * else; a file that alone takes longer than SYNC_SLOW_MS (a cold or slow
+ * disk) sends the rest of the transfer the asynchronous way.
+ */
+const SYNC_SLICE_MS = 2;
+const SYNC_SLOW_MS = 5;
 
 export type TransferProgress = {
   readonly kind: "files";
@@ -77,15 +87,33 @@ function kindOf(st: Stats): string {
  * @throws FileAccessError for anything but a regular file; SourceChangedError when it changed.
  */
 export function checkReadable(fh: FileHandle, label: string, end: number, expect?: SourceIdentity): SourceIdentity {
+  return checkReadableFd(fh.fd, label, end, expect);
+}
+
+function checkReadableFd(fd: number, label: string, end: number, expect?: SourceIdentity): SourceIdentity {
   // fstat of an open descriptor touches no disk (the inode came with the open): synchronous, it costs
   // about a microsecond instead of a thread-pool round trip per file.
-  const st = fstatSync(fh.fd);
+  const st = fstatSync(fd);
   if (!st.isFile()) throw new FileAccessError(`${JSON.stringify(label)} is ${kindOf(st)}, not a regular file: refused`);
   if (expect !== undefined && (st.size !== expect.size || st.mtimeMs !== expect.mtimeMs)) {
     throw new SourceChangedError(`${JSON.stringify(label)}: source changed since it was listed (${changeOf(expect, st)})`);
   }
   if (st.size < end) throw new SourceChangedError(`${JSON.stringify(label)}: source changed while being read (size ${expect?.size ?? end} -> ${st.size})`);
   return { size: st.size, mtimeMs: st.mtimeMs };
+}
+
+/**
+ * Once every byte of a file (or range) is read, before its last chunk goes: a
+ * source rewritten meanwhile would arrive torn, half old, half new. It goes
+ * only if the file was not touched, or only grew (a log appended to: the bytes
+ * sent are its first ones, unchanged; `verify` checks them if it matters).
+ * @throws SourceChangedError
+ */
+function checkUntouched(fd: number, label: string, opened: SourceIdentity): void {
+  const st = fstatSync(fd);
+  if (st.size < opened.size || (st.size === opened.size && st.mtimeMs !== opened.mtimeMs)) {
+    throw new SourceChangedError(`${JSON.stringify(label)}: source changed while being read (${changeOf(opened, st)})`);
+  }
 }
 
 /** "size X -> Y", or "modified at ..., same size" when only the mtime moved. */
@@ -113,6 +141,12 @@ export interface FileSenderOptions {
   readonly items: readonly SendItem[];
   /** Opens item `index` for reading (the caller's sandbox checks where it leads); use READ_NO_FOLLOW. */
   readonly open: (index: number) => Promise<FileHandle>;
+  /**
+   * The same, synchronously, as a file descriptor; undefined when it cannot
+   * be told without the thread pool (then `open` is used). Used for files of
+   * one chunk (see SYNC_SLICE_MS).
+   */
+  readonly openSync?: (index: number) => number | undefined;
   readonly chunkBytes: number;
   readonly windowBytes: number;
   readonly windowFiles: number;
@@ -215,8 +249,85 @@ export class FileSender {
         continue;
       }
       if (!(await this.#until(() => this.#filesStarted - this.#filesAcked < this.#windowFiles))) return;
+      if (this.#syncAllowed && item.end - item.offset <= this.#o.chunkBytes) {
+        if (!(await this.#until(() => this.#sentBytes - this.#ackedBytes < this.#windowBytes))) return;
+        if (performance.now() - this.#sliceStart > SYNC_SLICE_MS) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          this.#sliceStart = performance.now();
+          if (this.#state !== "running") return;
+        }
+        this.#filesStarted++;
+        const sent = this.#sendSmallSync(index, item);
+        if (sent !== undefined) {
+          if (sent) this.#filesSent++;
+          continue;
+        }
+        this.#filesStarted--;
+      }
       this.#filesStarted++;
       if (await this.#sendFile(index, item)) this.#filesSent++;
+    }
+  }
+
+  /** Whether small files still go the synchronous way (see SYNC_SLICE_MS). */
+  #syncAllowed = true;
+  #sliceStart = performance.now();
+
+  /**
+   * A file of one chunk, all synchronous: true when emitted, false when it
+   * failed here (reported as `#sendFile` does), undefined when it could not
+   * be opened without the thread pool (the caller goes the asynchronous way).
+   */
+  #sendSmallSync(index: number, item: SendItem): boolean | undefined {
+    const started = performance.now();
+    let fd: number | undefined;
+    const len = item.end - item.offset;
+    try {
+      try {
+        fd = this.#o.openSync?.(index);
+      } catch (err) {
+        throw err instanceof SwarmnetError ? err : localFileError(err, JSON.stringify(item.label));
+      }
+      if (fd === undefined) return undefined;
+      const opened = checkReadableFd(fd, item.label, item.end, item.expect);
+      const buf = Buffer.allocUnsafe(len);
+      let filled = 0;
+      while (filled < len) {
+        let bytesRead: number;
+        try {
+          bytesRead = readSync(fd, buf, filled, len - filled, item.offset + filled);
+        } catch (err) {
+          throw localFileError(err, JSON.stringify(item.label));
+        }
+        if (bytesRead === 0) {
+          const now = fstatSync(fd).size;
+          throw new SourceChangedError(`${JSON.stringify(item.label)}: source changed while being read (size ${item.expect?.size ?? item.end} -> ${now})`);
+        }
+        filled += bytesRead;
+      }
+      checkUntouched(fd, item.label, opened);
+      this.#sentBytes += len;
+      this.#o.emit({ type: "file.data", id: this.#o.id, f: item.f, o: item.offset }, buf);
+      this.#emittedBytes += len;
+      this.#current = { label: item.label, bytes: item.end, size: item.end };
+      this.#o.onSent?.(index, item.end);
+      return true;
+    } catch (err) {
+      this.#filesStarted--;
+      const error = err instanceof SwarmnetError ? err : localFileError(err, JSON.stringify(item.label));
+      this.#failures.push({ index, label: item.label, error });
+      this.#o.emitError(item.f, error);
+      this.#wake();
+      return false;
+    } finally {
+      if (fd !== undefined) {
+        try {
+          closeSync(fd);
+        } catch {
+          // Read already; nothing to keep.
+        }
+      }
+      if (performance.now() - started > SYNC_SLOW_MS) this.#syncAllowed = false;
     }
   }
 
@@ -256,15 +367,7 @@ export class FileSender {
         }
         const buf = await head.data;
         if (this.#state !== "running") return false;
-        if (head.pos + buf.length === item.end) {
-          // Every byte of it is read: a source rewritten meanwhile would arrive torn, half old, half
-          // new. Its last chunk goes only if the file was not touched, or only grew (a log appended
-          // to: the bytes sent are its first ones, unchanged; `verify` checks them if it matters).
-          const st = fstatSync(file.fd);
-          if (st.size < opened.size || (st.size === opened.size && st.mtimeMs !== opened.mtimeMs)) {
-            throw new SourceChangedError(`${JSON.stringify(item.label)}: source changed while being read (${changeOf(opened, st)})`);
-          }
-        }
+        if (head.pos + buf.length === item.end) checkUntouched(file.fd, item.label, opened);
         this.#o.emit({ type: "file.data", id: this.#o.id, f: item.f, o: head.pos }, buf);
         counted -= buf.length;
         this.#emittedBytes += buf.length;

@@ -29,6 +29,12 @@ import type { Session } from "./session.js";
 import { StreamJob, iteratorOf, type Job, type JobOutcome, type JobProgress } from "./stream-job.js";
 import { BadResult, ThreadCrash, invokeSubroutine, type SubroutineRegistry } from "./subroutines.js";
 
+/** A client's routing id for logs: as text when it is printable ASCII (swarmnet's own `c` + hex ids), else hex. */
+function peerName(id: Uint8Array): string {
+  const text = Buffer.from(id).toString("latin1");
+  return /^[\x21-\x7e]+$/.test(text) ? text : Buffer.from(id).toString("hex");
+}
+
 /** Test-only hooks: a throw from one is a handler crash (not a subroutine error). */
 export interface HandlerHooks {
   beforeRequest?(info: { handlerId: number; type: string; name?: string }): void;
@@ -163,7 +169,7 @@ function threadCallJob(id: number, abort: AbortController, result: PromiseLike<u
 /** A subroutine's throw (or rejection), whatever was thrown: reported on the gateway (the registry's reporting), answered as the caller's RemoteError (BAD_RESULT for what cannot leave a thread). */
 function remoteFailure(registry: SubroutineRegistry, session: Session, id: number, name: string, kind: "call" | "stream", error: unknown): ErrorMessage {
   if (isInstance(error, BadResult)) return errorReply(id, ErrorCode.BAD_RESULT, error.message);
-  const reply = registry.failure({ name, kind, error, handlerId: session.handlerId, client: Buffer.from(session.peer.id).toString("hex"), requestId: id });
+  const reply = registry.failure({ name, kind, error, handlerId: session.handlerId, client: peerName(session.peer.id), requestId: id });
   return errorReply(id, reply.code, reply.message, reply.name, reply.stack);
 }
 
@@ -265,7 +271,7 @@ export const handlerMachine = setup({
       try {
         iterator = iteratorOf(invokeSubroutine(entry, args, kwargs));
       } catch (error) {
-        finish({ type: "failed", ...context.registry.failure({ name, kind: "stream", error, handlerId: context.session.handlerId, client: Buffer.from(context.session.peer.id).toString("hex"), requestId: id }) });
+        finish({ type: "failed", ...context.registry.failure({ name, kind: "stream", error, handlerId: context.session.handlerId, client: peerName(context.session.peer.id), requestId: id }) });
         return;
       }
       if (!iterator) {
@@ -279,7 +285,7 @@ export const handlerMachine = setup({
       const session = context.session;
       const registry = context.registry;
       const onThrow = (error: unknown) =>
-        registry.failure({ name, kind: "stream", error, handlerId: session.handlerId, client: Buffer.from(session.peer.id).toString("hex"), requestId: id });
+        registry.failure({ name, kind: "stream", error, handlerId: session.handlerId, client: peerName(session.peer.id), requestId: id });
       const job = new StreamJob({ id, name, session, iterator, window, windowBytes, onFinish: finish, onThrow });
       context.session.job = job;
       job.start();

@@ -5,7 +5,7 @@
  * running (`busy.streaming`) and can cancel it; the items themselves do not
  * pay for a machine transition each.
  */
-import { ErrorCode, describeThrown, isInstance, wireValueProblem, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
+import { ErrorCode, MAX_STREAM_WINDOW, describeThrown, isInstance, wireValueProblem, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
 import type { Job, JobOutcome, Refusal, Replier, StreamProgress } from "./job.js";
 import { BadResult, ThreadCrash } from "./subroutines.js";
 
@@ -65,7 +65,7 @@ export class StreamJob implements Job {
   readonly #iterator: AnyIterator;
   readonly #hint: ((items: number, bytes: number) => void) | undefined;
   readonly #interrupt: (() => void) | undefined;
-  readonly #window: number;
+  #window: number;
   readonly #onFinish: (outcome: JobOutcome) => void;
   /** Reports the generator's throw (the gateway logs it) and gives the client's error reply. */
   readonly #onThrow: ((error: unknown) => { code: string; message: string; name?: string; stack?: string }) | undefined;
@@ -124,7 +124,10 @@ export class StreamJob implements Job {
 
   onMessage(message: ClientMessage): void {
     if (message.type === "stream.credit") {
-      this.#grantedItems += message.items;
+      // The window never grows past MAX_STREAM_WINDOW items, however often a client asks.
+      const grow = Math.max(0, Math.min(message.grow ?? 0, MAX_STREAM_WINDOW - this.#window));
+      this.#window += grow;
+      this.#grantedItems += message.items + grow;
       this.#grantedBytes += message.bytes;
       this.#consumedItems += message.items;
     } else if (message.type === "stream.abort") {

@@ -61,7 +61,7 @@ export interface SubroutineFailure {
   readonly kind: "call" | "stream";
   /** What it threw. */
   readonly error: unknown;
-  /** The handler serving the client, and the client's routing id (hex). */
+  /** The handler serving the client, and the client's routing id: as text when printable ASCII (swarmnet's clients: `c` + 24 hex digits), else in hex. */
   readonly handlerId: number;
   readonly client: string;
   readonly requestId: number;

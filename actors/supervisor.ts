@@ -198,7 +198,8 @@ export const supervisorMachine = setup({
           status: Status.POOL_FULL,
           code: ErrorCode.POOL_FULL,
           message:
-            `pool is full: all ${context.maxPoolSize} handlers are taken. Free one (close clients you no longer use), ` +
+            `pool is full: ${context.maxPoolSize === 1 ? "its only handler is" : `all ${context.maxPoolSize} handlers are`} taken. ` +
+            "Free one (close clients you no longer use), " +
             "let the gateway keep more (maxPoolSize / swarmnet gateway --pool N), " +
             "or wait for a slot (getClient({ waitMs }) / --wait MS)",
         });

@@ -10,7 +10,7 @@ import { renderRatioChart } from "./svg.js";
 import { PEERS, SYSTEM_LABELS, SYSTEMS, type Metric } from "./workload.js";
 
 /** Bumped when the JSON's shape changes in a way a reader would notice. */
-export const REPORT_SCHEMA_VERSION = 1;
+export const REPORT_SCHEMA_VERSION = 2;
 
 export interface BenchReport {
   readonly schema: typeof REPORT_SCHEMA_VERSION;
@@ -20,6 +20,7 @@ export interface BenchReport {
     readonly quick: boolean;
     readonly scale: number;
     readonly runs: number;
+    readonly coldRuns: number;
     readonly rttMs: number;
     readonly workloads: readonly string[];
     readonly systems: readonly string[];
@@ -97,6 +98,7 @@ export function buildReport(
       quick: options.quick,
       scale: options.scale,
       runs: options.runs,
+      coldRuns: options.coldRuns,
       rttMs: options.rttMs,
       workloads: options.workloads.map((w) => w.id),
       systems: options.systems,
@@ -164,7 +166,8 @@ export function formatTable(report: BenchReport): string {
       .trimEnd();
   const { options, machine } = report;
   const conditions = [
-    `median of ${options.runs} runs after a warm-up`,
+    `median of ${options.runs} runs after a warm-up` +
+      (options.coldRuns > 0 ? `; -cold rows: median of ${options.coldRuns} run${options.coldRuns === 1 ? "" : "s"}, each in fresh processes without a warm-up` : ""),
     options.quick ? "quick (1/10 size)" : options.scale !== 1 ? `scale ${options.scale}` : "full size",
     options.rttMs > 0 ? `through a relay adding ${options.rttMs} ms round trip` : "loopback",
     `node ${process.version}, ${machine.cpuCount} × ${machine.cpuModel}`,

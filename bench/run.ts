@@ -13,12 +13,15 @@ const DEFAULT_RUNS = 5;
 const QUICK_RUNS = 3;
 const QUICK_SCALE = 0.1;
 const DEFAULT_RUN_TIMEOUT_S = 120;
+const QUICK_COLD_RUNS = 1;
 
 const USAGE = `usage: npm run bench -- [WORKLOAD...] [options]
 
   WORKLOAD          ${WORKLOADS.map((w) => w.id).join(", ")} (default: all)
   --quick           every workload at a tenth of its size, ${QUICK_RUNS} runs (a smoke check)
   --runs N          measured runs per workload and system (default ${DEFAULT_RUNS}, quick ${QUICK_RUNS})
+  --cold N          cold runs (fresh server and client processes, no warm-up) per workload
+                    and system, a row of their own (default: as --runs; quick ${QUICK_COLD_RUNS}; 0: none)
   --scale F         size factor, 1 = full (default 1, quick ${QUICK_SCALE})
   --rtt MS          run through a relay that adds MS of round trip (MS/2 each way)
   --systems A,B     only these of ${SYSTEMS.join(", ")}
@@ -47,6 +50,7 @@ async function main(): Promise<void> {
       options: {
         quick: { type: "boolean", default: false },
         runs: { type: "string" },
+        cold: { type: "string" },
         scale: { type: "string" },
         rtt: { type: "string" },
         systems: { type: "string" },
@@ -70,11 +74,14 @@ async function main(): Promise<void> {
     if (!(SYSTEMS as readonly string[]).includes(s)) fail(`unknown system ${JSON.stringify(s)}`);
   }
   const quick = values.quick;
+  const runs = positiveNumber("runs", values.runs, quick ? QUICK_RUNS : DEFAULT_RUNS, { integer: true });
   const options = {
     quick,
     workloads,
     systems: systems as SystemName[],
-    runs: positiveNumber("runs", values.runs, quick ? QUICK_RUNS : DEFAULT_RUNS, { integer: true }),
+    runs,
+    coldRuns:
+      values.cold === "0" ? 0 : positiveNumber("cold", values.cold, quick ? QUICK_COLD_RUNS : runs, { integer: true }),
     scale: positiveNumber("scale", values.scale, quick ? QUICK_SCALE : 1),
     rttMs: values.rtt === undefined ? 0 : positiveNumber("rtt", values.rtt, 0),
     runTimeoutMs: positiveNumber("timeout", values.timeout, DEFAULT_RUN_TIMEOUT_S) * 1000,

@@ -44,6 +44,13 @@ export interface RunOptions {
   readonly systems: readonly SystemName[];
   /** Measured runs per (workload, system), after a warm-up. */
   readonly runs: number;
+  /**
+   * Cold runs per (workload, system): each in a freshly started server process
+   * and client process, measured without a warm-up, as a user's first command
+   * meets it. They make a row of their own (`W1-cold`) beside the warm one; 0
+   * leaves them out. Workloads that already run in fresh processes (W6) have none.
+   */
+  readonly coldRuns: number;
   /** Size factor passed to each workload's `params`: 1 is the full size. */
   readonly scale: number;
   /** Round trip the relay adds between client and server; 0 connects directly. */
@@ -93,16 +100,40 @@ export async function runWorkloads(options: RunOptions): Promise<WorkloadResult[
       systems,
       ratios: ratiosOf(workload.metrics, systems),
     });
+    if (options.coldRuns > 0 && !workload.freshProcessPerRun) {
+      const cold = {} as Record<SystemName, SystemOutcome>;
+      for (const system of SYSTEMS) {
+        cold[system] = !workload.systems[system]
+          ? { status: "n/a" }
+          : !options.systems.includes(system)
+            ? { status: "skipped" }
+            : await runSystem(workload, system, options, "cold");
+      }
+      results.push({
+        id: `${workload.id}-cold`,
+        name: `${workload.name}, cold`,
+        description: `${workload.description}; each run in a freshly started server and client process, no warm-up`,
+        params: workload.params(options.scale),
+        metrics: workload.metrics,
+        systems: cold,
+        ratios: ratiosOf(workload.metrics, cold),
+      });
+    }
   }
   return results;
 }
 
-async function runSystem(workload: AnyWorkload, system: SystemName, options: RunOptions): Promise<SystemOutcome> {
-  const label = `${workload.id} ${workload.name} / ${system}`;
+async function runSystem(workload: AnyWorkload, system: SystemName, options: RunOptions, mode: "warm" | "cold" = "warm"): Promise<SystemOutcome> {
+  const label = `${workload.id}${mode === "cold" ? "-cold" : ""} ${workload.name} / ${system}`;
   const started = performance.now();
   const runs: Figures[] = [];
   try {
-    if (workload.freshProcessPerRun) {
+    if (mode === "cold") {
+      // No warm-up anywhere: fresh processes, and the first run is the one measured.
+      for (let i = 0; i < options.coldRuns; i++) {
+        runs.push(...(await runSession(workload, system, options, { runs: 1, warmup: false })));
+      }
+    } else if (workload.freshProcessPerRun) {
       // The warm-up is a whole run of its own, thrown away.
       await runSession(workload, system, options, { runs: 1, warmup: false });
       for (let i = 0; i < options.runs; i++) {

@@ -1,10 +1,14 @@
-import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, connectClient, connectionOptions, controllerFrom, gatewayFrom, out, parse, type Command } from "./common.js";
+import { TimeoutError } from "../protocol/index.js";
+import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UnreachableError, connectionOptions, controllerFrom, gatewayFrom, out, parse, type Command } from "./common.js";
 
 const help = `Usage: swarmnet list [ENDPOINT] [options]
 
 Lists a gateway's subroutines, one per line: NAME<TAB>call (a batch call:
 swarmnet call / send) or NAME<TAB>stream (a generator: swarmnet stream).
 ENDPOINT (or -g) is host, host:port or tcp://host:port; the port is 1857 if left out.
+The request needs no session: it takes no pool slot, so a full pool still
+answers (--wait has nothing to wait for); the answer must come within
+--connect-timeout.
 
 Options:
       --json                 print [{"name": ..., "stream": true|false}, ...]
@@ -28,8 +32,11 @@ export const listCommand: Command = {
     const endpoint = gatewayFrom("list", values, positionals, true);
     const controller = controllerFrom(values, { endpoint });
     try {
-      const client = await connectClient("list", controller, values);
-      const subroutines = await client.listSubroutines();
+      // Sessionless: no pool slot taken; the deadline is the controller's connectTimeoutMs (--connect-timeout).
+      const subroutines = await controller.listSubroutines().catch((e: unknown) => {
+        // No answer is an unreached gateway (exit 3), as refused and handshake failures are.
+        throw e instanceof TimeoutError ? new UnreachableError(e) : e;
+      });
       if (values.json) out(JSON.stringify(subroutines));
       else for (const { name, stream } of subroutines) out(`${name}\t${stream ? "stream" : "call"}`);
       return ExitCode.OK;

@@ -23,6 +23,13 @@ export const DEFAULT_LIVENESS_MS = 15_000;
 /** Stream window granted by a client: items, and bytes. */
 export const DEFAULT_STREAM_WINDOW = 2048;
 export const DEFAULT_STREAM_WINDOW_BYTES = 16 * 1024 * 1024;
+/**
+ * How far a stream window grows by itself when the caller set none (see
+ * StreamOptions.window). Over a 20 ms round trip a stream of small items
+ * needed about 30,000 items in flight to fill the pipe (measured: 2,048 gave
+ * 57k items/s, 32,768 gave 433k).
+ */
+export const DEFAULT_STREAM_WINDOW_MAX = 65_536;
 /** The port pynetwork listened on. */
 export const DEFAULT_PORT = 1857;
 export const DEFAULT_HOST = "127.0.0.1";

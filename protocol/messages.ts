@@ -58,12 +58,17 @@ export interface StreamOpenMessage {
   readonly window: number;
   readonly windowBytes: number;
 }
-/** The consumer took `items` more items (`bytes` bytes): the window slides by that much. */
+/**
+ * The consumer took `items` more items (`bytes` bytes): the window slides by
+ * that much. `grow` (optional) widens the item window by that many items on
+ * top (a client tuning its window to the link, as TCP's receive window).
+ */
 export interface StreamCreditMessage {
   readonly type: "stream.credit";
   readonly id: number;
   readonly items: number;
   readonly bytes: number;
+  readonly grow?: number;
 }
 /** The consumer aborts: the generator's return() runs, then `stream.end {aborted: true}`. */
 export interface StreamAbortMessage {
@@ -632,8 +637,10 @@ export function parseClientMessage(value: unknown, hasRaw: boolean): ClientMessa
       if (window < 1 || windowBytes < 1) throw new ProtocolError("stream.open needs a window of at least 1 item and 1 byte");
       return { type, id, name, args, kwargs, window, windowBytes };
     }
-    case "stream.credit":
-      return { type, id, items: count(value, "items", MAX_STREAM_WINDOW), bytes: count(value, "bytes", Number.MAX_SAFE_INTEGER) };
+    case "stream.credit": {
+      const credit = { type, id, items: count(value, "items", MAX_STREAM_WINDOW), bytes: count(value, "bytes", Number.MAX_SAFE_INTEGER) } as const;
+      return value["grow"] === undefined ? credit : { ...credit, grow: count(value, "grow", MAX_STREAM_WINDOW) };
+    }
     case "stream.abort":
       return { type, id };
     case "file.list":

@@ -1,11 +1,15 @@
 /**
- * Admin requests without a session: `admin.snapshot` is answered by the
- * gateway's dispatcher, so looking at a gateway takes no pool slot, works
- * while the pool is full, and does not show up in what it looks at.
- * `swarmnet inspect` polls through one `AdminConnection`.
+ * Requests without a session: `admin.snapshot`, `admin.watch` and
+ * `subroutine.list` are answered by the gateway's dispatcher, so looking at a
+ * gateway or listing its subroutines takes no pool slot, works while the pool
+ * is full, and does not show up in what it looks at. `swarmnet inspect` polls
+ * through one `AdminConnection`; `swarmnet list` and `controller.listSubroutines()`
+ * ask through one.
  */
 import {
   ClosedError,
+  ConnectionRefusedError,
+  HandshakeError,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_MAX_MESSAGE_SIZE_BYTES,
   InvalidArgumentError,
@@ -20,14 +24,18 @@ import {
   setLongTimeout,
   type LongTimeout,
 } from "../protocol/index.js";
-import type { ClientCurve, ClientTransport, TransportFactory } from "../transports/transport.js";
+import type { SubroutineInfo } from "../protocol/messages.js";
+import type { AttemptFailure, ClientCurve, ClientTransport, TransportFactory } from "../transports/transport.js";
 import { zmqTransport } from "../transports/zmq.js";
 import { normalizeEndpoint } from "./endpoint.js";
 import type { GatewayInspection } from "./gateway.js";
 import type { GatewayWatch } from "./inspector-feed.js";
 
 export interface AdminOptions {
-  /** Deadline of each request, in ms (also how long an unreachable gateway takes to report). @default 5000 */
+  /**
+   * Deadline of each request, in ms (also how long an unreachable gateway takes to report:
+   * ConnectionRefusedError when nothing listens, TimeoutError when nothing answers). @default 5000
+   */
   timeoutMs?: number;
   /** CURVE: needed for a gateway with CURVE on; the key must be one it authorizes. */
   curve?: ClientCurve;
@@ -38,7 +46,7 @@ export interface AdminOptions {
 }
 
 interface Waiter {
-  readonly answer: "admin.snapshot.result" | "admin.watch.result";
+  readonly answer: "admin.snapshot.result" | "admin.watch.result" | "subroutine.listing";
   resolve(answer: Record<string, unknown>): void;
   reject(error: SwarmnetError): void;
   timer: LongTimeout;
@@ -47,7 +55,10 @@ interface Waiter {
 const MAX_ID = 0xffff_ffff;
 
 /**
- * One connection for admin requests to one gateway (started with `admin: true`).
+ * One connection for requests that need no session to one gateway: snapshots
+ * (the gateway started with `admin: true`) and its subroutines (any gateway).
+ * It holds no pool slot. A CURVE handshake that fails fails every request at
+ * once with HandshakeError (SWARMNET_HANDSHAKE_FAILED).
  *
  * ```ts
  * using admin = new AdminConnection("127.0.0.1:1857");
@@ -61,6 +72,10 @@ export class AdminConnection {
   readonly #waiting = new Map<number, Waiter>();
   #nextId = 1;
   #closed: SwarmnetError | undefined;
+  /** The link has come up at least once (a request that then times out was not answered, not refused). */
+  #linked = false;
+  /** An attempt was refused while the link was down: what a request's deadline reports instead of "no answer". */
+  #refused: ConnectionRefusedError | undefined;
 
   constructor(endpoint: string, options: AdminOptions = {}) {
     this.endpoint = normalizeEndpoint(endpoint);
@@ -76,7 +91,24 @@ export class AdminConnection {
     this.#transport.start({
       onMessage: (frames) => this.#onMessage(frames),
       onError: (error) => this.#fail(new ClosedError(`admin connection to ${this.endpoint} failed: ${error.message}`, { cause: error })),
+      onLink: (up) => {
+        if (!up) return;
+        this.#linked = true;
+        this.#refused = undefined;
+      },
+      onAttemptFailed: (failure) => this.#attemptFailed(failure),
     });
+  }
+
+  /**
+   * The gateway's subroutines, each name and whether it streams, sorted by name: what
+   * `client.listSubroutines()` answers, without a session (any gateway, `admin` or not).
+   * @throws ConnectionRefusedError (SWARMNET_CONNECTION_REFUSED) when nothing listened until the deadline;
+   *   HandshakeError (SWARMNET_HANDSHAKE_FAILED); TimeoutError (SWARMNET_TIMEOUT); ClosedError (SWARMNET_CLOSED).
+   */
+  async listSubroutines(): Promise<SubroutineInfo[]> {
+    const answer = await this.#request({ type: "subroutine.list" }, "subroutine.listing");
+    return [...(answer["subroutines"] as readonly SubroutineInfo[])];
   }
 
   /** The gateway's `snapshot()`; AdminDisabledError unless it runs with `admin: true`, TimeoutError if it does not answer. */
@@ -98,14 +130,21 @@ export class AdminConnection {
     return answer as unknown as GatewayWatch;
   }
 
-  #request(message: { type: "admin.snapshot" } | { type: "admin.watch"; since: number; machines?: true }, answer: Waiter["answer"]): Promise<Record<string, unknown>> {
+  #request(
+    message: { type: "admin.snapshot" } | { type: "admin.watch"; since: number; machines?: true } | { type: "subroutine.list" },
+    answer: Waiter["answer"],
+  ): Promise<Record<string, unknown>> {
     if (this.#closed) return Promise.reject(this.#closed);
     const id = this.#nextId;
     this.#nextId = id >= MAX_ID ? 1 : id + 1;
     return new Promise<Record<string, unknown>>((resolve, reject) => {
       const timer = setLongTimeout(() => {
         this.#waiting.delete(id);
-        reject(new TimeoutError(`no answer from gateway ${this.endpoint} within ${this.#timeoutMs} ms`));
+        reject(
+          !this.#linked && this.#refused !== undefined
+            ? this.#refused
+            : new TimeoutError(`no answer from gateway ${this.endpoint} within ${this.#timeoutMs} ms`),
+        );
       }, this.#timeoutMs);
       this.#waiting.set(id, { answer, resolve, reject, timer });
       this.#transport.send([encode({ ...message, id })]);
@@ -141,6 +180,23 @@ export class AdminConnection {
       this.#settle(message.id);
       waiter.reject(errorFromWire(message.code, message.message, message.name));
     }
+  }
+
+  #attemptFailed(failure: AttemptFailure): void {
+    if (failure.kind === "handshake") {
+      // A failed handshake fails again on every retry: say so now, not at the deadline.
+      this.#fail(
+        new HandshakeError(
+          `CURVE/ZMTP handshake with gateway ${this.endpoint} failed: ${failure.detail}. ` +
+            "Check the keys: this client's key pair must be in the gateway's authorized keys, and the server key must be the gateway's public key.",
+        ),
+      );
+      return;
+    }
+    if (this.#linked) return;
+    this.#refused = new ConnectionRefusedError(
+      `connection refused at ${this.endpoint}: nothing listens there (is the gateway running, on this host and port?); retried for ${this.#timeoutMs} ms`,
+    );
   }
 
   #settle(id: number): void {

@@ -3,6 +3,7 @@ import { DeliveryLink, type LinkStats } from "../actors/delivery-link.js";
 import {
   ClosedError,
   DEFAULT_STREAM_WINDOW,
+  DEFAULT_STREAM_WINDOW_MAX,
   DEFAULT_STREAM_WINDOW_BYTES,
   InvalidArgumentError,
   MAX_STREAM_WINDOW,
@@ -264,6 +265,7 @@ export class Client {
     const label = `stream of ${String(message["name"])}`;
     const reader = new StreamReader<T>(id, this.#sinkControl(id), {
       window: message["window"] as number,
+      windowMax: options.window === undefined ? DEFAULT_STREAM_WINDOW_MAX : undefined,
       windowBytes: message["windowBytes"] as number,
       timeoutMs,
       idleTimeoutMs: options.idleTimeoutMs,
@@ -400,7 +402,8 @@ export class Client {
 
   /**
    * The gateway's subroutines, sorted by name, each with whether it streams
-   * (call it with `stream()` / `getSubroutineStream()`) or not (a batch call).
+   * (call it with `stream()` / `getSubroutineStream()`) or not (a batch call). To list
+   * without holding a pool slot (a full pool), use `controller.listSubroutines()`.
    *
    * ```ts
    * for (const { name, stream } of await client.listSubroutines()) console.log(name, stream ? "stream" : "call");

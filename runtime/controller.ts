@@ -17,6 +17,8 @@ import {
 } from "../protocol/index.js";
 import type { ClientCurve, TransportFactory } from "../transports/transport.js";
 import { zmqTransport } from "../transports/zmq.js";
+import type { SubroutineInfo } from "../protocol/messages.js";
+import { AdminConnection } from "./admin.js";
 import { atCallSite, captureCallSite, type CallSite } from "./call-site.js";
 import { Client } from "./client.js";
 import { checkOptionNames, splitHostPort } from "./options.js";
@@ -104,6 +106,14 @@ export interface GetSwarmOptions extends GetClientOptions {
    * or nothing. @default n
    */
   min?: number;
+}
+
+/** Options of `controller.listSubroutines()`. */
+export interface ListSubroutinesOptions {
+  /** Ask this gateway. @default the controller's first gateway */
+  endpoint?: string;
+  /** How long to wait for the answer, in ms (connecting included). @default the controller's connectTimeoutMs */
+  timeoutMs?: number;
 }
 
 /** @internal What `Controller.connectPlan()` hands the composable client actor. */
@@ -295,6 +305,43 @@ export class Controller {
       throw swarmFailure(failure.reason, clients.length, n, callSite);
     }
     return new Swarm(clients);
+  }
+
+  /**
+   * A gateway's subroutines (the first gateway by default), each name and whether it
+   * streams, sorted by name. Asked over a connection of its own without a session: it
+   * takes no pool slot, so a full pool still answers (`client.listSubroutines()` asks
+   * through a client that already holds one).
+   *
+   * ```ts
+   * for (const { name, stream } of await controller.listSubroutines()) console.log(name, stream ? "stream" : "call");
+   * ```
+   * @throws ConnectionRefusedError (SWARMNET_CONNECTION_REFUSED) when nothing listened until the deadline;
+   *   HandshakeError (SWARMNET_HANDSHAKE_FAILED) for CURVE keys the gateway refuses; TimeoutError
+   *   (SWARMNET_TIMEOUT) when nothing answered; InvalidArgumentError (SWARMNET_INVALID_ARGUMENT) for a bad option.
+   */
+  async listSubroutines(options: ListSubroutinesOptions = {}): Promise<SubroutineInfo[]> {
+    const callSite = captureCallSite(true);
+    try {
+      checkOptionNames("listSubroutines", options, ["endpoint", "timeoutMs"]);
+      const endpoint = options.endpoint !== undefined ? normalizeEndpoint(options.endpoint) : this.endpoints[0]!;
+      if (this.#actor.getSnapshot().status !== "active") throw new ClosedError("controller is closed");
+      const timeoutMs = options.timeoutMs ?? this.#connectTimeoutMs;
+      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new InvalidArgumentError(`listSubroutines: timeoutMs must be a positive integer, got ${String(timeoutMs)}`);
+      const admin = new AdminConnection(endpoint, {
+        timeoutMs,
+        maxMessageSize: this.#maxMessageSize,
+        transport: this.#transport,
+        ...(this.#curve ? { curve: this.#curve } : {}),
+      });
+      try {
+        return await admin.listSubroutines();
+      } finally {
+        admin.close();
+      }
+    } catch (error) {
+      throw error instanceof SwarmnetError ? atCallSite(error, callSite) : error;
+    }
   }
 
   /** Asks a gateway (the first one by default) to stop, through a client of this controller. */

@@ -77,7 +77,7 @@ export type { GatewayOptions, GatewayInspection, HandlerInspection, InspectCallb
 export type { ThreadPoolInspection, ThreadWorkerInspection } from "../actors/thread-pool.js";
 export type { RefusedReplies } from "../actors/dispatcher.js";
 export type { ThrownDescription } from "../protocol/thrown.js";
-export type { ControllerOptions, GetClientOptions, GetSwarmOptions } from "./controller.js";
+export type { ControllerOptions, GetClientOptions, GetSwarmOptions, ListSubroutinesOptions } from "./controller.js";
 export type { AdminOptions } from "./admin.js";
 export type { WebInspector, WebInspectorOptions } from "./web-inspector.js";
 export type { MetricsOptions, GatewayMetrics } from "./metrics.js";

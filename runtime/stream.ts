@@ -22,7 +22,14 @@ export type StreamItem<T = Uint8Array> = [ident: number, buffer: T];
 export interface StreamOptions {
   /** Aborts the stream (the generator's `return()` runs on the gateway); iteration rejects with the signal's reason. */
   signal?: AbortSignal;
-  /** Items the gateway may run ahead of the consumer. @default 2048 */
+  /**
+   * Items the gateway may run ahead of the consumer. Unset, the window starts
+   * at 2048 and tunes itself to the link, as TCP's receive window does: each
+   * time the consumer has caught up with everything that arrived, and half a
+   * window arrived since the last change, it quadruples, up to 65,536 items (the
+   * byte window, `windowBytes`, still bounds memory). Set, it stays fixed.
+   * @default 2048, growing
+   */
   window?: number;
   /** Bytes (of byte items) the gateway may run ahead of the consumer. @default 16 MiB */
   windowBytes?: number;
@@ -39,7 +46,7 @@ export interface StreamOptions {
 
 export interface StreamControl {
   /** Sends a control message (credit, abort) on the client's connection. */
-  send(message: { type: "stream.credit"; id: number; items: number; bytes: number } | { type: "stream.abort"; id: number }): void;
+  send(message: { type: "stream.credit"; id: number; items: number; bytes: number; grow?: number } | { type: "stream.abort"; id: number }): void;
   /** Tells the client machine the stream is over (end seen), or failed locally. */
   finished(id: number): void;
   failed(id: number, error: SwarmnetError): void;
@@ -57,8 +64,13 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
   readonly #idleTimeoutMs: number | undefined;
   /** "stream of NAME": what errors call it. */
   readonly #label: string;
-  readonly #creditItems: number;
+  #creditItems: number;
   readonly #creditBytes: number;
+  /** The item window now, and how far it may grow by itself (undefined: fixed). */
+  #window: number;
+  readonly #windowMax: number | undefined;
+  /** `received` when the window last changed. */
+  #receivedAtGrowth = 0;
   #items: Array<StreamItem<T> | undefined> = [];
   #head = 0;
   #end: "open" | "done" | "aborted" = "open";
@@ -78,7 +90,7 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
   constructor(
     id: number,
     control: StreamControl,
-    options: { window: number; windowBytes: number; timeoutMs: number; idleTimeoutMs?: number | undefined; label?: string },
+    options: { window: number; windowBytes: number; timeoutMs: number; idleTimeoutMs?: number | undefined; label?: string; windowMax?: number | undefined },
   ) {
     this.id = id;
     this.#control = control;
@@ -86,7 +98,14 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
     this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS;
     this.#label = options.label ?? `stream ${id}`;
     this.#creditItems = Math.max(1, Math.floor(options.window / 4));
+    this.#window = options.window;
+    this.#windowMax = options.windowMax;
     this.#creditBytes = Math.max(1, Math.floor(options.windowBytes / 4));
+  }
+
+  /** The item window now (it grows by itself unless `window` was given). */
+  get window(): number {
+    return this.#window;
   }
 
   /** @internal The open request is going on the wire now. */
@@ -148,6 +167,7 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
       }
       if (this.#error !== NOTHING) throw this.#error;
       if (this.#end !== "open") return { value: undefined, done: true };
+      this.#grow();
       await this.#waitForData();
     }
   }
@@ -179,6 +199,25 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
     while (this.#end === "open" && !this.#callSettled) {
       if (!(await this.#waitForData(true))) break;
     }
+  }
+
+  /**
+   * The consumer has taken everything that arrived and waits: if half a
+   * window arrived since the window last changed, the link (its round trip),
+   * not the consumer, held the stream back. Quadruple the window (a `grow` on
+   * a credit sent now), up to its maximum. A slow generator also starves the
+   * consumer; then the larger window costs nothing, as nothing fills it.
+   */
+  #grow(): void {
+    if (this.#windowMax === undefined || this.#window >= this.#windowMax || this.#aborting || !this.#opened) return;
+    if (this.received - this.#receivedAtGrowth < this.#window / 2) return;
+    const grow = Math.min(this.#window * 3, this.#windowMax - this.#window);
+    this.#window += grow;
+    this.#receivedAtGrowth = this.received;
+    this.#creditItems = Math.max(1, Math.floor(this.#window / 4));
+    this.#control.send({ type: "stream.credit", id: this.id, items: this.#unackedItems, bytes: this.#unackedBytes, grow });
+    this.#unackedItems = 0;
+    this.#unackedBytes = 0;
   }
 
   #grantCredit(): void {

@@ -1,4 +1,5 @@
-import { describe, expect, it } from "vitest";
+import { createServer, type AddressInfo, type Socket } from "node:net";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { parseClientMessage, parseGatewayMessage } from "../protocol/index.js";
 import { AdminConnection, inspectGateway, type GatewayInspection } from "../runtime/index.js";
 import { controllerFor, startGateway } from "./helpers.js";
@@ -54,7 +55,21 @@ describe("admin requests", () => {
     expect(await call).toBe("released");
   });
 
-  it("an unreachable gateway - the admin request fails with TimeoutError after its deadline", async () => {
-    await expect(inspectGateway("127.0.0.1:9", { timeoutMs: 200 })).rejects.toMatchObject({ code: "SWARMNET_TIMEOUT" });
+  it("nothing listening - ConnectionRefusedError at the deadline; a peer that never answers - TimeoutError", async () => {
+    await expect(inspectGateway("127.0.0.1:9", { timeoutMs: 300 })).rejects.toMatchObject({
+      code: "SWARMNET_CONNECTION_REFUSED",
+      message: expect.stringContaining("connection refused at tcp://127.0.0.1:9: nothing listens there"),
+    });
+    // Something accepts the TCP connection and then says nothing: not refused, just no answer.
+    const sockets = new Set<Socket>();
+    const mute = createServer((socket) => void sockets.add(socket));
+    await new Promise<void>((resolve) => mute.listen(0, "127.0.0.1", resolve));
+    onTestFinished(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => mute.close(() => resolve()));
+    });
+    const port = (mute.address() as AddressInfo).port;
+    await expect(inspectGateway(`127.0.0.1:${port}`, { timeoutMs: 300 })).rejects.toMatchObject({ code: "SWARMNET_TIMEOUT" });
+    expect(sockets.size).toBeGreaterThan(0);
   });
 });

@@ -29,7 +29,7 @@ interface ReportShape {
   schema: number;
   machine: { cpuCount: number };
   versions: { node: string };
-  options: { quick: boolean; runs: number };
+  options: { quick: boolean; runs: number; coldRuns: number };
   workloads: {
     id: string;
     metrics: { key: string }[];
@@ -43,12 +43,13 @@ describe("npm run bench --quick", () => {
     "W1 and W2 complete for every system and write a report with medians and ratios",
     async () => {
       const out = await tempDir("swarmnet-bench-");
-      const result = await runBench(["--quick", "W1", "W2", "--out", out], BENCH_DEADLINE_MS - 10_000);
+      // Cold rows are checked below, on one system: four systems twice over would double this test.
+      const result = await runBench(["--quick", "W1", "W2", "--cold", "0", "--out", out], BENCH_DEADLINE_MS - 10_000);
       expect(result, result.stderr).toMatchObject({ code: 0 });
       expect(result.stdout).toContain("vs zeromq.js");
 
       const report = JSON.parse(await readFile(path.join(out, "latest.json"), "utf8")) as ReportShape;
-      expect(report).toMatchObject({ schema: 1, options: { quick: true }, versions: { node: process.version } });
+      expect(report).toMatchObject({ schema: 2, options: { quick: true, coldRuns: 0 }, versions: { node: process.version } });
       expect(report.workloads.map((w) => w.id)).toEqual(["W1", "W2"]);
       for (const workload of report.workloads) {
         for (const system of ["swarmnet", "zeromq", "grpc", "tcp"]) {
@@ -67,6 +68,27 @@ describe("npm run bench --quick", () => {
       }
       const svg = await readFile(path.join(out, "latest.svg"), "utf8");
       expect(svg).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"[\s\S]*<\/svg>\n$/);
+    },
+    BENCH_DEADLINE_MS,
+  );
+
+  it(
+    "a cold row: each run in freshly started server and client processes, beside the warm row",
+    async () => {
+      const out = await tempDir("swarmnet-bench-");
+      const result = await runBench(["--quick", "W1", "--systems", "swarmnet", "--runs", "1", "--cold", "2", "--out", out], BENCH_DEADLINE_MS - 10_000);
+      expect(result, result.stderr).toMatchObject({ code: 0 });
+      expect(result.stdout).toMatch(/^W1-cold ping, cold /m);
+      expect(result.stdout).toContain("-cold rows: median of 2 runs, each in fresh processes without a warm-up");
+      // Two cold sessions, each its own pair of processes.
+      expect(result.stderr).toMatch(/W1-cold ping \/ swarmnet: 2 runs/);
+      const report = JSON.parse(await readFile(path.join(out, "latest.json"), "utf8")) as ReportShape;
+      expect(report.options).toMatchObject({ runs: 1, coldRuns: 2 });
+      expect(report.workloads.map((w) => w.id)).toEqual(["W1", "W1-cold"]);
+      const cold = report.workloads[1]!.systems["swarmnet"];
+      expect(cold).toMatchObject({ status: "ok" });
+      expect(cold?.runs).toHaveLength(2);
+      expect(cold?.median?.["p50Us"]).toBeGreaterThan(0);
     },
     BENCH_DEADLINE_MS,
   );

@@ -63,6 +63,31 @@ describe("swarmnet CLI - one grammar, errors that say what to do", () => {
     expect(same.code).toBe(0);
   });
 
+  it("list takes no pool slot: a --pool 1 gateway whose slot another client holds still lists, to the CLI and the API (SWARMNET_GATEWAY, SWARMNET_DEBUG)", { timeout: 120_000 }, async () => {
+    const small = await startCliGateway(["--subroutines", SUBS, "--pool", "1"]);
+    const holder = new Controller({ gateways: [small.endpoint] });
+    try {
+      await holder.getClient();
+      // SWARMNET_DEBUG=1: the error's stack follows its line.
+      const full = await cli(["call", "mount_usage", "-g", small.endpoint], { env: { SWARMNET_DEBUG: "1" }, ms: 45_000 });
+      expect(full.code).toBe(4); // the only slot is taken ...
+      expect(full.stderr).toMatch(/swarmnet call: SWARMNET_POOL_FULL: .*\nPoolFullError: [^\n]*\n\s+at /);
+      // SWARMNET_GATEWAY: the gateway when none is given.
+      const listed = await cli(["list"], { env: { SWARMNET_GATEWAY: small.endpoint.slice("tcp://".length) }, ms: 45_000 });
+      expect(listed.stderr).toBe(""); // ... and the listing does not need it
+      expect(listed.code).toBe(0);
+      expect(listed.stdout).toBe("mount_usage\tcall\nreadings\tstream\nslow\tcall\nstatus\tcall\ntemperature\tcall\n");
+      const api = new Controller({ gateways: [small.endpoint] });
+      try {
+        expect((await api.listSubroutines()).map((s) => `${s.name}\t${s.stream ? "stream" : "call"}\n`).join("")).toBe(listed.stdout);
+      } finally {
+        await api.close();
+      }
+    } finally {
+      await holder.close();
+    }
+  });
+
   it("a gateway as the first argument of call/get/put is refused with the -g form; ping 127.0.0.1 means port 1857", { timeout: 120_000 }, async () => {
     const [call, get, ping] = await clis([
       ["call", hostPort, "mount_usage"],

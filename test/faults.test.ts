@@ -57,7 +57,8 @@ describe("waiting for a pool slot", () => {
 
 describe("liveness", () => {
   it("a subroutine that blocks the gateway's event loop past the lease does not get healthy idle clients evicted", async () => {
-    const gw = await startGateway({ livenessMs: 300 });
+    // A lease of 1 s blocked for 3 s: long enough that a loaded machine's timer jitter is not taken for silence.
+    const gw = await startGateway({ livenessMs: 1_000 });
     gw.addSubroutine("hog", (ms: number) => {
       const end = Date.now() + ms;
       while (Date.now() < end); // blocks the whole gateway process
@@ -66,9 +67,9 @@ describe("liveness", () => {
     const controller = controllerFor(gw);
     const idle = await controller.getClient();
     const hogger = await controller.getClient();
-    await expect(hogger.getSubroutineBatch("hog", [1_200])).resolves.toBe("done");
-    // Let a few sweeps run after the stall: the idle client's heartbeats are read again.
-    await within(new Promise((r) => setTimeout(r, 600)), 2_000, "sweeps after the stall");
+    await expect(hogger.getSubroutineBatch("hog", [3_000])).resolves.toBe("done");
+    // Let a few sweeps run after the stall (one each 250 ms): the idle client's heartbeats are read again.
+    await within(new Promise((r) => setTimeout(r, 1_000)), 3_000, "sweeps after the stall");
     await expect(idle.ping("still here")).resolves.toBe("still here");
     expect(gw.snapshot().supervisor.stats.expired).toBe(0);
     expect(gw.snapshot().supervisor.poolSize).toBe(2);

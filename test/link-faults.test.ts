@@ -225,6 +225,29 @@ describe("a quiet gateway behind a parked client (no socket monitor)", () => {
     await expect(fresh.ping("back")).resolves.toBe("back");
   });
 
+  it("an idle client whose link went down stays watched until it is back (it does not park blind), then resumes: the next call works", async () => {
+    const gw = await startGateway({ livenessMs: 6_000 });
+    gw.addSubroutine("echo", (x: unknown) => x);
+    const relay = await relayTo(gw);
+    const controller = controllerVia([relay.endpoint], { timeoutMs: 30_000 });
+    const link = linkEvents();
+    const client = await controller.getClient();
+    await expect(client.ping("hi")).resolves.toBe("hi");
+    const down = link.next((e) => e.event === "down", "the link to go down");
+    // Resets every connection and refuses new ones: the client, idle, sees its link down for 2 s,
+    // four times as long as it takes an idle client to park.
+    relay.block(2_000);
+    await down;
+    const up = link.next((e) => e.event === "up", "the link to come back");
+    await up;
+    await expect(within(client.getSubroutineBatch("echo", ["after"]), 20_000, "the call after the outage")).resolves.toBe("after");
+    expect(client.delivery!.resumes).toBeGreaterThanOrEqual(1);
+    // While the link was down nothing parked the socket (an unmonitored socket could not have said "up").
+    const downAt = link.events.findIndex((e) => e.event === "down");
+    const upAt = link.events.findIndex((e, i) => i > downAt && e.event === "up");
+    expect(link.events.slice(downAt, upAt).some((e) => e.event === "parked")).toBe(false);
+  });
+
   it("a gateway whose event loop is blocked for 4 leases by a subroutine is probed, found alive, and answers: no false alarm", { timeout: 90_000 }, async () => {
     const gateway = await startProcess("test/fixtures/gateway-process.ts", [0, 2_000]);
     onTestFinished(() => kill(gateway.child));
@@ -344,10 +367,11 @@ describe("files through link drops", () => {
       expect(up.count).toBe(RESETS);
       expect(await hashTree(join(dir, "uploads"))).toEqual(new Map([...local].map(([k, v]) => [`in/${k}`, v])));
       const resentUp = members.reduce((n, c) => n + c.delivery!.resentBytes, 0) - before;
-      // Reported, and bounded: a drop resends at most about one window (16 MiB) per connection.
+      // Reported, and bounded: a drop resends at most about one window per connection: the credit
+      // window (16 MiB), plus what arrived but was not acknowledged yet (acks go every 4 MiB), plus a chunk.
       console.log(`${clients} client(s): download resent ${(resentDown / MiB).toFixed(1)} MiB, upload resent ${(resentUp / MiB).toFixed(1)} MiB over ${RESETS} resets each`);
-      expect(resentDown).toBeLessThanOrEqual(RESETS * clients * 18 * MiB);
-      expect(resentUp).toBeLessThanOrEqual(RESETS * clients * 18 * MiB);
+      expect(resentDown).toBeLessThanOrEqual(RESETS * clients * 22 * MiB);
+      expect(resentUp).toBeLessThanOrEqual(RESETS * clients * 22 * MiB);
       expect(relay.stats.resets).toBe(2 * RESETS);
     });
   }

@@ -135,7 +135,8 @@ describe("the process and its calls", () => {
       ["explode", "call", client.handlerId],
       ["sputter", "stream", client.handlerId],
     ]);
-    expect(failures[0]!.client).toMatch(/^[0-9a-f]+$/);
+    // The routing id as the client made it (`c` + 24 hex digits), not hex-encoded again.
+    expect(failures[0]!.client).toMatch(/^c[0-9a-f]{24}$/);
     expect((failures[0]!.error as Error).stack).toMatch(/explodeOnPurpose/);
 
     const other = await controllerFor(quiet).getClient();
@@ -171,6 +172,40 @@ describe("the process and its calls", () => {
       { name: "sensor", stream: true },
     ]);
   });
+
+  it("controller.listSubroutines takes no pool slot: a pool of 1 held by another client still lists; nothing listening is refused", async () => {
+    const gw = await startGateway({ maxPoolSize: 1, admin: true });
+    gw.addSubroutine("mount_usage", () => 47);
+    gw.addSubroutine("sensor", function* () {
+      yield [0, 1];
+    });
+    const holder = await controllerFor(gw).getClient();
+    const newcomer = controllerFor(gw);
+    // The pool is full: a client would be refused ...
+    await expect(newcomer.getClient()).rejects.toMatchObject({
+      code: ErrorCode.POOL_FULL,
+      message: expect.stringMatching(/^pool is full: its only handler is taken\. Free one/),
+    });
+    const before = gw.snapshot().supervisor.stats;
+    // ... but the listing needs none, and does not count as a session accepted or refused.
+    expect(await newcomer.listSubroutines()).toEqual([
+      { name: "mount_usage", stream: false },
+      { name: "sensor", stream: true },
+    ]);
+    expect(await newcomer.listSubroutines({ endpoint: gw.endpoint, timeoutMs: 3_000 })).toHaveLength(2);
+    expect(gw.snapshot().supervisor.stats).toMatchObject({ accepted: before.accepted, refused: before.refused });
+    expect(gw.snapshot().supervisor.poolSize).toBe(1);
+    // The holder's own client lists through its session, as before.
+    expect(await holder.listSubroutines()).toHaveLength(2);
+    await expect(newcomer.listSubroutines({ timeout_ms: 5 } as never)).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+
+    const port = await deadPort();
+    const nobody = controllerFor([], { gateways: [`127.0.0.1:${port}`], connectTimeoutMs: 600 });
+    await expect(within(nobody.listSubroutines(), 10_000, "a listing from nobody")).rejects.toMatchObject({
+      code: ErrorCode.CONNECTION_REFUSED,
+      message: expect.stringMatching(new RegExp(`^connection refused at tcp://127\\.0\\.0\\.1:${port}: nothing listens there`)),
+    });
+  });
 });
 
 describe("errors that say what happened and what to do", () => {
@@ -203,6 +238,11 @@ describe("errors that say what happened and what to do", () => {
       message: expect.stringContaining("did not authorize this client's CURVE key"),
     });
     await expect(within(plainController.getClient(), 20_000, "plain client")).rejects.toMatchObject({ code: ErrorCode.HANDSHAKE_FAILED });
+    // The sessionless listing hears the same at once (its deadline is the same 60 s).
+    await expect(within(strangerController.listSubroutines(), 20_000, "unauthorized listing")).rejects.toMatchObject({
+      code: ErrorCode.HANDSHAKE_FAILED,
+      message: expect.stringContaining("did not authorize this client's CURVE key"),
+    });
     const friend = await controllerFor(gw, { curve: { ...laptop, serverPublicKey: server.publicKey } }).getClient();
     expect(await friend.ping("ok")).toBe("ok");
   });

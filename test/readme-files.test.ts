@@ -33,7 +33,7 @@ async function tsBlocks(): Promise<{ heading: string; code: string }[]> {
  * file lives in a folder inside the checkout (removed afterwards) so that its
  * other imports (xstate) resolve as in that project.
  */
-async function runSnippet(code: string): Promise<string> {
+async function runSnippet(code: string, besides: Record<string, string> = {}): Promise<string> {
   const dir = await mkdtemp(join(ROOT, ".readme-snippet-"));
   onTestFinished(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, "snippet.mts");
@@ -41,6 +41,7 @@ async function runSnippet(code: string): Promise<string> {
     .replaceAll(`from "swarmnet/actors"`, `from ${JSON.stringify(join(ROOT, "runtime", "actors.ts"))}`)
     .replaceAll(`from "swarmnet"`, `from ${JSON.stringify(join(ROOT, "runtime", "index.ts"))}`);
   await writeFile(file, source);
+  for (const [name, text] of Object.entries(besides)) await writeFile(join(dir, name), text);
   const { stdout } = await run(process.execPath, ["--import", "tsx", file], { cwd: dir, timeout: 45_000 });
   return stdout;
 }
@@ -58,14 +59,15 @@ describe("README", () => {
       "Use",
       "Streaming",
       "CPU-heavy subroutines: worker threads",
+      "CPU-heavy subroutines: worker threads",
       "Supervision and inspection",
       "File transfer",
       "Security",
       "Composing actors",
       "A Pi streams sensor readings to a Node gateway",
     ]);
-    // Not run here: the worker-threads block shows two files (a module and the gateway; test/threads.test.ts runs
-    // that path), and the Pi block is run with its Python side by the Python client's own test.
+    // Run by their own tests: the worker-threads pair of files (below), and the Pi block with its Python side
+    // (the Python client's test).
     const runnable = blocks.filter((b) => !b.heading.startsWith("CPU-heavy") && !b.heading.startsWith("A Pi"));
     for (const block of runnable) expect(block.code, block.heading).toMatch(/from "swarmnet(\/actors)?"/);
     // Use and Streaming and File transfer run with their own checks below.
@@ -81,6 +83,17 @@ describe("README", () => {
     const stdout = await snippetUnder("Use");
     expect(stdout.split("\n").slice(0, 3)).toEqual(["hello", "42", "2"]);
     expect(stdout).toContain("name: 'mount_usage', stream: false");
+  });
+
+  it("the worker-threads pair runs as it stands: subs.ts beside gateway.ts, loaded on worker threads", async () => {
+    const [subs, gateway] = (await tsBlocks()).filter((b) => b.heading === "CPU-heavy subroutines: worker threads");
+    // Each block names its file on its first line; the gateway loads the module by that name, next to itself.
+    const name = /^\/\/ (\w+\.ts)\b/.exec(subs!.code)?.[1];
+    expect(name).toBe("subs.ts");
+    expect(gateway!.code).toMatch(/^\/\/ gateway\.ts, next to subs\.ts/);
+    expect(gateway!.code).toContain(`new URL("./${name}", import.meta.url)`);
+    const stdout = await runSnippet(gateway!.code, { [name!]: subs!.code });
+    expect(stdout.trim().split("\n")).toEqual(["[ 'crunch', 'readings' ]", "{ sum: 666667166, onWorker: true }", "0 reading 0", "1 reading 1"]);
   });
 
   it("the File transfer snippet runs as it stands", async () => {

@@ -314,3 +314,37 @@ describe("streaming from generator subroutines", () => {
     }
   });
 });
+
+describe("stream window over a long link", () => {
+  it("unset, the window grows toward the link's bandwidth-delay product (20 ms round trip); set, it stays; every item arrives once, in order", async () => {
+    const { LatencyRelay } = await import("../bench/relay.js");
+    const gw = await startGateway();
+    gw.addSubroutine("small", function* (n: number) {
+      const item = new Uint8Array(16);
+      for (let i = 0; i < n; i++) yield [i, item];
+    });
+    const relay = new LatencyRelay({ targetHost: "127.0.0.1", targetPort: gw.port, delayMs: 10 });
+    const port = await relay.start();
+    const controller = new Controller({ gateways: [`tcp://127.0.0.1:${port}`], timeoutMs: 20_000 });
+    try {
+      const client = await controller.getClient();
+      const drain = async (options: { window?: number }): Promise<number> => {
+        const reader = client.stream("small", [60_000], {}, options)[Symbol.asyncIterator]() as AsyncIterator<StreamItem> & { window: number };
+        let next = 0;
+        for (;;) {
+          const r = await reader.next();
+          if (r.done) break;
+          expect(r.value[0]).toBe(next++);
+        }
+        expect(next).toBe(60_000);
+        return reader.window;
+      };
+      // Growing from 2,048 each time half a window arrived while the consumer waited on the link.
+      expect(await within(drain({}), 60_000, "the self-tuning stream")).toBeGreaterThanOrEqual(8_192);
+      expect(await within(drain({ window: 2048 }), 60_000, "the fixed-window stream")).toBe(2048);
+    } finally {
+      await controller.close();
+      await relay.stop();
+    }
+  });
+});

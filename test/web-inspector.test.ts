@@ -237,6 +237,8 @@ describe.skipIf(!HAVE_CHROMIUM)(`web inspector in a browser (headless Chromium a
     await page.waitForSelector(`${row}[data-state="busy.batchGet"]`, { timeout: 20_000 });
     await page.waitForSelector('#chart [data-state-id="handler.busy.batchGet"].active', { timeout: 20_000 });
     await page.waitForSelector('#chart [data-state-id="handler.busy"].active', { timeout: 5_000 });
+    // The facts panel may draw a frame after the chart (a loaded machine shows it): wait for it, bounded.
+    await page.waitForFunction(`/request #\\d+ batchGet slow_query/.test(document.querySelector("#facts")?.textContent ?? "")`, undefined, { timeout: 10_000 });
     expect(await page.locator("#facts").textContent()).toMatch(/request #\d+ batchGet slow_query/);
     await page.waitForSelector('[data-kind="client"][data-state="awaiting"]', { timeout: 20_000 });
     // Meanwhile the other handler streams: the page shows items done and a rate.

@@ -78,14 +78,14 @@ export interface ClientTransport {
    */
   idle?(idle: boolean): void;
   /**
-   * Whether the gateway can be reached, for a link that has gone quiet: true
-   * at once when a socket monitor watches the link (its events are the
-   * truth); otherwise a throwaway connection is made and true means it
-   * completed its handshake within `timeoutMs` (the gateway's ZeroMQ I/O
-   * thread answers even while its JavaScript is busy). Absent: the transport
-   * cannot tell, and a quiet link is taken as up.
+   * Whether the gateway can be reached, for a link that has gone quiet or is
+   * down: undefined at once when a socket monitor watches the link (its
+   * `onLink` events are the truth); otherwise a throwaway connection is made
+   * and true means it completed its handshake within `timeoutMs` (the
+   * gateway's ZeroMQ I/O thread answers even while its JavaScript is busy).
+   * Absent: the transport cannot tell, and a quiet link is taken as up.
    */
-  probe?(timeoutMs: number): Promise<boolean>;
+  probe?(timeoutMs: number): Promise<boolean | undefined>;
   /** Queues a message; never throws. */
   send(frames: Frames): void;
   close(): void;

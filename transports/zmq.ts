@@ -109,8 +109,9 @@ export class ZmqServerTransport implements ServerTransport {
       (frames) => socket.send(frames as Uint8Array[]),
       (to, err) => handlers.onUndeliverable(to.peer, err, to.tag),
     );
-    socket.events.on("handshake", () => void this.#stats.handshakes++);
-    socket.events.on("handshake:error:protocol", () => void this.#stats.protocolFailures++);
+    const events = retryOnEintr(() => socket.events);
+    events.on("handshake", () => void this.#stats.handshakes++);
+    events.on("handshake:error:protocol", () => void this.#stats.protocolFailures++);
     const host = this.#options.host.includes(":") ? `[${this.#options.host}]` : this.#options.host;
     // EINTR is retried at once. EADDRINUSE on a fixed port is retried for a moment: a gateway
     // restarted in the same process right after stop() can find the port still held while
@@ -233,6 +234,8 @@ export class ZmqClientTransport implements ClientTransport {
   #socket: Dealer | undefined;
   #queue: SendQueue<null> | undefined;
   #monitored = false;
+  /** The monitor's last word on the current socket was a disconnect. */
+  #linkDown = false;
   /** Nothing in flight (see `idle()`); connecting counts as busy. */
   #idle = false;
   #closed = false;
@@ -323,14 +326,21 @@ export class ZmqClientTransport implements ClientTransport {
     };
     // Whether the TCP connection of the current attempt was made: a retry without one was refused.
     let tcpUp = false;
-    const events = socket.events;
+    // Making the monitor can be interrupted by a signal (e.g. a profiler's SIGPROF): EINTR, retried.
+    const events = retryOnEintr(() => socket.events);
     events.on("connect:delay", () => void (tcpUp = false));
     events.on("connect", () => void (tcpUp = true));
     events.on("connect:retry", () => {
       if (!tcpUp) onAttemptFailed?.({ kind: "refused", detail: "connection refused" });
     });
-    events.on("handshake", () => onLink?.(true));
-    events.on("disconnect", () => onLink?.(false));
+    events.on("handshake", () => {
+      if (current()) this.#linkDown = false;
+      onLink?.(true);
+    });
+    events.on("disconnect", () => {
+      if (current()) this.#linkDown = true;
+      onLink?.(false);
+    });
     for (const [type, detail] of Object.entries(HANDSHAKE_FAILURES)) {
       events.on(type as "handshake:error:auth", () => {
         onAttemptFailed({ kind: "handshake", detail });
@@ -376,6 +386,8 @@ export class ZmqClientTransport implements ClientTransport {
    * `session.ended`). Heartbeats go on either way.
    */
   async #park(socket: Dealer, handlers: ClientTransportHandlers): Promise<void> {
+    // A link that is down stays watched: an unmonitored socket could not say when it is back.
+    if (this.#monitored && this.#linkDown) return;
     if (this.#monitored) {
       this.#open(handlers, false);
       publishLink("parked", this.routingId);
@@ -408,14 +420,14 @@ export class ZmqClientTransport implements ClientTransport {
 
   /**
    * Can the gateway be reached? A monitored socket says so through its
-   * events: true. A parked one cannot tell (its own connection may be
+   * events: undefined. A parked one cannot tell (its own connection may be
    * reconnecting or dead), so a throwaway DEALER (same CURVE keys, no
    * routing id, no message sent: the gateway opens no session) connects and
    * is closed again: true once its ZMTP handshake completes, false when the
    * connection is refused, the handshake fails, or `timeoutMs` passes.
    */
-  probe(timeoutMs: number): Promise<boolean> {
-    if (this.#monitored || this.#closed) return Promise.resolve(true);
+  probe(timeoutMs: number): Promise<boolean | undefined> {
+    if (this.#monitored || this.#closed) return Promise.resolve(undefined);
     let socket: Dealer;
     try {
       const curve = this.#options.curve;
@@ -440,7 +452,8 @@ export class ZmqClientTransport implements ClientTransport {
       };
       const timer = setTimeout(() => finish(false), timeoutMs);
       let tcpUp = false;
-      const events = socket.events;
+      // Making the monitor can be interrupted by a signal (e.g. a profiler's SIGPROF): EINTR, retried.
+    const events = retryOnEintr(() => socket.events);
       events.on("connect:delay", () => void (tcpUp = false));
       events.on("connect", () => void (tcpUp = true));
       events.on("connect:retry", () => {
