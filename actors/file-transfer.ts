@@ -313,12 +313,7 @@ export class FileSender {
       this.#o.onSent?.(index, item.end);
       return true;
     } catch (err) {
-      this.#filesStarted--;
-      const error = err instanceof SwarmnetError ? err : localFileError(err, JSON.stringify(item.label));
-      this.#failures.push({ index, label: item.label, error });
-      this.#o.emitError(item.f, error);
-      this.#wake();
-      return false;
+      return this.#failed(index, item, err);
     } finally {
       if (fd !== undefined) {
         try {
@@ -378,17 +373,22 @@ export class FileSender {
       return true;
     } catch (err) {
       if (this.#state !== "running") return false;
-      // This file alone failed: give back its share of the window and tell the receiver.
+      // Its share of the window back: counted before the reads, never emitted.
       this.#sentBytes -= counted;
-      this.#filesStarted--;
-      const error = err instanceof SwarmnetError ? err : localFileError(err, JSON.stringify(item.label));
-      this.#failures.push({ index, label: item.label, error });
-      this.#o.emitError(item.f, error);
-      this.#wake();
-      return false;
+      return this.#failed(index, item, err);
     } finally {
       await fh?.close().catch(() => undefined);
     }
+  }
+
+  /** This file alone failed: it leaves the window, is recorded, and the receiver is told. Returns false. */
+  #failed(index: number, item: SendItem, err: unknown): false {
+    this.#filesStarted--;
+    const error = err instanceof SwarmnetError ? err : localFileError(err, JSON.stringify(item.label));
+    this.#failures.push({ index, label: item.label, error });
+    this.#o.emitError(item.f, error);
+    this.#wake();
+    return false;
   }
 
   /** Reads exactly `len` bytes at `pos`; a file that ends early changed under us. */

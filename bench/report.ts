@@ -109,14 +109,34 @@ export function buildReport(
   };
 }
 
-/** Writes `latest.json` and `latest.svg` into `dir` and returns their paths. */
-export async function writeReport(dir: string, report: BenchReport): Promise<{ json: string; svg: string }> {
+/** Writes `latest.json`, `latest.svg` and `latest.md` (the table as Markdown, for the README) into `dir`; returns their paths. */
+export async function writeReport(dir: string, report: BenchReport): Promise<{ json: string; svg: string; md: string }> {
   await mkdir(dir, { recursive: true });
   const json = path.join(dir, "latest.json");
   const svg = path.join(dir, "latest.svg");
+  const md = path.join(dir, "latest.md");
   await writeFile(json, `${JSON.stringify(report, null, 2)}\n`);
   await writeFile(svg, renderRatioChart(report));
-  return { json, svg };
+  await writeFile(md, formatMarkdown(report));
+  return { json, svg, md };
+}
+
+/** The table as Markdown: a row per workload and metric (cold rows beside warm ones), medians, then ratios. */
+export function formatMarkdown(report: BenchReport): string {
+  const header = ["workload", "metric", ...SYSTEMS.map((s) => SYSTEM_LABELS[s]), ...PEERS.map((p) => `vs ${SYSTEM_LABELS[p]}`)];
+  const lines = [`| ${header.join(" | ")} |`, `| --- | --- | ${header.slice(2).map(() => "---:").join(" | ")} |`];
+  for (const workload of report.workloads) {
+    for (const metric of workload.metrics) {
+      const cells = [
+        `${workload.id} ${workload.name}`,
+        metricLabel(metric),
+        ...SYSTEMS.map((s) => cell(workload.systems[s], metric.key)),
+        ...PEERS.map((p) => formatRatio(workload.ratios[p][metric.key] ?? null)),
+      ];
+      lines.push(`| ${cells.join(" | ")} |`);
+    }
+  }
+  return `${lines.join("\n")}\n`;
 }
 
 export function metricLabel(metric: Metric): string {

@@ -95,7 +95,9 @@ async function main(): Promise<void> {
   const report = buildReport(options, startedAt, results, machine, await versions());
   process.stdout.write(`\n${formatTable(report)}\n\n`);
   const written = await writeReport(outDir, report);
-  process.stdout.write(`wrote ${path.relative(process.cwd(), written.json)} and ${path.relative(process.cwd(), written.svg)}\n`);
+  process.stdout.write(
+    `wrote ${path.relative(process.cwd(), written.json)}, ${path.relative(process.cwd(), written.svg)} and ${path.relative(process.cwd(), written.md)}\n`,
+  );
 
   const failed = results.some((w) => Object.values(w.systems).some((o) => o.status === "failed"));
   process.exitCode = failed ? 1 : 0;

@@ -83,14 +83,7 @@ export interface WorkloadResult {
 export async function runWorkloads(options: RunOptions): Promise<WorkloadResult[]> {
   const results: WorkloadResult[] = [];
   for (const workload of options.workloads) {
-    const systems = {} as Record<SystemName, SystemOutcome>;
-    for (const system of SYSTEMS) {
-      systems[system] = !workload.systems[system]
-        ? { status: "n/a" }
-        : !options.systems.includes(system)
-          ? { status: "skipped" }
-          : await runSystem(workload, system, options);
-    }
+    const systems = await runSystems(workload, options, "warm");
     results.push({
       id: workload.id,
       name: workload.name,
@@ -101,14 +94,7 @@ export async function runWorkloads(options: RunOptions): Promise<WorkloadResult[
       ratios: ratiosOf(workload.metrics, systems),
     });
     if (options.coldRuns > 0 && !workload.freshProcessPerRun) {
-      const cold = {} as Record<SystemName, SystemOutcome>;
-      for (const system of SYSTEMS) {
-        cold[system] = !workload.systems[system]
-          ? { status: "n/a" }
-          : !options.systems.includes(system)
-            ? { status: "skipped" }
-            : await runSystem(workload, system, options, "cold");
-      }
+      const cold = await runSystems(workload, options, "cold");
       results.push({
         id: `${workload.id}-cold`,
         name: `${workload.name}, cold`,
@@ -121,6 +107,19 @@ export async function runWorkloads(options: RunOptions): Promise<WorkloadResult[
     }
   }
   return results;
+}
+
+/** Every system of a workload, warm or cold: run, or marked n/a (no module) or skipped (`--systems`). */
+async function runSystems(workload: AnyWorkload, options: RunOptions, mode: "warm" | "cold"): Promise<Record<SystemName, SystemOutcome>> {
+  const outcomes = {} as Record<SystemName, SystemOutcome>;
+  for (const system of SYSTEMS) {
+    outcomes[system] = !workload.systems[system]
+      ? { status: "n/a" }
+      : !options.systems.includes(system)
+        ? { status: "skipped" }
+        : await runSystem(workload, system, options, mode);
+  }
+  return outcomes;
 }
 
 async function runSystem(workload: AnyWorkload, system: SystemName, options: RunOptions, mode: "warm" | "cold" = "warm"): Promise<SystemOutcome> {

@@ -66,6 +66,9 @@ describe("npm run bench --quick", () => {
           }
         }
       }
+      const md = await readFile(path.join(out, "latest.md"), "utf8");
+      expect(md).toMatch(/^\| workload \| metric \| swarmnet \|/);
+      expect(md).toMatch(/^\| W2 batch get \| calls ops\/s ↑ \| [\d,.]+ \|/m);
       const svg = await readFile(path.join(out, "latest.svg"), "utf8");
       expect(svg).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"[\s\S]*<\/svg>\n$/);
     },
