@@ -20,6 +20,7 @@ import {
   type NotDelivered,
   type Swarm,
 } from "../runtime/index.js";
+import { checkRelativePath, normalizeRequestPath } from "../protocol/paths.js";
 
 /** Exit codes of every subcommand (shown in `--help` and the README). */
 export const ExitCode = {
@@ -53,6 +54,21 @@ export const EXIT_CODES_HELP = `Exit codes:
 /** Bad usage: printed with a pointer to `--help`, exit code 2. */
 export class UsageError extends Error {
   override readonly name = "UsageError";
+}
+
+/**
+ * A path the gateway will be asked for (`--folder`, `--files`) or told
+ * (`--dirname`, relative only), checked here as the library would check it
+ * before sending: `..`, NUL, empty. A path refused locally is bad usage (exit
+ * 2), not an answer from the gateway.
+ */
+export function requestPath(flag: string, path: string, relativeOnly = false): void {
+  try {
+    const normalized = normalizeRequestPath(path, flag);
+    if (relativeOnly && normalized !== ".") checkRelativePath(normalized, flag);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 export interface Command {

@@ -14,6 +14,7 @@ import {
   mib,
   out,
   parse,
+  requestPath,
   transferWorker,
   type Command,
 } from "./common.js";
@@ -79,6 +80,8 @@ export const getCommand: Command = {
         throw new UsageError(`--regex: ${(e as Error).message}`);
       }
     }
+    if (values.folder !== undefined) requestPath("--folder", values.folder);
+    for (const file of files) requestPath("--files", file);
     const size = intFlag("swarm", values.swarm, 1, 1, 1024);
     const ifExists = ifExistsFlag(values["if-exists"]);
     const outDir = resolve(writableFolder("--out", localFolder("--out", values.out ?? ".", false)));

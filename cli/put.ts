@@ -11,6 +11,7 @@ import {
   mib,
   out,
   parse,
+  requestPath,
   transferWorker,
   uploadGroups,
   type Command,
@@ -60,6 +61,7 @@ export const putCommand: Command = {
     const { values, positionals } = parse(argv, options);
     if (values.help) return out(help), ExitCode.OK;
     if (values.dirname === undefined) throw new UsageError("missing --dirname NAME");
+    requestPath("--dirname", values.dirname, true);
     const endpoint = gatewayFrom("put", values, positionals, false);
     if (positionals.length === 0) throw new UsageError("no FILE to upload");
     const { groups, total, problems } = await uploadGroups(values.dirname, positionals);

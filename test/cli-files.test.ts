@@ -139,6 +139,24 @@ describe("swarmnet get/put - interruptions, reports and --if-exists", () => {
     expect(await readdir(out)).toEqual(["big.bin"]);
   }, 120_000);
 
+  it("get --folder/--files and put --dirname with '..' (or an absolute --dirname) are bad usage, exit 2, before any connection", async () => {
+    const local = await tempDir("swarmnet-cli-usage-");
+    await writeFile(join(local, "a.txt"), "a");
+    // Port 1 has no gateway: reaching for one would exit 3, not 2.
+    const gateway = ["-g", "127.0.0.1:1", "-q"];
+    const cases: Array<[string[], RegExp]> = [
+      [["get", "--folder", "../etc", ...gateway], /--folder "\.\.\/etc" contains '\.\.'/],
+      [["get", "--files", "ok.txt", "a/../../b.txt", ...gateway], /--files "a\/\.\.\/\.\.\/b\.txt" contains '\.\.'/],
+      [["put", "--dirname", "../x", join(local, "a.txt"), ...gateway], /--dirname "\.\.\/x" contains '\.\.'/],
+      [["put", "--dirname", "/srv/x", join(local, "a.txt"), ...gateway], /--dirname "\/srv\/x" is absolute/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await within(swarmnet(args).exited, 30_000, args.join(" "));
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+
   it("get - an unreadable file and an unreadable folder (gateway not root) are printed with their reason, the readable file is delivered, exit 23; a folder it cannot write names the folder", async () => {
     const root = await openDir("swarmnet-cli-perm-root-");
     await mkdir(join(root, "box", "locked"), { recursive: true });
