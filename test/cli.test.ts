@@ -186,12 +186,13 @@ describe("swarmnet CLI - against a gateway process", () => {
     expect((await readdir(join(out, "logs"))).sort()).toEqual([...[0, 1, 2, 3, 4, 5].map((i) => `app-${i}.log`), "old", "readme.txt"].sort());
   });
 
-  it("get - --regex filters a folder, --files lists files, a path outside the roots exits 4", async () => {
+  it("get - --regex filters a folder, --files lists files, a path outside the roots exits 4 (the gateway refuses it)", async () => {
     const [a, b] = [await tempDir(), await tempDir()];
     const [regex, files, refused, missing] = await Promise.all([
       cli(["get", "--folder", "logs", "--regex", "^app-\\d\\.log$", "--out", a, "-g", endpoint, "--list"]),
       cli(["get", "--files", "logs/readme.txt", "big.bin", "--out", b, "-g", endpoint, "--verify"]),
-      cli(["get", "--files", "../secret", "-g", endpoint]),
+      // Absolute, outside every root: only the gateway knows its roots ('..' is refused locally, exit 2: cli-files.test.ts).
+      cli(["get", "--files", "/etc/passwd", "-g", endpoint]),
       cli(["get", "--folder", "nope", "-g", endpoint]),
     ]);
     expect(regex.code, regex.stderr).toBe(0);
@@ -213,9 +214,10 @@ describe("swarmnet CLI - against a gateway process", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/uploaded 3 files \([\d.]+ MiB; [\d.]+ MiB sent\) to backup\/ in [\d.]+ s/);
     for (const n of names) expect(sameBytes(await readFile(join(work, "incoming", "backup", n)), await readFile(join(src, n))), n).toBe(true);
+    // Refused before connecting: bad usage.
     const bad = await cli(["put", "--dirname", "../escape", join(src, "one.bin"), "-g", endpoint]);
-    expect(bad.code).toBe(4);
-    expect(bad.stderr).toContain("SWARMNET_PATH_NOT_ALLOWED");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`--dirname "../escape" contains '..'`);
   });
 
   it("inspect --json - busy handlers show their state, request and progress; the inspector takes no slot", async () => {
