@@ -8,7 +8,7 @@ import { Controller, ErrorCode, SessionEndedError, type ControllerOptions, type 
 import type { LinkEvent } from "../transports/diagnostics.js";
 import { FaultRelay } from "./fault-relay.js";
 import { startGateway, until, within } from "./helpers.js";
-import { kill, startProcess } from "./processes.js";
+import { freePort, kill, startProcess } from "./processes.js";
 
 async function relayTo(port: number): Promise<FaultRelay> {
   const relay = new FaultRelay({ targetPort: port });
@@ -360,5 +360,50 @@ describe("break-11: close during a stall", () => {
     await within(controller.close(), 8_000, "controller.close() during the stall");
     await within(Promise.all([call, stream]), 2_000, "pending work to settle after close");
     relay.unstall();
+  });
+});
+
+describe("break-11: a gateway restarted under a parked client", () => {
+  it("SIGKILL and restart on the same port within the lease: the parked client's pending call fails with SessionEndedError (restarted), well before its deadline; a new client works", { timeout: 60_000 }, async () => {
+    const L = 4_000;
+    const port = await freePort();
+    const first = await startProcess("test/fixtures/gateway-process.ts", [port, L]);
+    const controller = controllerVia([`tcp://127.0.0.1:${port}`]);
+    const link = linkEvents();
+    const client = await parkedClient(controller, link);
+    await kill(first.child);
+    const call = settle(client.getSubroutineBatch("echo", ["x"]));
+    const t0 = Date.now();
+    const second = await startProcess("test/fixtures/gateway-process.ts", [port, L]);
+    onTestFinished(() => kill(second.child));
+    const failed = await within(call, 20_000, "the pending call to fail");
+    const took = Date.now() - t0;
+    expect(failed).toBeInstanceOf(SessionEndedError);
+    expect({ reason: (failed as SessionEndedError).reason, fast: took < L + 1_000 }).toEqual({ reason: "restarted", fast: true });
+    const fresh = await within(controller.getClient(), 10_000, "a new client");
+    await expect(within(fresh.ping("back"), 10_000, "ping")).resolves.toBe("back");
+  });
+});
+
+describe("break-11: close while a probe runs", () => {
+  it("a script that closes its controller the moment a probe starts exits at once (no probe socket or timer outlives close())", { timeout: 60_000 }, async () => {
+    const L = 6_000;
+    const gw = await startGateway({ livenessMs: L });
+    const relay = await relayTo(gw.port);
+    const { child } = await startProcess("test/fixtures/break-11-close-at-probe.ts", [relay.endpoint]);
+    let out = "";
+    const saw = (what: string) =>
+      within(new Promise<void>((resolve) => {
+        const check = () => out.includes(what) && resolve();
+        child.stdout!.on("data", (d: Buffer) => ((out += d.toString()), check()));
+        check();
+      }), 20_000, what);
+    await saw("PARKED");
+    relay.stall(600_000); // the gateway goes quiet: after two heartbeat periods the client probes, and closes
+    await saw("CLOSED");
+    const closedAt = Date.now();
+    const exited = child.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => child.once("exit", () => r()));
+    await within(exited, 10_000, "the script to exit");
+    expect(Date.now() - closedAt).toBeLessThan(500);
   });
 });
