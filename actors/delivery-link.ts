@@ -197,7 +197,9 @@ export class DeliveryLink implements ClientTransport {
     // in user code between calls (or a slow stream consumer) keeps its session.
     this.#lastHeardAt = Date.now();
     const periodMs = Math.max(10, Math.floor(session.livenessMs / 3));
-    this.#heartbeat = setInterval(() => this.#tick(periodMs), periodMs);
+    // A probe may take up to a whole lease: on a slow link a handshake takes several round trips, and a
+    // verdict is needed only before the lease is gone.
+    this.#heartbeat = setInterval(() => this.#tick(session.livenessMs), periodMs);
     this.#heartbeat.unref();
   }
 
@@ -207,18 +209,20 @@ export class DeliveryLink implements ClientTransport {
    * it is down, ask the transport to probe the gateway (a transport whose
    * monitor watches the link answers at once that its events are the truth).
    */
-  #tick(periodMs: number): void {
+  #tick(probeTimeoutMs: number): void {
     if (this.#ended || this.#closed) return;
     const now = Date.now();
     if (this.#heard !== this.#heardAtTick) {
       this.#heardAtTick = this.#heard;
       this.#lastHeardAt = now;
       this.#quietTicks = 0;
+      // Taken as down by a probe, but the gateway's messages come through: the link works (a slow one).
+      if (!this.#linkUp && this.#lease !== undefined && this.#inner.probe !== undefined) void this.#probeAnswered(true);
     } else if (this.#linkUp) {
       this.#quietTicks++;
     }
     if (this.#linkUp) this.#channel?.control(LinkKind.ACK);
-    if (!this.#linkUp || this.#quietTicks >= 2) this.#probe(periodMs);
+    if (!this.#linkUp || this.#quietTicks >= 2) this.#probe(probeTimeoutMs);
   }
 
   #probe(timeoutMs: number): void {
@@ -235,16 +239,22 @@ export class DeliveryLink implements ClientTransport {
         return;
       }
       publishLink("probed", routingId, up);
-      if (this.#ended || this.#closed) return;
-      if (up) {
-        this.#quietTicks = 0;
-        // Down (a failed probe, or a monitor's disconnect before the socket stopped being watched): resume.
-        if (!this.#linkUp) this.#onLink(true);
-      } else if (this.#linkUp) {
-        // Down since the last word heard: the gateway's lease on us has run as long.
-        this.#onLink(false, Math.max(0, this.#lastHeardAt + (this.#session?.livenessMs ?? 0) - Date.now()));
-      }
+      this.#probeAnswered(up);
     });
+  }
+
+  #probeAnswered(up: boolean): void {
+    if (this.#ended || this.#closed) return;
+    if (up) {
+      this.#quietTicks = 0;
+      // Down (a failed probe, or a monitor's disconnect before the socket stopped being watched): resume.
+      if (!this.#linkUp) this.#onLink(true);
+    } else if (this.#linkUp) {
+      // Down since the last word heard: the gateway's lease on us has run about as long (it waits a
+      // heartbeat period more, see the supervisor's sweeper).
+      const livenessMs = this.#session?.livenessMs ?? 0;
+      this.#onLink(false, Math.max(0, this.#lastHeardAt + livenessMs + Math.floor(livenessMs / 3) - Date.now()));
+    }
   }
 
   #routingId(): string | undefined {
@@ -266,12 +276,16 @@ export class DeliveryLink implements ClientTransport {
       channel.pause();
       clearInterval(this.#resume);
       this.#resume = undefined;
-      // Past the gateway's lease the session is gone for sure: fail everything now, once.
+      // Past the gateway's lease the session is gone for sure: fail everything now, once. A monitor's
+      // disconnect may come seconds after the gateway fell silent (ZMTP's heartbeat timeout): the lease
+      // then runs from the last word heard, if that ends sooner.
       if (this.#lease === undefined) {
         const graceMs = session.livenessMs;
+        const fromLastHeard = Math.max(0, this.#lastHeardAt + graceMs + Math.floor(graceMs / 3) - Date.now());
+        const leftMs = leaseLeftMs ?? Math.min(graceMs, fromLastHeard);
         this.#lease = setTimeout(
-          () => this.#end("lease", ErrorCode.LEASE_EXPIRED, `the link to the gateway was down for ${graceMs} ms, longer than the session's lease`),
-          leaseLeftMs ?? graceMs,
+          () => this.#end("lease", ErrorCode.LEASE_EXPIRED, `no word from the gateway for longer than the session's lease (${graceMs} ms)`),
+          leftMs,
         );
         this.#lease.unref();
       }

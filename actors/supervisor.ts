@@ -95,7 +95,9 @@ const leaseSweeper = fromCallback<SupervisorEvent, { table: SessionTable; livene
     for (const session of input.table.all()) {
       if (session.overflowed) sendBack({ type: "session.expired", peerKey: session.peer.key, overflow: true });
       else if (stalled) session.lastSeen = Math.max(session.lastSeen, now - intervalMs);
-      else if (now - session.lastSeen > input.livenessMs) sendBack({ type: "session.expired", peerKey: session.peer.key });
+      // A client heartbeats every livenessMs / 3: a drop shorter than the lease that begins just before a
+      // heartbeat leaves up to a heartbeat period more of silence. Expire only past lease + that period.
+      else if (now - session.lastSeen > input.livenessMs + Math.floor(input.livenessMs / 3)) sendBack({ type: "session.expired", peerKey: session.peer.key });
     }
   }, intervalMs);
   timer.unref();

@@ -46,7 +46,11 @@ export interface GatewayOptions {
   maxRestarts?: number;
   /** @default 10000 */
   restartWindowMs?: number;
-  /** A session silent this long (clients heartbeat at a third of it) is ended and its slot freed. @default 15000 */
+  /**
+   * The session lease, in ms. Clients heartbeat every third of it; a session silent for the lease plus
+   * that heartbeat period (so that any link drop shorter than the lease survives) is ended and its slot
+   * freed. @default 15000
+   */
   livenessMs?: number;
   /**
    * Largest ZeroMQ frame accepted and sent, in bytes. A larger inbound frame drops that connection

@@ -234,6 +234,8 @@ export class ZmqClientTransport implements ClientTransport {
   #socket: Dealer | undefined;
   #queue: SendQueue<null> | undefined;
   #monitored = false;
+  /** Probes in progress (their `finish`), ended by close(). */
+  readonly #probes = new Set<(up: boolean) => void>();
   /** The monitor's last word on the current socket was a disconnect. */
   #linkDown = false;
   /** Nothing in flight (see `idle()`); connecting counts as busy. */
@@ -447,9 +449,12 @@ export class ZmqClientTransport implements ClientTransport {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        this.#probes.delete(finish);
         socket.close();
         resolve(up);
       };
+      // close() ends a probe at once: its socket and timer must not keep the process alive.
+      this.#probes.add(finish);
       const timer = setTimeout(() => finish(false), timeoutMs);
       let tcpUp = false;
       // Making the monitor can be interrupted by a signal (e.g. a profiler's SIGPROF): EINTR, retried.
@@ -471,6 +476,7 @@ export class ZmqClientTransport implements ClientTransport {
 
   close(): void {
     this.#closed = true;
+    for (const finish of [...this.#probes]) finish(false);
     this.#queue?.close();
     for (const socket of [this.#socket, ...this.#retired]) if (socket && !socket.closed) socket.close();
     this.#retired.clear();
