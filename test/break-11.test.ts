@@ -2,52 +2,12 @@
  * break-11: trying to break the link-drop promise (issue 11) as a user on flaky
  * Wi-Fi would. Real sockets on 127.0.0.1, through test/fault-relay.ts.
  */
-import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { Controller, ErrorCode, SessionEndedError, type ControllerOptions, type Gateway } from "../runtime/index.js";
-import type { LinkEvent } from "../transports/diagnostics.js";
-import { FaultRelay } from "./fault-relay.js";
+import { Controller, ErrorCode, SessionEndedError } from "../runtime/index.js";
+import type { FaultRelay } from "./fault-relay.js";
+import { controllerVia, linkEvents, parkedClient, relayTo, relayedGateway } from "./link-helpers.js";
 import { startGateway, until, within } from "./helpers.js";
 import { freePort, kill, startProcess } from "./processes.js";
-
-async function relayTo(port: number): Promise<FaultRelay> {
-  const relay = new FaultRelay({ targetPort: port });
-  await relay.start();
-  onTestFinished(() => relay.close());
-  return relay;
-}
-
-function controllerVia(endpoints: string[], options: ControllerOptions = {}): Controller {
-  const controller = new Controller({ gateways: endpoints, timeoutMs: 60_000, connectTimeoutMs: 5_000, ...options });
-  onTestFinished(() => within(controller.close(), 10_000, "controller close"));
-  return controller;
-}
-
-function linkEvents(): { events: LinkEvent[]; on(f: (e: LinkEvent) => void): void; next(match: (e: LinkEvent) => boolean, what: string, ms?: number): Promise<void> } {
-  const events: LinkEvent[] = [];
-  const wakers = new Set<() => void>();
-  const hooks: Array<(e: LinkEvent) => void> = [];
-  const listener = (message: unknown): void => {
-    events.push(message as LinkEvent);
-    for (const h of hooks) h(message as LinkEvent);
-    for (const wake of wakers) wake();
-  };
-  subscribe("swarmnet:link", listener);
-  onTestFinished(() => void unsubscribe("swarmnet:link", listener));
-  return {
-    events,
-    on: (f) => void hooks.push(f),
-    next(match, what, ms = 30_000) {
-      const from = events.length;
-      return until(
-        () => events.slice(from).some(match),
-        (wake) => (wakers.add(wake), () => void wakers.delete(wake)),
-        ms,
-        what,
-      );
-    },
-  };
-}
 
 const settle = <T>(p: Promise<T>): Promise<T | Error> => p.then((v) => v, (e: unknown) => e as Error);
 
@@ -65,23 +25,12 @@ function afterExchange(relay: FaultRelay): Promise<void> {
   );
 }
 
-async function parkedClient(controller: Controller, link: ReturnType<typeof linkEvents>) {
-  const client = await controller.getClient();
-  const parked = link.next((e) => e.event === "parked" && e.routingId === (client as any).delivery?.inner?.routingId || e.event === "parked", "the client to park");
-  await expect(client.ping("hi")).resolves.toBe("hi");
-  await parked;
-  return client;
-}
-
 describe("break-11: drops shorter than the lease", () => {
   it("a parked client's link stalls for 95% of the lease, five times, each starting just before a heartbeat: every call made meanwhile is answered", { timeout: 60_000 }, async () => {
     const L = 2_000;
     const P = Math.floor(L / 3);
-    const gw = await startGateway({ livenessMs: L });
+    const { gw, relay, controller, link } = await relayedGateway({ livenessMs: L }, { timeoutMs: 60_000 });
     gw.addSubroutine("echo", (x: unknown) => x);
-    const relay = await relayTo(gw.port);
-    const controller = controllerVia([relay.endpoint]);
-    const link = linkEvents();
     const outcomes: unknown[] = [];
     for (let round = 0; round < 5; round++) {
       const client = await parkedClient(controller, link);
@@ -97,13 +46,10 @@ describe("break-11: drops shorter than the lease", () => {
 
   it("a client that parked before (unmonitored socket) streams through a stall and three resets: every item once, in order", { timeout: 60_000 }, async () => {
     const L = 3_000;
-    const gw = await startGateway({ livenessMs: L });
+    const { gw, relay, controller, link } = await relayedGateway({ livenessMs: L }, { timeoutMs: 60_000 });
     gw.addSubroutine("count", function* (n: number) {
       for (let i = 0; i < n; i++) yield [i, i];
     });
-    const relay = await relayTo(gw.port);
-    const controller = controllerVia([relay.endpoint]);
-    const link = linkEvents();
     const client = await parkedClient(controller, link);
     let next = 0;
     await within(
@@ -123,12 +69,10 @@ describe("break-11: drops shorter than the lease", () => {
 
   it("a busy (monitored) client streams through a stall of 4 s, longer than ZMTP's 3 s heartbeat timeout but shorter than the 8 s lease", { timeout: 60_000 }, async () => {
     const L = 8_000;
-    const gw = await startGateway({ livenessMs: L });
+    const { gw, relay, controller } = await relayedGateway({ livenessMs: L }, { timeoutMs: 60_000 });
     gw.addSubroutine("count", function* (n: number) {
       for (let i = 0; i < n; i++) yield [i, i];
     });
-    const relay = await relayTo(gw.port);
-    const controller = controllerVia([relay.endpoint]);
     const client = await controller.getClient();
     let next = 0;
     await within(
@@ -148,11 +92,8 @@ describe("break-11: drops shorter than the lease", () => {
 
   it("a parked client on a slow but working link (400 ms each way, no fault at all; lease 3 s) keeps its session: a call after two leases is answered", { timeout: 60_000 }, async () => {
     const L = 3_000;
-    const gw = await startGateway({ livenessMs: L });
+    const { gw, relay, controller, link } = await relayedGateway({ livenessMs: L }, { timeoutMs: 60_000 });
     gw.addSubroutine("echo", (x: unknown) => x);
-    const relay = await relayTo(gw.port);
-    const controller = controllerVia([relay.endpoint]);
-    const link = linkEvents();
     const client = await parkedClient(controller, link);
     relay.delay(400); // RTT 0.8 s, under the 1 s heartbeat period; nothing is lost or stalled
     await new Promise((r) => setTimeout(r, 2 * L));
@@ -166,12 +107,9 @@ describe("break-11: drops shorter than the lease", () => {
 
   it("a parked client: stall, then two resets in quick succession, with a call in flight: answered once", async () => {
     const L = 3_000;
-    const gw = await startGateway({ livenessMs: L });
+    const { gw, relay, controller, link } = await relayedGateway({ livenessMs: L }, { timeoutMs: 60_000 });
     let executions = 0;
     gw.addSubroutine("echo", (x: unknown) => (executions++, x));
-    const relay = await relayTo(gw.port);
-    const controller = controllerVia([relay.endpoint]);
-    const link = linkEvents();
     const client = await parkedClient(controller, link);
     relay.stall(800);
     const call = settle(client.getSubroutineBatch("echo", ["x"]));
@@ -187,11 +125,8 @@ describe("break-11: drops shorter than the lease", () => {
 
   it("50 parked clients through a stall of 60% of the lease: every call made during it is answered", { timeout: 60_000 }, async () => {
     const L = 3_000;
-    const gw = await startGateway({ livenessMs: L, maxPoolSize: 64 });
+    const { gw, relay, controller, link } = await relayedGateway({ livenessMs: L, maxPoolSize: 64 }, { timeoutMs: 60_000 });
     gw.addSubroutine("echo", (x: unknown) => x);
-    const relay = await relayTo(gw.port);
-    const controller = controllerVia([relay.endpoint]);
-    const link = linkEvents();
     const clients = await Promise.all(Array.from({ length: 50 }, () => controller.getClient()));
     await Promise.all(clients.map((c) => c.ping("hi")));
     await until(() => link.events.filter((e) => e.event === "parked").length >= 50, (w) => {
@@ -207,13 +142,10 @@ describe("break-11: drops shorter than the lease", () => {
 
   it("a stream consumer that pauses for 3 leases while the link is fine is not killed", async () => {
     const L = 1_500;
-    const gw = await startGateway({ livenessMs: L });
+    const { gw, controller, link } = await relayedGateway({ livenessMs: L }, { timeoutMs: 60_000 });
     gw.addSubroutine("count", function* (n: number) {
       for (let i = 0; i < n; i++) yield [i, i];
     });
-    const relay = await relayTo(gw.port);
-    const controller = controllerVia([relay.endpoint]);
-    const link = linkEvents();
     const client = await parkedClient(controller, link);
     let next = 0;
     await within(
@@ -233,11 +165,8 @@ describe("break-11: drops shorter than the lease", () => {
 
   it("a call made at the exact moment a probe starts (the 'quiet' event) is answered", async () => {
     const L = 2_000;
-    const gw = await startGateway({ livenessMs: L });
+    const { gw, relay, controller, link } = await relayedGateway({ livenessMs: L }, { timeoutMs: 60_000 });
     gw.addSubroutine("echo", (x: unknown) => x);
-    const relay = await relayTo(gw.port);
-    const controller = controllerVia([relay.endpoint]);
-    const link = linkEvents();
     const client = await parkedClient(controller, link);
     let call: Promise<unknown> | undefined;
     link.on((e) => {
@@ -251,16 +180,23 @@ describe("break-11: drops shorter than the lease", () => {
   });
 });
 
+/**
+ * A gateway in its own process (lease `L`), to be frozen with SIGSTOP (and thawed with SIGCONT before it is
+ * killed when the test ends), a controller for it and the link events.
+ */
+async function frozenGateway(L: number): Promise<{ gateway: Awaited<ReturnType<typeof startProcess>>; controller: Controller; link: ReturnType<typeof linkEvents> }> {
+  const gateway = await startProcess("test/fixtures/gateway-process.ts", [0, L]);
+  onTestFinished(() => {
+    gateway.child.kill("SIGCONT");
+    return kill(gateway.child);
+  });
+  return { gateway, controller: controllerVia([`tcp://127.0.0.1:${gateway.port}`], { timeoutMs: 60_000 }), link: linkEvents() };
+}
+
 describe("break-11: a frozen gateway (SIGSTOP)", () => {
   it("a gateway frozen for half the lease, then SIGCONT: the parked client's call is answered", { timeout: 60_000 }, async () => {
     const L = 4_000;
-    const gateway = await startProcess("test/fixtures/gateway-process.ts", [0, L]);
-    onTestFinished(() => {
-      gateway.child.kill("SIGCONT");
-      return kill(gateway.child);
-    });
-    const controller = controllerVia([`tcp://127.0.0.1:${gateway.port}`]);
-    const link = linkEvents();
+    const { gateway, controller, link } = await frozenGateway(L);
     const client = await parkedClient(controller, link);
     gateway.child.kill("SIGSTOP");
     const call = settle(client.getSubroutineBatch("echo", ["frozen"]));
@@ -271,13 +207,7 @@ describe("break-11: a frozen gateway (SIGSTOP)", () => {
 
   it("a gateway frozen for 85% of the lease, three times: the parked client's call is answered each time", { timeout: 60_000 }, async () => {
     const L = 2_000;
-    const gateway = await startProcess("test/fixtures/gateway-process.ts", [0, L]);
-    onTestFinished(() => {
-      gateway.child.kill("SIGCONT");
-      return kill(gateway.child);
-    });
-    const controller = controllerVia([`tcp://127.0.0.1:${gateway.port}`]);
-    const link = linkEvents();
+    const { gateway, controller, link } = await frozenGateway(L);
     const outcomes: unknown[] = [];
     for (let round = 0; round < 3; round++) {
       const client = await parkedClient(controller, link);
@@ -295,13 +225,7 @@ describe("break-11: a frozen gateway (SIGSTOP)", () => {
 
   it("a gateway frozen for 3 leases: the parked client's call fails within 2.5 leases (lease + a heartbeat period + detection) with SessionEndedError (lease); after SIGCONT a new client works", { timeout: 60_000 }, async () => {
     const L = 2_000;
-    const gateway = await startProcess("test/fixtures/gateway-process.ts", [0, L]);
-    onTestFinished(() => {
-      gateway.child.kill("SIGCONT");
-      return kill(gateway.child);
-    });
-    const controller = controllerVia([`tcp://127.0.0.1:${gateway.port}`]);
-    const link = linkEvents();
+    const { gateway, controller, link } = await frozenGateway(L);
     const client = await parkedClient(controller, link);
     gateway.child.kill("SIGSTOP");
     const t0 = Date.now();
@@ -323,7 +247,7 @@ describe("break-11: a frozen gateway (SIGSTOP)", () => {
       gateway.child.kill("SIGCONT");
       return kill(gateway.child);
     });
-    const controller = controllerVia([`tcp://127.0.0.1:${gateway.port}`]);
+    const controller = controllerVia([`tcp://127.0.0.1:${gateway.port}`], { timeoutMs: 60_000 });
     const client = await controller.getClient();
     const slow = settle(client.getSubroutineBatch("slow", [50_000]));
     await new Promise((r) => setTimeout(r, 100));
@@ -373,7 +297,7 @@ describe("break-11: a gateway restarted under a parked client", () => {
     const L = 4_000;
     const port = await freePort();
     const first = await startProcess("test/fixtures/gateway-process.ts", [port, L]);
-    const controller = controllerVia([`tcp://127.0.0.1:${port}`]);
+    const controller = controllerVia([`tcp://127.0.0.1:${port}`], { timeoutMs: 60_000 });
     const link = linkEvents();
     const client = await parkedClient(controller, link);
     await kill(first.child);

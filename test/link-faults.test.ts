@@ -2,33 +2,20 @@
  * Sessions that ride out link drops: every case runs over real ZeroMQ sockets
  * through a fault-injecting TCP relay (test/fault-relay.ts) on loopback.
  */
-import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { Dealer } from "zeromq";
 import { LinkKind, afterHeader, headerKind, isHeader, makeHeader } from "../actors/delivery.js";
 import { decode, encode } from "../protocol/index.js";
-import { Controller, ErrorCode, SessionEndedError, type ControllerOptions, type Gateway, type SwarmnetError } from "../runtime/index.js";
+import { ErrorCode, SessionEndedError, type SwarmnetError } from "../runtime/index.js";
 import type { ClientTransport, TransportFactory } from "../transports/transport.js";
-import type { LinkEvent } from "../transports/diagnostics.js";
 import { ZmqClientTransport, zmqTransport } from "../transports/zmq.js";
-import { FaultRelay } from "./fault-relay.js";
+import type { FaultRelay } from "./fault-relay.js";
+import { controllerVia, linkEvents, relayTo } from "./link-helpers.js";
 import { hashTree, writeTree } from "./file-helpers.js";
-import { startGateway, tempDir, until, within } from "./helpers.js";
+import { startGateway, tempDir, within } from "./helpers.js";
 import { freePort, kill, startProcess } from "./processes.js";
 
-async function relayTo(gw: Gateway): Promise<FaultRelay> {
-  const relay = new FaultRelay({ targetPort: gw.port });
-  await relay.start();
-  onTestFinished(() => relay.close());
-  return relay;
-}
-
-function controllerVia(endpoints: string[], options: ControllerOptions = {}): Controller {
-  const controller = new Controller({ gateways: endpoints, timeoutMs: 20_000, connectTimeoutMs: 5_000, ...options });
-  onTestFinished(() => within(controller.close(), 10_000, "controller close"));
-  return controller;
-}
 
 describe("streams through link drops", () => {
   it("a 200,000-item stream through five connection resets: every item once, in order", async () => {
@@ -36,7 +23,7 @@ describe("streams through link drops", () => {
     gw.addSubroutine("count", function* (n: number) {
       for (let i = 0; i < n; i++) yield [i, Buffer.from(`item ${i}`)];
     });
-    const relay = await relayTo(gw);
+    const relay = await relayTo(gw.port);
     const client = await controllerVia([relay.endpoint]).getClient();
     let next = 0;
     let resets = 0;
@@ -69,7 +56,7 @@ describe("streams through link drops", () => {
         yield [i, i];
       }
     });
-    const relay = await relayTo(gw);
+    const relay = await relayTo(gw.port);
     const client = await controllerVia([relay.endpoint]).getClient();
     let next = 0;
     await within(
@@ -101,7 +88,7 @@ describe("calls through link drops", () => {
       await new Promise((resolve) => setImmediate(resolve));
       return k;
     });
-    const relay = await relayTo(gw);
+    const relay = await relayTo(gw.port);
     const swarm = await controllerVia([relay.endpoint]).getSwarm(4);
     let answered = 0;
     let resets = 0;
@@ -140,7 +127,7 @@ describe("a link down past the lease", () => {
     gw.addSubroutine("forever", function* () {
       for (let i = 0; ; i++) yield [i, i];
     });
-    const relay = await relayTo(gw);
+    const relay = await relayTo(gw.port);
     relay.throttle(4 * MiB); // the download is still running when the link stalls
     const controller = controllerVia([relay.endpoint], { timeoutMs: 60_000, downloadDir: join(dir, "down") });
     const [a, b, c] = await Promise.all([controller.getClient(), controller.getClient(), controller.getClient()]);
@@ -177,36 +164,12 @@ describe("a link down past the lease", () => {
   });
 });
 
-/** Every `swarmnet:link` event from now until the test ends, and a way to wait for one. */
-function linkEvents(): { events: LinkEvent[]; next(match: (e: LinkEvent) => boolean, what: string): Promise<void> } {
-  const events: LinkEvent[] = [];
-  const wakers = new Set<() => void>();
-  const listener = (message: unknown): void => {
-    events.push(message as LinkEvent);
-    for (const wake of wakers) wake();
-  };
-  subscribe("swarmnet:link", listener);
-  onTestFinished(() => void unsubscribe("swarmnet:link", listener));
-  return {
-    events,
-    next(match, what) {
-      const from = events.length;
-      return until(
-        () => events.slice(from).some(match),
-        (wake) => (wakers.add(wake), () => void wakers.delete(wake)),
-        30_000,
-        what,
-      );
-    },
-  };
-}
-
 describe("a quiet gateway behind a parked client (no socket monitor)", () => {
   it("a link that goes silent fails the call fast with SessionEndedError (lease), not at its deadline", async () => {
     // A lease of 2 s: heartbeats every 667 ms, so an idle client hears nothing for PARK_AFTER_MS and parks.
     const gw = await startGateway({ livenessMs: 2_000 });
     gw.addSubroutine("echo", (x: unknown) => x);
-    const relay = await relayTo(gw);
+    const relay = await relayTo(gw.port);
     const controller = controllerVia([relay.endpoint], { timeoutMs: 120_000 });
     const link = linkEvents();
     const client = await controller.getClient();
@@ -228,7 +191,7 @@ describe("a quiet gateway behind a parked client (no socket monitor)", () => {
   it("an idle client whose link went down stays watched until it is back (it does not park blind), then resumes: the next call works", async () => {
     const gw = await startGateway({ livenessMs: 6_000 });
     gw.addSubroutine("echo", (x: unknown) => x);
-    const relay = await relayTo(gw);
+    const relay = await relayTo(gw.port);
     const controller = controllerVia([relay.endpoint], { timeoutMs: 30_000 });
     const link = linkEvents();
     const client = await controller.getClient();
@@ -270,7 +233,7 @@ describe("a session is resumed only by its owner", () => {
     const gw = await startGateway();
     let executions = 0;
     gw.addSubroutine("count", () => ++executions);
-    const relay = await relayTo(gw);
+    const relay = await relayTo(gw.port);
     const made: ClientTransport[] = [];
     const recording: TransportFactory = {
       server: (o) => zmqTransport.server(o),
@@ -342,7 +305,7 @@ describe("files through link drops", () => {
       const served = await writeTree(join(dir, "served"), { "big.bin": BIG });
       const local = await writeTree(join(dir, "local"), upTree);
       const gw = await startGateway({ fileRoots: [join(dir, "served")], downloadDir: join(dir, "uploads") });
-      const relay = await relayTo(gw);
+      const relay = await relayTo(gw.port);
       const controller = controllerVia([relay.endpoint], { downloadDir: join(dir, "down") });
       const target = clients === 1 ? await controller.getClient() : await controller.getSwarm(clients);
       const members = "clients" in target ? target.clients : [target];
@@ -382,7 +345,7 @@ describe("a controller knows which gateways are down", () => {
     const [one, two, silent] = await Promise.all([startGateway(), startGateway(), startGateway()]);
     one.addSubroutine("where", () => "one");
     two.addSubroutine("where", () => "two");
-    const stalled = await relayTo(silent);
+    const stalled = await relayTo(silent.port);
     stalled.stall(600_000); // TCP connects, nothing ever answers: a gateway behind a dead link
     const controller = controllerVia([stalled.endpoint, one.endpoint, two.endpoint], { connectTimeoutMs: 1_000 });
     // The first client's turn starts at the silent gateway: it waits out one connect timeout there.
