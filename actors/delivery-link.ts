@@ -19,7 +19,7 @@
  * Heartbeats (bare ACKs with the secret) go from here, every `livenessMs / 3`;
  * the gateway answers each one, so silence is news.
  */
-import { ErrorCode, decode, encode, type SessionEndReason } from "../protocol/index.js";
+import { ErrorCode, decode, encode, sessionSilenceMs, type SessionEndReason } from "../protocol/index.js";
 import { publishLink } from "../transports/diagnostics.js";
 import type { ClientTransport, ClientTransportHandlers, Frames } from "../transports/transport.js";
 import {
@@ -217,7 +217,7 @@ export class DeliveryLink implements ClientTransport {
       this.#lastHeardAt = now;
       this.#quietTicks = 0;
       // Taken as down by a probe, but the gateway's messages come through: the link works (a slow one).
-      if (!this.#linkUp && this.#lease !== undefined && this.#inner.probe !== undefined) void this.#probeAnswered(true);
+      if (!this.#linkUp && this.#lease !== undefined && this.#inner.probe !== undefined) this.#probeAnswered(true);
     } else if (this.#linkUp) {
       this.#quietTicks++;
     }
@@ -250,11 +250,14 @@ export class DeliveryLink implements ClientTransport {
       // Down (a failed probe, or a monitor's disconnect before the socket stopped being watched): resume.
       if (!this.#linkUp) this.#onLink(true);
     } else if (this.#linkUp) {
-      // Down since the last word heard: the gateway's lease on us has run about as long (it waits a
-      // heartbeat period more, see the supervisor's sweeper).
-      const livenessMs = this.#session?.livenessMs ?? 0;
-      this.#onLink(false, Math.max(0, this.#lastHeardAt + livenessMs + Math.floor(livenessMs / 3) - Date.now()));
+      // Down since the last word heard: the gateway's lease on us has run as long.
+      this.#onLink(false, this.#silenceLeftMs());
     }
+  }
+
+  /** What is left of the silence the session may go through (`sessionSilenceMs`), counted from the last word heard. */
+  #silenceLeftMs(): number {
+    return Math.max(0, this.#lastHeardAt + sessionSilenceMs(this.#session?.livenessMs ?? 0) - Date.now());
   }
 
   #routingId(): string | undefined {
@@ -281,8 +284,7 @@ export class DeliveryLink implements ClientTransport {
       // then runs from the last word heard, if that ends sooner.
       if (this.#lease === undefined) {
         const graceMs = session.livenessMs;
-        const fromLastHeard = Math.max(0, this.#lastHeardAt + graceMs + Math.floor(graceMs / 3) - Date.now());
-        const leftMs = leaseLeftMs ?? Math.min(graceMs, fromLastHeard);
+        const leftMs = leaseLeftMs ?? Math.min(graceMs, this.#silenceLeftMs());
         this.#lease = setTimeout(
           () => this.#end("lease", ErrorCode.LEASE_EXPIRED, `no word from the gateway for longer than the session's lease (${graceMs} ms)`),
           leftMs,

@@ -8,7 +8,7 @@
  *   accepting --shutdown--> stopped (final)
  */
 import { assign, fromCallback, setup, stopChild, type ActorRefFrom, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom } from "xstate";
-import { ErrorCode, PROTOCOL_VERSION, Status, describeThrown, safeInterval, type HelloMessage } from "../protocol/index.js";
+import { ErrorCode, PROTOCOL_VERSION, Status, describeThrown, safeInterval, sessionSilenceMs, type HelloMessage } from "../protocol/index.js";
 import type { Peer } from "../transports/transport.js";
 import type { FileSandbox } from "./file-sandbox.js";
 import { handlerMachine, type HandlerActorRef, type HandlerHooks, type HandlerInput, type HandlerOutput } from "./handler.js";
@@ -95,9 +95,7 @@ const leaseSweeper = fromCallback<SupervisorEvent, { table: SessionTable; livene
     for (const session of input.table.all()) {
       if (session.overflowed) sendBack({ type: "session.expired", peerKey: session.peer.key, overflow: true });
       else if (stalled) session.lastSeen = Math.max(session.lastSeen, now - intervalMs);
-      // A client heartbeats every livenessMs / 3: a drop shorter than the lease that begins just before a
-      // heartbeat leaves up to a heartbeat period more of silence. Expire only past lease + that period.
-      else if (now - session.lastSeen > input.livenessMs + Math.floor(input.livenessMs / 3)) sendBack({ type: "session.expired", peerKey: session.peer.key });
+      else if (now - session.lastSeen > sessionSilenceMs(input.livenessMs)) sendBack({ type: "session.expired", peerKey: session.peer.key });
     }
   }, intervalMs);
   timer.unref();

@@ -20,6 +20,16 @@ export const DEFAULT_MAX_RESTARTS = 3;
 export const DEFAULT_RESTART_WINDOW_MS = 10_000;
 /** A session silent this long (no request, no heartbeat) is ended and its slot freed. */
 export const DEFAULT_LIVENESS_MS = 15_000;
+/**
+ * How long a session may go without a word before either side ends it: the
+ * lease plus one heartbeat period (clients heartbeat every `livenessMs / 3`),
+ * so that a drop shorter than the lease survives whatever its timing against
+ * the heartbeats. The gateway's sweeper and the client's delivery layer both
+ * count from it.
+ */
+export function sessionSilenceMs(livenessMs: number): number {
+  return livenessMs + Math.floor(livenessMs / 3);
+}
 /** Stream window granted by a client: items, and bytes. */
 export const DEFAULT_STREAM_WINDOW = 2048;
 export const DEFAULT_STREAM_WINDOW_BYTES = 16 * 1024 * 1024;
