@@ -1,17 +1,23 @@
 /**
  * One client per handler: a DEALER connection, one request at a time.
  *
- *   connecting --welcome--> ready --call--> awaiting --answer | deadline--> ready
+ *   connecting --welcome--> ready --call (stream, transfer)--> streaming --end | failure--> ready
+ *   ready --call (ping, batch, listing)--> ready   (data plane: no transition per call)
  *   connecting --refused | deadline--> failed (final)
  *   ready --close--> closing --session.closed | deadline--> closed (final)
  *   any --session.ended | transport error--> closed / failed
  *
- * The call in flight carries its own resolve/reject, so the Client class (and
- * any parent actor) just sends `call` and waits; every exit from `awaiting`
- * settles it exactly once.
+ * The request in flight lives in the context's `slot` (one at a time) and carries
+ * its own resolve/reject. A plain call (ping, batch get/send, a listing) stays on
+ * the data plane: `startCall` sends it and the receive loop settles it from the
+ * answer, with no machine transition on either end. The machine owns the
+ * lifecycle: anything that ends the session, a malformed answer, `close`, or a
+ * stream or transfer (which has a state of its own) goes through it, and every
+ * way out of a state with a request in flight settles it exactly once.
  */
-import { assign, fromCallback, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
+import { and, assign, fromCallback, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
 import {
+  BusyError,
   ClosedError,
   ConnectionError,
   ConnectionRefusedError,
@@ -65,11 +71,20 @@ export interface DataSink {
   onData(message: DataMessage, raw: Uint8Array | undefined): void;
 }
 
-/** The sink of the call in flight, shared by the machine (which sets it) and the receive loop (which feeds it). */
+/**
+ * The request in flight, shared by the machine, `startCall` (which fill it) and
+ * the receive loop (which feeds a sink or settles a call). Mutable on purpose:
+ * a call on the data plane changes it without a machine transition.
+ */
 export interface DataSlot {
-  current: DataSink | undefined;
-  /** The deadline timer of the call in flight. */
-  deadline?: LongTimeout | undefined;
+  /** The request in flight (a call, a stream or a transfer), until it settles. */
+  call: PendingCall | undefined;
+  /** Where a stream's items or a transfer's chunks go, while one runs. */
+  sink: DataSink | undefined;
+  /** The deadline timer of a call in flight. */
+  deadline: LongTimeout | undefined;
+  /** Requests settled (answered, failed or timed out), for snapshots. */
+  completed: number;
 }
 
 /** A request on its way; the machine settles it exactly once. */
@@ -127,11 +142,9 @@ export interface ClientContext {
   /** The smaller of this client's and the gateway's largest frame (from the welcome): a request over it is refused before it is sent. */
   readonly maxMessageSize: number | undefined;
   readonly handlerId: number | undefined;
-  readonly pending: PendingCall | undefined;
   /** Why the client ended, when it did not end by a clean close. */
   readonly error: SwarmnetError | undefined;
-  /** Calls answered, for snapshots. */
-  readonly completed: number;
+  /** The request in flight (`slot.call`) and its sink, deadline timer and the count of requests settled. */
   readonly slot: DataSlot;
 }
 
@@ -144,8 +157,6 @@ export type ClientEvent =
   | { type: "call.finished"; id: number }
   /** The stream in flight failed locally (e.g. no data within its deadline). */
   | { type: "call.failed"; id: number; error: SwarmnetError }
-  /** The call in flight reached its deadline (a plain timer, cheaper per call than a delayed transition). */
-  | { type: "call.deadline"; id: number }
   /** The socket monitor saw a connection attempt fail. */
   | { type: "attempt.failed"; failure: AttemptFailure }
   | { type: "transport.error"; error: Error }
@@ -162,29 +173,38 @@ function send(context: ClientContext, message: object): void {
   context.transport.send([encode(message)]);
 }
 
-function answerOf(event: ClientEvent, pending: PendingCall): { ok: true; value: unknown } | { ok: false; error: SwarmnetError } | undefined {
-  if (event.type !== "wire") return undefined;
-  const m = event.message;
-  if (m.type === "error" && m.id === 0) return { ok: false, error: errorFromWire(m.code, m.message, m.name, m.stack) };
-  if (m.id !== pending.id) return undefined; // stale: an answer to a call that already timed out
-  switch (m.type) {
+type Answer = { ok: true; value: unknown } | { ok: false; error: SwarmnetError };
+
+/** How `message` answers `call`, or undefined when it is not its answer (a stale one, or not an answer at all). */
+function answerOf(message: GatewayMessage, raw: Uint8Array | undefined, call: PendingCall): Answer | undefined {
+  if (message.type === "error" && message.id === 0) return { ok: false, error: errorFromWire(message.code, message.message, message.name, message.stack) };
+  if (message.id !== call.id) return undefined; // stale: an answer to a call that already timed out
+  switch (message.type) {
     case "error":
-      return { ok: false, error: errorFromWire(m.code, m.message, m.name, m.stack) };
+      return { ok: false, error: errorFromWire(message.code, message.message, message.name, message.stack) };
     case "pong":
-      return pending.kind === "ping" ? { ok: true, value: m.data } : undefined;
+      return call.kind === "ping" ? { ok: true, value: message.data } : undefined;
     case "rpc.result":
-      return { ok: true, value: m.raw ? event.raw : m.value };
+      return { ok: true, value: message.raw ? raw : message.value };
     case "gateway.closing":
       return { ok: true, value: undefined };
     case "file.listing":
-      return pending.kind === "listFiles" ? { ok: true, value: m } : undefined;
+      return call.kind === "listFiles" ? { ok: true, value: message } : undefined;
     case "admin.snapshot.result":
-      return pending.kind === "inspect" ? { ok: true, value: m.snapshot } : undefined;
+      return call.kind === "inspect" ? { ok: true, value: message.snapshot } : undefined;
     case "subroutine.listing":
-      return pending.kind === "listSubroutines" ? { ok: true, value: m.subroutines } : undefined;
+      return call.kind === "listSubroutines" ? { ok: true, value: message.subroutines } : undefined;
     default:
       return undefined;
   }
+}
+
+/** The gateway says this connection has no session (any more): nothing more can be served. */
+function isSessionGone(message: GatewayMessage): boolean {
+  return (
+    message.type === "error" &&
+    (message.code === ErrorCode.SESSION_ENDED || message.code === ErrorCode.LEASE_EXPIRED || message.code === ErrorCode.GATEWAY_STOPPING)
+  );
 }
 
 /** The largest frame of a request, when it is over the limit; else undefined. */
@@ -195,19 +215,88 @@ function oversize(frames: Frames, limit: number | undefined): number | undefined
   return largest > limit ? largest : undefined;
 }
 
-function failPending(context: ClientContext, error: SwarmnetError): void {
-  context.pending?.reject(error);
+/** Why `call` cannot go out now (over the frame limit, or its deadline passed while it waited its turn), or undefined. */
+function refusalOf(context: ClientContext, call: PendingCall): SwarmnetError | undefined {
+  // Sent, ZeroMQ would drop the connection at the gateway: refuse it here, the client stays usable.
+  const largest = oversize(call.frames, context.maxMessageSize);
+  if (largest !== undefined) {
+    return new MessageTooLargeError(`${call.kind} request of ${largest} bytes is over the maxMessageSize of ${context.maxMessageSize} bytes: not sent`);
+  }
+  if (call.deadline !== undefined && call.deadline <= performance.now()) {
+    return new TimeoutError(`no answer to ${call.kind} from gateway ${context.endpoint} within ${call.timeoutMs} ms (spent waiting its turn): never sent`);
+  }
+  return undefined;
 }
 
-/** How a request in flight (a call or a stream) ends on a message from the gateway; shared by awaiting and streaming. */
+/** Frees the slot of `call` (its deadline timer stopped, counted as settled); false when `call` is no longer the one in flight. */
+function release(slot: DataSlot, call: PendingCall): boolean {
+  if (slot.call !== call) return false;
+  clearLongTimeout(slot.deadline);
+  slot.deadline = undefined;
+  slot.call = undefined;
+  slot.completed++;
+  return true;
+}
+
+/** Fails the request in flight, if any, with `error` (exactly once: a settled request is no longer in the slot). */
+export function failInFlight(slot: DataSlot, error: SwarmnetError): void {
+  const call = slot.call;
+  if (call !== undefined && release(slot, call)) call.reject(error);
+}
+
+/**
+ * Sends a plain call (no sink) from `ready` and arms its deadline: the data
+ * plane. Its answer is settled by the receive loop (or, for what ends the
+ * session, by the machine); the deadline by its own timer. No transition.
+ */
+function sendCall(context: ClientContext, call: PendingCall): void {
+  const refusal = refusalOf(context, call);
+  if (refusal !== undefined) {
+    call.reject(refusal);
+    return;
+  }
+  const slot = context.slot;
+  slot.call = call;
+  slot.deadline = setLongTimeout(
+    () => {
+      if (!release(slot, call)) return;
+      // Tell the handler to drop the call, so the next one is not refused as busy.
+      send(context, { type: "rpc.cancel", id: call.id });
+      context.transport.idle?.(true);
+      call.reject(
+        new TimeoutError(`no answer to ${call.label ?? call.kind} from gateway ${context.endpoint} within ${call.timeoutMs} ms (timeoutMs)`),
+      );
+    },
+    call.deadline === undefined ? call.timeoutMs : call.deadline - performance.now(),
+  );
+  context.transport.idle?.(false);
+  context.transport.send(call.frames);
+}
+
+/**
+ * Starts a request on client `ref`. A plain call on a ready client with nothing in
+ * flight goes out on the data plane (no machine transition); anything else (a
+ * stream, a transfer, a client not ready) is the machine's `call` event, which
+ * starts it or rejects it with the reason.
+ */
+export function startCall(ref: ClientActorRef, call: PendingCall): void {
+  const snapshot = ref.getSnapshot();
+  if (call.sink === undefined && snapshot.status === "active" && snapshot.value === "ready" && snapshot.context.slot.call === undefined) {
+    sendCall(snapshot.context, call);
+    return;
+  }
+  ref.send({ type: "call", call });
+}
+
+/** How a request in flight ends on what the gateway says, in every state that can have one. */
 const ANSWERS = {
   wire: [
     // Whatever request the gateway's "no session" answers (an rpc.cancel of a call that timed out
-    // included), the call in flight can no longer be served: it fails now, and the queue with it.
-    { guard: "sessionGone", target: "closed", actions: ["noteSessionGone", "failOnSessionGone", "clearPending"] },
-    { guard: "answersPending", target: "ready", actions: ["settlePending", "clearPending"] },
+    // included), the request in flight can no longer be served: it fails now, and the queue with it.
+    { guard: and(["sessionGone", "inFlight"]), target: "closed", actions: "noteSessionGone" },
+    { guard: "answersInFlight", actions: "settleInFlight" },
   ],
-  "wire.invalid": { target: "ready", actions: ["failOnInvalid", "clearPending"] },
+  "wire.invalid": { actions: "failOnInvalid" },
 } as const;
 
 export const clientMachine = setup({
@@ -232,9 +321,24 @@ export const clientMachine = setup({
             sendBack({ type: "wire.invalid", error: err as ProtocolError });
             return;
           }
-          if (DATA_TYPES.has(message.type) && slot.current?.id === message.id) {
-            slot.current.onData(message as DataMessage, frames[1]);
-            return;
+          const call = slot.call;
+          if (call !== undefined && message.id === call.id) {
+            if (slot.sink !== undefined) {
+              // A stream's items or a transfer's chunks: straight to its sink.
+              if (DATA_TYPES.has(message.type)) {
+                slot.sink.onData(message as DataMessage, frames[1]);
+                return;
+              }
+            } else if (!isSessionGone(message)) {
+              // The answer to a plain call: settled here, on the data plane (the machine stays in ready).
+              const answer = answerOf(message, frames[1], call);
+              if (answer !== undefined && release(slot, call)) {
+                transport.idle?.(true);
+                if (answer.ok) call.resolve(answer.value);
+                else call.reject(answer.error);
+                return;
+              }
+            }
           }
           sendBack({ type: "wire", message, raw: frames[1] });
         },
@@ -255,37 +359,23 @@ export const clientMachine = setup({
     closeTimeout: ({ context }) => Math.min(MAX_TIMER_DELAY_MS, context.closeTimeoutMs),
   },
   guards: {
-    /** The gateway says this connection has no session (any more): nothing more can be served. */
-    sessionGone: ({ event }) =>
-      event.type === "wire" &&
-      event.message.type === "error" &&
-      (event.message.code === ErrorCode.SESSION_ENDED ||
-        event.message.code === ErrorCode.LEASE_EXPIRED ||
-        event.message.code === ErrorCode.GATEWAY_STOPPING),
-    answersPending: ({ context, event }) => context.pending !== undefined && answerOf(event, context.pending) !== undefined,
+    sessionGone: ({ event }) => event.type === "wire" && isSessionGone(event.message),
+    answersInFlight: ({ context, event }) =>
+      event.type === "wire" && context.slot.call !== undefined && answerOf(event.message, event.raw, context.slot.call) !== undefined,
+    inFlight: ({ context }) => context.slot.call !== undefined,
+    isStream: ({ event }) => event.type === "call" && event.call.sink !== undefined,
+    refused: ({ context, event }) => event.type === "call" && refusalOf(context, event.call) !== undefined,
+    isCurrent: ({ context, event }) => (event.type === "call.finished" || event.type === "call.failed") && context.slot.call?.id === event.id,
   },
   actions: {
-    settlePending: ({ context, event }) => {
-      const pending = context.pending;
-      if (!pending) return;
-      const answer = answerOf(event, pending);
-      if (answer === undefined) return;
-      if (answer.ok) pending.resolve(answer.value);
-      else pending.reject(answer.error);
+    settleInFlight: ({ context, event }) => {
+      const call = context.slot.call;
+      if (event.type !== "wire" || call === undefined) return;
+      const answer = answerOf(event.message, event.raw, call);
+      if (answer === undefined || !release(context.slot, call)) return;
+      if (answer.ok) call.resolve(answer.value);
+      else call.reject(answer.error);
     },
-    /** The gateway's words ("no session for this connection") become what the user can do about it. */
-    explainSessionGone: assign({
-      error: ({ context, event }) => {
-        if (event.type !== "wire" || event.message.type !== "error") return context.error;
-        const reason =
-          event.message.code === ErrorCode.SESSION_ENDED
-            ? "the gateway no longer has a session for this client: it restarted, or ended the session"
-            : `the gateway ended this client's session (${event.message.message})`;
-        return new SessionEndedError(`${reason}. This client is closed: get a new one (controller.getClient()).`, {
-          cause: errorFromWire(event.message.code, event.message.message),
-        });
-      },
-    }),
     /** The gateway's words ("no session for this connection") become what the user can do about it. */
     noteSessionGone: assign({
       error: ({ event }) => {
@@ -299,22 +389,31 @@ export const clientMachine = setup({
         });
       },
     }),
-    failOnSessionGone: ({ context }) => {
-      if (context.error) failPending(context, context.error);
-    },
     failOnInvalid: ({ context, event }) => {
-      if (event.type !== "wire.invalid") return;
+      if (event.type !== "wire.invalid" || context.slot.call === undefined) return;
       // A local failure of the request in flight: the gateway still thinks it runs (a stream
       // keeps its handler in busy.streaming), so tell it to drop it, as on a deadline.
-      if (context.pending !== undefined) send(context, { type: "rpc.cancel", id: context.pending.id });
-      failPending(context, event.error);
+      send(context, { type: "rpc.cancel", id: context.slot.call.id });
+      failInFlight(context.slot, event.error);
     },
-    clearPending: assign(({ context }) => {
-      // The deadline timer lives outside the context (a handle, not state): stop it with the call.
-      clearLongTimeout(context.slot.deadline);
-      context.slot.deadline = undefined;
-      return { pending: undefined, completed: context.completed + 1 };
-    }),
+    rejectRefused: ({ context, event }) => {
+      if (event.type !== "call") return;
+      const refusal = refusalOf(context, event.call);
+      if (refusal !== undefined) event.call.reject(refusal);
+    },
+    rejectBusy: ({ context, event }) => {
+      if (event.type !== "call") return;
+      event.call.reject(new BusyError(`request ${context.slot.call?.id ?? "?"} is in flight on this client: one request at a time`));
+    },
+    sendCall: ({ context, event }) => {
+      if (event.type === "call") sendCall(context, event.call);
+    },
+    openStream: ({ context, event }) => {
+      if (event.type !== "call" || event.call.sink === undefined) return;
+      context.slot.call = event.call;
+      context.slot.sink = event.call.sink;
+      context.transport.send(event.call.frames);
+    },
   },
 }).createMachine({
   id: "client",
@@ -328,10 +427,8 @@ export const clientMachine = setup({
     attemptError: undefined,
     maxMessageSize: input.maxMessageSize,
     handlerId: undefined,
-    pending: undefined,
     error: undefined,
-    completed: 0,
-    slot: { current: undefined },
+    slot: { call: undefined, sink: undefined, deadline: undefined, completed: 0 },
   }),
   invoke: { id: "wire", src: "wire", input: ({ context }) => ({ transport: context.transport, slot: context.slot }) },
   initial: "connecting",
@@ -448,111 +545,58 @@ export const clientMachine = setup({
       },
     },
     ready: {
-      description: "Nothing in flight: the transport may stop holding the event loop, so a script that forgot close() exits.",
-      entry: ({ context }) => context.transport.idle?.(true),
+      description:
+        "Serving plain calls (ping, batch get/send, listings) one at a time on the data plane: `slot.call` is the one in flight, " +
+        "settled by the receive loop without a transition. With nothing in flight the transport may stop holding the event loop, " +
+        "so a script that forgot close() exits.",
+      entry: ({ context }) => context.transport.idle?.(context.slot.call === undefined),
       exit: ({ context }) => context.transport.idle?.(false),
       on: {
         call: [
-          {
-            // Sent, ZeroMQ would drop the connection at the gateway: refuse it here, the client stays usable.
-            guard: ({ context, event }) => oversize(event.call.frames, context.maxMessageSize) !== undefined,
-            actions: ({ context, event }) =>
-              event.call.reject(
-                new MessageTooLargeError(
-                  `${event.call.kind} request of ${oversize(event.call.frames, context.maxMessageSize)} bytes is over the maxMessageSize of ${context.maxMessageSize} bytes: not sent`,
-                ),
-              ),
-          },
-          {
-            // Its deadline passed while it waited its turn: it fails without going out.
-            guard: ({ event }) => event.call.deadline !== undefined && event.call.deadline <= performance.now(),
-            actions: ({ context, event }) =>
-              event.call.reject(
-                new TimeoutError(`no answer to ${event.call.kind} from gateway ${context.endpoint} within ${event.call.timeoutMs} ms (spent waiting its turn): never sent`),
-              ),
-          },
-          {
-            guard: ({ event }) => event.call.sink !== undefined,
-            target: "streaming",
-            actions: [
-              assign({ pending: ({ event }) => event.call }),
-              ({ context, event }) => {
-                context.slot.current = event.call.sink;
-                context.transport.send(event.call.frames);
-              },
-            ],
-          },
-          {
-            target: "awaiting",
-            actions: [
-              assign({ pending: ({ event }) => event.call }),
-              ({ context, event, self }) => {
-                const { id, timeoutMs, deadline } = event.call;
-                context.slot.deadline = setLongTimeout(
-                  () => {
-                    if (self.getSnapshot().status === "active") self.send({ type: "call.deadline", id });
-                  },
-                  deadline === undefined ? timeoutMs : deadline - performance.now(),
-                );
-                context.transport.send(event.call.frames);
-              },
-            ],
-          },
+          { guard: "inFlight", actions: "rejectBusy" },
+          { guard: "refused", actions: "rejectRefused" },
+          { guard: "isStream", target: "streaming", actions: "openStream" },
+          { actions: "sendCall" },
         ],
-        close: "closing",
+        ...ANSWERS,
+        close: {
+          target: "closing",
+          actions: ({ context }) => failInFlight(context.slot, new ClosedError("client closed while a call was in flight")),
+        },
       },
     },
-    // A stream: items go to the sink directly; the machine waits for its end or failure.
     streaming: {
+      description: "A stream or a file transfer: its items or chunks go to its sink straight from the receive loop; the machine waits for its end or failure.",
       exit: ({ context }) => {
-        context.slot.current = undefined;
+        context.slot.sink = undefined;
       },
       on: {
         "call.finished": {
-          guard: ({ context, event }) => context.pending?.id === event.id,
+          guard: "isCurrent",
           target: "ready",
-          actions: [({ context }) => context.pending?.resolve(undefined), "clearPending"],
+          actions: ({ context }) => {
+            const call = context.slot.call;
+            if (call !== undefined && release(context.slot, call)) call.resolve(undefined);
+          },
         },
         "call.failed": {
-          guard: ({ context, event }) => context.pending?.id === event.id,
+          guard: "isCurrent",
           target: "ready",
           actions: [
             // We gave up on it (no data within the deadline, a local failure): the handler drops it
             // whatever its job is doing (a generator that never yields, a finally that never ends).
             ({ context, event }) => send(context, { type: "rpc.cancel", id: event.id }),
-            ({ context, event }) => context.pending?.reject(event.error),
-            "clearPending",
+            ({ context, event }) => failInFlight(context.slot, event.error),
           ],
         },
-        ...ANSWERS,
+        wire: [
+          { guard: "sessionGone", target: "closed", actions: "noteSessionGone" },
+          { guard: "answersInFlight", target: "ready", actions: "settleInFlight" },
+        ],
+        "wire.invalid": { target: "ready", actions: "failOnInvalid" },
         close: {
           target: "closing",
-          actions: [({ context }) => failPending(context, new ClosedError("client closed while a stream was open")), "clearPending"],
-        },
-      },
-    },
-    awaiting: {
-      on: {
-        ...ANSWERS,
-        close: {
-          target: "closing",
-          actions: [({ context }) => failPending(context, new ClosedError("client closed while a call was in flight")), "clearPending"],
-        },
-        "call.deadline": {
-          guard: ({ context, event }) => context.pending?.id === event.id,
-          target: "ready",
-          actions: [
-            // Tell the handler to drop the call, so the next one is not refused as busy.
-            ({ context }) => context.pending && send(context, { type: "rpc.cancel", id: context.pending.id }),
-            ({ context }) =>
-              failPending(
-                context,
-                new TimeoutError(
-                  `no answer to ${context.pending?.label ?? context.pending?.kind ?? "call"} from gateway ${context.endpoint} within ${context.pending?.timeoutMs ?? 0} ms (timeoutMs)`,
-                ),
-              ),
-            "clearPending",
-          ],
+          actions: ({ context }) => failInFlight(context.slot, new ClosedError("client closed while a stream was open")),
         },
       },
     },
@@ -563,14 +607,14 @@ export const clientMachine = setup({
       },
       after: { closeTimeout: "closed" },
     },
-    // Every way out stops the deadline timer too: a pending timer would keep Node alive after close().
+    // Every way out fails what is in flight and stops its deadline timer: a pending timer would keep Node alive after close().
     closed: {
       type: "final",
-      entry: [({ context }) => failPending(context, context.error ?? new ClosedError("client closed")), "clearPending"],
+      entry: ({ context }) => failInFlight(context.slot, context.error ?? new ClosedError("client closed")),
     },
     failed: {
       type: "final",
-      entry: [({ context }) => failPending(context, context.error ?? new ConnectionError("client failed")), "clearPending"],
+      entry: ({ context }) => failInFlight(context.slot, context.error ?? new ConnectionError("client failed")),
     },
   },
 });

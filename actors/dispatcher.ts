@@ -17,7 +17,7 @@ import {
 } from "../protocol/index.js";
 import type { Frames, Peer, ServerTransport } from "../transports/transport.js";
 import { Accept, CLIENT_HEADER_BYTES, LinkKind, afterHeader, headerAck, headerHasSecret, headerKind, headerSeq, isHeader, makeHeader } from "./delivery.js";
-import type { HandlerEvent } from "./handler-events.js";
+import type { DirectRequest, HandlerEvent } from "./handler-events.js";
 import type { Outbox, Refusal, Session, SessionTable } from "./session.js";
 import type { SupervisorEvent } from "./supervisor.js";
 
@@ -418,13 +418,13 @@ export class Dispatcher {
     }
     switch (message.type) {
       case "ping":
+      case "rpc.call": {
         session.begin(message.id);
-        session.ref.send({ type: "ping", message });
+        // Data plane first (no handler transition); the handler machine when it is not idle or observed.
+        const request: DirectRequest = message.type === "ping" ? { type: "ping", message } : { type: "rpc.call", message, raw };
+        if (session.direct?.(request) !== true) session.ref.send(request);
         return;
-      case "rpc.call":
-        session.begin(message.id);
-        session.ref.send({ type: "rpc.call", message, raw });
-        return;
+      }
       case "stream.open":
       case "file.list":
       case "file.get":

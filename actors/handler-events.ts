@@ -33,6 +33,9 @@ export type HandlerEvent =
   | { type: "call.done"; id: number; value: unknown }
   | { type: "call.failed"; id: number; error: unknown };
 
+/** The plain requests a session may serve on the data plane (see `directServer` in handler.ts). */
+export type DirectRequest = Extract<HandlerEvent, { type: "ping" | "rpc.call" }>;
+
 /** What a session needs of its handler: a place to send these events. */
 export interface HandlerRef {
   send(event: HandlerEvent): void;

@@ -20,11 +20,12 @@ import {
   describeThrown,
   isInstance,
   wireValueProblem,
+  type CallMessage,
   type ErrorMessage,
 } from "../protocol/index.js";
 import { FileListJob, FileReceiveJob, FileSendJob } from "./file-jobs.js";
 import type { FileSandbox } from "./file-sandbox.js";
-import type { HandlerEvent } from "./handler-events.js";
+import type { DirectRequest, HandlerEvent } from "./handler-events.js";
 import type { Session } from "./session.js";
 import { StreamJob, iteratorOf, type Job, type JobOutcome, type JobProgress } from "./stream-job.js";
 import { BadResult, ThreadCrash, invokeSubroutine, type SubroutineRegistry } from "./subroutines.js";
@@ -66,8 +67,6 @@ export interface HandlerContext {
   readonly hooks: HandlerHooks | undefined;
   readonly files: FileSandbox | undefined;
   readonly request: CurrentRequest | undefined;
-  /** Requests answered by this handler incarnation. */
-  readonly served: number;
   /** Set on the way to a final state; becomes the output the supervisor reads. */
   readonly ending: HandlerOutput | undefined;
 }
@@ -173,6 +172,77 @@ function remoteFailure(registry: SubroutineRegistry, session: Session, id: numbe
   return errorReply(id, reply.code, reply.message, reply.name, reply.stack);
 }
 
+/**
+ * Runs batch call `message` on the handler whose ref is `self`. A synchronous
+ * result (or throw) is answered at once and undefined returned: nothing could
+ * observe a busy state while a sync function holds the event loop anyway. A
+ * promise (an async subroutine, a worker-thread call) is returned: the handler
+ * must move to busy (`call.async`); its settling reaches `self` as `call.done`
+ * or `call.failed`.
+ */
+function runBatch(
+  session: Session,
+  registry: SubroutineRegistry,
+  self: { send(event: HandlerEvent): void; getSnapshot(): { status: string } },
+  message: CallMessage,
+  raw: Uint8Array | undefined,
+): PromiseLike<unknown> | undefined {
+  const { id, name, args, kwargs, mode } = message;
+  const entry = registry.get(name);
+  if (!entry) return undefined;
+  let result: unknown;
+  // Only a worker-thread call can be stopped from outside; one on the event loop is never interrupted.
+  const abort = entry.thread === undefined ? undefined : new AbortController();
+  try {
+    result = invokeSubroutine(entry, args, mode === "send" ? { ...kwargs, buffer: raw } : kwargs, abort?.signal);
+  } catch (error) {
+    session.reply(remoteFailure(registry, session, id, name, "call", error));
+    session.served++;
+    return undefined;
+  }
+  if (isThenable(result)) {
+    const settle = (next: HandlerEvent): void => {
+      if (self.getSnapshot().status === "active") self.send(next);
+    };
+    // Promise.resolve adopts any thenable; a `then` that throws becomes a rejection, not a handler crash.
+    Promise.resolve(result).then(
+      (value) => settle({ type: "call.done", id, value }),
+      (error: unknown) => settle({ type: "call.failed", id, error }),
+    );
+    if (abort !== undefined) session.job = threadCallJob(id, abort, result);
+    return result;
+  }
+  replyValue(session, id, mode === "send" ? "batchSend" : "batchGet", name, result);
+  session.served++;
+  return undefined;
+}
+
+/**
+ * The data plane for plain requests: a ping, or a batch call of a known
+ * subroutine, served without a machine transition while the handler is idle
+ * (and has no test hooks, whose throws must be crashes of the machine). A ping
+ * is answered; a call runs (`runBatch`): a synchronous answer leaves the handler
+ * idle, a promise moves it to `busy` with the request, as `gateway.snapshot()`,
+ * `swarmnet inspect` and an xstate inspector then see. Returns false when the
+ * request must go to the machine as an event instead.
+ */
+export function directServer(ref: HandlerActorRef): (request: DirectRequest) => boolean {
+  return (request) => {
+    const snapshot = ref.getSnapshot();
+    if (snapshot.status !== "active" || snapshot.context.hooks !== undefined) return false;
+    const { session, registry } = snapshot.context;
+    if (request.type === "ping") {
+      session.reply({ type: "pong", id: request.message.id, data: request.message.data });
+      session.served++;
+      return true;
+    }
+    if (snapshot.value !== "idle" || session.deferred !== undefined || registry.get(request.message.name)?.kind !== "function") return false;
+    const promise = runBatch(session, registry, ref, request.message, request.raw);
+    if (promise !== undefined) ref.send({ type: "call.async", message: request.message, promise });
+    return true;
+  };
+}
+
 export const handlerMachine = setup({
   types: {
     input: {} as HandlerInput,
@@ -207,6 +277,7 @@ export const handlerMachine = setup({
     pong: ({ context, event }) => {
       if (event.type !== "ping") return;
       context.session.reply({ type: "pong", id: event.message.id, data: event.message.data });
+      context.session.served++;
     },
     replyUnknown: ({ context, event }) => {
       if (event.type !== "rpc.call" && event.type !== "stream.open") return;
@@ -316,41 +387,13 @@ export const handlerMachine = setup({
     },
     clearJob: ({ context }) => context.session.cancelJob(),
     /**
-     * A batch call runs right here. A synchronous result is answered at once and
-     * the handler stays idle (one transition per call: nothing could observe a
-     * busy state while a sync function holds the event loop anyway); a promise
-     * moves the handler to busy until it settles.
+     * A batch call runs right here (see `runBatch`): a synchronous result is
+     * answered at once and the handler stays idle; a promise moves it to busy.
      */
     runBatch: enqueueActions(({ context, event, enqueue, self }) => {
       if (event.type !== "rpc.call") return;
-      const { id, name, args, kwargs, mode } = event.message;
-      const entry = context.registry.get(name);
-      if (!entry) return;
-      let result: unknown;
-      // Only a worker-thread call can be stopped from outside; one on the event loop is never interrupted.
-      const abort = entry.thread === undefined ? undefined : new AbortController();
-      try {
-        result = invokeSubroutine(entry, args, mode === "send" ? { ...kwargs, buffer: event.raw } : kwargs, abort?.signal);
-      } catch (error) {
-        context.session.reply(remoteFailure(context.registry, context.session, id, name, "call", error));
-        enqueue.assign({ served: context.served + 1 });
-        return;
-      }
-      if (isThenable(result)) {
-        const settle = (next: HandlerEvent): void => {
-          if (self.getSnapshot().status === "active") self.send(next);
-        };
-        // Promise.resolve adopts any thenable; a `then` that throws becomes a rejection, not a handler crash.
-        Promise.resolve(result).then(
-          (value) => settle({ type: "call.done", id, value }),
-          (error: unknown) => settle({ type: "call.failed", id, error }),
-        );
-        if (abort !== undefined) context.session.job = threadCallJob(id, abort, result);
-        enqueue.raise({ type: "call.async", message: event.message, promise: result });
-        return;
-      }
-      replyValue(context.session, id, mode === "send" ? "batchSend" : "batchGet", name, result);
-      enqueue.assign({ served: context.served + 1 });
+      const promise = runBatch(context.session, context.registry, self, event.message, event.raw);
+      if (promise !== undefined) enqueue.raise({ type: "call.async", message: event.message, promise });
     }),
     replyResult: ({ context, event }) => {
       if (event.type !== "call.done" || !context.request) return;
@@ -361,9 +404,11 @@ export const handlerMachine = setup({
       if (event.type !== "call.failed" || !context.request) return;
       context.session.reply(remoteFailure(context.registry, context.session, context.request.id, context.request.name ?? "", "call", event.error));
     },
-    endRequest: assign({
-      request: () => undefined,
-      served: ({ context }) => context.served + 1,
+    endRequest: enqueueActions(({ enqueue }) => {
+      enqueue(({ context }) => {
+        context.session.served++;
+      });
+      enqueue.assign({ request: undefined });
     }),
     /** The subroutine's thread failed: a crash of this handler, so the supervisor's restart budget applies. */
     crash: ({ event }) => {
@@ -379,12 +424,11 @@ export const handlerMachine = setup({
     hooks: input.hooks,
     files: input.files,
     request: undefined,
-    served: 0,
     ending: undefined,
   }),
   initial: "idle",
   on: {
-    ping: { actions: ["faultHook", "pong", assign({ served: ({ context }) => context.served + 1 })] },
+    ping: { actions: ["faultHook", "pong"] },
     "session.close": {
       target: ".closed",
       actions: [

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import type { GatewayMessage, SessionEndReason } from "../protocol/index.js";
 import type { Frames, Peer } from "../transports/transport.js";
 import { DeliveryChannel, SECRET_BYTES, type DeliveryStats } from "./delivery.js";
-import type { HandlerRef } from "./handler-events.js";
+import type { DirectRequest, HandlerRef } from "./handler-events.js";
 import type { Job, Refusal } from "./job.js";
 
 /**
@@ -54,6 +54,14 @@ export class Session {
   #inflight: number | undefined;
   /** The stream or transfer the handler is running, fed directly by the dispatcher. */
   job: Job | undefined;
+  /** Requests this session's handlers answered (across restarts), for snapshots. */
+  served = 0;
+  /**
+   * Serves a ping or a batch call on the data plane (no handler transition) when
+   * the handler can take it now; false when it must go to the handler as an
+   * event. Set with `ref` by whoever spawns the handler (`directServer`).
+   */
+  direct: ((request: DirectRequest) => boolean) | undefined;
   /** Id of the last request whose final answer went out. */
   lastAnswered: number | undefined;
   /**

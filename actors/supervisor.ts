@@ -11,7 +11,7 @@ import { assign, fromCallback, setup, stopChild, type ActorRefFrom, type DoneAct
 import { ErrorCode, PROTOCOL_VERSION, Status, describeThrown, safeInterval, sessionSilenceMs, type HelloMessage } from "../protocol/index.js";
 import type { Peer } from "../transports/transport.js";
 import type { FileSandbox } from "./file-sandbox.js";
-import { handlerMachine, type HandlerActorRef, type HandlerHooks, type HandlerInput, type HandlerOutput } from "./handler.js";
+import { directServer, handlerMachine, type HandlerActorRef, type HandlerHooks, type HandlerInput, type HandlerOutput } from "./handler.js";
 import { Session, type Outbox, type SessionEnd, type SessionTable } from "./session.js";
 import type { SubroutineRegistry } from "./subroutines.js";
 
@@ -104,16 +104,23 @@ const leaseSweeper = fromCallback<SupervisorEvent, { table: SessionTable; livene
 
 type Spawner = (src: "handler", options: { id: string; input: HandlerInput }) => unknown;
 
+/** Spawns the handler of `session` (a first one, or a restart) and gives the session its data plane. */
+function spawnHandler(context: SupervisorContext, spawn: Spawner, session: Session): void {
+  const ref = spawn("handler", {
+    id: session.actorId,
+    input: { session, registry: context.registry, hooks: context.hooks, files: context.files },
+  }) as HandlerActorRef;
+  session.ref = ref;
+  session.direct = directServer(ref);
+}
+
 /** Spawns a handler for `peer`, welcomes it, and returns the context changes. */
 function openSession(context: SupervisorContext, spawn: Spawner, peer: Peer, hello: Pick<HelloMessage, "id" | "maxMessageSize">): Partial<SupervisorContext> {
   const helloId = hello.id;
   const session = new Session(context.nextHandlerId, peer, context.outbox, hello.maxMessageSize);
   session.slot = freeSlot(context.table);
   session.actorId = actorIdOf(session);
-  session.ref = spawn("handler", {
-    id: session.actorId,
-    input: { session, registry: context.registry, hooks: context.hooks, files: context.files },
-  }) as HandlerActorRef;
+  spawnHandler(context, spawn, session);
   context.table.add(session);
   welcome(context, session, helloId);
   return {
@@ -361,10 +368,7 @@ export const supervisorMachine = setup({
             const oldActorId = session.actorId;
             session.generation += 1;
             session.actorId = actorIdOf(session);
-            session.ref = spawn("handler", {
-              id: session.actorId,
-              input: { session, registry: context.registry, hooks: context.hooks, files: context.files },
-            });
+            spawnHandler(context as SupervisorContext, spawn as Spawner, session);
             context.table.rekey(session, oldActorId);
             if (inflight !== undefined) {
               session.reply({

@@ -1,4 +1,4 @@
-import type { CallKind, ClientActorRef, PendingCall } from "../actors/client.js";
+import { failInFlight, startCall, type CallKind, type ClientActorRef, type PendingCall } from "../actors/client.js";
 import { DeliveryLink, type LinkStats } from "../actors/delivery-link.js";
 import {
   ClosedError,
@@ -27,7 +27,7 @@ import {
 } from "./files.js";
 import { CallQueue } from "./call-queue.js";
 import type { GatewayInspection } from "./gateway.js";
-import { atCallSite, captureCallSite } from "./call-site.js";
+import { atAwaiter, atCallSite, captureCallSite } from "./call-site.js";
 import { StreamReader, abortReason, type StreamItem, type StreamOptions } from "./stream.js";
 import { stateName, untilSnapshot } from "./wait.js";
 
@@ -121,8 +121,8 @@ export class Client {
     // actor stopped from outside, which runs no exit actions): every call still waiting in the queue
     // fails at once with the reason, and the call in flight too, so nothing waits for its deadline.
     const abandon = (): void => {
-      const { pending, error } = this.#ref.getSnapshot().context;
-      pending?.reject(new ClosedError("client actor stopped"));
+      const { slot, error } = this.#ref.getSnapshot().context;
+      failInFlight(slot, new ClosedError("client actor stopped"));
       this.#queue.failAll(() => error ?? new ClosedError("client closed"), { inFlight: true });
       // A client whose session ended without closeHandler() leaves the controller's list (and its id) too.
       this.#onClosed(this);
@@ -278,7 +278,7 @@ export class Client {
     }
     const onAbort = (): void => void reader.abort(abortReason(signal!));
     signal?.addEventListener("abort", onAbort, { once: true });
-    const callSite = captureCallSite();
+    const callSite = captureCallSite(true);
     this.#queue
       .run<unknown>(
         ({ resolve, reject }) => {
@@ -298,7 +298,7 @@ export class Client {
             label,
           };
           reader.markOpened();
-          this.#ref.send({ type: "call", call });
+          startCall(this.#ref, call);
         },
         { what: `stream '${String(message["name"])}'` },
       )
@@ -357,7 +357,7 @@ export class Client {
 
   /** Queues one request whose replies go to a sink (a transfer); settles when the sink finishes or fails. */
   #runSink(message: Record<string, unknown>, makeSink: (id: number, control: SinkControl) => TransferSink, timeoutMs: number): Promise<void> {
-    const callSite = captureCallSite();
+    const callSite = captureCallSite(true);
     let sink: TransferSink | undefined;
     return this.#queue
       .run<unknown>(
@@ -377,7 +377,7 @@ export class Client {
             label: "file transfer",
           };
           sink.start();
-          this.#ref.send({ type: "call", call });
+          startCall(this.#ref, call);
         },
         { what: `transfer '${String(message["type"])}'` },
       )
@@ -493,9 +493,9 @@ export class Client {
     if (problem !== undefined) {
       return Promise.reject(new InvalidArgumentError(`${kind}: arguments cannot cross the wire as they are: ${problem}`));
     }
-    // Captured now, so a timeout's stack points at the caller's line, not at a timer.
+    // Only with SWARMNET_CALLSITES=1: by default a failure takes its awaiting caller's frames (atAwaiter).
     const callSite = captureCallSite();
-    return this.#queue.run<unknown>(
+    const settled = this.#queue.run<unknown>(
       ({ deadline, resolve, reject }) => {
         const closed = this.#closedError();
         if (closed) return reject(closed);
@@ -517,9 +517,10 @@ export class Client {
           resolve,
           reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
         };
-        this.#ref.send({ type: "call", call });
+        startCall(this.#ref, call);
       },
       { timeoutMs, what: kind, onFail: (error) => atCallSite(error as SwarmnetError, callSite) },
     );
+    return callSite === undefined ? atAwaiter(settled) : settled;
   }
 }

@@ -526,7 +526,7 @@ export class Gateway {
         request: h.context.request,
         progress: h.context.session.job?.progress(),
         restarts: h.context.session.generation,
-        served: h.context.served,
+        served: h.context.session.served,
       });
     }
     handlers.sort((a, b) => a.handlerId - b.handlerId);

@@ -159,7 +159,7 @@ export function controllerActors(controller: { readonly actor: { getSnapshot(): 
   for (const [id, child] of Object.entries(snapshot.children)) {
     const c = child?.getSnapshot() as ClientSnapshot | undefined;
     if (!id.startsWith("client-") || c === undefined || c.status !== "active") continue;
-    const pending = c.context.pending;
+    const pending = c.context.slot.call;
     actors.push({
       id,
       parent: "controller",
@@ -169,7 +169,7 @@ export function controllerActors(controller: { readonly actor: { getSnapshot(): 
       request: pending ? { id: pending.id, kind: pending.kind } : null,
       progress: null,
       rate: null,
-      info: { gateway: c.context.endpoint, completed: c.context.completed },
+      info: { gateway: c.context.endpoint, completed: c.context.slot.completed },
     });
   }
   return actors;

@@ -17,12 +17,45 @@ async function memorySystem(maxPoolSize = 2): Promise<{ gw: Gateway; controller:
 }
 
 describe("machines over the in-memory transport", () => {
-  it("client and handler walk their states: connecting -> ready -> awaiting -> ready; idle -> busy -> idle", async () => {
-    const { gw, controller } = await memorySystem();
+  it("plain calls take no machine transition on either end; an async call shows busy with its request on both", async () => {
+    const hub = new MemoryHub();
+    const events = { gateway: 0, controller: 0 };
+    const gw = new Gateway({
+      transport: hub,
+      host: "unit",
+      port: 1,
+      stopGraceMs: 0,
+      inspect: (e) => {
+        if (e.type === "@xstate.event") events.gateway++;
+      },
+    });
+    gw.addSubroutine("add", (a: number, b: number) => a + b);
+    gw.addSubroutine("wait", (ms: number) => new Promise((r) => setTimeout(() => r(ms), ms)));
+    await gw.start();
+    const controller = new Controller({
+      transport: hub,
+      gateways: ["unit:1"],
+      timeoutMs: 1_000,
+      connectTimeoutMs: 500,
+      inspect: (e) => {
+        if (e.type === "@xstate.event") events.controller++;
+      },
+    });
     const client = await controller.getClient();
     expect(client.state).toBe("ready");
     const clientStates: string[] = [];
     client.actor.subscribe((s) => clientStates.push(String(s.value)));
+    const before = { ...events };
+    for (let i = 0; i < 50; i++) {
+      await expect(client.getSubroutineBatch("add", [i, 1])).resolves.toBe(i + 1);
+      await expect(client.ping(i)).resolves.toBe(i);
+    }
+    // 100 requests answered: not one event reached a machine on either side, no client snapshot.
+    expect(events).toEqual(before);
+    expect(clientStates).toEqual([]);
+    expect(gw.snapshot().handlers[0]?.served).toBe(100);
+
+    // An async subroutine moves the handler to busy with the request; the client shows it in flight.
     const call = client.getSubroutineBatch("wait", [20]);
     await within(
       new Promise<void>((resolve) => {
@@ -35,10 +68,13 @@ describe("machines over the in-memory transport", () => {
       2_000,
       "handler busy",
     );
+    expect(gw.snapshot().handlers[0]?.request).toMatchObject({ kind: "batchGet", name: "wait" });
+    expect(client.actor.getSnapshot().context.slot.call).toMatchObject({ kind: "batchGet" });
     await expect(call).resolves.toBe(20);
-    expect(clientStates).toContain("awaiting");
-    expect(clientStates.at(-1)).toBe("ready");
+    expect(client.actor.getSnapshot().context.slot.call).toBeUndefined();
+    expect(clientStates).toEqual([]);
     expect(gw.snapshot().handlers[0]?.state).toBe("idle");
+    expect(events.gateway).toBeGreaterThan(before.gateway);
     await controller.close();
     await gw.stop();
   });
