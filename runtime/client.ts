@@ -145,7 +145,10 @@ export class Client {
     return this.#ref.getSnapshot().context.handlerId;
   }
 
-  /** The client machine's state: connecting, ready, awaiting, closing, closed, failed. */
+  /**
+   * The client machine's state: connecting, ready, streaming, closing, closed, failed. A plain call in
+   * flight leaves it `ready` (the data plane); `actor.getSnapshot().context.slot.call` is that call.
+   */
   get state(): string {
     return stateName(this.#ref.getSnapshot().value);
   }

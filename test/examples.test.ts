@@ -31,7 +31,7 @@ describe("examples", () => {
     const { stdout } = await run(process.execPath, ["--import", "tsx", "examples/inspect-transitions/index.ts"], { timeout: 60_000 });
     expect(stdout).toContain("[gateway] gateway: idle -> starting  (start)");
     expect(stdout).toContain("[gateway] supervisor: (new) -> running.accepting");
-    expect(stdout).toMatch(/\[gateway\] handler-1\.0: idle -> busy\.batchGet {2}\(rpc\.call\)/);
+    expect(stdout).toMatch(/\[gateway\] handler-1\.0: idle -> busy\.batchGet {2}\(call\.async\)/);
     expect(stdout).toMatch(/\[gateway\] handler-1\.0: busy\.batchGet -> idle {2}\(call\.done\)/);
     expect(stdout).toMatch(/\[gateway\] handler-1\.0: idle -> busy\.streaming {2}\(stream\.open\)/);
     expect(stdout).toMatch(/\[gateway\] handler-1\.0: idle -> closed \(done\) {2}\(session\.close\)/);

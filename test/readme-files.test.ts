@@ -73,7 +73,7 @@ describe("README", () => {
     // Use and Streaming and File transfer run with their own checks below.
     const others = blocks.filter((b) => ["Supervision and inspection", "Security", "Composing actors"].includes(b.heading));
     const [inspect, curve, actors] = await Promise.all(others.map((b) => runSnippet(b.code)));
-    expect(inspect).toContain('handler-1.0 {"busy":"batchGet"} rpc.call');
+    expect(inspect).toContain('handler-1.0 {"busy":"batchGet"} call.async');
     expect(inspect!).toContain('handler-1.0 "idle" call.done');
     expect(curve!.trim()).toBe("over CURVE");
     expect(actors!.trim().split("\n")).toEqual(["0 { distanceCm: 100 }", "1 { distanceCm: 99 }", "2 { distanceCm: 98 }"]);

@@ -131,7 +131,7 @@ describe("statecharts and transitions", () => {
     expect(seen).toEqual(expect.arrayContaining(["busy.batchGet", "idle"]));
     expect(seen.indexOf("busy.batchGet")).toBeLessThan(seen.lastIndexOf("idle"));
     const all = gw.watch(0).transitions.filter((t) => t.kind === "handler");
-    expect(all.find((t) => t.state === "busy.batchGet")).toMatchObject({ event: "rpc.call", detail: expect.stringMatching(/^#\d+ held$/) });
+    expect(all.find((t) => t.state === "busy.batchGet")).toMatchObject({ event: "call.async", detail: expect.stringMatching(/^#\d+ held$/) });
   });
 
   it("the transition log keeps a bounded ring; a cursor from before it or from another log reads from the oldest kept", () => {
@@ -194,7 +194,8 @@ describe.skipIf(!HAVE_CHROMIUM)(`web inspector in a browser (headless Chromium a
     const gw = await startGateway({ admin: true, maxPoolSize: 4 });
     const held = heldCall();
     gw.addSubroutine("slow_query", held.fn);
-    gw.addSubroutine("echo", (x: unknown) => x);
+    // Async, so each call moves the handler to busy and back (a sync one is served without a transition).
+    gw.addSubroutine("echo", async (x: unknown) => x);
     gw.addSubroutine("ticks", async function* (n: number) {
       for (let i = 0; i < n; i++) yield [i, new Uint8Array(256)];
     });
@@ -240,7 +241,12 @@ describe.skipIf(!HAVE_CHROMIUM)(`web inspector in a browser (headless Chromium a
     // The facts panel may draw a frame after the chart (a loaded machine shows it): wait for it, bounded.
     await page.waitForFunction(`/request #\\d+ batchGet slow_query/.test(document.querySelector("#facts")?.textContent ?? "")`, undefined, { timeout: 10_000 });
     expect(await page.locator("#facts").textContent()).toMatch(/request #\d+ batchGet slow_query/);
-    await page.waitForSelector('[data-kind="client"][data-state="awaiting"]', { timeout: 20_000 });
+    // The client serves calls on its data plane: its machine stays ready, the row shows the call in flight.
+    await page.waitForFunction(
+      `/#\\d+ batchGet/.test(document.querySelector('[data-kind="client"][data-state="ready"] .sub')?.textContent ?? "")`,
+      undefined,
+      { timeout: 20_000 },
+    );
     // Meanwhile the other handler streams: the page shows items done and a rate.
     let reading = true;
     const streamed = (async () => {
@@ -270,7 +276,7 @@ describe.skipIf(!HAVE_CHROMIUM)(`web inspector in a browser (headless Chromium a
     expect(seen).toEqual(["idle", "busy.batchGet", "idle"]);
     const log = await page.locator("#log tbody").textContent();
     expect(log).toMatch(/call\.done.*idle/s);
-    expect(log).toMatch(/rpc\.call.*slow_query.*busy\.batchGet/s);
+    expect(log).toMatch(/call\.async.*slow_query.*busy\.batchGet/s);
 
     // Step back: the view goes to the previous transition (busy), the chart follows; forward returns to live.
     await page.click("#back");

@@ -4,7 +4,10 @@
  * connection) reports to one plain `inspect` callback. This one prints every
  * state transition as it happens:
  *
- *   [gateway] handler-1.0: idle -> busy.batchGet  (rpc.call)
+ *   [gateway] handler-1.0: idle -> busy.batchGet  (call.async)
+ *
+ * A call whose subroutine answers synchronously (and a ping) takes no
+ * transition at all: it is served on the data plane while the handler is idle.
  *
  * Any xstate inspector works the same way, e.g. the Stately inspector:
  * `new Gateway({ inspect: createBrowserInspector().inspect })` (package
