@@ -130,6 +130,7 @@ export interface HandlerInspection {
   /** The running stream or transfer: items or bytes done so far. */
   readonly progress: JobProgress | undefined;
   readonly restarts: number;
+  /** Requests answered in this session (pings included), across handler restarts. */
   readonly served: number;
 }
 
