@@ -11,15 +11,14 @@ import {
   DataType,
   ErrorCode,
   SwarmnetError,
-  describeThrown,
   fromBytes,
-  normalizeEndpoint,
   type Client,
   type ClientCurve,
   type GetClientOptions,
   type NotDelivered,
   type Swarm,
 } from "../runtime/index.js";
+import { describeThrown, normalizeEndpoint } from "../runtime/internal.js";
 import { checkRelativePath, normalizeRequestPath } from "../protocol/paths.js";
 
 /** Exit codes of every subcommand (shown in `--help` and the README). */
