@@ -35,6 +35,9 @@ function swarmFailure(error: unknown, got: number, n: number, callSite: CallSite
   return atCallSite(error, callSite);
 }
 
+/** Longest a client of a controller waits for the gateway's goodbye on close, in ms (the controller's timeoutMs when shorter). */
+const MAX_CLOSE_TIMEOUT_MS = 5_000;
+
 /** Errors after which the next gateway is worth a try. */
 function isFailover(error: unknown): boolean {
   const code = (error as SwarmnetError).code;
@@ -268,7 +271,7 @@ export class Controller {
         endpoint,
         connectTimeoutMs,
         waitMs,
-        closeTimeoutMs: Math.min(this.#timeoutMs, 5_000),
+        closeTimeoutMs: Math.min(this.#timeoutMs, MAX_CLOSE_TIMEOUT_MS),
         maxMessageSize: this.#maxMessageSize,
         ...(onRetry ? { onRetry } : {}),
       },
