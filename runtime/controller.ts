@@ -12,7 +12,7 @@ import { Client } from "./client.js";
 import { resolveControllerOptions, type ControllerOptions, type GetClientOptions, type GetSwarmOptions, type ListSubroutinesOptions } from "./controller-options.js";
 import { normalizeEndpoint } from "./endpoint.js";
 import { GatewayHealth } from "./gateway-health.js";
-import { checkOptionNames, inspectOption } from "./options.js";
+import { checkOptionNames, inspectOption, intOption } from "./options.js";
 import { Swarm } from "./swarm.js";
 import { untilSnapshot } from "./wait.js";
 
@@ -205,8 +205,7 @@ export class Controller {
       checkOptionNames("listSubroutines", options, ["endpoint", "timeoutMs"]);
       const endpoint = options.endpoint !== undefined ? normalizeEndpoint(options.endpoint) : this.endpoints[0]!;
       if (this.#actor.getSnapshot().status !== "active") throw new ClosedError("controller is closed");
-      const timeoutMs = options.timeoutMs ?? this.#connectTimeoutMs;
-      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new InvalidArgumentError(`listSubroutines: timeoutMs must be a positive integer, got ${String(timeoutMs)}`);
+      const timeoutMs = intOption("listSubroutines", "timeoutMs", options.timeoutMs, this.#connectTimeoutMs);
       const admin = new AdminConnection(endpoint, {
         timeoutMs,
         maxMessageSize: this.#maxMessageSize,
@@ -254,7 +253,7 @@ export class Controller {
   }
 
   async #connect(endpoint: string, connectTimeoutMs: number, waitMs: number, onRetry: GetClientOptions["onRetry"]): Promise<Client> {
-    if (!Number.isInteger(waitMs) || waitMs < 0) throw new InvalidArgumentError(`getClient: waitMs must be a non-negative integer, got ${String(waitMs)}`);
+    intOption("getClient", "waitMs", waitMs, 0, 0);
     if (this.#actor.getSnapshot().status !== "active") throw new ClosedError("controller is closed");
     const slot = this.#takeSlot();
     const id = `client-${slot}`;

@@ -4,7 +4,7 @@
  * SWARMNET_INVALID_ARGUMENT and a message naming the owner and the option,
  * before any socket or actor exists. No network: every constructor here throws.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import {
   AdminConnection,
   Controller,
@@ -17,6 +17,7 @@ import {
   DEFAULT_TIMEOUT_MS,
   ErrorCode,
   Gateway,
+  startWebInspector,
 } from "../runtime/index.js";
 import { resolveControllerOptions } from "../runtime/controller-options.js";
 import { resolveGatewayOptions } from "../runtime/gateway-options.js";
@@ -57,5 +58,15 @@ describe("options", () => {
     refused(() => new AdminConnection("127.0.0.1:1857", { timeoutMs: -1 }), /Expected AdminConnection option `timeoutMs`/);
     // Names are checked first, with the likely one (runtime/options.ts).
     refused(() => new Gateway({ max_pool_size: 3 } as never), /Gateway has no option 'max_pool_size'.*did you mean 'maxPoolSize'\?/);
+  });
+
+  it("the per-call options of a controller and the web inspector's are refused the same way, before anything connects", async () => {
+    const controller = new Controller({ port: 1 });
+    onTestFinished(() => controller.close());
+    const invalid = (message: RegExp) => ({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(message) });
+    await expect(controller.getClient({ waitMs: -1 })).rejects.toMatchObject(invalid(/^Expected getClient option `waitMs` to be an integer >= 0, got -1 \(number\)$/));
+    await expect(controller.listSubroutines({ timeoutMs: 0 })).rejects.toMatchObject(invalid(/^Expected listSubroutines option `timeoutMs` to be an integer >= 1, got 0/));
+    await expect(startWebInspector({ port: 65_536 } as never)).rejects.toMatchObject(invalid(/^Expected startWebInspector option `port` to be an integer from 0 to 65535/));
+    await expect(startWebInspector({ intervalMs: 5 } as never)).rejects.toMatchObject(invalid(/^Expected startWebInspector option `intervalMs` to be an integer >= 10, got 5/));
   });
 });
