@@ -22,7 +22,6 @@ import type { GatewayMetrics, MetricsOptions } from "./metrics.js";
 import { startWebInspector, type WebInspector } from "./web-inspector.js";
 
 export type { GatewayOptions, InternalGatewayOptions } from "./gateway-options.js";
-export { inspectOption };
 export type { InspectCallback } from "./options.js";
 
 export interface HandlerInspection {
@@ -95,7 +94,7 @@ export class Gateway {
   readonly #pools = new Map<SubroutineThreadPool, Set<string>>();
 
   /**
-   * @param options the options, or just the port (pynetwork's `Gateway(1857)`)
+   * @param given the options, or just the port (pynetwork's `Gateway(1857)`); checked by resolveGatewayOptions (runtime/gateway-options.ts)
    * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT) for an unknown option (with the likely one) or a bad value
    */
   constructor(given: GatewayOptions | number = {}) {
