@@ -333,6 +333,8 @@ describe("break-11: close while a probe runs", () => {
     const closedAt = Date.now();
     const exited = child.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => child.once("exit", () => r()));
     await within(exited, 10_000, "the script to exit");
-    expect(Date.now() - closedAt).toBeLessThan(500);
+    // A probe outliving close() would hold Node for its timeout (a whole lease, 6 s); exiting is process
+    // teardown, which a loaded machine stretches past 500 ms: a third of the lease tells the two apart.
+    expect(Date.now() - closedAt).toBeLessThan(L / 3);
   });
 });
