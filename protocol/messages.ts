@@ -8,7 +8,7 @@
  * fields (each with its check, optional or not) and its raw-frame rule. The
  * message types (`ClientMessage`, `GatewayMessage`, `MessageOf`, `PingMessage`,
  * ...), the validation (`parseClientMessage` / `parseGatewayMessage`) and the
- * builders (`message`, `errorReply`) all derive from it: adding a kind is one
+ * builder of error replies (`errorReply`) all derive from it: adding a kind is one
  * entry here. Every inbound envelope goes through a parser before anything
  * looks at it: shape errors become a ProtocolError naming the kind and the
  * field, never an exception deeper in.
@@ -587,14 +587,6 @@ export type AdminSnapshotResultMessage = MessageOf<"admin.snapshot.result">;
 export type AdminWatchResultMessage = MessageOf<"admin.watch.result">;
 
 // ---- builders -------------------------------------------------------------------
-
-/**
- * Builds a message of kind `type` from its fields, typed by the table:
- * `message("pong", { id, data })`. No check: what we send is ours.
- */
-export function message<T extends keyof Table>(type: T, fields: Omit<MessageOf<T>, "type">): MessageOf<T> {
-  return { type, ...fields } as MessageOf<T>;
-}
 
 /**
  * The one builder of `error` replies: `{type: "error", id, code, message}` plus
