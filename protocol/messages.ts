@@ -140,8 +140,9 @@ function depthExceeds(value: unknown, budget: number): boolean {
 function shallow<T>(value: T, where: string): T {
   return depthExceeds(value, MAX_ARGS_DEPTH) ? fail(`${where} may nest at most ${MAX_ARGS_DEPTH} levels deep`) : value;
 }
-const args = withDefault(field((v, where) => shallow(Array.isArray(v) ? (v as readonly unknown[]) : fail(`${where} must be an array`), where), [1], {}), [] as readonly unknown[]);
-const kwargs = withDefault(field((v, where) => shallow(isRecord(v) ? (v as Kwargs) : fail(`${where} must be a map`), where), { a: 1 }, []), {} as Kwargs);
+// A null args or kwargs (a Python client's None) means the default, as an absent one does.
+const args = withDefault(field((v, where) => (v === null ? [] : shallow(Array.isArray(v) ? (v as readonly unknown[]) : fail(`${where} must be an array`), where)), [1], {}), [] as readonly unknown[]);
+const kwargs = withDefault(field((v, where) => (v === null ? {} : shallow(isRecord(v) ? (v as Kwargs) : fail(`${where} must be a map`), where)), { a: 1 }, []), {} as Kwargs);
 
 /** An array of at most MAX_FILES_PER_REQUEST entries, each checked by `entry(value, "where[i]")`. */
 function list<T>(entry: (value: unknown, where: string) => T, example: unknown): Field<readonly T[], "error"> {
@@ -628,6 +629,7 @@ function compile(dirs: readonly Direction[]): { parse: Parse; raw: ReadonlyMap<u
     const literal = [`type: ${JSON.stringify(type)}`, entry.zeroId ? "id: 0" : "id"];
     const later: string[] = [];
     for (const [name, spec] of Object.entries(entry.fields)) {
+      if (name === "type" || name === "id") throw new Error(`message table: ${type} declares '${name}', which every envelope has`);
       const n = specs.push(spec) - 1;
       wheres.push(`${type} '${name}'`);
       const key = JSON.stringify(name);
