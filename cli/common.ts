@@ -8,18 +8,19 @@ import { basename, dirname as parentOf, join, resolve as resolvePath } from "nod
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
   Controller,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_TIMEOUT_MS,
   DataType,
   ErrorCode,
   SwarmnetError,
-  describeThrown,
   fromBytes,
-  normalizeEndpoint,
   type Client,
   type ClientCurve,
   type GetClientOptions,
   type NotDelivered,
   type Swarm,
 } from "../runtime/index.js";
+import { describeThrown, normalizeEndpoint } from "../runtime/internal.js";
 import { checkRelativePath, normalizeRequestPath } from "../protocol/paths.js";
 
 /** Exit codes of every subcommand (shown in `--help` and the README). */
@@ -82,8 +83,8 @@ export const CONNECTION_HELP = `Connection:
   -g, --gateway ENDPOINT     gateway as host[:port] or tcp://host:port; port 1857 if left out
                              (default: $SWARMNET_GATEWAY or 127.0.0.1:1857)
       --timeout MS           deadline of each request: a call, a ping, a stream's first
-                             item, a file listing (default 10000)
-      --connect-timeout MS   how long to keep trying to reach the gateway (default 5000)
+                             item, a file listing (default ${DEFAULT_TIMEOUT_MS})
+      --connect-timeout MS   how long to keep trying to reach the gateway (default ${DEFAULT_CONNECT_TIMEOUT_MS})
       --wait MS              when the gateway's pool is full, wait up to MS for a slot
       --curve-public KEY     CURVE: this client's public key (Z85 text or a file holding it)
       --curve-secret KEY     CURVE: this client's secret key (Z85 text or a file holding it)
@@ -267,8 +268,8 @@ export function controllerFrom(values: ConnectionValues, extra: { endpoint?: str
   const curve = clientCurve(values);
   return new Controller({
     gateways: [endpoint],
-    timeoutMs: intFlag("timeout", values.timeout, 10_000),
-    connectTimeoutMs: intFlag("connect-timeout", values["connect-timeout"], 5_000),
+    timeoutMs: intFlag("timeout", values.timeout, DEFAULT_TIMEOUT_MS),
+    connectTimeoutMs: intFlag("connect-timeout", values["connect-timeout"], DEFAULT_CONNECT_TIMEOUT_MS),
     ...(curve ? { curve } : {}),
     ...(extra.downloadDir !== undefined ? { downloadDir: extra.downloadDir } : {}),
     verbose: extra.verbose ?? false,

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { localFolder } from "./common.js";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { Gateway, type ServerCurve, type Subroutine } from "../runtime/index.js";
+import { DEFAULT_DOWNLOAD_DIR, DEFAULT_FILE_ROOTS, DEFAULT_HOST, DEFAULT_MAX_POOL_SIZE, DEFAULT_PORT, Gateway, type ServerCurve, type Subroutine } from "../runtime/index.js";
 import { EXIT_CODES_HELP, ExitCode, UsageError, err, intFlag, keysIn, out, parse, readKey, type Command } from "./common.js";
 
 const help = `Usage: swarmnet gateway [options]
@@ -11,17 +11,17 @@ Serves the subroutines exported by a module, and the files of one or more
 folders, until Ctrl-C (SIGINT) or SIGTERM stops it gracefully.
 
 Options:
-      --host HOST              address to bind (default 127.0.0.1)
-  -p, --port PORT              TCP port; 0 picks a free one (default 1857)
-      --pool N                 live handlers at most (default 5)
+      --host HOST              address to bind (default ${DEFAULT_HOST})
+  -p, --port PORT              TCP port; 0 picks a free one (default ${DEFAULT_PORT})
+      --pool N                 live handlers at most (default ${DEFAULT_MAX_POOL_SIZE})
   -s, --subroutines MODULE     a JS/TS module: every exported function becomes a
                                subroutine under its export name (generators stream);
                                repeatable
   -t, --threads N              run the --subroutines modules on a pool of N worker
                                threads each, off the gateway's event loop (for
                                CPU-heavy work; default: on the event loop)
-      --root DIR               a folder clients may download from; repeatable (default .)
-      --download-dir DIR       where uploads land (default ./Downloads)
+      --root DIR               a folder clients may download from; repeatable (default ${DEFAULT_FILE_ROOTS.join(" ")})
+      --download-dir DIR       where uploads land (default ./${DEFAULT_DOWNLOAD_DIR})
       --admin                  answer admin requests (swarmnet inspect)
       --remote-stack           send a throwing subroutine's stack to the client
                                (every throw is logged here on stderr either way)
@@ -112,11 +112,11 @@ export const gatewayCommand: Command = {
     }
     const curve = serverCurve(values);
     const gateway = new Gateway({
-      host: values.host ?? "127.0.0.1",
-      port: intFlag("port", values.port, 1857, 0, 65535),
-      maxPoolSize: intFlag("pool", values.pool, 5),
-      fileRoots: (values.root ?? ["."]).map((root) => localFolder("--root", root, true)),
-      downloadDir: values["download-dir"] ?? "Downloads",
+      host: values.host ?? DEFAULT_HOST,
+      port: intFlag("port", values.port, DEFAULT_PORT, 0, 65535),
+      maxPoolSize: intFlag("pool", values.pool, DEFAULT_MAX_POOL_SIZE),
+      fileRoots: (values.root ?? DEFAULT_FILE_ROOTS).map((root) => localFolder("--root", root, true)),
+      downloadDir: values["download-dir"] ?? DEFAULT_DOWNLOAD_DIR,
       admin: values.admin === true,
       remoteStack: values["remote-stack"] === true,
       ...(curve ? { curve } : {}),

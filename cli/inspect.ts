@@ -1,5 +1,5 @@
 import { basename } from "node:path";
-import { AdminConnection, TimeoutError, startWebInspector, type AdminOptions, type GatewayInspection, type HandlerInspection } from "../runtime/index.js";
+import { AdminConnection, DEFAULT_ADMIN_TIMEOUT_MS, TimeoutError, startWebInspector, type AdminOptions, type GatewayInspection, type HandlerInspection } from "../runtime/index.js";
 import {
   EXIT_CODES_HELP,
   ExitCode,
@@ -16,6 +16,9 @@ import {
   toJson,
   type Command,
 } from "./common.js";
+
+/** How often the terminal view polls the gateway, in ms (`--interval`). */
+const TERMINAL_INTERVAL_MS = 250;
 
 const help = `Usage: swarmnet inspect [ENDPOINT] [options]
 
@@ -38,8 +41,8 @@ Options:
       --web                  serve the web inspector until Ctrl-C
       --port PORT            with --web: the page's port (default 0: a free one)
       --json                 print one snapshot as JSON and exit
-      --interval MS          poll period (default 250)
-      --timeout MS           deadline of each snapshot request (default 5000)
+      --interval MS          poll period (default ${TERMINAL_INTERVAL_MS})
+      --timeout MS           deadline of each snapshot request (default ${DEFAULT_ADMIN_TIMEOUT_MS})
       --curve-public KEY     CURVE: this client's public key (Z85 text or a file)
       --curve-secret KEY     CURVE: this client's secret key (Z85 text or a file)
       --server-key KEY       CURVE: the gateway's public key (Z85 text or a file)
@@ -162,14 +165,14 @@ export const inspectCommand: Command = {
     const { values, positionals } = parse(argv, options);
     if (values.help) return out(help), ExitCode.OK;
     const endpoint = gatewayFrom("inspect", values, positionals, true);
-    const interval = intFlag("interval", values.interval, 250, 20);
+    const interval = intFlag("interval", values.interval, TERMINAL_INTERVAL_MS, 20);
     const curve = clientCurve(values);
     if (values.web && values.json) throw new UsageError("--web and --json do not go together");
     if (values.port !== undefined && !values.web) throw new UsageError("--port is for --web");
     if (values.web) {
-      return serveWeb(endpoint, intFlag("port", values.port, 0, 0, 65535), { timeoutMs: intFlag("timeout", values.timeout, 5_000), ...(curve ? { curve } : {}) });
+      return serveWeb(endpoint, intFlag("port", values.port, 0, 0, 65535), { timeoutMs: intFlag("timeout", values.timeout, DEFAULT_ADMIN_TIMEOUT_MS), ...(curve ? { curve } : {}) });
     }
-    const admin = new AdminConnection(endpoint, { timeoutMs: intFlag("timeout", values.timeout, 5_000), ...(curve ? { curve } : {}) });
+    const admin = new AdminConnection(endpoint, { timeoutMs: intFlag("timeout", values.timeout, DEFAULT_ADMIN_TIMEOUT_MS), ...(curve ? { curve } : {}) });
     try {
       // An admin request needs no session: no answer to the first one means the gateway was not reached.
       const first = await admin.snapshot().catch((e: unknown) => {

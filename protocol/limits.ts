@@ -45,8 +45,14 @@ export const DEFAULT_PORT = 1857;
 export const DEFAULT_HOST = "127.0.0.1";
 /** Time `gateway.stop()` gives calls in flight before it ends them. */
 export const DEFAULT_STOP_GRACE_MS = 5_000;
+/** Deadline of each admin request (`AdminConnection`, `swarmnet inspect`): as long as a connect. */
+export const DEFAULT_ADMIN_TIMEOUT_MS = DEFAULT_CONNECT_TIMEOUT_MS;
 
 // ---- file transfer ------------------------------------------------------------
+/** Where uploads land on a gateway, and downloads on a controller (relative to the process's cwd), as in pynetwork. */
+export const DEFAULT_DOWNLOAD_DIR = "Downloads";
+/** Folders a gateway serves downloads from: its cwd. */
+export const DEFAULT_FILE_ROOTS: readonly string[] = Object.freeze(["."]);
 /** Bytes per `file.data` message (the raw frame). Measured on loopback: 1 MiB moves a large file about 40% faster than 256 KiB; larger gains nothing. */
 export const DEFAULT_FILE_CHUNK_BYTES = 1024 * 1024;
 /** Bytes a file sender may run ahead of what the receiver has written (the credit window). */

@@ -10,7 +10,7 @@ import {
   ClosedError,
   ConnectionRefusedError,
   HandshakeError,
-  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_ADMIN_TIMEOUT_MS,
   DEFAULT_MAX_MESSAGE_SIZE_BYTES,
   InvalidArgumentError,
   ProtocolError,
@@ -30,6 +30,7 @@ import { zmqTransport } from "../transports/zmq.js";
 import { normalizeEndpoint } from "./endpoint.js";
 import type { GatewayInspection } from "./gateway.js";
 import type { GatewayWatch } from "./inspector-feed.js";
+import { intOption } from "./options.js";
 
 export interface AdminOptions {
   /**
@@ -79,11 +80,7 @@ export class AdminConnection {
 
   constructor(endpoint: string, options: AdminOptions = {}) {
     this.endpoint = normalizeEndpoint(endpoint);
-    const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-      throw new InvalidArgumentError(`AdminConnection option 'timeoutMs' must be a positive integer, got ${String(timeoutMs)}`);
-    }
-    this.#timeoutMs = timeoutMs;
+    this.#timeoutMs = intOption("AdminConnection", "timeoutMs", options.timeoutMs, DEFAULT_ADMIN_TIMEOUT_MS);
     this.#transport = (options.transport ?? zmqTransport).client(this.endpoint, {
       maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE_BYTES,
       curve: options.curve,

@@ -2,119 +2,21 @@ import { createActor, type Actor } from "xstate";
 import { controllerMachine } from "../actors/controller.js";
 import { DeliveryLink } from "../actors/delivery-link.js";
 import type { ClientActorRef } from "../actors/client.js";
-import {
-  ClosedError,
-  ConnectionError,
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_HOST,
-  DEFAULT_MAX_MESSAGE_SIZE_BYTES,
-  DEFAULT_PORT,
-  DEFAULT_TIMEOUT_MS,
-  ErrorCode,
-  InvalidArgumentError,
-  SwarmnetError,
-  longClock,
-} from "../protocol/index.js";
+import { ClosedError, ConnectionError, ErrorCode, InvalidArgumentError, SwarmnetError, longClock } from "../protocol/index.js";
 import type { ClientCurve, TransportFactory } from "../transports/transport.js";
 import { zmqTransport } from "../transports/zmq.js";
 import type { SubroutineInfo } from "../protocol/messages.js";
 import { AdminConnection } from "./admin.js";
 import { atCallSite, captureCallSite, type CallSite } from "./call-site.js";
 import { Client } from "./client.js";
-import { checkOptionNames, splitHostPort } from "./options.js";
-import { endpointOf, normalizeEndpoint } from "./endpoint.js";
+import { resolveControllerOptions, type ControllerOptions, type GetClientOptions, type GetSwarmOptions, type ListSubroutinesOptions } from "./controller-options.js";
+import { normalizeEndpoint } from "./endpoint.js";
 import { GatewayHealth } from "./gateway-health.js";
-import { inspectOption, type InspectCallback } from "./gateway.js";
+import { checkOptionNames, inspectOption, intOption } from "./options.js";
 import { Swarm } from "./swarm.js";
 import { untilSnapshot } from "./wait.js";
 
-export interface ControllerOptions {
-  /**
-   * Gateway host, when `gateways` is not given; `"host:port"` gives the port
-   * too (refused if `port` names another). @default "127.0.0.1"
-   */
-  host?: string;
-  /** Gateway port, when `gateways` is not given. @default 1857 */
-  port?: number;
-  /** Several gateways (`tcp://host:port` or `host:port`); clients and swarms spread over them. */
-  gateways?: readonly string[];
-  /** Where downloads land (file transfer). @default "Downloads" */
-  downloadDir?: string;
-  /** Progress bars on stderr for transfers. @default false */
-  verbose?: boolean;
-  /**
-   * Deadline of each call in ms, unless the call says otherwise, counted from when the call is made
-   * (queue time included); any positive integer, 2^31 ms and beyond too. @default 10000
-   */
-  timeoutMs?: number;
-  /** How long getClient() waits for a gateway's answer, per gateway tried, in ms. @default 5000 */
-  connectTimeoutMs?: number;
-  /**
-   * Largest ZeroMQ frame accepted, in bytes; told to the gateway, which refuses larger answers. A
-   * request with a frame over this or over the gateway's limit fails with MessageTooLargeError
-   * (SWARMNET_MESSAGE_TOO_LARGE) before it is sent, and the client stays usable. @default 64 MiB
-   */
-  maxMessageSize?: number;
-  /** CURVE: this controller's key pair and the gateway's public key (Z85). Needed for a gateway with CURVE on. */
-  curve?: ClientCurve;
-  /** xstate inspection callback, passed to the controller and every client actor. */
-  inspect?: InspectCallback;
-  /** The wire; ZeroMQ unless a test passes the in-memory transport. */
-  transport?: TransportFactory;
-}
-
-/** Every option name of ControllerOptions: anything else is refused with a hint (see runtime/options.ts). */
-const CONTROLLER_OPTIONS = [
-  "host",
-  "port",
-  "gateways",
-  "downloadDir",
-  "verbose",
-  "timeoutMs",
-  "connectTimeoutMs",
-  "maxMessageSize",
-  "curve",
-  "inspect",
-  "transport",
-] as const satisfies readonly (keyof ControllerOptions)[];
-/** Fails to compile when ControllerOptions gains an option that CONTROLLER_OPTIONS does not list. */
-const everyControllerOption: Exclude<keyof ControllerOptions, (typeof CONTROLLER_OPTIONS)[number]> extends never ? true : never = true;
-void everyControllerOption;
-
-export interface GetClientOptions {
-  /** Use this gateway only, instead of trying the controller's gateways in turn. */
-  endpoint?: string;
-  /** @default the controller's connectTimeoutMs */
-  connectTimeoutMs?: number;
-  /**
-   * When the pool is full, wait up to this long (ms) in the gateway's fair
-   * queue for a slot. Without it a full pool fails at once with PoolFullError.
-   */
-  waitMs?: number;
-  /**
-   * Called as soon as a connection attempt fails while connecting (nothing
-   * listens: ConnectionRefusedError); ZeroMQ keeps retrying until the connect
-   * deadline, when getClient() rejects with that error.
-   */
-  onRetry?: (error: SwarmnetError) => void;
-}
-
-export interface GetSwarmOptions extends GetClientOptions {
-  /**
-   * Accept a smaller swarm when the pools cannot give `n` clients: at least
-   * this many (the rest are refused as pool full). Without it getSwarm is all
-   * or nothing. @default n
-   */
-  min?: number;
-}
-
-/** Options of `controller.listSubroutines()`. */
-export interface ListSubroutinesOptions {
-  /** Ask this gateway. @default the controller's first gateway */
-  endpoint?: string;
-  /** How long to wait for the answer, in ms (connecting included). @default the controller's connectTimeoutMs */
-  timeoutMs?: number;
-}
+export type { ControllerOptions, GetClientOptions, GetSwarmOptions, ListSubroutinesOptions } from "./controller-options.js";
 
 /** @internal What `Controller.connectPlan()` hands the composable client actor. */
 export interface ConnectPlan {
@@ -133,13 +35,8 @@ function swarmFailure(error: unknown, got: number, n: number, callSite: CallSite
   return atCallSite(error, callSite);
 }
 
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new InvalidArgumentError(`Controller option '${name}' must be a positive integer, got ${String(value)}`);
-  }
-  return value;
-}
+/** Longest a client of a controller waits for the gateway's goodbye on close, in ms (the controller's timeoutMs when shorter). */
+const MAX_CLOSE_TIMEOUT_MS = 5_000;
 
 /** Errors after which the next gateway is worth a try. */
 function isFailover(error: unknown): boolean {
@@ -188,39 +85,21 @@ export class Controller {
    * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT) for an unknown option (with the likely one) or a bad value
    */
   constructor(options: ControllerOptions | number = {}) {
-    if (typeof options === "number") options = { port: options };
-    checkOptionNames("Controller", options, CONTROLLER_OPTIONS);
-    if (options.gateways !== undefined) {
-      if (!Array.isArray(options.gateways) || options.gateways.length === 0) {
-        throw new InvalidArgumentError("Controller option 'gateways' must be a non-empty array of endpoints");
-      }
-      this.endpoints = options.gateways.map((g) => normalizeEndpoint(g));
-    } else {
-      if (options.host !== undefined && (typeof options.host !== "string" || options.host.length === 0)) {
-        throw new InvalidArgumentError(`Controller option 'host' must be a non-empty string, got ${JSON.stringify(options.host)}`);
-      }
-      const { host, port } = splitHostPort("Controller", options.host ?? DEFAULT_HOST, options.port);
-      this.endpoints = [endpointOf(host, port ?? DEFAULT_PORT)];
-    }
-    this.downloadDir = options.downloadDir ?? "Downloads";
-    this.verbose = options.verbose ?? false;
-    this.#timeoutMs = positive("timeoutMs", options.timeoutMs, DEFAULT_TIMEOUT_MS);
-    this.#connectTimeoutMs = positive("connectTimeoutMs", options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS);
-    this.#maxMessageSize = positive("maxMessageSize", options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE_BYTES);
-    this.#transport = options.transport ?? zmqTransport;
-    if (options.curve) {
-      const { publicKey, secretKey, serverPublicKey } = options.curve;
-      if ([publicKey, secretKey, serverPublicKey].some((k) => typeof k !== "string" || k.length !== 40)) {
-        throw new InvalidArgumentError("Controller option 'curve' needs publicKey, secretKey and serverPublicKey as 40-character Z85 strings");
-      }
-    }
-    this.#curve = options.curve;
+    const resolved = resolveControllerOptions(options);
+    this.endpoints = resolved.endpoints;
+    this.downloadDir = resolved.downloadDir;
+    this.verbose = resolved.verbose;
+    this.#timeoutMs = resolved.timeoutMs;
+    this.#connectTimeoutMs = resolved.connectTimeoutMs;
+    this.#maxMessageSize = resolved.maxMessageSize;
+    this.#transport = resolved.transport ?? zmqTransport;
+    this.#curve = resolved.curve;
     this.#actor = createActor(controllerMachine, {
       id: "controller",
       // Delays users size (connectTimeoutMs, ...) may pass 2^31 ms, where Node's timers overflow.
       clock: longClock,
       input: { endpoints: this.endpoints },
-      ...inspectOption(options.inspect),
+      ...inspectOption(resolved.inspect),
     });
     this.#actor.start();
   }
@@ -326,8 +205,7 @@ export class Controller {
       checkOptionNames("listSubroutines", options, ["endpoint", "timeoutMs"]);
       const endpoint = options.endpoint !== undefined ? normalizeEndpoint(options.endpoint) : this.endpoints[0]!;
       if (this.#actor.getSnapshot().status !== "active") throw new ClosedError("controller is closed");
-      const timeoutMs = options.timeoutMs ?? this.#connectTimeoutMs;
-      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new InvalidArgumentError(`listSubroutines: timeoutMs must be a positive integer, got ${String(timeoutMs)}`);
+      const timeoutMs = intOption("listSubroutines", "timeoutMs", options.timeoutMs, this.#connectTimeoutMs);
       const admin = new AdminConnection(endpoint, {
         timeoutMs,
         maxMessageSize: this.#maxMessageSize,
@@ -375,7 +253,7 @@ export class Controller {
   }
 
   async #connect(endpoint: string, connectTimeoutMs: number, waitMs: number, onRetry: GetClientOptions["onRetry"]): Promise<Client> {
-    if (!Number.isInteger(waitMs) || waitMs < 0) throw new InvalidArgumentError(`getClient: waitMs must be a non-negative integer, got ${String(waitMs)}`);
+    intOption("getClient", "waitMs", waitMs, 0, 0);
     if (this.#actor.getSnapshot().status !== "active") throw new ClosedError("controller is closed");
     const slot = this.#takeSlot();
     const id = `client-${slot}`;
@@ -392,7 +270,7 @@ export class Controller {
         endpoint,
         connectTimeoutMs,
         waitMs,
-        closeTimeoutMs: Math.min(this.#timeoutMs, 5_000),
+        closeTimeoutMs: Math.min(this.#timeoutMs, MAX_CLOSE_TIMEOUT_MS),
         maxMessageSize: this.#maxMessageSize,
         ...(onRetry ? { onRetry } : {}),
       },

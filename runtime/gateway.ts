@@ -1,30 +1,18 @@
 import type { DeliveryStats } from "../actors/delivery.js";
 import type { Server } from "node:http";
-import { createActor, type Actor, type InspectionEvent, type Observer } from "xstate";
+import { createActor, type Actor } from "xstate";
 import { FileSandbox } from "../actors/file-sandbox.js";
 import type { RefusedReplies } from "../actors/dispatcher.js";
 import { gatewayMachine } from "../actors/gateway.js";
-import type { CurrentRequest, HandlerHooks, HandlerSnapshot, JobProgress } from "../actors/handler.js";
-import { SubroutineRegistry, type Subroutine, type SubroutineFailure } from "../actors/subroutines.js";
+import type { CurrentRequest, HandlerSnapshot, JobProgress } from "../actors/handler.js";
+import { SubroutineRegistry, type Subroutine } from "../actors/subroutines.js";
 import { SubroutineThreadPool, type ThreadPoolInspection, type ThreadPoolOptions } from "../actors/thread-pool.js";
 import type { SupervisorSnapshot } from "../actors/supervisor.js";
-import {
-  ClosedError,
-  DEFAULT_HOST,
-  DEFAULT_LIVENESS_MS,
-  DEFAULT_MAX_MESSAGE_SIZE_BYTES,
-  DEFAULT_MAX_POOL_SIZE,
-  DEFAULT_MAX_RESTARTS,
-  DEFAULT_PORT,
-  DEFAULT_REGEX_TIMEOUT_MS,
-  DEFAULT_RESTART_WINDOW_MS,
-  DEFAULT_STOP_GRACE_MS,
-  InvalidArgumentError,
-  longClock,
-} from "../protocol/index.js";
-import type { ServerCurve, ServerTransportStats, TransportFactory } from "../transports/transport.js";
-import { logSubroutineFailure, warn, withTrace } from "./logger.js";
-import { checkOptionNames, splitHostPort } from "./options.js";
+import { ClosedError, InvalidArgumentError, longClock } from "../protocol/index.js";
+import type { ServerTransportStats } from "../transports/transport.js";
+import { logSubroutineFailure, warn } from "./logger.js";
+import { resolveGatewayOptions, type GatewayOptions } from "./gateway-options.js";
+import { inspectOption } from "./options.js";
 import { zmqTransport } from "../transports/zmq.js";
 import { stateName, untilSnapshot } from "./wait.js";
 import { GATEWAY_KINDS, machineGraphs, type GatewayWatch } from "./inspector-feed.js";
@@ -33,94 +21,8 @@ import { TransitionLog } from "./transition-log.js";
 import type { GatewayMetrics, MetricsOptions } from "./metrics.js";
 import { startWebInspector, type WebInspector } from "./web-inspector.js";
 
-export type InspectCallback = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
-
-export interface GatewayOptions {
-  /** TCP port; 0 lets the OS pick one (read `gateway.port` after `start()`). @default 1857 */
-  port?: number;
-  /** Address to bind; `"host:port"` gives the port too (refused if `port` names another). @default "127.0.0.1" */
-  host?: string;
-  /** Live handlers at most; a client past it is refused with 503. @default 5 */
-  maxPoolSize?: number;
-  /** Restarts of one crashed handler allowed within `restartWindowMs`. @default 3 */
-  maxRestarts?: number;
-  /** @default 10000 */
-  restartWindowMs?: number;
-  /**
-   * The session lease, in ms. Clients heartbeat every third of it; a session silent for the lease plus
-   * that heartbeat period (so that any link drop shorter than the lease survives) is ended and its slot
-   * freed. @default 15000
-   */
-  livenessMs?: number;
-  /**
-   * Largest ZeroMQ frame accepted and sent, in bytes. A larger inbound frame drops that connection
-   * (clients learn the limit in the welcome and refuse larger requests themselves); an answer with a
-   * frame over it, or over the client's own limit, is not sent: the caller gets MessageTooLargeError
-   * and `snapshot().replies.tooLarge` counts it. @default 64 MiB
-   */
-  maxMessageSize?: number;
-  /** How long `stop()` lets calls in flight finish, in ms. @default 5000 */
-  stopGraceMs?: number;
-  /** Whether a client may close the gateway (`closeGateway()`). @default true */
-  allowRemoteClose?: boolean;
-  /**
-   * Answer admin requests: `admin.snapshot` returns `snapshot()` to any peer that
-   * reaches the socket (`swarmnet inspect`, `client.inspectGateway()`), without
-   * taking a pool slot. Off, they are refused with SWARMNET_ADMIN_DISABLED. With
-   * CURVE only authorized keys get that far. @default false
-   */
-  admin?: boolean;
-  /**
-   * Where uploads land (file transfer): `sendFilesToGateway({ dirname })` writes
-   * into `downloadDir/dirname`, nowhere else. Relative to the process's cwd. @default "Downloads"
-   */
-  downloadDir?: string;
-  /**
-   * Folders downloads may come from (file transfer); a client's path is looked
-   * up in each in turn and must stay inside it (symlinks included). @default ["."]
-   */
-  fileRoots?: string[];
-  /** Longest a client's folder regex may run (in a worker thread) before it is refused. @default 1000 */
-  regexTimeoutMs?: number;
-  /**
-   * CURVE encryption and authentication: the gateway's key pair and the public
-   * keys of the clients it lets in (Z85, from `generateKeyPair()`). Others are
-   * refused during the handshake and counted in `snapshot().security`.
-   */
-  curve?: ServerCurve;
-  /**
-   * Send a throwing subroutine's stack to the client with the error
-   * (`RemoteError.remoteStack`). Off, the client gets its message and class
-   * name only: a stack tells a caller about the gateway's code and paths. @default false
-   */
-  remoteStack?: boolean;
-  /**
-   * Told of every subroutine throw (name, call or stream, client, handler,
-   * request id, the error). The default writes one line with the stack to
-   * stderr (silenced by SWARMNET_QUIET=1); pass your own to route it to your logger.
-   */
-  onSubroutineError?: (failure: SubroutineFailure) => void;
-  /**
-   * Prometheus metrics at `/metrics` on a separate port of 127.0.0.1 (prom-client):
-   * pool, sessions, calls by subroutine and outcome, latency, stream and file
-   * volume, restarts, auth failures, event-loop lag. `true` picks a free port;
-   * read `gateway.metricsUrl` after `start()`. Off, nothing is counted. @default false
-   */
-  metrics?: boolean | MetricsOptions;
-  /**
-   * Serve the web inspector for this gateway on 127.0.0.1 (`true`: a free port;
-   * read `gateway.webInspectorUrl` after `start()`). It reads the gateway
-   * in-process and opens nothing; for another process's gateway use
-   * `swarmnet inspect --web` (needs `admin: true` there). @default false
-   */
-  webInspector?: boolean | { port?: number };
-  /** xstate inspection callback, passed to every actor of the gateway. */
-  inspect?: InspectCallback;
-  /** The wire; ZeroMQ unless a test passes the in-memory transport. */
-  transport?: TransportFactory;
-  /** Test-only fault injection: a throw from a hook crashes the handler. */
-  testHooks?: HandlerHooks;
-}
+export type { GatewayOptions, InternalGatewayOptions } from "./gateway-options.js";
+export type { InspectCallback } from "./options.js";
 
 export interface HandlerInspection {
   readonly actorId: string;
@@ -157,57 +59,11 @@ export interface GatewayInspection {
   readonly threads: readonly ThreadPoolInspection[];
 }
 
-/** Every option name of GatewayOptions: anything else is refused with a hint (see runtime/options.ts). */
-const GATEWAY_OPTIONS = [
-  "port",
-  "host",
-  "maxPoolSize",
-  "maxRestarts",
-  "restartWindowMs",
-  "livenessMs",
-  "maxMessageSize",
-  "stopGraceMs",
-  "allowRemoteClose",
-  "admin",
-  "downloadDir",
-  "fileRoots",
-  "regexTimeoutMs",
-  "curve",
-  "remoteStack",
-  "onSubroutineError",
-  "metrics",
-  "webInspector",
-  "inspect",
-  "transport",
-  "testHooks",
-] as const satisfies readonly (keyof GatewayOptions)[];
-/** Fails to compile when GatewayOptions gains an option that GATEWAY_OPTIONS does not list. */
-const everyGatewayOption: Exclude<keyof GatewayOptions, (typeof GATEWAY_OPTIONS)[number]> extends never ? true : never = true;
-void everyGatewayOption;
-
 /** Options of `gateway.addSubroutines(module, options)`. */
 export type AddSubroutinesOptions = ThreadPoolOptions;
 
-function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < min) {
-    throw new InvalidArgumentError(`Gateway option '${name}' must be an integer >= ${min}, got ${String(value)}`);
-  }
-  return value;
-}
-
-/** The user's inspect callback, with SWARMNET_TRACE's transition log in front when it is set. */
-export function inspectOption(inspect: InspectCallback | undefined): { inspect?: (event: InspectionEvent) => void } {
-  const chained = withTrace(inspect);
-  return chained ? { inspect: chained } : {};
-}
-
-/** A loopback port for the metrics or web inspector endpoint; 0 (the default) picks a free one. */
-function portOption(name: string, value: number | undefined): number {
-  const port = positiveInt(name, value, 0, 0);
-  if (port > 65535) throw new InvalidArgumentError(`Gateway option '${name}' must be <= 65535, got ${port}`);
-  return port;
-}
+/** Set by Gateway's static block: the one way into a gateway's handlers from outside the class. */
+let crashHandler: (gateway: Gateway, handlerId: number, reason: string) => boolean;
 
 /**
  * A gateway serves named subroutines to clients over a ZeroMQ ROUTER socket.
@@ -238,43 +94,20 @@ export class Gateway {
   readonly #pools = new Map<SubroutineThreadPool, Set<string>>();
 
   /**
-   * @param options the options, or just the port (pynetwork's `Gateway(1857)`)
+   * @param given the options, or just the port (pynetwork's `Gateway(1857)`); checked by resolveGatewayOptions (runtime/gateway-options.ts)
    * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT) for an unknown option (with the likely one) or a bad value
    */
-  constructor(options: GatewayOptions | number = {}) {
-    if (typeof options === "number") options = { port: options };
-    checkOptionNames("Gateway", options, GATEWAY_OPTIONS);
-    if (options.host !== undefined && (typeof options.host !== "string" || options.host.length === 0)) {
-      throw new InvalidArgumentError(`Gateway option 'host' must be a non-empty string, got ${JSON.stringify(options.host)}`);
-    }
-    const split = splitHostPort("Gateway", options.host ?? DEFAULT_HOST, options.port);
-    const host = split.host;
-    const port = positiveInt("port", split.port, DEFAULT_PORT, 0);
-    if (port > 65535) throw new InvalidArgumentError(`Gateway option 'port' must be <= 65535, got ${port}`);
-    const maxPoolSize = positiveInt("maxPoolSize", options.maxPoolSize, DEFAULT_MAX_POOL_SIZE);
-    const maxMessageSize = positiveInt("maxMessageSize", options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE_BYTES, 1024);
-    this.options = {
-      host,
-      port,
-      maxPoolSize,
-      downloadDir: options.downloadDir ?? "Downloads",
-      fileRoots: options.fileRoots ?? ["."],
-    };
-    if (options.curve) {
-      const { publicKey, secretKey, authorizedKeys } = options.curve;
-      if (typeof publicKey !== "string" || typeof secretKey !== "string" || publicKey.length !== 40 || secretKey.length !== 40) {
-        throw new InvalidArgumentError("Gateway option 'curve' needs publicKey and secretKey as 40-character Z85 strings");
-      }
-      if (!Array.isArray(authorizedKeys) || authorizedKeys.some((k) => typeof k !== "string" || k.length !== 40)) {
-        throw new InvalidArgumentError("Gateway option 'curve.authorizedKeys' must be an array of 40-character Z85 public keys");
-      }
-    } else if (!["127.0.0.1", "localhost", "::1"].includes(host) && options.transport === undefined) {
+  constructor(given: GatewayOptions | number = {}) {
+    const options = resolveGatewayOptions(given);
+    const { host, port, maxMessageSize } = options;
+    this.options = { host, port, maxPoolSize: options.maxPoolSize, downloadDir: options.downloadDir, fileRoots: options.fileRoots };
+    if (!options.curve && !["127.0.0.1", "localhost", "::1"].includes(host) && options.transport === undefined) {
       warn(`gateway binds ${host} without CURVE: anyone who can reach it can call its subroutines (see README, Security)`);
     }
     const transport = (options.transport ?? zmqTransport).server({ host, port, maxMessageSize, curve: options.curve });
     this.#transport = transport;
     this.#testHooks = options.testHooks !== undefined;
-    this.#registry.report({ remoteStack: options.remoteStack === true, onFailure: options.onSubroutineError ?? logSubroutineFailure });
+    this.#registry.report({ remoteStack: options.remoteStack, onFailure: options.onSubroutineError ?? logSubroutineFailure });
     this.#actor = createActor(gatewayMachine, {
       id: "gateway",
       // Delays users size (stopGraceMs, ...) may pass 2^31 ms, where Node's timers overflow.
@@ -282,38 +115,35 @@ export class Gateway {
       input: {
         transport,
         registry: this.#registry,
-        maxPoolSize,
-        maxRestarts: positiveInt("maxRestarts", options.maxRestarts, DEFAULT_MAX_RESTARTS, 0),
-        restartWindowMs: positiveInt("restartWindowMs", options.restartWindowMs, DEFAULT_RESTART_WINDOW_MS),
-        livenessMs: positiveInt("livenessMs", options.livenessMs, DEFAULT_LIVENESS_MS, 50),
+        maxPoolSize: options.maxPoolSize,
+        maxRestarts: options.maxRestarts,
+        restartWindowMs: options.restartWindowMs,
+        livenessMs: options.livenessMs,
         maxEnvelopeBytes: maxMessageSize,
-        stopGraceMs: positiveInt("stopGraceMs", options.stopGraceMs, DEFAULT_STOP_GRACE_MS, 0),
-        allowRemoteClose: options.allowRemoteClose ?? true,
+        stopGraceMs: options.stopGraceMs,
+        allowRemoteClose: options.allowRemoteClose,
         hooks: options.testHooks,
         files: new FileSandbox({
           roots: this.options.fileRoots,
           downloadDir: this.options.downloadDir,
-          regexTimeoutMs: positiveInt("regexTimeoutMs", options.regexTimeoutMs, DEFAULT_REGEX_TIMEOUT_MS),
+          regexTimeoutMs: options.regexTimeoutMs,
         }),
       },
       ...inspectOption(options.inspect),
     });
     this.#actor.getSnapshot().context.dispatcher.listSubroutinesWith(() => this.#registry.list());
-    if (options.admin === true) {
+    if (options.admin) {
       this.#actor.getSnapshot().context.dispatcher.enableAdmin(
         () => this.snapshot() as unknown as Record<string, unknown>,
         (since, machines) => this.#watchTransitions(since, machines) as { transitions: unknown[]; next: number },
       );
     }
     this.#extras = {};
-    if (options.metrics !== undefined && options.metrics !== false) {
-      const metricsOptions = options.metrics === true ? {} : options.metrics;
-      this.#extras.metricsPort = portOption("metrics.port", metricsOptions.port);
-      this.#extras.metricsOptions = metricsOptions;
+    if (options.metrics) {
+      this.#extras.metricsPort = options.metrics.port;
+      this.#extras.metricsOptions = options.metrics.options;
     }
-    if (options.webInspector !== undefined && options.webInspector !== false) {
-      this.#extras.webPort = portOption("webInspector.port", options.webInspector === true ? undefined : options.webInspector.port);
-    }
+    if (options.webInspectorPort !== undefined) this.#extras.webPort = options.webInspectorPort;
     this.#closed = new Promise<void>((resolve) => {
       this.#actor.subscribe({ complete: () => resolve(), error: () => resolve() });
     })
@@ -563,12 +393,11 @@ export class Gateway {
     return { ...this.#transitions.since(since), ...(machines ? { machines: machineGraphs(GATEWAY_KINDS) } : {}) };
   }
 
-  /**
-   * Test-only fault injection: crashes a live handler wherever it is (mid-stream,
-   * mid-transfer), as a bug inside it would. Only with the `testHooks` option.
-   * Returns whether a handler of that id was found.
-   */
-  crashHandlerForTest(handlerId: number, reason = "injected crash"): boolean {
+  static {
+    crashHandler = (gateway, handlerId, reason) => gateway.#crashHandler(handlerId, reason);
+  }
+
+  #crashHandler(handlerId: number, reason: string): boolean {
     if (!this.#testHooks) throw new InvalidArgumentError("crashHandlerForTest needs the Gateway option 'testHooks'");
     const supervisor = this.#actor.getSnapshot().children["supervisor"]?.getSnapshot() as SupervisorSnapshot | undefined;
     const session = supervisor?.context.table.all().find((s) => s.handlerId === handlerId);
@@ -589,4 +418,13 @@ export class Gateway {
   get counters(): Readonly<{ received: number; protocolErrors: number; sessionless: number; strangers: number }> {
     return this.#actor.getSnapshot().context.dispatcher.counters;
   }
+}
+
+/**
+ * Test-only fault injection (`swarmnet/internal`): crashes a live handler of `gateway` wherever it is
+ * (mid-stream, mid-transfer), as a bug inside it would. Returns whether a handler of that id was found.
+ * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT) unless the gateway was made with the `testHooks` option
+ */
+export function crashHandlerForTest(gateway: Gateway, handlerId: number, reason = "injected crash"): boolean {
+  return crashHandler(gateway, handlerId, reason);
 }

@@ -1,6 +1,11 @@
 /**
- * swarmnet's public entry. Everything a user needs is listed here by name;
- * the machines themselves are at `swarmnet/actors`.
+ * swarmnet's public entry: what a user of Gateway, Controller, Client and
+ * Swarm needs, listed by name (the classes, errors and their codes, defaults,
+ * byte helpers, key generation, the inspector and admin connection, and the
+ * types of their options and results). The machines themselves are at
+ * `swarmnet/actors`; transports, wire messages and test hooks at
+ * `swarmnet/internal`, which has no stability promise. test/entries.test.ts
+ * pins the names each entry exports.
  */
 export { Gateway } from "./gateway.js";
 export { Controller } from "./controller.js";
@@ -12,9 +17,7 @@ export { describeMachine } from "./statechart.js";
 export { reorderByIdent } from "./stream.js";
 export { generateKeyPair } from "./keys.js";
 export { DataType, toBytes, fromBytes, strToBytes, bytesToStr, intToBytes, bytesToInt } from "./bytes.js";
-export { normalizeEndpoint } from "./endpoint.js";
-export { describeThrown } from "../protocol/thrown.js";
-export { registerClass, encode, decode, MIN_CLASS_TAG } from "../protocol/codec.js";
+export { registerClass, MIN_CLASS_TAG } from "../protocol/codec.js";
 export {
   SwarmnetError,
   PoolFullError,
@@ -50,9 +53,6 @@ export {
   type SessionEndReason,
 } from "../protocol/errors.js";
 export {
-  PROTOCOL_VERSION,
-} from "../protocol/messages.js";
-export {
   DEFAULT_PORT,
   DEFAULT_HOST,
   DEFAULT_MAX_POOL_SIZE,
@@ -70,13 +70,14 @@ export {
   DEFAULT_FILE_WINDOW_FILES,
   DEFAULT_FILE_SPLIT_BYTES,
   DEFAULT_REGEX_TIMEOUT_MS,
+  DEFAULT_DOWNLOAD_DIR,
+  DEFAULT_FILE_ROOTS,
+  DEFAULT_ADMIN_TIMEOUT_MS,
 } from "../protocol/limits.js";
-export { MemoryHub } from "../transports/memory.js";
 
 export type { GatewayOptions, GatewayInspection, HandlerInspection, InspectCallback, AddSubroutinesOptions } from "./gateway.js";
 export type { ThreadPoolInspection, ThreadWorkerInspection } from "../actors/thread-pool.js";
 export type { RefusedReplies } from "../actors/dispatcher.js";
-export type { ThrownDescription } from "../protocol/thrown.js";
 export type { ControllerOptions, GetClientOptions, GetSwarmOptions, ListSubroutinesOptions } from "./controller.js";
 export type { AdminOptions } from "./admin.js";
 export type { WebInspector, WebInspectorOptions } from "./web-inspector.js";
@@ -94,8 +95,6 @@ export type { DataTypeValue } from "./bytes.js";
 export type { KeyPair } from "./keys.js";
 export type { ServerCurve, ClientCurve, ServerTransportStats } from "../transports/transport.js";
 export type { ClassCodec } from "../protocol/codec.js";
-export type { SubroutineInfo } from "../protocol/messages.js";
-export type { Kwargs, CallMode, Message, MessageType, MessageOf, ClientMessage, GatewayMessage } from "../protocol/messages.js";
+export type { Kwargs, SubroutineInfo } from "../protocol/messages.js";
 export type { Subroutine, SubroutineFailure } from "../actors/subroutines.js";
-export type { HandlerHooks, CurrentRequest } from "../actors/handler.js";
-export type { TransportFactory, ServerTransport, ClientTransport, Frames, Peer } from "../transports/transport.js";
+export type { CurrentRequest } from "../actors/handler.js";

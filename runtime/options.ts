@@ -1,9 +1,23 @@
 /**
- * Options objects are checked by name: a misspelt or pynetwork-style option
- * (`gateway_ip`, `download_dir`) is refused with what was probably meant,
- * instead of being ignored while a default takes its place.
+ * What every options module shares (runtime/gateway-options.ts,
+ * runtime/controller-options.ts): options objects are checked by name (a
+ * misspelt or pynetwork-style option such as `gateway_ip` or `download_dir` is
+ * refused with what was probably meant, instead of being ignored while a
+ * default takes its place), and values by one set of checks whose errors name
+ * the owner, the option, what was expected and what came, as p-queue's do.
  */
+import type { InspectionEvent, Observer } from "xstate";
 import { InvalidArgumentError } from "../protocol/index.js";
+import { withTrace } from "./logger.js";
+
+/** An xstate inspection callback (an observer or a function), as `createActor(..., { inspect })` takes. */
+export type InspectCallback = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+
+/** The user's inspect callback, with SWARMNET_TRACE's transition log in front when it is set. */
+export function inspectOption(inspect: InspectCallback | undefined): { inspect?: (event: InspectionEvent) => void } {
+  const chained = withTrace(inspect);
+  return chained ? { inspect: chained } : {};
+}
 
 /** pynetwork's argument names and what swarmnet calls them. */
 const PYNETWORK_NAMES: Readonly<Record<string, string>> = {
@@ -89,4 +103,38 @@ export function splitHostPort(owner: string, host: string, port: number | undefi
     throw new InvalidArgumentError(`${owner} option 'host' is ${JSON.stringify(host)} (port ${portPart}) but 'port' is ${port}: give the port once`);
   }
   return { host: hostPart, port: portPart };
+}
+
+/**
+ * An integer option: `fallback` when unset, else `value` if it is an integer in `min..max`.
+ * @param owner the class, as users write it ("Gateway", "Controller")
+ * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT) "Expected Gateway option `port` to be an integer from 0 to 65535, got 70000"
+ */
+export function intOption(owner: string, name: string, value: number | undefined, fallback: number, min = 1, max = Infinity): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = max === Infinity ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new InvalidArgumentError(`Expected ${owner} option \`${name}\` to be an integer ${range}, got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+/**
+ * A string option that may not be empty: `fallback` when unset.
+ * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT) "Expected Controller option `host` to be a non-empty string, got \"\""
+ */
+export function nonEmptyStringOption(owner: string, name: string, value: string | undefined, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== "string" || value.length === 0) {
+    throw new InvalidArgumentError(`Expected ${owner} option \`${name}\` to be a non-empty string, got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+/** A value as an error message shows it: strings quoted, the rest as String() gives them, with the type when that hides it. */
+function describeValue(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") return `${String(value)} (${typeof value})`;
+  if (value === null || value === undefined) return String(value);
+  return Array.isArray(value) ? "an array" : typeof value;
 }

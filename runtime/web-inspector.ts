@@ -20,6 +20,7 @@ import type { Controller } from "./controller.js";
 import type { Gateway } from "./gateway.js";
 import { CONTROLLER_KINDS, controllerActors, gatewayActors, machineGraphs, type GatewayWatch, type InspectorActor } from "./inspector-feed.js";
 import type { MachineGraph } from "./statechart.js";
+import { intOption } from "./options.js";
 import { TransitionLog, type TransitionRecord } from "./transition-log.js";
 
 /** How often the server reads its sources while a page is open, in ms. */
@@ -344,10 +345,8 @@ class Inspector implements WebInspector {
  * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT) without a gateway or controller, or with a bad port or interval.
  */
 export async function startWebInspector(options: WebInspectorOptions): Promise<WebInspector> {
-  const port = options.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`web inspector option 'port' must be an integer 0..65535, got ${String(port)}`);
-  const intervalMs = options.intervalMs ?? DEFAULT_INSPECTOR_INTERVAL_MS;
-  if (!Number.isInteger(intervalMs) || intervalMs < 10) throw new InvalidArgumentError(`web inspector option 'intervalMs' must be an integer >= 10, got ${String(intervalMs)}`);
+  const port = intOption("startWebInspector", "port", options.port, 0, 0, 65535);
+  const intervalMs = intOption("startWebInspector", "intervalMs", options.intervalMs, DEFAULT_INSPECTOR_INTERVAL_MS, 10);
   if (options.gateway === undefined && options.controller === undefined) {
     throw new InvalidArgumentError("web inspector needs a 'gateway' (a Gateway or an endpoint) or a 'controller'");
   }

@@ -4,10 +4,11 @@
  * Prints "PORT <n>" once bound.
  */
 import { Gateway } from "../runtime/index.js";
+import { crashHandlerForTest, type InternalGatewayOptions } from "../runtime/internal.js";
 
 const [root, uploads, lease] = process.argv.slice(2);
 let executions = 0;
-const gw = new Gateway({
+const options: InternalGatewayOptions = {
   port: 0,
   livenessMs: Number(lease ?? 5_000),
   maxPoolSize: 64,
@@ -15,7 +16,8 @@ const gw = new Gateway({
   downloadDir: uploads!,
   // Only to inject handler crashes (crashHandlerForTest); nothing else changes.
   testHooks: {},
-});
+};
+const gw = new Gateway(options);
 gw.addSubroutine("echo", (k: number) => {
   executions++;
   return k;
@@ -36,7 +38,7 @@ gw.addSubroutine("stats", () => ({ executions, rss: process.memoryUsage().rss, d
 gw.addSubroutine("crashOne", (mine: number) => {
   const others = gw.snapshot().handlers.filter((h) => h.handlerId !== mine && h.state !== "idle");
   const victim = others[Math.floor(Math.random() * others.length)];
-  return victim ? gw.crashHandlerForTest(victim.handlerId, "soak: injected crash") && victim.handlerId : 0;
+  return victim ? crashHandlerForTest(gw, victim.handlerId, "soak: injected crash") && victim.handlerId : 0;
 });
 await gw.start();
 process.stdout.write(`PORT ${gw.port}\n`);

@@ -1,6 +1,7 @@
 import { describe, expect, it, onTestFinished } from "vitest";
 import { assign, createActor, sendTo, setup, spawnChild, type ActorRefFrom, type ErrorActorEvent, type InspectionEvent } from "xstate";
-import { ErrorCode, Gateway, MemoryHub, strToBytes, type Kwargs, type SwarmnetError } from "../runtime/index.js";
+import { ErrorCode, Gateway, strToBytes, type Kwargs, type SwarmnetError } from "../runtime/index.js";
+import { MemoryHub } from "../runtime/internal.js";
 import { swarmClientMachine, type SwarmClientCommand, type SwarmClientEmitted, type SwarmClientInput } from "../runtime/actors.js";
 import { controllerFor, startGateway, until, within } from "./helpers.js";
 

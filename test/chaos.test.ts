@@ -9,6 +9,7 @@ import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Controller } from "../runtime/index.js";
+import { crashHandlerForTest } from "../runtime/internal.js";
 import { hashTree, writeTree } from "./file-helpers.js";
 import { startGateway, tempDir, within } from "./helpers.js";
 
@@ -96,8 +97,8 @@ describe("chaos", () => {
         (e: { code?: string }) => e.code ?? "error",
       );
       if (round <= 3) {
-        if (gw.crashHandlerForTest(await busyHandler(), `chaos round ${round}`)) crashes++;
-        if (round === 2 && gw.crashHandlerForTest(streamer.handlerId!, "chaos on the stream")) crashes++;
+        if (crashHandlerForTest(gw, await busyHandler(), `chaos round ${round}`)) crashes++;
+        if (round === 2 && crashHandlerForTest(gw, streamer.handlerId!, "chaos on the stream")) crashes++;
       } else {
         await busyHandler();
         swarm.clients[7]!.actor.getSnapshot().context.transport.close(); // gone without a goodbye

@@ -1,7 +1,8 @@
 import { mkdir, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { ErrorCode, encode } from "../runtime/index.js";
+import { ErrorCode } from "../runtime/index.js";
+import { encode } from "../runtime/internal.js";
 import { checkName, checkRelativePath, localNameProblem, normalizeRequestPath } from "../protocol/paths.js";
 import { controllerFor, startGateway, tempDir, within } from "./helpers.js";
 import { RawSession } from "./raw-session.js";

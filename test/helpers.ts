@@ -2,7 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { onTestFinished } from "vitest";
-import { Controller, Gateway, type ControllerOptions, type GatewayOptions } from "../runtime/index.js";
+import { Controller, Gateway, type ControllerOptions } from "../runtime/index.js";
+import type { InternalGatewayOptions } from "../runtime/internal.js";
 
 /** Rejects with a named error if `promise` has not settled within `ms`: every wait in a test is bounded. */
 export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -13,8 +14,8 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
-/** A started gateway on an ephemeral loopback port, stopped when the test ends. */
-export async function startGateway(options: GatewayOptions = {}): Promise<Gateway> {
+/** A started gateway on an ephemeral loopback port, stopped when the test ends (`testHooks` allowed). */
+export async function startGateway(options: InternalGatewayOptions = {}): Promise<Gateway> {
   const gateway = new Gateway({ port: 0, host: "127.0.0.1", stopGraceMs: 200, ...options });
   onTestFinished(() => within(gateway.stop(), 10_000, "gateway stop"));
   await gateway.start();

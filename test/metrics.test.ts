@@ -2,6 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { Controller, ErrorCode, generateKeyPair } from "../runtime/index.js";
+import { crashHandlerForTest } from "../runtime/internal.js";
 import { FaultRelay } from "./fault-relay.js";
 import { controllerFor, startGateway, tempDir, within } from "./helpers.js";
 
@@ -68,7 +69,7 @@ describe("metrics", () => {
     await writeFile(local, Buffer.alloc(2500, 3));
     await expect(client.sendFilesToGateway({ dirname: "in", files: [local] })).resolves.toBe(1);
     const second = await controller.getClient();
-    expect(gw.crashHandlerForTest(second.handlerId!)).toBe(true);
+    expect(crashHandlerForTest(gw, second.handlerId!)).toBe(true);
     await client.ping("after");
 
     const during = await scrape(url);

@@ -1,7 +1,7 @@
 /**
  * The package as a project that depends on it gets it: `npm pack` (its prepack
- * builds dist/), the tarball installed into a temporary project, both entry
- * points imported (and type-checked), the bin run, a gateway started from the
+ * builds dist/), the tarball installed into a temporary project, its three entry
+ * points (`swarmnet`, `swarmnet/actors`, `swarmnet/internal`) imported and type-checked, the bin run, a gateway started from the
  * installed package and pinged by its CLI, and the README's first snippet and
  * worker-threads pair run against the installed package.
  *
@@ -52,7 +52,7 @@ describe.concurrent("npm package", () => {
       run("npm", ["install", "--no-save", ...NPM_QUIET, ...Object.entries(ours.dependencies).map(([name, range]) => `${name}@${range}`)], { cwd: project, timeout: 180_000 }),
     ]);
     const [info] = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
-    expect(info!.files.map((f) => f.path)).toEqual(expect.arrayContaining(["dist/runtime/index.js", "dist/runtime/index.d.ts", "dist/runtime/actors.d.ts", "dist/cli/main.js", "bin/swarmnet.js"]));
+    expect(info!.files.map((f) => f.path)).toEqual(expect.arrayContaining(["dist/runtime/index.js", "dist/runtime/index.d.ts", "dist/runtime/actors.d.ts", "dist/runtime/internal.js", "dist/runtime/internal.d.ts", "dist/cli/main.js", "bin/swarmnet.js"]));
     expect(info!.files.some((f) => f.path.startsWith("test/") || f.path.endsWith(".ts") && !f.path.endsWith(".d.ts"))).toBe(false);
     await run("npm", ["install", ...NPM_QUIET, join(dir, info!.filename)], { cwd: project, timeout: 180_000 });
     const manifest = JSON.parse(await readFile(join(project, "package.json"), "utf8")) as { dependencies: Record<string, string> };
@@ -64,13 +64,13 @@ describe.concurrent("npm package", () => {
   }, 360_000);
   afterAll(() => (dir ? rm(dir, { recursive: true, force: true }) : undefined));
 
-  it("both entry points import, with types, from the installed tarball", async ({ expect }) => {
+  it("the three entry points import, with types, from the installed tarball; test hooks only from swarmnet/internal", async ({ expect }) => {
     const { stdout } = await run(
       process.execPath,
-      ["-e", 'const a = await import("swarmnet"); const b = await import("swarmnet/actors"); console.log(typeof a.Gateway, typeof a.Controller, typeof b.swarmClientMachine)', "--input-type=module"],
+      ["-e", 'const a = await import("swarmnet"); const b = await import("swarmnet/actors"); const c = await import("swarmnet/internal"); console.log(typeof a.Gateway, typeof a.Controller, typeof b.swarmClientMachine, typeof c.MemoryHub, "MemoryHub" in a)', "--input-type=module"],
       { cwd: project, timeout: 30_000 },
     );
-    expect(stdout.trim()).toBe("function function object");
+    expect(stdout.trim()).toBe("function function object function false");
     await writeFile(
       join(project, "typed.ts"),
       [
@@ -82,6 +82,11 @@ describe.concurrent("npm package", () => {
         "export const code: string = new PoolFullError().code;",
         "export const m = swarmClientMachine;",
         "export type E = SwarmClientEmitted;",
+        'import { MemoryHub, crashHandlerForTest, type InternalGatewayOptions } from "swarmnet/internal";',
+        "const internal: InternalGatewayOptions = { transport: new MemoryHub(), testHooks: {} };",
+        "export const crashed: boolean = crashHandlerForTest(new Gateway(internal), 1);",
+        "// @ts-expect-error: the user's GatewayOptions has no test hooks",
+        "export const hooks: GatewayOptions = { testHooks: {} };",
         "// @ts-expect-error: the types are real, so a wrong option is an error",
         "export const wrong = new Gateway({ port: 'x' });",
       ].join("\n"),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { decode, encode, ErrorCode, PROTOCOL_VERSION } from "../runtime/index.js";
+import { ErrorCode } from "../runtime/index.js";
+import { decode, encode, PROTOCOL_VERSION } from "../runtime/internal.js";
 import { RawSession } from "./raw-session.js";
 import { controllerFor, startGateway, within } from "./helpers.js";
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { InspectionEvent } from "xstate";
-import { ErrorCode, type HandlerHooks } from "../runtime/index.js";
+import { ErrorCode } from "../runtime/index.js";
+import type { HandlerHooks } from "../runtime/internal.js";
 import { controllerFor, startGateway, until, within } from "./helpers.js";
 
 /** Arms a crash of one handler's next request: the fault is inside the handler machine, not a subroutine. */

@@ -3,7 +3,8 @@
  * The same Gateway/Controller classes, only the wire differs.
  */
 import { describe, expect, it } from "vitest";
-import { Controller, ErrorCode, Gateway, MemoryHub } from "../runtime/index.js";
+import { Controller, ErrorCode, Gateway } from "../runtime/index.js";
+import { MemoryHub } from "../runtime/internal.js";
 import { within } from "./helpers.js";
 
 async function memorySystem(maxPoolSize = 2): Promise<{ gw: Gateway; controller: Controller; hub: MemoryHub }> {

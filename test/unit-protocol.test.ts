@@ -3,15 +3,13 @@ import {
   DataType,
   ErrorCode,
   bytesToInt,
-  decode,
-  encode,
   fromBytes,
   intToBytes,
-  normalizeEndpoint,
   registerClass,
   strToBytes,
   toBytes,
 } from "../runtime/index.js";
+import { decode, encode, normalizeEndpoint } from "../runtime/internal.js";
 import { parseClientMessage, parseGatewayMessage } from "../protocol/messages.js";
 import { errorFromWire, PoolFullError, RemoteError } from "../protocol/errors.js";
 
