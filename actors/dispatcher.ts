@@ -10,6 +10,7 @@ import {
   decode,
   describeThrown,
   encode,
+  errorReply,
   parseClientMessage,
   type ClientMessage,
   type GatewayMessage,
@@ -78,7 +79,7 @@ export class WireOutbox implements Outbox {
     if (refusal !== undefined) this.countRefusal(refusal);
     // Our own error envelope always encodes and is small; without a request id there is nobody to tell.
     if (refusal !== undefined && message.id !== 0 && message.type !== "error") {
-      const error: GatewayMessage = { type: "error", id: message.id, code: refusal.code, message: refusal.message };
+      const error = errorReply(message.id, refusal.code, refusal.message);
       if (this.#observer !== undefined) observeSafely(() => this.#observer!.outbound(peer, error, undefined));
       if (via !== undefined) via([encode(error)]);
       else this.#transport.send(peer, [encode(error)]);
@@ -259,7 +260,7 @@ export class Dispatcher {
       // Only a peer with a session hears about its malformed frame; others are dropped
       // so that garbage from a stranger costs us nothing but the decode.
       if (this.#table.byPeer(peer.key) !== undefined) {
-        this.#safeSend(peer, { type: "error", id, code: ErrorCode.PROTOCOL, message: describeThrown(err).message });
+        this.#safeSend(peer, errorReply(id, ErrorCode.PROTOCOL, describeThrown(err).message));
       }
       return;
     }
@@ -278,7 +279,7 @@ export class Dispatcher {
     if (session !== undefined) {
       // Everything inside a session carries a delivery header with the session's secret.
       this.counters.strangers++;
-      this.#safeSend(peer, { type: "error", id: message.id, code: ErrorCode.RESUME_REFUSED, message: "messages of a session need its delivery header (seq, ack and the secret from its welcome)" });
+      this.#safeSend(peer, errorReply(message.id, ErrorCode.RESUME_REFUSED, "messages of a session need its delivery header (seq, ack and the secret from its welcome)"));
       return;
     }
     this.#route(peer, message, frames[1], undefined);
@@ -355,7 +356,7 @@ export class Dispatcher {
     } catch (err) {
       this.counters.protocolErrors++;
       // The error names the request when its id could be read, so the client fails that call.
-      this.#safeReply(session, { type: "error", id: readableHead(afterHeader(first, true)).id, code: ErrorCode.PROTOCOL, message: describeThrown(err).message });
+      this.#safeReply(session, errorReply(readableHead(afterHeader(first, true)).id, ErrorCode.PROTOCOL, describeThrown(err).message));
       return;
     }
     this.#route(peer, message, frames[1], session);
@@ -408,12 +409,7 @@ export class Dispatcher {
     if (message.type === "heartbeat") return;
     if (session?.ref === undefined) {
       this.counters.sessionless++;
-      this.#safeSend(peer, {
-        type: "error",
-        id: message.id,
-        code: ErrorCode.SESSION_ENDED,
-        message: "no session for this connection: send hello first",
-      });
+      this.#safeSend(peer, errorReply(message.id, ErrorCode.SESSION_ENDED, "no session for this connection: send hello first"));
       return;
     }
     switch (message.type) {
@@ -462,7 +458,7 @@ export class Dispatcher {
   #answerAdmin(peer: Peer, id: number, session: Session | undefined, watch?: { since: number; machines?: true }): void {
     const answer = (message: GatewayMessage): void => (session ? this.#safeReply(session, message) : this.#safeSend(peer, message));
     if (this.#admin === undefined || (watch !== undefined && this.#adminWatch === undefined)) {
-      answer({ type: "error", id, code: ErrorCode.ADMIN_DISABLED, message: "this gateway does not answer admin requests (start it with admin: true / --admin)" });
+      answer(errorReply(id, ErrorCode.ADMIN_DISABLED, "this gateway does not answer admin requests (start it with admin: true / --admin)"));
       return;
     }
     const now = Date.now();
@@ -477,7 +473,7 @@ export class Dispatcher {
         answer({ type: "admin.watch.result", id, snapshot, ...this.#adminWatch!(watch.since, watch.machines === true) });
       }
     } catch (err) {
-      answer({ type: "error", id, code: ErrorCode.REMOTE, message: `snapshot failed: ${describeThrown(err).message}` });
+      answer(errorReply(id, ErrorCode.REMOTE, `snapshot failed: ${describeThrown(err).message}`));
     }
   }
 

@@ -23,6 +23,7 @@ import {
   SwarmnetError,
   checkName,
   errorFromWire,
+  errorReply,
   localNameProblem,
   normalizeRequestPath,
   type ClientMessage,
@@ -81,7 +82,7 @@ abstract class FileJob implements Job {
       if (this.cancelled) return;
       const f = failure(err);
       outcome = { type: "failed", ...f };
-      this.session.reply({ type: "error", id: this.id, code: f.code, message: f.message });
+      this.session.reply(errorReply(this.id, f.code, f.message));
     }
     if (this.cancelled) return;
     this.#onFinish(outcome);

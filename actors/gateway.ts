@@ -6,7 +6,7 @@
  *                      \--(bind failed)--> failed
  */
 import { assign, fromPromise, sendTo, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
-import { ErrorCode, type GatewayMessage } from "../protocol/index.js";
+import { ErrorCode, errorReply, type GatewayMessage } from "../protocol/index.js";
 import type { Peer, ServerTransport } from "../transports/transport.js";
 import { Dispatcher, WireOutbox } from "./dispatcher.js";
 import type { FileSandbox } from "./file-sandbox.js";
@@ -146,12 +146,7 @@ export const gatewayMachine = setup({
           },
           {
             actions: ({ context, event }) =>
-              answerPeer(context, event.peer, {
-                type: "error",
-                id: event.id,
-                code: ErrorCode.REMOTE_CLOSE_DISABLED,
-                message: "this gateway does not allow clients to close it",
-              }),
+              answerPeer(context, event.peer, errorReply(event.id, ErrorCode.REMOTE_CLOSE_DISABLED, "this gateway does not allow clients to close it")),
           },
         ],
       },

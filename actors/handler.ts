@@ -18,6 +18,7 @@ import { and, assign, enqueueActions, setup, type ActorRefFrom, type SnapshotFro
 import {
   ErrorCode,
   describeThrown,
+  errorReply,
   isInstance,
   wireValueProblem,
   type CallMessage,
@@ -90,10 +91,6 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   } catch {
     return false;
   }
-}
-
-function errorReply(id: number, code: string, message: string, name?: string, stack?: string): ErrorMessage {
-  return { type: "error", id, code, message, ...(name === undefined ? {} : { name }), ...(stack === undefined ? {} : { stack }) };
 }
 
 /** pynetwork's batch-send habit: the integer packed as 8 big-endian bytes (`intToBytes(n)`). */
@@ -169,7 +166,7 @@ function threadCallJob(id: number, abort: AbortController, result: PromiseLike<u
 function remoteFailure(registry: SubroutineRegistry, session: Session, id: number, name: string, kind: "call" | "stream", error: unknown): ErrorMessage {
   if (isInstance(error, BadResult)) return errorReply(id, ErrorCode.BAD_RESULT, error.message);
   const reply = registry.failure({ name, kind, error, handlerId: session.handlerId, client: peerName(session.peer.id), requestId: id });
-  return errorReply(id, reply.code, reply.message, reply.name, reply.stack);
+  return errorReply(id, reply.code, reply.message, { name: reply.name, stack: reply.stack });
 }
 
 /**
@@ -383,7 +380,7 @@ export const handlerMachine = setup({
       // Only failures before the job existed are answered here; a running job answers for itself.
       if (event.type !== "job.finished" || event.outcome.type !== "failed" || context.session.job !== undefined) return;
       const { code, message } = event.outcome;
-      context.session.reply(errorReply(event.id, code, message, event.outcome.name));
+      context.session.reply(errorReply(event.id, code, message, { name: event.outcome.name }));
     },
     clearJob: ({ context }) => context.session.cancelJob(),
     /**

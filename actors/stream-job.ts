@@ -5,7 +5,7 @@
  * running (`busy.streaming`) and can cancel it; the items themselves do not
  * pay for a machine transition each.
  */
-import { ErrorCode, MAX_STREAM_WINDOW, describeThrown, isInstance, wireValueProblem, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
+import { ErrorCode, MAX_STREAM_WINDOW, describeThrown, errorReply, isInstance, wireValueProblem, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
 import type { Job, JobOutcome, Refusal, Replier, StreamProgress } from "./job.js";
 import { BadResult, ThreadCrash } from "./subroutines.js";
 
@@ -233,7 +233,7 @@ export class StreamJob implements Job {
     }
     if (outcome.type === "failed") {
       const { code, message, name, stack } = outcome;
-      this.#session.reply({ type: "error", id: this.id, code, message, ...(name === undefined ? {} : { name }), ...(stack === undefined ? {} : { stack }) });
+      this.#session.reply(errorReply(this.id, code, message, { name, stack }));
     } else {
       this.#session.reply(
         outcome.type === "aborted"

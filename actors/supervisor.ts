@@ -8,7 +8,7 @@
  *   accepting --shutdown--> stopped (final)
  */
 import { assign, fromCallback, setup, stopChild, type ActorRefFrom, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom } from "xstate";
-import { ErrorCode, PROTOCOL_VERSION, Status, describeThrown, safeInterval, sessionSilenceMs, type HelloMessage } from "../protocol/index.js";
+import { ErrorCode, PROTOCOL_VERSION, Status, describeThrown, errorReply, safeInterval, sessionSilenceMs, type HelloMessage } from "../protocol/index.js";
 import type { Peer } from "../transports/transport.js";
 import type { FileSandbox } from "./file-sandbox.js";
 import { directServer, handlerMachine, type HandlerActorRef, type HandlerHooks, type HandlerInput, type HandlerOutput } from "./handler.js";
@@ -346,12 +346,7 @@ export const supervisorMachine = setup({
             const inflight = session.inflight;
             if (session.restarts.length >= context.maxRestarts) {
               if (inflight !== undefined) {
-                session.reply({
-                  type: "error",
-                  id: inflight,
-                  code: ErrorCode.HANDLER_CRASHED,
-                  message: `handler ${session.handlerId} crashed: ${reason}`,
-                });
+                session.reply(errorReply(inflight, ErrorCode.HANDLER_CRASHED, `handler ${session.handlerId} crashed: ${reason}`));
               }
               endSession(context.table, session, {
                 code: ErrorCode.SESSION_ENDED,
@@ -371,12 +366,7 @@ export const supervisorMachine = setup({
             spawnHandler(context as SupervisorContext, spawn as Spawner, session);
             context.table.rekey(session, oldActorId);
             if (inflight !== undefined) {
-              session.reply({
-                type: "error",
-                id: inflight,
-                code: ErrorCode.HANDLER_CRASHED,
-                message: `handler ${session.handlerId} crashed and was restarted: ${reason}`,
-              });
+              session.reply(errorReply(inflight, ErrorCode.HANDLER_CRASHED, `handler ${session.handlerId} crashed and was restarted: ${reason}`));
             }
             return { stats: { ...context.stats, restarts: context.stats.restarts + 1 } };
           }), "admitWaiters"],
