@@ -66,7 +66,8 @@ export interface ClassCodec<T> {
   decode?: (data: unknown) => T;
 }
 
-const registeredTags = new Map<number, Function>();
+/** Each tag and the class registered under it (any constructor: compared by identity only). */
+const registeredTags = new Map<number, abstract new (...args: never[]) => unknown>();
 
 /**
  * Lets instances of `Class` cross the wire as themselves: both sides register

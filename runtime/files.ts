@@ -25,7 +25,7 @@ import { basename, join, resolve as resolvePath } from "node:path";
 import PQueue from "p-queue";
 import type { DataMessage, DataSink } from "../actors/client.js";
 import { ensureDirInside, fileError } from "../actors/file-sandbox.js";
-import { FileReceiver, FileSender, type ItemFailure, type ReceiveItem, type SendItem } from "../actors/file-transfer.js";
+import { FileReceiver, FileSender, type ReceiveItem, type SendItem } from "../actors/file-transfer.js";
 import { DEFAULT_IF_EXISTS, IF_EXISTS_VALUES, PART_SUFFIX, PartFile, chooseTarget, localFileError, sha256Prefix, tempBase, type IfExists } from "../actors/part-file.js";
 import {
   AbortedError,

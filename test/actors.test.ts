@@ -128,7 +128,7 @@ describe("composable client actor (swarmnet/actors)", () => {
   it("a parent machine drives a client actor through call, send, ping, stream, abort and close, all as events", async () => {
     const { gw, state, pool } = await streamingGateway();
     const app = startApp({ endpoint: gw.endpoint, timeoutMs: 5_000 });
-    await untilApp(app, (s) => eventsOf(app, "swarmnet.connected").length === 1, "connected");
+    await untilApp(app, () => eventsOf(app, "swarmnet.connected").length === 1, "connected");
     expect(eventsOf(app, "swarmnet.connected")[0]).toMatchObject({ clientId: "car", endpoint: gw.endpoint, handlerId: expect.any(Number) });
 
     // Sent back to back: the actor serves them one at a time, in order.

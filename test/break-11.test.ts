@@ -38,7 +38,7 @@ describe("break-11: drops shorter than the lease", () => {
       await new Promise((r) => setTimeout(r, P - 40));
       relay.stall(Math.floor(0.95 * L));
       const result = await within(settle(client.getSubroutineBatch("echo", [round])), 20_000, "the call made during the stall");
-      outcomes.push(result instanceof Error ? `${(result as any).code} ${(result as any).reason}` : result);
+      outcomes.push(result instanceof Error ? `${(result as SessionEndedError).code} ${(result as SessionEndedError).reason}` : result);
       await client.closeHandler();
     }
     expect({ outcomes, expired: gw.snapshot().supervisor.stats.expired }).toEqual({ outcomes: [0, 1, 2, 3, 4], expired: 0 });
@@ -217,7 +217,7 @@ describe("break-11: a frozen gateway (SIGSTOP)", () => {
       await new Promise((r) => setTimeout(r, 0.85 * L));
       gateway.child.kill("SIGCONT");
       const result = await within(call, 20_000, "the call");
-      outcomes.push(result instanceof Error ? `${(result as any).code} ${(result as any).reason}` : result);
+      outcomes.push(result instanceof Error ? `${(result as SessionEndedError).code} ${(result as SessionEndedError).reason}` : result);
       await client.closeHandler();
     }
     expect(outcomes).toEqual([0, 1, 2]);

@@ -190,7 +190,7 @@ describe("file transfer", () => {
     bar.update(p(1024));
     bar.update(p(1536)); // within the redraw interval: not drawn
     bar.finish();
-    expect(written[0]).toMatch(/^\rdownload \[#{12}-{12}\]  50% 0\/1 files/);
+    expect(written[0]).toMatch(/^\rdownload \[#{12}-{12}\] {2}50% 0\/1 files/);
     expect(written).toHaveLength(3); // first draw, final draw, newline
     expect(written[1]).toContain(" 75% ");
     expect(written.every((line) => line.length <= 100 + 8)).toBe(true);

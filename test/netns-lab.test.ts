@@ -7,7 +7,6 @@
  * Only the 10.201.x.y addresses of the veth pairs made here are used.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Controller } from "../runtime/index.js";
 import type { TransportFactory } from "../transports/transport.js";

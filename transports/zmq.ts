@@ -230,7 +230,6 @@ export class ZmqClientTransport implements ClientTransport {
   readonly #options: ClientTransportOptions;
   /** This connection's routing id: unique per client, kept across ZeroMQ's reconnects and by every socket it opens (see the ROUTER's handover). */
   readonly routingId = `c${randomBytes(12).toString("hex")}`;
-  #handlers: ClientTransportHandlers | undefined;
   #socket: Dealer | undefined;
   #queue: SendQueue<null> | undefined;
   #monitored = false;
@@ -252,7 +251,6 @@ export class ZmqClientTransport implements ClientTransport {
   }
 
   start(handlers: ClientTransportHandlers): void {
-    this.#handlers = handlers;
     this.#open(handlers, true);
   }
 

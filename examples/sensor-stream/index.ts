@@ -27,10 +27,12 @@ interface Reading {
   value: number;
 }
 
+/** The gateway's fan, switched by the `set_fan` subroutine: while it runs, every sensor reads 2 lower. */
+let fan = false;
+
 /** A simulated sensor: `count` readings, one every `periodMs`, as [ident, reading] pairs. */
 function sensor(name: string, base: number, swing: number) {
   return async function* (count: number, periodMs: number, kwargs: Kwargs) {
-    let fan = false;
     try {
       for (let i = 0; i < count; i++) {
         await new Promise((r) => setTimeout(r, periodMs));
@@ -51,6 +53,7 @@ async function startGateway(port: number): Promise<Gateway> {
   gw.addSubroutine("pressure", sensor("pressure", 1013, 4));
   gw.addSubroutine("set_fan", (on: boolean, kwargs: Kwargs & { buffer: Uint8Array }) => {
     log(`  [gateway] fan ${on ? "ON" : "off"} (command: "${Buffer.from(kwargs.buffer).toString()}")`);
+    fan = on;
     return on ? 1 : 0;
   });
   await gw.start();
