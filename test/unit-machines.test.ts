@@ -5,7 +5,7 @@
 import { describe, expect, it, onTestFinished } from "vitest";
 import { SimulatedClock, createActor, type AnyActorRef, type InspectionEvent } from "xstate";
 import { gatewayMachine } from "../actors/gateway.js";
-import type { HandlerActorRef } from "../actors/handler.js";
+import type { HandlerActorRef, HandlerHooks } from "../actors/handler.js";
 import { Session, SessionTable, type Outbox } from "../actors/session.js";
 import { SubroutineRegistry } from "../actors/subroutines.js";
 import { supervisorMachine } from "../actors/supervisor.js";
@@ -192,7 +192,7 @@ function hello(id: number, waitMs?: number): HelloMessage {
 }
 
 /** The supervisor alone, on a simulated clock: no transport, no real time. */
-function supervisorAlone(maxPoolSize: number) {
+function supervisorAlone(maxPoolSize: number, options: { maxRestarts?: number; hooks?: HandlerHooks } = {}) {
   const clock = new SimulatedClock();
   const outbox = recordingOutbox();
   const table = new SessionTable();
@@ -202,7 +202,7 @@ function supervisorAlone(maxPoolSize: number) {
     clock,
     inspect: recorder.inspect,
     // A lease far longer than the test: the sweeper (real time, see ARCHITECTURE "Lease arithmetic") never fires.
-    input: { table, registry: new SubroutineRegistry(), outbox, maxPoolSize, maxRestarts: 3, restartWindowMs: 60_000, livenessMs: 3_600_000 },
+    input: { table, registry: new SubroutineRegistry(), outbox, maxPoolSize, maxRestarts: options.maxRestarts ?? 3, restartWindowMs: 60_000, livenessMs: 3_600_000, hooks: options.hooks },
   });
   actor.start();
   onTestFinished(() => {
@@ -217,15 +217,20 @@ describe("the supervisor alone on a simulated clock", () => {
     const { clock, actor, outbox, recorder, kinds } = supervisorAlone(1);
     actor.send({ type: "session.open", peer: peer("a"), message: hello(1) });
     actor.send({ type: "session.open", peer: peer("b"), message: hello(2, 1_000) });
+    actor.send({ type: "session.open", peer: peer("c"), message: hello(3, 500) });
     expect(kinds("a")).toEqual(["welcome"]);
-    expect(actor.getSnapshot().context.waiting).toHaveLength(1);
-    clock.increment(999);
+    expect(actor.getSnapshot().context.waiting).toHaveLength(2);
+    clock.increment(499);
+    expect(kinds("c")).toEqual([]);
+    clock.increment(1);
+    expect(kinds("c")).toEqual(["refused"]);
+    clock.increment(499);
     expect(kinds("b")).toEqual([]);
     clock.increment(1);
     expect(kinds("b")).toEqual(["refused"]);
     expect(outbox.sent.at(-1)?.message).toMatchObject({ type: "refused", id: 2, status: 503, code: ErrorCode.POOL_FULL });
     expect(actor.getSnapshot().context.waiting).toEqual([]);
-    expect(actor.getSnapshot().context.stats).toMatchObject({ accepted: 1, refused: 1, waited: 0 });
+    expect(actor.getSnapshot().context.stats).toMatchObject({ accepted: 1, refused: 2, waited: 0 });
     expect(recorder.of("supervisor")).toEqual(["running.accepting", "running.full"]);
   });
 
@@ -243,6 +248,26 @@ describe("the supervisor alone on a simulated clock", () => {
     expect(recorder.of("supervisor")).toEqual(["running.accepting", "running.full"]);
     // b's handler reuses the freed slot's actor id (the recorder, keyed by id, would mix the two handlers).
     expect((table.byPeer("b")?.ref as HandlerActorRef | undefined)?.getSnapshot().value).toBe("idle");
+  });
+});
+
+describe("the supervisor alone: crashes", () => {
+  it("a crash within the budget restarts the handler under the other id and fails the call in flight; past it the session ends", () => {
+    // Test hooks make `test.crash` throw inside the handler machine: a crash, not a subroutine error.
+    const { actor, table, outbox } = supervisorAlone(2, { maxRestarts: 1, hooks: {} });
+    actor.send({ type: "session.open", peer: peer("a"), message: hello(1) });
+    const session = table.byPeer("a")!;
+    session.begin(9);
+    session.ref!.send({ type: "test.crash", reason: "boom" });
+    expect(session.actorId).toBe("handler-1.1");
+    expect(outbox.sent.at(-1)?.message).toMatchObject({ type: "error", id: 9, code: ErrorCode.HANDLER_CRASHED });
+    expect(actor.getSnapshot().context.stats).toMatchObject({ restarts: 1, crashedOut: 0 });
+    expect(Object.keys(actor.getSnapshot().children).filter((id) => id.startsWith("handler-"))).toEqual(["handler-1.1"]);
+
+    session.ref!.send({ type: "test.crash", reason: "boom again" });
+    expect(outbox.sent.at(-1)?.message).toMatchObject({ type: "session.ended", reason: "crashed" });
+    expect(table.byPeer("a")).toBeUndefined();
+    expect(actor.getSnapshot().context).toMatchObject({ poolSize: 0, stats: { restarts: 1, crashedOut: 1 } });
   });
 });
 
