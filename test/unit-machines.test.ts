@@ -4,8 +4,9 @@
  */
 import { describe, expect, it, onTestFinished } from "vitest";
 import { SimulatedClock, createActor, type AnyActorRef, type InspectionEvent } from "xstate";
+import { controllerMachine } from "../actors/controller.js";
 import { gatewayMachine } from "../actors/gateway.js";
-import type { HandlerActorRef, HandlerHooks } from "../actors/handler.js";
+import { handlerMachine, type HandlerActorRef, type HandlerHooks } from "../actors/handler.js";
 import { Session, SessionTable, type Outbox } from "../actors/session.js";
 import { SubroutineRegistry } from "../actors/subroutines.js";
 import { supervisorMachine } from "../actors/supervisor.js";
@@ -268,6 +269,16 @@ describe("the supervisor alone: crashes", () => {
     expect(outbox.sent.at(-1)?.message).toMatchObject({ type: "session.ended", reason: "crashed" });
     expect(table.byPeer("a")).toBeUndefined();
     expect(actor.getSnapshot().context).toMatchObject({ poolSize: 0, stats: { restarts: 1, crashedOut: 1 } });
+  });
+});
+
+describe("the machines read like statecharts", () => {
+  it("every state of the gateway, supervisor, handler and controller machines has a description (the inspector shows it)", () => {
+    type Node = { id: string; description?: string; states: Record<string, Node> };
+    const undescribed = (node: Node): string[] =>
+      Object.values(node.states).flatMap((child) => [...(child.description ? [] : [child.id]), ...undescribed(child)]);
+    const machines = [gatewayMachine, supervisorMachine, handlerMachine, controllerMachine];
+    expect(machines.flatMap((machine) => undescribed(machine.root as unknown as Node))).toEqual([]);
   });
 });
 
