@@ -290,6 +290,7 @@ function raisedLimit(wanted: number): { prlimit: string; args: string[] } | unde
     throw new Error(
       `needs ${wanted} file descriptors; the limit here is ${soft} (hard ${hard}) and raising it failed (${why}): ` +
         "it needs CAP_SYS_RESOURCE, e.g. root outside a container, or ulimit -Hn raised before the bench starts",
+      { cause: err },
     );
   }
   return { prlimit, args };
