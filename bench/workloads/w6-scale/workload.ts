@@ -10,45 +10,43 @@ export interface ScaleParams {
 
 export type ScaleMetric = "wallMs" | "rssPerClientKiB";
 
+const SCALE_METRICS = [
+  { key: "wallMs", label: "wall time", unit: "ms", better: "lower" },
+  { key: "rssPerClientKiB", label: "gateway RSS per client", unit: "KiB", better: "lower" },
+] as const;
+
+// grpc-js and raw TCP have no gateway with a pool of sessions to compare with.
+const SCALE_SYSTEMS = {
+  swarmnet: () => import("./swarmnet.js"),
+  zeromq: () => import("./zeromq.js"),
+};
+
 export const w6 = defineWorkload<ScaleParams, ScaleMetric>({
   id: "W6",
   name: "scale",
   description: "1,000 clients on one gateway (pool 1,000), 10 pings each, all at once",
-  metrics: [
-    { key: "wallMs", label: "wall time", unit: "ms", better: "lower" },
-    { key: "rssPerClientKiB", label: "gateway RSS per client", unit: "KiB", better: "lower" },
-  ],
+  metrics: SCALE_METRICS,
   params: (scale) => ({ clients: scaled(1_000, scale), pingsPerClient: 10, maxPoolSize: 1_000 }),
   // The gateway's memory is measured against its freshly started self: a
   // warm-up or earlier run in the same process would leave freed memory that
   // the measured clients reuse.
   freshProcessPerRun: true,
-  // grpc-js and raw TCP have no gateway with a pool of sessions to compare with.
-  systems: {
-    swarmnet: () => import("./swarmnet.js"),
-    zeromq: () => import("./zeromq.js"),
-  },
+  systems: SCALE_SYSTEMS,
 });
 
-/** W6 at ten times the clients: opt-in (minutes, and 65,536 file descriptors per process). */
+/** W6 at ten times the clients: opt-in (minutes, and about 51,000 file descriptors in the client process). */
 export const w6b = defineWorkload<ScaleParams, ScaleMetric>({
   id: "W6b",
   name: "scale, 10,000 clients",
   description: "10,000 clients on one gateway (pool 10,000), 10 pings each, all at once; opt-in: npm run bench -- W6b",
-  metrics: [
-    { key: "wallMs", label: "wall time", unit: "ms", better: "lower" },
-    { key: "rssPerClientKiB", label: "gateway RSS per client", unit: "KiB", better: "lower" },
-  ],
+  metrics: SCALE_METRICS,
   params: (scale) => ({ clients: scaled(10_000, scale), pingsPerClient: 10, maxPoolSize: scaled(10_000, scale) }),
   freshProcessPerRun: true,
   // Per connection: its TCP socket, the DEALER's mailbox and the monitor pair's two (client side).
   fileDescriptors: (scale) => scaled(10_000, scale) * 5 + 1_024,
   optIn: true,
   runs: 1,
-  systems: {
-    swarmnet: () => import("./swarmnet.js"),
-    zeromq: () => import("./zeromq.js"),
-  },
+  systems: SCALE_SYSTEMS,
 });
 
 export interface ScaleClient {
