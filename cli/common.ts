@@ -20,8 +20,7 @@ import {
   type NotDelivered,
   type Swarm,
 } from "../runtime/index.js";
-import { describeThrown, normalizeEndpoint } from "../runtime/internal.js";
-import { checkRelativePath, normalizeRequestPath } from "../protocol/paths.js";
+import { checkRelativePath, describeThrown, normalizeEndpoint, normalizeRequestPath } from "../runtime/internal.js";
 
 /** Exit codes of every subcommand (shown in `--help` and the README). */
 export const ExitCode = {

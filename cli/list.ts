@@ -1,4 +1,4 @@
-import { TimeoutError } from "../protocol/index.js";
+import { TimeoutError } from "../runtime/index.js";
 import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UnreachableError, connectionOptions, controllerFrom, gatewayFrom, out, parse, type Command } from "./common.js";
 
 const help = `Usage: swarmnet list [ENDPOINT] [options]

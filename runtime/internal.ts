@@ -12,12 +12,15 @@
  *   `registerClass` from the main entry);
  * - test hooks: `InternalGatewayOptions` (GatewayOptions plus `testHooks`)
  *   and `crashHandlerForTest`;
- * - helpers the CLI shares: `normalizeEndpoint`, `describeThrown`.
+ * - helpers the CLI shares: `normalizeEndpoint`, `describeThrown`, and the
+ *   gateway's own rules for a requested path (`checkRelativePath`,
+ *   `normalizeRequestPath`), so the CLI refuses what the gateway would.
  */
 export { MemoryHub } from "../transports/memory.js";
 export { crashHandlerForTest } from "./gateway.js";
 export { normalizeEndpoint } from "./endpoint.js";
 export { describeThrown } from "../protocol/thrown.js";
+export { checkRelativePath, normalizeRequestPath } from "../protocol/paths.js";
 export { encode, decode } from "../protocol/codec.js";
 export { PROTOCOL_VERSION } from "../protocol/messages.js";
 

@@ -70,7 +70,17 @@ const ENTRIES = {
     ],
   },
   "runtime/internal.ts": {
-    values: ["MemoryHub", "PROTOCOL_VERSION", "crashHandlerForTest", "decode", "describeThrown", "encode", "normalizeEndpoint"],
+    values: [
+      "MemoryHub",
+      "PROTOCOL_VERSION",
+      "checkRelativePath",
+      "crashHandlerForTest",
+      "decode",
+      "describeThrown",
+      "encode",
+      "normalizeEndpoint",
+      "normalizeRequestPath",
+    ],
     types: [
       "CallMode", "ClientMessage", "ClientTransport", "Frames", "GatewayMessage", "HandlerHooks", "InternalGatewayOptions", "Message",
       "MessageOf", "MessageType", "Peer", "ServerTransport", "ThrownDescription", "TransportFactory",
