@@ -49,8 +49,10 @@ import {
   type SwarmnetError,
 } from "../protocol/index.js";
 import type { AttemptFailure, ClientTransport, Frames } from "../transports/transport.js";
+import type { RequestKind } from "./request.js";
 
-export type CallKind = "ping" | "batchGet" | "batchSend" | "closeGateway" | "stream" | "listFiles" | "files" | "inspect" | "listSubroutines";
+/** @deprecated One word per idea: the client and the handler share `RequestKind` (actors/request.ts). */
+export type CallKind = RequestKind;
 
 /** Data-plane messages: they reach the sink of the call in flight, not the machine. */
 export type DataMessage = StreamItemsMessage | StreamEndMessage | FileDataMessage | FileCreditMessage | FileErrorMessage | FileReadyMessage | FileDoneMessage;
@@ -90,7 +92,7 @@ export interface DataSlot {
 /** A request on its way; the machine settles it exactly once. */
 export interface PendingCall {
   readonly id: number;
-  readonly kind: CallKind;
+  readonly kind: RequestKind;
   readonly frames: Frames;
   /** The call's deadline in ms, as the caller gave it (for messages). */
   readonly timeoutMs: number;

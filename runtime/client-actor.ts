@@ -17,6 +17,7 @@
  * plus `pump` while a stream is open; one `inspect` callback sees it all.
  */
 import {
+  Actor,
   assign,
   enqueueActions,
   fromCallback,
@@ -27,7 +28,17 @@ import {
   type AnyActorRef,
   type SnapshotFrom,
 } from "xstate";
-import { clientMachine, type CallKind, type ClientActorRef, type PendingCall } from "../actors/client.js";
+import { clientMachine, type ClientActorRef, type PendingCall } from "../actors/client.js";
+import {
+  batchGetRequest,
+  batchSendRequest,
+  checkTimeout,
+  encodeRequest,
+  pingRequest,
+  streamRequest,
+  wireProblem,
+  type Request,
+} from "../actors/request.js";
 import {
   AbortedError,
   ClosedError,
@@ -43,10 +54,9 @@ import {
   SwarmnetError,
   describeThrown,
   encode,
-  wireValueProblem,
   type Kwargs,
 } from "../protocol/index.js";
-import type { ClientCurve, Frames, TransportFactory } from "../transports/transport.js";
+import type { ClientCurve, TransportFactory } from "../transports/transport.js";
 import { zmqTransport } from "../transports/zmq.js";
 import type { ConnectPlan, Controller } from "./controller.js";
 import { normalizeEndpoint } from "./endpoint.js";
@@ -151,10 +161,8 @@ export type SwarmClientEvent = SwarmClientCommand | InternalEvent;
 /** A request waiting its turn. */
 interface QueuedRequest {
   readonly requestId: RequestId;
-  readonly kind: Extract<CallKind, "ping" | "batchGet" | "batchSend" | "stream">;
-  /** The wire message, without its id. */
-  readonly message: Record<string, unknown>;
-  readonly raw: Uint8Array | undefined;
+  /** What goes on the wire (checked, not numbered yet), built by actors/request.ts as the Client class builds its own. */
+  readonly request: Request;
   readonly timeoutMs: number;
   /** When a batch call's deadline passes (performance.now() ms): counted from the command, queue time included. */
   readonly deadline?: number;
@@ -221,57 +229,44 @@ function planOf(input: SwarmClientInput): Plan {
   };
 }
 
-function isPlainObject(value: unknown): value is Kwargs {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value) as unknown;
-  return proto === Object.prototype || proto === null;
-}
-
 /** Checks a command and turns it into a queued request; an InvalidArgumentError says what is wrong. */
 function requestOf(command: SwarmClientCommand, requestId: RequestId, plan: Plan): QueuedRequest | InvalidArgumentError {
   const request = unstampedRequestOf(command, requestId, plan);
   // A stream's timeoutMs bounds each wait for data; a call's runs from now, its time in the queue included.
-  if (request instanceof InvalidArgumentError || request.kind === "stream") return request;
+  if (request instanceof InvalidArgumentError || request.request.kind === "stream") return request;
   return { ...request, deadline: performance.now() + request.timeoutMs };
 }
 
 function unstampedRequestOf(command: SwarmClientCommand, requestId: RequestId, plan: Plan): QueuedRequest | InvalidArgumentError {
   const timeoutMs = "timeoutMs" in command && command.timeoutMs !== undefined ? command.timeoutMs : plan.timeoutMs;
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) return new InvalidArgumentError(`${command.type}: timeoutMs must be a positive integer, got ${String(timeoutMs)}`);
-  if (command.type === "ping") {
-    return { requestId, kind: "ping", message: { type: "ping", data: command.data ?? "ping" }, raw: undefined, timeoutMs };
-  }
-  if (command.type !== "call" && command.type !== "send" && command.type !== "stream") {
-    return new InvalidArgumentError(`${command.type} is not a request`);
-  }
-  const { name } = command;
-  const args = command.args ?? [];
-  const kwargs = command.kwargs ?? {};
-  if (typeof name !== "string" || name.length === 0) return new InvalidArgumentError(`${command.type}: name must be a non-empty string, got ${JSON.stringify(name)}`);
-  if (!Array.isArray(args)) return new InvalidArgumentError(`${command.type}: args must be an array`);
-  if (!isPlainObject(kwargs)) return new InvalidArgumentError(`${command.type}: kwargs must be a plain object`);
+  const badTimeout = checkTimeout(command.type, timeoutMs);
+  if (badTimeout !== undefined) return badTimeout;
+  const request = commandRequest(command, plan);
+  return request instanceof InvalidArgumentError ? request : { requestId, request, timeoutMs };
+}
+
+/** The request a command asks for, checked as the Client class checks its own (actors/request.ts). */
+function commandRequest(command: SwarmClientCommand, plan: Plan): Request | InvalidArgumentError {
   switch (command.type) {
+    case "ping":
+      return pingRequest(command.data ?? "ping");
     case "call":
-      return { requestId, kind: "batchGet", message: { type: "rpc.call", name, mode: "get", args, kwargs }, raw: undefined, timeoutMs };
+      return batchGetRequest("call", command.name, command.args ?? [], command.kwargs ?? {});
     case "send":
-      if (!(command.buffer instanceof Uint8Array)) return new InvalidArgumentError("send: buffer must be a Uint8Array");
-      if ("buffer" in kwargs) return new InvalidArgumentError("send: kwargs.buffer is reserved for the bytes sent");
-      return { requestId, kind: "batchSend", message: { type: "rpc.call", name, mode: "send", args, kwargs }, raw: command.buffer, timeoutMs };
-    case "stream": {
-      const window = command.window ?? plan.window;
-      const windowBytes = command.windowBytes ?? plan.windowBytes;
-      if (!Number.isInteger(window) || window < 1 || window > MAX_STREAM_WINDOW) {
-        return new InvalidArgumentError(`stream: window must be an integer in 1..${MAX_STREAM_WINDOW}, got ${String(window)}`);
-      }
-      if (!Number.isInteger(windowBytes) || windowBytes < 1) return new InvalidArgumentError(`stream: windowBytes must be a positive integer, got ${String(windowBytes)}`);
-      return { requestId, kind: "stream", message: { type: "stream.open", name, args, kwargs, window, windowBytes }, raw: undefined, timeoutMs };
-    }
+      return batchSendRequest("send", command.name, command.buffer, command.args ?? [], command.kwargs ?? {});
+    case "stream":
+      return streamRequest("stream", command.name, command.args ?? [], command.kwargs ?? {}, command.window ?? plan.window, command.windowBytes ?? plan.windowBytes);
+    default:
+      return new InvalidArgumentError(`${command.type} is not a request`);
   }
 }
 
-/** `sendParent` needs a parent; a root client actor only emits. xstate keeps the parent on `_parent`. */
+/**
+ * `sendParent` needs a parent; a root client actor only emits. An invoked or
+ * spawned actor is made with its parent in its (public) `options.parent`.
+ */
 function hasParent(self: AnyActorRef): boolean {
-  return (self as unknown as { _parent?: AnyActorRef })._parent !== undefined;
+  return self instanceof Actor && self.options.parent !== undefined;
 }
 
 function asSwarmnetError(error: unknown): SwarmnetError {
@@ -395,10 +390,10 @@ export const swarmClientMachine = setup({
       const wireId = context.nextWireId;
       const link = context.link!;
       const reader =
-        head!.kind === "stream"
+        head!.request.kind === "stream"
           ? new StreamReader(wireId, streamControl(self, link), {
-              window: head!.message["window"] as number,
-              windowBytes: head!.message["windowBytes"] as number,
+              window: head!.request.message["window"] as number,
+              windowBytes: head!.request.message["windowBytes"] as number,
               timeoutMs: head!.timeoutMs,
             })
           : undefined;
@@ -410,23 +405,17 @@ export const swarmClientMachine = setup({
     }),
     sendCurrent: enqueueActions(({ context, enqueue, self }) => {
       const current = context.current!;
-      let frames: Frames;
-      try {
-        const message = current.message;
-        const problem = wireValueProblem(message["type"] === "ping" ? message["data"] : [message["args"], message["kwargs"]]);
-        if (problem !== undefined) throw new Error(`they cannot cross the wire as they are: ${problem}`);
-        const envelope = encode({ ...message, id: current.wireId });
-        frames = current.raw === undefined ? [envelope] : [envelope, current.raw];
-      } catch (err) {
-        const error = new InvalidArgumentError(`arguments cannot be encoded as CBOR: ${describeThrown(err).message}`, { cause: err });
-        enqueue.raise({ type: "reply.failed", wireId: current.wireId, error });
-        if (current.reader) current.reader.fail(error);
+      const frames = wireProblem(current.request) ?? encodeRequest(current.request, current.wireId);
+      if (frames instanceof InvalidArgumentError) {
+        enqueue.raise({ type: "reply.failed", wireId: current.wireId, error: frames });
+        if (current.reader) current.reader.fail(frames);
         return;
       }
       const { wireId, reader } = current;
       const call: PendingCall = {
         id: wireId,
-        kind: current.kind,
+        kind: current.request.kind,
+        label: current.request.label,
         frames,
         timeoutMs: current.timeoutMs,
         ...(current.deadline === undefined ? {} : { deadline: current.deadline }),
@@ -454,7 +443,7 @@ export const swarmClientMachine = setup({
   },
   guards: {
     isCurrent: ({ context, event }) => "wireId" in event && context.current?.wireId === event.wireId,
-    streamWaiting: ({ context }) => context.queue[0]?.kind === "stream",
+    streamWaiting: ({ context }) => context.queue[0]?.request.kind === "stream",
     callWaiting: ({ context }) => context.queue.length > 0,
   },
 }).createMachine({
