@@ -18,6 +18,7 @@
  */
 import {
   Actor,
+  assertEvent,
   assign,
   enqueueActions,
   fromCallback,
@@ -157,6 +158,9 @@ type InternalEvent =
   | { type: "client.ended" };
 
 export type SwarmClientEvent = SwarmClientCommand | InternalEvent;
+
+/** The commands that are requests (queued, answered one at a time); `abort` and `close` are not. */
+const REQUEST_COMMANDS = ["call", "send", "ping", "stream"] as const satisfies ReadonlyArray<SwarmClientCommand["type"]>;
 
 /** A request waiting its turn. */
 interface QueuedRequest {
@@ -357,12 +361,12 @@ export const swarmClientMachine = setup({
     /** One answer or notice: to the parent, and to `actor.on(...)` observers. */
     tell: enqueueActions(({ enqueue, self }, notice: Notice) => announce(enqueue, self, notice)),
     tellFailed: enqueueActions(({ context, event, enqueue, self }) => {
-      if (event.type !== "reply.failed" && event.type !== "pump.failed") return;
+      assertEvent(event, ["reply.failed", "pump.failed"]);
       announce(enqueue, self, errorNotice(context.current!.requestId, event.error));
     }),
     /** A command becomes a queued request, or is answered at once with what is wrong with it. */
     enqueue: enqueueActions(({ context, event, enqueue, self }) => {
-      if (event.type !== "call" && event.type !== "send" && event.type !== "ping" && event.type !== "stream") return;
+      assertEvent(event, REQUEST_COMMANDS);
       const assigned = event.requestId === undefined;
       const requestId = event.requestId ?? context.nextRequestId;
       const request = requestOf(event, requestId, context.plan);
@@ -375,7 +379,8 @@ export const swarmClientMachine = setup({
     }),
     /** `abort` with the id of a request still waiting its turn: it leaves the queue, answered SWARMNET_ABORTED. */
     dropQueued: enqueueActions(({ context, event, enqueue, self }) => {
-      if (event.type !== "abort" || event.requestId === undefined) return;
+      assertEvent(event, "abort");
+      if (event.requestId === undefined) return;
       const dropped = context.queue.filter((r) => r.requestId === event.requestId);
       if (dropped.length === 0) return;
       for (const r of dropped) announce(enqueue, self, errorNotice(r.requestId, new AbortedError(`request ${String(r.requestId)} aborted before it was sent`)));
@@ -394,6 +399,7 @@ export const swarmClientMachine = setup({
           ? new StreamReader(wireId, streamControl(self, link), {
               window: head!.request.message["window"] as number,
               windowBytes: head!.request.message["windowBytes"] as number,
+              label: head!.request.label,
               timeoutMs: head!.timeoutMs,
             })
           : undefined;
@@ -436,7 +442,7 @@ export const swarmClientMachine = setup({
       enqueue.assign({ answered: context.answered + open.length });
     }),
     refuseClosed: enqueueActions(({ context, event, enqueue, self }) => {
-      if (event.type !== "call" && event.type !== "send" && event.type !== "ping" && event.type !== "stream") return;
+      assertEvent(event, REQUEST_COMMANDS);
       announce(enqueue, self, errorNotice(event.requestId ?? context.nextRequestId, new ClosedError("client actor is closing")));
       if (event.requestId === undefined) enqueue.assign({ nextRequestId: context.nextRequestId + 1 });
     }),
@@ -468,6 +474,7 @@ export const swarmClientMachine = setup({
   initial: "session",
   states: {
     session: {
+      description: "One connection to one gateway (the next one of a controller's, after a failover): the client machine runs under it.",
       entry: assign(({ context }) => {
         const { plan } = context;
         const endpoint = plan.endpoints[context.attempt]!;
@@ -528,14 +535,16 @@ export const swarmClientMachine = setup({
       },
       initial: "connecting",
       states: {
-        connecting: {},
+        connecting: { description: "Waiting for the gateway's welcome; commands queue meanwhile." },
         ready: {
+          description: "Connected, nothing on the wire: the next queued request goes out at once.",
           always: [
             { guard: "streamWaiting", target: "streaming" },
             { guard: "callWaiting", target: "awaiting" },
           ],
         },
         awaiting: {
+          description: "A ping or batch call is out; its answer (or failure) comes back as reply.ok / reply.failed.",
           entry: ["takeNext", "sendCurrent"],
           on: {
             "reply.ok": {
@@ -550,6 +559,7 @@ export const swarmClientMachine = setup({
           },
         },
         streaming: {
+          description: "A stream is open: the pump pulls its reader and reports each item; abort ends it.",
           entry: ["takeNext", "sendCurrent"],
           invoke: {
             id: "pump",
@@ -588,6 +598,7 @@ export const swarmClientMachine = setup({
           },
         },
         closing: {
+          description: "Closing the handler: every unanswered request was answered SWARMNET_CLOSED; new ones are refused.",
           entry: [
             ({ context }) => context.link?.markClosing(),
             "failAllClosed",
@@ -606,10 +617,12 @@ export const swarmClientMachine = setup({
       },
     },
     closed: {
+      description: "Closed cleanly (swarmnet.closed sent); the output counts the requests answered.",
       type: "final",
       entry: { type: "tell", params: { type: "swarmnet.closed" } },
     },
     failed: {
+      description: "The connection failed: the failure child rejects, so the actor errors and its parent gets xstate.error.actor.<id>.",
       invoke: { id: "failure", src: "failure", input: ({ context }) => context.error! },
     },
   },
