@@ -41,7 +41,6 @@ import {
   encode,
   errorFromWire,
   parseGatewayMessage,
-  safeInterval,
   setLongTimeout,
   type LongTimeout,
   type FileCreditMessage,
