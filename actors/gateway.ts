@@ -2,10 +2,12 @@
  * The gateway machine owns the ROUTER transport's lifecycle and the
  * supervisor; the dispatcher routes frames while it runs.
  *
- *   idle --start--> starting --(bound)--> running --stop | remote.close--> stopping --> stopped
- *                      \--(bind failed)--> failed
+ *   idle --start--> starting --(bound)--> running --stop | remote.close (allowed)--> stopping
+ *     |                 \--(bind failed)--> failed (final)
+ *     \--stop--> stopped (final)
+ *   stopping: draining --(no request in flight | after stopGraceMs)--> closing --(transport closed)--> stopped (final)
  */
-import { assign, fromPromise, sendTo, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
+import { assertEvent, assign, fromPromise, sendTo, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
 import { ErrorCode, errorReply, type GatewayMessage } from "../protocol/index.js";
 import type { Peer, ServerTransport } from "../transports/transport.js";
 import { Dispatcher, WireOutbox } from "./dispatcher.js";
@@ -44,7 +46,6 @@ export type GatewayEvent =
   | { type: "stop" }
   | { type: "remote.close"; peer: Peer; id: number };
 
-/** Resolves when no session has a request in flight, or after `graceMs`. */
 /** Answers a peer inside its session (numbered, replayed if the link drops) when it has one. */
 function answerPeer(context: GatewayContext, peer: Peer, message: GatewayMessage): void {
   const session = context.table.byPeer(peer.key);
@@ -52,11 +53,16 @@ function answerPeer(context: GatewayContext, peer: Peer, message: GatewayMessage
   else context.outbox.send(peer, message);
 }
 
-function whenQuiet(table: SessionTable, graceMs: number): Promise<void> {
-  const deadline = Date.now() + graceMs;
+/**
+ * Resolves when no session has a request in flight (polled every 5 ms; nothing
+ * tells the machine when a request ends). The grace deadline is the machine's
+ * own (`after` stopGrace); stopping this actor stops the polling.
+ */
+function whenQuiet(table: SessionTable, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const check = (): void => {
-      if (Date.now() >= deadline || table.all().every((s) => s.inflight === undefined)) resolve();
+      if (signal.aborted) return;
+      if (table.all().every((s) => s.inflight === undefined)) resolve();
       else setTimeout(check, 5).unref();
     };
     check();
@@ -77,13 +83,38 @@ export const gatewayMachine = setup({
         onUndeliverable: (peer, error, tag) => input.dispatcher.onUndeliverable(peer, error, tag),
       }),
     ),
-    drain: fromPromise<void, { table: SessionTable; graceMs: number }>(({ input }) =>
-      whenQuiet(input.table, input.graceMs),
-    ),
+    quiet: fromPromise<void, { table: SessionTable }>(({ input, signal }) => whenQuiet(input.table, signal)),
     close: fromPromise<void, { context: GatewayContext }>(async ({ input }) => {
       await input.context.transport.flush(1_000);
       await input.context.transport.close();
     }),
+  },
+  delays: {
+    /** How long stop() lets calls in flight finish (`stopGraceMs`). */
+    stopGrace: ({ context }) => context.stopGraceMs,
+  },
+  guards: {
+    remoteCloseAllowed: ({ context }) => context.allowRemoteClose,
+  },
+  actions: {
+    /** The dispatcher starts routing: hellos go to the supervisor, `gateway.close` to this machine. */
+    attachDispatcher: ({ context, self }) => {
+      const supervisor = self.getSnapshot().children["supervisor"];
+      if (!supervisor) throw new Error("supervisor did not start");
+      context.dispatcher.attach({ supervisor, gateway: self });
+    },
+    // New clients are refused from here on; live sessions keep being served while draining.
+    detachDispatcher: ({ context }) => context.dispatcher.detach(ErrorCode.GATEWAY_STOPPING, "gateway is stopping"),
+    answerClosing: ({ context, event }) => {
+      assertEvent(event, "remote.close");
+      answerPeer(context, event.peer, { type: "gateway.closing", id: event.id });
+    },
+    refuseRemoteClose: ({ context, event }) => {
+      assertEvent(event, "remote.close");
+      answerPeer(context, event.peer, errorReply(event.id, ErrorCode.REMOTE_CLOSE_DISABLED, "this gateway does not allow clients to close it"));
+    },
+    // Sessions still open are told the gateway is going; their handlers end.
+    shutdownSupervisor: sendTo("supervisor", { type: "shutdown", code: ErrorCode.GATEWAY_STOPPING, reason: "gateway stopped" }),
   },
 }).createMachine({
   id: "gateway",
@@ -120,9 +151,11 @@ export const gatewayMachine = setup({
   initial: "idle",
   states: {
     idle: {
+      description: "Built, not bound: start() binds; stop() before start ends it at once.",
       on: { start: "starting", stop: "stopped" },
     },
     starting: {
+      description: "Binding the transport (listen).",
       invoke: {
         src: "listen",
         input: ({ context }) => ({ transport: context.transport, dispatcher: context.dispatcher }),
@@ -131,48 +164,35 @@ export const gatewayMachine = setup({
       },
     },
     running: {
-      entry: ({ context, self }) => {
-        const supervisor = self.getSnapshot().children["supervisor"];
-        if (!supervisor) throw new Error("supervisor did not start");
-        context.dispatcher.attach({ supervisor, gateway: self });
-      },
+      description: "Bound and serving: the dispatcher routes every frame; hellos go to the supervisor.",
+      entry: "attachDispatcher",
       on: {
         stop: "stopping",
         "remote.close": [
-          {
-            guard: ({ context }) => context.allowRemoteClose,
-            target: "stopping",
-            actions: ({ context, event }) => answerPeer(context, event.peer, { type: "gateway.closing", id: event.id }),
-          },
-          {
-            actions: ({ context, event }) =>
-              answerPeer(context, event.peer, errorReply(event.id, ErrorCode.REMOTE_CLOSE_DISABLED, "this gateway does not allow clients to close it")),
-          },
+          { guard: "remoteCloseAllowed", target: "stopping", actions: "answerClosing" },
+          { actions: "refuseRemoteClose" },
         ],
       },
     },
     stopping: {
-      // New clients are refused from here on; live sessions keep being served while draining.
-      entry: ({ context }) => context.dispatcher.detach(ErrorCode.GATEWAY_STOPPING, "gateway is stopping"),
+      description: "Refusing new clients; live sessions are served until they are quiet or the grace is up, then the transport closes.",
+      entry: "detachDispatcher",
       initial: "draining",
       states: {
         draining: {
-          invoke: {
-            src: "drain",
-            input: ({ context }) => ({ table: context.table, graceMs: context.stopGraceMs }),
-            onDone: "closing",
-            onError: "closing",
-          },
+          description: "Waiting for calls in flight to finish, at most stopGraceMs.",
+          invoke: { src: "quiet", input: ({ context }) => ({ table: context.table }), onDone: "closing", onError: "closing" },
+          after: { stopGrace: "closing" },
         },
         closing: {
-          // Sessions still open are told the gateway is going; their handlers end.
-          entry: sendTo("supervisor", { type: "shutdown", code: ErrorCode.GATEWAY_STOPPING, reason: "gateway stopped" }),
+          description: "Sessions still open are ended (their clients told); the transport flushes and closes.",
+          entry: "shutdownSupervisor",
           invoke: { src: "close", input: ({ context }) => ({ context }), onDone: "#gateway.stopped", onError: "#gateway.stopped" },
         },
       },
     },
-    failed: { type: "final" },
-    stopped: { type: "final" },
+    failed: { description: "The transport could not bind (the error is in context.error).", type: "final" },
+    stopped: { description: "The transport is closed and every session ended.", type: "final" },
   },
 });
 

@@ -3,7 +3,7 @@
  * pynetwork's handlers did; parallelism comes from more handlers (a swarm).
  *
  *   idle --rpc.call (sync result: answered at once)--> idle
- *   idle --rpc.call (promise)--> busy.{batchGet|batchSend} --call.done/failed | rpc.cancel--> idle
+ *   idle --rpc.call (promise: raises call.async)--> busy.{batchGet|batchSend} --call.done/failed | rpc.cancel--> idle
  *   idle --stream.open | file.list | file.get | file.put-->
  *        busy.{streaming|listingFiles|downloading|uploading} --job.finished | rpc.cancel--> idle
  *   idle/busy --session.close--> closed (final, output reason "closed")
@@ -14,7 +14,7 @@
  * fault hook) puts the actor in `status: "error"`, which its parent, the
  * supervisor, receives as `xstate.error.actor.<id>` and handles.
  */
-import { and, assign, enqueueActions, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
+import { and, assertEvent, assign, enqueueActions, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
 import {
   ErrorCode,
   describeThrown,
@@ -272,12 +272,12 @@ export const handlerMachine = setup({
       hook({ handlerId: context.session.handlerId, type: event.type, ...(name === undefined ? {} : { name }) });
     },
     pong: ({ context, event }) => {
-      if (event.type !== "ping") return;
+      assertEvent(event, "ping");
       context.session.reply({ type: "pong", id: event.message.id, data: event.message.data });
       context.session.served++;
     },
     replyUnknown: ({ context, event }) => {
-      if (event.type !== "rpc.call" && event.type !== "stream.open") return;
+      assertEvent(event, ["rpc.call", "stream.open"]);
       const { id, name } = event.message;
       const entry = context.registry.get(name);
       context.session.reply(
@@ -287,14 +287,13 @@ export const handlerMachine = setup({
       );
     },
     replyNoFiles: ({ context, event }) => {
-      if (event.type !== "file.list" && event.type !== "file.get" && event.type !== "file.put") return;
+      assertEvent(event, ["file.list", "file.get", "file.put"]);
       context.session.reply(errorReply(event.message.id, ErrorCode.PATH_NOT_ALLOWED, "this gateway serves no files"));
     },
     defer: ({ context, event }) => {
+      assertEvent(event, ["rpc.call", "stream.open", "file.list", "file.get", "file.put"]);
       if (context.session.deferred === undefined) context.session.deferred = event;
-      else if ("message" in event) {
-        context.session.reply(errorReply(event.message.id, ErrorCode.BUSY, "handler is busy with another request"));
-      }
+      else context.session.reply(errorReply(event.message.id, ErrorCode.BUSY, "handler is busy with another request"));
     },
     serveDeferred: ({ context, self }) => {
       const deferred = context.session.deferred as HandlerEvent | undefined;
@@ -303,12 +302,12 @@ export const handlerMachine = setup({
       self.send(deferred);
     },
     replyBusy: ({ context, event }) => {
-      if (event.type !== "rpc.call" && event.type !== "stream.open" && !event.type.startsWith("file.")) return;
-      if (!("message" in event)) return;
+      assertEvent(event, ["rpc.call", "stream.open", "file.list", "file.get", "file.put"]);
       context.session.reply(errorReply(event.message.id, ErrorCode.BUSY, "handler is busy with another request"));
     },
     startRequest: assign({
       request: ({ context, event }) => {
+        assertEvent(event, ["call.async", "stream.open", "file.list", "file.get", "file.put"]);
         if (event.type === "stream.open") {
           const thread = context.registry.get(event.message.name)?.thread;
           return { id: event.message.id, name: event.message.name, kind: "stream", startedAt: Date.now(), ...(thread === undefined ? {} : { thread }) } as const;
@@ -322,14 +321,13 @@ export const handlerMachine = setup({
         if (event.type === "file.put") {
           return { id: event.message.id, name: event.message.dirname, kind: "upload", startedAt: Date.now() } as const;
         }
-        if (event.type !== "rpc.call" && event.type !== "call.async") return undefined;
         const { id, name, mode } = event.message;
         const thread = context.registry.get(name)?.thread;
         return { id, name, kind: mode === "send" ? "batchSend" : "batchGet", startedAt: Date.now(), ...(thread === undefined ? {} : { thread }) } as const;
       },
     }),
     startStream: ({ context, event, self }) => {
-      if (event.type !== "stream.open") return;
+      assertEvent(event, "stream.open");
       const { id, name, args, kwargs, window, windowBytes } = event.message;
       const entry = context.registry.get(name)!;
       const finish = (outcome: JobOutcome): void => {
@@ -360,7 +358,7 @@ export const handlerMachine = setup({
     },
     // Chunks and credit go between the dispatcher and the job; the machine only knows the transfer runs.
     startFileJob: ({ context, event, self }) => {
-      if (event.type !== "file.list" && event.type !== "file.get" && event.type !== "file.put") return;
+      assertEvent(event, ["file.list", "file.get", "file.put"]);
       const id = event.message.id;
       const onFinish = (outcome: JobOutcome): void => {
         if (self.getSnapshot().status === "active") self.send({ type: "job.finished", id, outcome });
@@ -378,7 +376,8 @@ export const handlerMachine = setup({
     },
     replyJobFailure: ({ context, event }) => {
       // Only failures before the job existed are answered here; a running job answers for itself.
-      if (event.type !== "job.finished" || event.outcome.type !== "failed" || context.session.job !== undefined) return;
+      assertEvent(event, "job.finished");
+      if (event.outcome.type !== "failed" || context.session.job !== undefined) return;
       const { code, message } = event.outcome;
       context.session.reply(errorReply(event.id, code, message, { name: event.outcome.name }));
     },
@@ -388,17 +387,19 @@ export const handlerMachine = setup({
      * answered at once and the handler stays idle; a promise moves it to busy.
      */
     runBatch: enqueueActions(({ context, event, enqueue, self }) => {
-      if (event.type !== "rpc.call") return;
+      assertEvent(event, "rpc.call");
       const promise = runBatch(context.session, context.registry, self, event.message, event.raw);
       if (promise !== undefined) enqueue.raise({ type: "call.async", message: event.message, promise });
     }),
     replyResult: ({ context, event }) => {
-      if (event.type !== "call.done" || !context.request) return;
+      assertEvent(event, "call.done");
+      if (!context.request) return;
       const { id, kind, name } = context.request;
       replyValue(context.session, id, kind, name ?? "", event.value);
     },
     replyFailure: ({ context, event }) => {
-      if (event.type !== "call.failed" || !context.request) return;
+      assertEvent(event, "call.failed");
+      if (!context.request) return;
       context.session.reply(remoteFailure(context.registry, context.session, context.request.id, context.request.name ?? "", "call", event.error));
     },
     endRequest: enqueueActions(({ enqueue }) => {
@@ -409,7 +410,8 @@ export const handlerMachine = setup({
     }),
     /** The subroutine's thread failed: a crash of this handler, so the supervisor's restart budget applies. */
     crash: ({ event }) => {
-      const message = event.type === "call.failed" ? (event.error as Error).message : event.type === "job.finished" && event.outcome.type === "crashed" ? event.outcome.message : "thread failed";
+      assertEvent(event, ["call.failed", "job.finished"]);
+      const message = event.type === "call.failed" ? (event.error as Error).message : event.outcome.type === "crashed" ? event.outcome.message : "thread failed";
       throw new ThreadCrash(message);
     },
   },
@@ -448,6 +450,7 @@ export const handlerMachine = setup({
   },
   states: {
     idle: {
+      description: "No request running: a sync call is answered here (no transition); a deferred request is served on entry.",
       entry: "serveDeferred",
       on: {
         "rpc.call": [
@@ -477,13 +480,15 @@ export const handlerMachine = setup({
       },
     },
     busy: {
+      description: "One request runs (context.request); a request that comes once it was answered waits for idle, any other is refused BUSY.",
       initial: "batchGet",
       states: {
         // A call on a worker thread is the session's job while it runs (see threadCallJob).
-        batchGet: { exit: "clearJob" },
-        batchSend: { exit: "clearJob" },
+        batchGet: { description: "A batch get whose subroutine returned a promise: waiting for call.done / call.failed.", exit: "clearJob" },
+        batchSend: { description: "A batch send whose subroutine returned a promise: waiting for call.done / call.failed.", exit: "clearJob" },
         // Items flow through the StreamJob (data plane); the machine knows the stream runs and can end it.
         streaming: {
+          description: "A StreamJob pulls the generator under the client's credit until job.finished.",
           entry: "startStream",
           exit: "clearJob",
           on: {
@@ -494,18 +499,21 @@ export const handlerMachine = setup({
           },
         },
         listingFiles: {
+          description: "A FileListJob walks the folder or files asked for until job.finished.",
           entry: "startFileJob",
           exit: "clearJob",
           on: { "job.finished": { guard: "isJobOfCurrent", target: "#handler.idle", actions: "endRequest" } },
         },
         // A download: the gateway reads and sends under the client's credit.
         downloading: {
+          description: "A download: a FileDownloadJob reads and sends under the client's credit until job.finished.",
           entry: "startFileJob",
           exit: "clearJob",
           on: { "job.finished": { guard: "isJobOfCurrent", target: "#handler.idle", actions: "endRequest" } },
         },
         // An upload: the gateway writes NAME.part files and renames each when complete.
         uploading: {
+          description: "An upload: a FileUploadJob writes NAME.part files until job.finished.",
           entry: "startFileJob",
           exit: "clearJob",
           on: { "job.finished": { guard: "isJobOfCurrent", target: "#handler.idle", actions: "endRequest" } },
@@ -529,7 +537,7 @@ export const handlerMachine = setup({
         "rpc.cancel": { guard: "isCancelOfCurrent", target: "idle", actions: "endRequest" },
       },
     },
-    closed: { type: "final" },
+    closed: { description: "The session closed (output reason closed) or was ended by the supervisor (ended).", type: "final" },
   },
   output: ({ context }) => context.ending ?? { reason: "ended" },
 });

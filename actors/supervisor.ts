@@ -5,10 +5,17 @@
  * at most `maxRestarts` within `restartWindowMs`, then the session is ended
  * and the client told.
  *
- *   accepting --shutdown--> stopped (final)
+ *   running (invokes leaseSweeper)
+ *   |  accepting --(pool full)--> full --(a slot free, nobody waiting)--> accepting
+ *   |    accepting: session.open -> spawn a handler, welcome
+ *   |    full: session.open with waitMs -> queue it (wait.expired after waitMs: refuse 503), else refuse 503
+ *   |  in either: session.expired (lease, overflow) | xstate.done.actor.* (closed, ended) -> free the slot;
+ *   |             xstate.error.actor.* (crash) -> restart within budget, else end the session;
+ *   |             then freed slots go to the waiters, oldest first
+ *   +--shutdown--> stopped (final: every session ended, every waiter refused)
  */
-import { assign, fromCallback, setup, stopChild, type ActorRefFrom, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom } from "xstate";
-import { ErrorCode, PROTOCOL_VERSION, Status, describeThrown, errorReply, safeInterval, sessionSilenceMs, type HelloMessage } from "../protocol/index.js";
+import { assertEvent, assign, fromCallback, raise, setup, stopChild, type ActorRefFrom, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom } from "xstate";
+import { ErrorCode, PROTOCOL_VERSION, Status, describeThrown, errorReply, safeInterval, sessionSilenceMs, type HelloMessage, type RefusedMessage } from "../protocol/index.js";
 import type { Peer } from "../transports/transport.js";
 import type { FileSandbox } from "./file-sandbox.js";
 import { directServer, handlerMachine, type HandlerActorRef, type HandlerHooks, type HandlerInput, type HandlerOutput } from "./handler.js";
@@ -114,20 +121,12 @@ function spawnHandler(context: SupervisorContext, spawn: Spawner, session: Sessi
   session.direct = directServer(ref);
 }
 
-/** Spawns a handler for `peer`, welcomes it, and returns the context changes. */
-function openSession(context: SupervisorContext, spawn: Spawner, peer: Peer, hello: Pick<HelloMessage, "id" | "maxMessageSize">): Partial<SupervisorContext> {
-  const helloId = hello.id;
-  const session = new Session(context.nextHandlerId, peer, context.outbox, hello.maxMessageSize);
-  session.slot = freeSlot(context.table);
-  session.actorId = actorIdOf(session);
-  spawnHandler(context, spawn, session);
-  context.table.add(session);
-  welcome(context, session, helloId);
-  return {
-    nextHandlerId: context.nextHandlerId + 1,
-    poolSize: context.table.size,
-    stats: { ...context.stats, accepted: context.stats.accepted + 1 },
-  };
+/** A hello being given a slot: from `session.open`, or a waiter whose turn came. */
+type Admission = Pick<Waiter, "peer" | "helloId" | "maxMessageSize">;
+
+function admissionOf({ event }: { event: SupervisorEvent }): Admission {
+  assertEvent(event, "session.open");
+  return { peer: event.peer, helloId: event.message.id, maxMessageSize: event.message.maxMessageSize };
 }
 
 /** The welcome (outside the session's numbering): the handler, the lease, the secret, this gateway's instance. */
@@ -157,13 +156,68 @@ function endSession(table: SessionTable, session: Session, end: SessionEnd): voi
   dropSession(table, session, end);
 }
 
-export const supervisorMachine = setup({
+function refusal(peer: Peer, id: number, status: number, code: string, message: string): { peer: Peer; message: RefusedMessage } {
+  return { peer, message: { type: "refused", id, status, code, message } };
+}
+
+/** A hello refused because the routing id's session is in use. */
+function takenRefusal({ event }: { event: SupervisorEvent }): { peer: Peer; message: RefusedMessage } {
+  assertEvent(event, "session.open");
+  return refusal(event.peer, event.message.id, Status.CONFLICT, ErrorCode.RESUME_REFUSED, "this routing id has a session in use; a reconnecting client resumes it with its secret");
+}
+
+function versionRefusal({ event }: { event: SupervisorEvent }): { peer: Peer; message: RefusedMessage } {
+  assertEvent(event, "session.open");
+  return refusal(event.peer, event.message.id, Status.UPGRADE_REQUIRED, ErrorCode.VERSION_MISMATCH, `gateway speaks protocol ${PROTOCOL_VERSION}, client sent ${event.message.v}`);
+}
+
+function fullRefusal({ context, event }: { context: SupervisorContext; event: SupervisorEvent }): { peer: Peer; message: RefusedMessage } {
+  assertEvent(event, "session.open");
+  return refusal(
+    event.peer,
+    event.message.id,
+    Status.POOL_FULL,
+    ErrorCode.POOL_FULL,
+    `pool is full: ${context.maxPoolSize === 1 ? "its only handler is" : `all ${context.maxPoolSize} handlers are`} taken. ` +
+      "Free one (close clients you no longer use), " +
+      "let the gateway keep more (maxPoolSize / swarmnet gateway --pool N), " +
+      "or wait for a slot (getClient({ waitMs }) / --wait MS)",
+  );
+}
+
+/** The waiter a `wait.expired` is about, if it still waits. */
+function expiredWaiter(context: SupervisorContext, event: SupervisorEvent): Waiter | undefined {
+  assertEvent(event, "wait.expired");
+  return context.waiting.find((w) => w.peer.key === event.peerKey && w.helloId === event.helloId);
+}
+
+/** What ends a session whose lease ran out (or whose delivery buffer overflowed). */
+function expiryOf(context: SupervisorContext, session: Session, overflow: boolean | undefined): SessionEnd {
+  return overflow
+    ? { code: ErrorCode.DELIVERY_OVERFLOW, reason: "overflow", message: `more than the delivery layer's cap of unacknowledged messages (${session.channel.unacked})` }
+    : { code: ErrorCode.LEASE_EXPIRED, reason: "lease", message: `no word from the client for ${context.livenessMs} ms` };
+}
+
+/**
+ * Sending, ending and spawning live in the named actions below; the assigns
+ * only count. Spawning stays inside an assign (`spawnSession`,
+ * `respawnHandler`), the one place xstate v5 hands out `spawn` with the ref
+ * the session needs for its data plane.
+ */
+const supervisorSetup = setup({
   types: {
     input: {} as SupervisorInput,
     context: {} as SupervisorContext,
     events: {} as SupervisorEvent,
   },
   actors: { handler: handlerMachine, leaseSweeper },
+  delays: {
+    /** How long a hello in the queue waits for a slot (its `waitMs`). */
+    helloWait: ({ event }) => {
+      assertEvent(event, "session.open");
+      return event.message.waitMs ?? 0;
+    },
+  },
   guards: {
     // A repeated hello before the client ever used its session (its welcome was lost) is
     // answered again, not given a second slot.
@@ -171,62 +225,167 @@ export const supervisorMachine = setup({
     // A hello on a routing id whose session is in use is someone else's: never hand out its secret.
     isTakenHello: ({ context, event }) => event.type === "session.open" && context.table.byPeer(event.peer.key) !== undefined,
     isWrongVersion: ({ event }) => event.type === "session.open" && event.message.v !== PROTOCOL_VERSION,
+    mayWait: ({ event }) => event.type === "session.open" && (event.message.waitMs ?? 0) > 0,
+    isWaiting: ({ context, event }) => event.type === "wait.expired" && expiredWaiter(context, event) !== undefined,
+    isPoolFull: ({ context }) => context.table.size >= context.maxPoolSize,
+    hasFreeSlotAndNoWaiter: ({ context }) => context.table.size < context.maxPoolSize && context.waiting.length === 0,
   },
   actions: {
-    welcomeAgain: ({ context, event }) => {
-      if (event.type !== "session.open") return;
-      welcome(context, context.table.byPeer(event.peer.key)!, event.message.id);
-    },
-    refuseTaken: ({ context, event }) => {
-      if (event.type !== "session.open") return;
-      context.outbox.send(event.peer, {
-        type: "refused",
-        id: event.message.id,
-        status: Status.CONFLICT,
-        code: ErrorCode.RESUME_REFUSED,
-        message: "this routing id has a session in use; a reconnecting client resumes it with its secret",
-      });
-    },
-    refuseVersion: ({ context, event }) => {
-      if (event.type !== "session.open") return;
-      context.outbox.send(event.peer, {
-        type: "refused",
-        id: event.message.id,
-        status: Status.UPGRADE_REQUIRED,
-        code: ErrorCode.VERSION_MISMATCH,
-        message: `gateway speaks protocol ${PROTOCOL_VERSION}, client sent ${event.message.v}`,
-      });
-    },
-    refuseFull: assign(({ context, event }) => {
-      if (event.type === "session.open") {
-        context.outbox.send(event.peer, {
-          type: "refused",
-          id: event.message.id,
-          status: Status.POOL_FULL,
-          code: ErrorCode.POOL_FULL,
-          message:
-            `pool is full: ${context.maxPoolSize === 1 ? "its only handler is" : `all ${context.maxPoolSize} handlers are`} taken. ` +
-            "Free one (close clients you no longer use), " +
-            "let the gateway keep more (maxPoolSize / swarmnet gateway --pool N), " +
-            "or wait for a slot (getClient({ waitMs }) / --wait MS)",
-        });
-      }
-      return { stats: { ...context.stats, refused: context.stats.refused + 1 } };
+    /** Takes a slot for `hello`: a session, its handler (spawned here, as xstate wants), the pool's counters. */
+    spawnSession: assign(({ context, spawn }, hello: Admission) => {
+      const session = new Session(context.nextHandlerId, hello.peer, context.outbox, hello.maxMessageSize);
+      session.slot = freeSlot(context.table);
+      session.actorId = actorIdOf(session);
+      spawnHandler(context, spawn as Spawner, session);
+      context.table.add(session);
+      return {
+        nextHandlerId: context.nextHandlerId + 1,
+        poolSize: context.table.size,
+        stats: { ...context.stats, accepted: context.stats.accepted + 1 },
+      };
     }),
-    /** Hands freed slots to waiting hellos, oldest first. */
-    admitWaiters: assign(({ context, spawn }) => {
-      if (context.waiting.length === 0) return {};
-      let merged: SupervisorContext = context;
-      const waiting = [...context.waiting];
-      while (waiting.length > 0 && context.table.size < context.maxPoolSize) {
-        const waiter = waiting.shift()!;
-        merged = { ...merged, ...openSession(merged, spawn as Spawner, waiter.peer, { id: waiter.helloId, maxMessageSize: waiter.maxMessageSize }) };
-        merged = { ...merged, stats: { ...merged.stats, waited: merged.stats.waited + 1 } };
-      }
-      return { nextHandlerId: merged.nextHandlerId, stats: merged.stats, waiting, poolSize: context.table.size };
+    /** Welcomes `hello` into its session (again, for a repeated hello whose welcome was lost). */
+    welcome: ({ context }, hello: Admission) => welcome(context, context.table.byPeer(hello.peer.key)!, hello.helloId),
+    refuse: ({ context }, params: { peer: Peer; message: RefusedMessage }) => {
+      context.outbox.send(params.peer, params.message);
+    },
+    countRefused: assign({ stats: ({ context }) => ({ ...context.stats, refused: context.stats.refused + 1 }) }),
+    enqueueWaiter: assign({
+      waiting: ({ context, event }) => {
+        assertEvent(event, "session.open");
+        return [...context.waiting, { peer: event.peer, helloId: event.message.id, since: Date.now(), maxMessageSize: event.message.maxMessageSize }];
+      },
     }),
+    /** The waiter's `waitMs` is up on the actor's clock: `wait.expired` refuses it unless a slot came first. */
+    scheduleWaitExpiry: raise(
+      ({ event }) => {
+        assertEvent(event, "session.open");
+        return { type: "wait.expired", peerKey: event.peer.key, helloId: event.message.id } as const;
+      },
+      { delay: "helloWait" },
+    ),
+    refuseExpiredWaiter: ({ context, event }) => {
+      assertEvent(event, "wait.expired");
+      const waiter = expiredWaiter(context, event)!;
+      const { peer, message } = refusal(waiter.peer, event.helloId, Status.POOL_FULL, ErrorCode.POOL_FULL, `no slot came free while waiting (pool of ${context.maxPoolSize})`);
+      context.outbox.send(peer, message);
+    },
+    dropExpiredWaiter: assign({
+      waiting: ({ context, event }) => {
+        assertEvent(event, "wait.expired");
+        return context.waiting.filter((w) => !(w.peer.key === event.peerKey && w.helloId === event.helloId));
+      },
+    }),
+    /** A lease ran out (or a delivery buffer overflowed): the client is told why, the slot frees. */
+    expireSession: ({ context, event }) => {
+      assertEvent(event, "session.expired");
+      const session = context.table.byPeer(event.peerKey);
+      // If the client is alive after all (a long stall on its side), it learns why; a
+      // client that resumes later is refused with the same reason.
+      if (session) endSession(context.table, session, expiryOf(context, session, event.overflow));
+    },
+    countExpired: assign(({ context }) => ({ poolSize: context.table.size, stats: { ...context.stats, expired: context.stats.expired + 1 } })),
+    /** A handler ended (closed or ended): its slot frees first, then a close is acknowledged. */
+    releaseSession: ({ context, event }) => {
+      const done = event as unknown as DoneActorEvent<HandlerOutput>;
+      const session = context.table.byActor(done.actorId);
+      if (!session) return;
+      dropSession(context.table, session, { code: ErrorCode.SESSION_ENDED, reason: "closed", message: "the session was closed" });
+      // Free the slot first, then acknowledge: a getClient() right after
+      // closeHandler() resolves must find the slot free.
+      if (done.output.reason === "closed" && done.output.requestId !== undefined) {
+        session.reply({ type: "session.closed", id: done.output.requestId });
+      }
+    },
+    countPool: assign({ poolSize: ({ context }) => context.table.size }),
+    // These take the session by its peer key (plain data, as an inspector shows action params).
+    failRequest: ({ context }, params: { peerKey: string; id: number; message: string }) => {
+      context.table.byPeer(params.peerKey)?.reply(errorReply(params.id, ErrorCode.HANDLER_CRASHED, params.message));
+    },
+    endSession: ({ context }, params: { peerKey: string; end: SessionEnd }) => {
+      const session = context.table.byPeer(params.peerKey);
+      if (session) endSession(context.table, session, params.end);
+    },
+    stopJob: ({ context }, params: { peerKey: string }) => context.table.byPeer(params.peerKey)?.cancelJob(),
+    /** A new handler for the session under the other actor id (`handler-<slot>.<1 - previous suffix>`). */
+    respawnHandler: assign(({ context, spawn }, params: { peerKey: string; restarts: number[] }) => {
+      const session = context.table.byPeer(params.peerKey);
+      if (!session) return {};
+      session.restarts = params.restarts;
+      const oldActorId = session.actorId;
+      session.generation += 1;
+      session.actorId = actorIdOf(session);
+      spawnHandler(context, spawn as Spawner, session);
+      context.table.rekey(session, oldActorId);
+      return { stats: { ...context.stats, restarts: context.stats.restarts + 1 } };
+    }),
+    /** The gateway stops: every session ends (its handler too), every waiter is refused. */
+    endAllSessions: ({ context, event }) => {
+      assertEvent(event, "shutdown");
+      for (const session of context.table.all()) {
+        session.ref?.send({ type: "session.end", code: event.code, reason: event.reason });
+        endSession(context.table, session, { code: event.code, reason: "stopped", message: event.reason });
+      }
+    },
+    refuseAllWaiters: ({ context, event }) => {
+      assertEvent(event, "shutdown");
+      for (const waiter of context.waiting) {
+        context.outbox.send(waiter.peer, { type: "refused", id: waiter.helloId, status: Status.POOL_FULL, code: event.code, message: event.reason });
+      }
+    },
   },
-}).createMachine({
+});
+
+export const supervisorMachine = supervisorSetup
+  // Actions that enqueue the ones above by name (typed only once those exist).
+  .extend({
+    actions: {
+      /** Hands freed slots to waiting hellos, oldest first. */
+      admitWaiters: supervisorSetup.enqueueActions(({ context, enqueue }) => {
+        const admitted = context.waiting.slice(0, Math.max(0, context.maxPoolSize - context.table.size));
+        if (admitted.length === 0) return;
+        for (const waiter of admitted) {
+          enqueue({ type: "spawnSession", params: waiter });
+          enqueue({ type: "welcome", params: waiter });
+        }
+        enqueue.assign(({ context }) => ({
+          waiting: context.waiting.slice(admitted.length),
+          stats: { ...context.stats, waited: context.stats.waited + admitted.length },
+        }));
+      }),
+      /**
+       * A handler crashed: restarted in its session while the budget allows
+       * (`maxRestarts` within `restartWindowMs`), else its session ends. The call
+       * in flight fails with HANDLER_CRASHED either way.
+       */
+      superviseCrash: supervisorSetup.enqueueActions(({ context, event, enqueue }) => {
+        const failed = event as unknown as ErrorActorEvent;
+        const session = context.table.byActor(failed.actorId);
+        if (!session) return;
+        const reason = describeThrown(failed.error).message;
+        const peerKey = session.peer.key;
+        const inflight = session.inflight;
+        const now = Date.now();
+        const recent = session.restarts.filter((t: number) => now - t < context.restartWindowMs);
+        if (recent.length >= context.maxRestarts) {
+          if (inflight !== undefined) enqueue({ type: "failRequest", params: { peerKey, id: inflight, message: `handler ${session.handlerId} crashed: ${reason}` } });
+          enqueue({
+            type: "endSession",
+            params: {
+              peerKey,
+              end: { code: ErrorCode.SESSION_ENDED, reason: "crashed", message: `handler ${session.handlerId} crashed ${context.maxRestarts + 1} times within ${context.restartWindowMs} ms: ${reason}` },
+            },
+          });
+          enqueue.assign(({ context }) => ({ poolSize: context.table.size, stats: { ...context.stats, crashedOut: context.stats.crashedOut + 1 } }));
+          return;
+        }
+        enqueue({ type: "stopJob", params: { peerKey } });
+        enqueue({ type: "respawnHandler", params: { peerKey, restarts: [...recent, now] } });
+        if (inflight !== undefined) enqueue({ type: "failRequest", params: { peerKey, id: inflight, message: `handler ${session.handlerId} crashed and was restarted: ${reason}` } });
+      }),
+    },
+  })
+  .createMachine({
   id: "supervisor",
   context: ({ input }) => ({
     ...input,
@@ -238,157 +397,47 @@ export const supervisorMachine = setup({
   initial: "running",
   states: {
     running: {
+      description: "Serving the pool: hellos get a handler while a slot is free; the lease sweeper ends silent sessions.",
       invoke: { src: "leaseSweeper", input: ({ context }) => ({ table: context.table, livenessMs: context.livenessMs }) },
       initial: "accepting",
       states: {
-    accepting: {
-      always: { guard: ({ context }) => context.table.size >= context.maxPoolSize, target: "full" },
-      on: {
-        "session.open": [
-          { guard: "isRepeatHello", actions: "welcomeAgain" },
-          { guard: "isTakenHello", actions: "refuseTaken" },
-          { guard: "isWrongVersion", actions: "refuseVersion" },
-          { actions: assign(({ context, event, spawn }) => openSession(context, spawn as Spawner, event.peer, event.message)) },
-        ],
-      },
-    },
-    full: {
-      // The pool-full case is a state: hellos that may wait queue up, the others are refused.
-      always: { guard: ({ context }) => context.table.size < context.maxPoolSize && context.waiting.length === 0, target: "accepting" },
-      on: {
-        "session.open": [
-          { guard: "isRepeatHello", actions: "welcomeAgain" },
-          { guard: "isTakenHello", actions: "refuseTaken" },
-          { guard: "isWrongVersion", actions: "refuseVersion" },
-          {
-            guard: ({ event }) => (event.message.waitMs ?? 0) > 0,
-            actions: [
-              assign({
-                waiting: ({ context, event }) => [
-                  ...context.waiting,
-                  { peer: event.peer, helloId: event.message.id, since: Date.now(), maxMessageSize: event.message.maxMessageSize },
-                ],
-              }),
-              ({ event, self }) => {
-                const expired: SupervisorEvent = { type: "wait.expired", peerKey: event.peer.key, helloId: event.message.id };
-                setTimeout(() => self.getSnapshot().status === "active" && self.send(expired), event.message.waitMs ?? 0).unref();
-              },
+        accepting: {
+          description: "A slot is free: a hello gets a handler and a welcome.",
+          always: { guard: "isPoolFull", target: "full" },
+          on: {
+            "session.open": [
+              { guard: "isRepeatHello", actions: { type: "welcome", params: admissionOf } },
+              { guard: "isTakenHello", actions: { type: "refuse", params: takenRefusal } },
+              { guard: "isWrongVersion", actions: { type: "refuse", params: versionRefusal } },
+              { actions: [{ type: "spawnSession", params: admissionOf }, { type: "welcome", params: admissionOf }] },
             ],
           },
-          { actions: "refuseFull" },
-        ],
-        "wait.expired": {
-          guard: ({ context, event }) => context.waiting.some((w) => w.peer.key === event.peerKey && w.helloId === event.helloId),
-          actions: [
-            ({ context, event }) =>
-              context.outbox.send(context.waiting.find((w) => w.peer.key === event.peerKey)!.peer, {
-                type: "refused",
-                id: event.helloId,
-                status: Status.POOL_FULL,
-                code: ErrorCode.POOL_FULL,
-                message: `no slot came free while waiting (pool of ${context.maxPoolSize})`,
-              }),
-            assign({
-              waiting: ({ context, event }) => context.waiting.filter((w) => !(w.peer.key === event.peerKey && w.helloId === event.helloId)),
-              stats: ({ context }) => ({ ...context.stats, refused: context.stats.refused + 1 }),
-            }),
-          ],
+        },
+        full: {
+          description: "Every slot is taken: a hello with waitMs queues for the next free slot (oldest first), any other is refused 503.",
+          always: { guard: "hasFreeSlotAndNoWaiter", target: "accepting" },
+          on: {
+            "session.open": [
+              { guard: "isRepeatHello", actions: { type: "welcome", params: admissionOf } },
+              { guard: "isTakenHello", actions: { type: "refuse", params: takenRefusal } },
+              { guard: "isWrongVersion", actions: { type: "refuse", params: versionRefusal } },
+              { guard: "mayWait", actions: ["enqueueWaiter", "scheduleWaitExpiry"] },
+              { actions: [{ type: "refuse", params: fullRefusal }, "countRefused"] },
+            ],
+            "wait.expired": { guard: "isWaiting", actions: ["refuseExpiredWaiter", "dropExpiredWaiter", "countRefused"] },
+          },
         },
       },
-    },
-  },
-  on: {
-        "session.expired": {
-          actions: [
-            stopChild(({ context, event }) => context.table.byPeer(event.peerKey)?.actorId ?? ""),
-            assign(({ context, event }) => {
-              const session = context.table.byPeer(event.peerKey);
-              if (session) {
-                // If the client is alive after all (a long stall on its side), it learns why; a
-                // client that resumes later is refused with the same reason.
-                endSession(
-                  context.table,
-                  session,
-                  event.overflow
-                    ? { code: ErrorCode.DELIVERY_OVERFLOW, reason: "overflow", message: `more than the delivery layer's cap of unacknowledged messages (${session.channel.unacked})` }
-                    : { code: ErrorCode.LEASE_EXPIRED, reason: "lease", message: `no word from the client for ${context.livenessMs} ms` },
-                );
-              }
-              return { poolSize: context.table.size, stats: { ...context.stats, expired: context.stats.expired + 1 } };
-            }),
-            "admitWaiters",
-          ],
-        },
-        "xstate.done.actor.*": {
-          // stopChild also drops the ended actor from `children`: without it they pile up.
-          actions: [stopChild(({ event }) => (event as DoneActorEvent).actorId), assign(({ context, event }) => {
-            const done = event as DoneActorEvent<HandlerOutput>;
-            const session = context.table.byActor(done.actorId);
-            if (session) {
-              dropSession(context.table, session, { code: ErrorCode.SESSION_ENDED, reason: "closed", message: "the session was closed" });
-              // Free the slot first, then acknowledge: a getClient() right after
-              // closeHandler() resolves must find the slot free.
-              if (done.output.reason === "closed" && done.output.requestId !== undefined) {
-                session.reply({ type: "session.closed", id: done.output.requestId });
-              }
-            }
-            return { poolSize: context.table.size };
-          }), "admitWaiters"],
-        },
-        "xstate.error.actor.*": {
-          actions: [stopChild(({ event }) => (event as ErrorActorEvent).actorId), assign(({ context, event, spawn }) => {
-            const failed = event as ErrorActorEvent;
-            const session = context.table.byActor(failed.actorId);
-            if (!session) return {};
-            const reason = describeThrown(failed.error).message;
-            const now = Date.now();
-            session.restarts = session.restarts.filter((t: number) => now - t < context.restartWindowMs);
-            const inflight = session.inflight;
-            if (session.restarts.length >= context.maxRestarts) {
-              if (inflight !== undefined) {
-                session.reply(errorReply(inflight, ErrorCode.HANDLER_CRASHED, `handler ${session.handlerId} crashed: ${reason}`));
-              }
-              endSession(context.table, session, {
-                code: ErrorCode.SESSION_ENDED,
-                reason: "crashed",
-                message: `handler ${session.handlerId} crashed ${context.maxRestarts + 1} times within ${context.restartWindowMs} ms: ${reason}`,
-              });
-              return {
-                poolSize: context.table.size,
-                stats: { ...context.stats, crashedOut: context.stats.crashedOut + 1 },
-              };
-            }
-            session.restarts.push(now);
-            session.cancelJob();
-            const oldActorId = session.actorId;
-            session.generation += 1;
-            session.actorId = actorIdOf(session);
-            spawnHandler(context as SupervisorContext, spawn as Spawner, session);
-            context.table.rekey(session, oldActorId);
-            if (inflight !== undefined) {
-              session.reply(errorReply(inflight, ErrorCode.HANDLER_CRASHED, `handler ${session.handlerId} crashed and was restarted: ${reason}`));
-            }
-            return { stats: { ...context.stats, restarts: context.stats.restarts + 1 } };
-          }), "admitWaiters"],
-        },
-        shutdown: {
-          target: "stopped",
-          actions: [
-            ({ context, event }) => {
-              for (const session of context.table.all()) {
-                session.ref?.send({ type: "session.end", code: event.code, reason: event.reason });
-                endSession(context.table, session, { code: event.code, reason: "stopped", message: event.reason });
-              }
-              for (const waiter of context.waiting) {
-                context.outbox.send(waiter.peer, { type: "refused", id: waiter.helloId, status: Status.POOL_FULL, code: event.code, message: event.reason });
-              }
-            },
-            assign({ waiting: [] }),
-          ],
-        },
+      on: {
+        "session.expired": { actions: [stopChild(({ context, event }) => context.table.byPeer(event.peerKey)?.actorId ?? ""), "expireSession", "countExpired", "admitWaiters"] },
+        // stopChild also drops the ended actor from `children`: without it they pile up.
+        "xstate.done.actor.*": { actions: [stopChild(({ event }) => (event as DoneActorEvent).actorId), "releaseSession", "countPool", "admitWaiters"] },
+        "xstate.error.actor.*": { actions: [stopChild(({ event }) => (event as ErrorActorEvent).actorId), "superviseCrash", "admitWaiters"] },
+        shutdown: { target: "stopped", actions: ["endAllSessions", "refuseAllWaiters", assign({ waiting: [] })] },
       },
     },
     stopped: {
+      description: "The gateway stopped: every session was ended and every waiter refused.",
       type: "final",
       entry: assign({ poolSize: 0 }),
     },

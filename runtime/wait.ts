@@ -1,46 +1,27 @@
-import type { AnyActorRef, SnapshotFrom } from "xstate";
+import { waitFor, type AnyActorRef, type SnapshotFrom } from "xstate";
 
 /**
- * Resolves with the first snapshot that satisfies `predicate`; rejects if the
- * actor stops (done or error) without reaching it. No timer: the machines
- * carry their own deadlines.
+ * xstate's `waitFor` (no timer: the machines carry their own deadlines), plus
+ * what it lacks: an actor that has already stopped rejects at once (`waitFor`
+ * would wait forever, since a stopped actor never calls a new subscriber
+ * back), and an actor that ends (done or stopped) without reaching the state
+ * rejects with an error that names it. An actor that fails rejects with its
+ * error, as with `waitFor`.
+ *
+ * @returns the first snapshot (the current one included) that satisfies `predicate`.
  */
 export function untilSnapshot<T extends AnyActorRef>(
   actor: T,
   predicate: (snapshot: SnapshotFrom<T>) => boolean,
 ): Promise<SnapshotFrom<T>> {
-  return new Promise((resolve, reject) => {
-    let done = false;
-    const check = (snapshot: SnapshotFrom<T>): boolean => {
-      if (done) return true;
-      if (predicate(snapshot)) {
-        done = true;
-        resolve(snapshot);
-        return true;
-      }
-      const status = (snapshot as { status?: string }).status;
-      if (status === "done" || status === "error" || status === "stopped") {
-        done = true;
-        reject(new Error(`actor ${actor.id} ended (${status}) before reaching the expected state`));
-        return true;
-      }
-      return false;
-    };
-    if (check(actor.getSnapshot() as SnapshotFrom<T>)) return;
-    const sub = actor.subscribe({
-      next: (s: SnapshotFrom<T>) => {
-        if (check(s)) queueMicrotask(() => sub.unsubscribe());
-      },
-      error: (err: unknown) => {
-        if (!done) {
-          done = true;
-          reject(err);
-        }
-      },
-      complete: () => {
-        if (!done) check(actor.getSnapshot() as SnapshotFrom<T>);
-      },
-    });
+  const ended = (status: string): Error => new Error(`actor ${actor.id} ended (${status}) before reaching the expected state`);
+  const now = actor.getSnapshot() as SnapshotFrom<T>;
+  if (predicate(now)) return Promise.resolve(now);
+  const { status } = now as { status: string };
+  if (status !== "active") return Promise.reject(ended(status));
+  return waitFor(actor, predicate).catch((error: unknown) => {
+    const { status } = actor.getSnapshot() as { status: string };
+    throw status === "error" ? error : ended(status);
   });
 }
 
