@@ -4,7 +4,8 @@
  * collects each run's figures over IPC and reduces them to medians and to
  * swarmnet's ratio against each peer.
  */
-import { fork, type ChildProcess } from "node:child_process";
+import { execFileSync, fork, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { isFromWorker, type FromWorker, type Role, type ToWorker } from "./ipc.js";
 import { median } from "./lib/stats.js";
@@ -133,9 +134,9 @@ async function runSystem(workload: AnyWorkload, system: SystemName, options: Run
         runs.push(...(await runSession(workload, system, options, { runs: 1, warmup: false })));
       }
     } else if (workload.freshProcessPerRun) {
-      // The warm-up is a whole run of its own, thrown away.
-      await runSession(workload, system, options, { runs: 1, warmup: false });
-      for (let i = 0; i < options.runs; i++) {
+      // The warm-up is a whole run of its own, thrown away (not for a workload that caps its runs).
+      if (workload.runs === undefined) await runSession(workload, system, options, { runs: 1, warmup: false });
+      for (let i = 0; i < (workload.runs ?? options.runs); i++) {
         runs.push(...(await runSession(workload, system, options, { runs: 1, warmup: false })));
       }
     } else {
@@ -194,8 +195,9 @@ async function runSession(
   options: RunOptions,
   plan: { readonly runs: number; readonly warmup: boolean },
 ): Promise<Figures[]> {
-  const server = new WorkerProcess(workload.id, system, "server", options.scale);
-  const client = new WorkerProcess(workload.id, system, "client", options.scale);
+  const fileDescriptors = workload.fileDescriptors?.(options.scale);
+  const server = new WorkerProcess(workload.id, system, "server", options.scale, fileDescriptors);
+  const client = new WorkerProcess(workload.id, system, "client", options.scale, fileDescriptors);
   let relay: LatencyRelay | undefined;
   let deadline: NodeJS.Timeout | undefined;
   try {
@@ -261,6 +263,38 @@ async function runSession(
 }
 
 /** A forked bench/worker.ts with its IPC channel and the tail of its output. */
+/** This process's file-descriptor limits (`ulimit -Sn` / `-Hn`); Infinity for unlimited. */
+function fileLimits(): { soft: number; hard: number } {
+  const read = (flag: string): number => {
+    const text = execFileSync("sh", ["-c", `ulimit ${flag}`], { encoding: "utf8" }).trim();
+    return text === "unlimited" ? Infinity : Number(text);
+  };
+  return { soft: read("-Sn"), hard: read("-Hn") };
+}
+
+/**
+ * How to start a worker that needs `wanted` file descriptors: undefined when the
+ * soft limit allows it already, else prlimit with the raised limits.
+ * @throws Error when the hard limit is lower and this is not root (only root may raise it), or prlimit is missing.
+ */
+function raisedLimit(wanted: number): { prlimit: string; args: string[] } | undefined {
+  const { soft, hard } = fileLimits();
+  if (soft >= wanted) return undefined;
+  const prlimit = ["/usr/bin/prlimit", "/bin/prlimit"].find((p) => existsSync(p));
+  if (prlimit === undefined) throw new Error(`needs ${wanted} file descriptors (the soft limit is ${soft}) and prlimit (util-linux) to raise it`);
+  const args = [`--nofile=${wanted}:${hard === Infinity ? "unlimited" : Math.max(wanted, hard)}`];
+  try {
+    execFileSync(prlimit, [...args, "true"], { stdio: "pipe" });
+  } catch (err) {
+    const why = String((err as { stderr?: Buffer }).stderr ?? err).trim();
+    throw new Error(
+      `needs ${wanted} file descriptors; the limit here is ${soft} (hard ${hard}) and raising it failed (${why}): ` +
+        "it needs CAP_SYS_RESOURCE, e.g. root outside a container, or ulimit -Hn raised before the bench starts",
+    );
+  }
+  return { prlimit, args };
+}
+
 class WorkerProcess {
   readonly role: Role;
   /** Resolves when the worker says it is ready (with the server's port). */
@@ -271,11 +305,15 @@ class WorkerProcess {
   readonly #child: ChildProcess;
   #output = "";
 
-  constructor(workloadId: string, system: SystemName, role: Role, scale: number) {
+  constructor(workloadId: string, system: SystemName, role: Role, scale: number, fileDescriptors?: number) {
     this.role = role;
+    const nodeArgs = COMPILED ? [] : ["--import", "tsx"];
+    const raised = fileDescriptors === undefined ? undefined : raisedLimit(fileDescriptors);
+
     this.#child = fork(WORKER_PATH, [workloadId, system, role, String(scale)], {
       cwd: REPO_ROOT,
-      execArgv: COMPILED ? [] : ["--import", "tsx"],
+      // prlimit sets the limit and execs node, which keeps the IPC channel fork() opened.
+      ...(raised === undefined ? { execArgv: nodeArgs } : { execPath: raised.prlimit, execArgv: [...raised.args, process.execPath, ...nodeArgs] }),
       stdio: ["ignore", "pipe", "pipe", "ipc"],
     });
     const keep = (chunk: Buffer): void => {

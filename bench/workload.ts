@@ -106,6 +106,28 @@ export interface WorkloadDefinition<P, K extends string> {
    */
   readonly rttMs?: number;
   /**
+   * File descriptors each of its processes needs at `scale` (W6b: 10,000
+   * connections, each a TCP socket plus libzmq mailboxes for the socket and its
+   * monitor). Where the soft limit is lower, the workers start under
+   * `prlimit --nofile=N:M`; raising the hard limit needs CAP_SYS_RESOURCE (root
+   * outside a container), and without it the workload fails with a message
+   * naming the limit.
+   * @default the limit the bench was started with
+   */
+  fileDescriptors?(scale: number): number;
+  /**
+   * Runs only when named (`npm run bench -- W6b`), not in a plain `npm run bench`:
+   * for workloads that take minutes or need privileges.
+   * @default false
+   */
+  readonly optIn?: boolean;
+  /**
+   * Measured runs, whatever `--runs` says, and no warm-up run (each run starts
+   * fresh processes already): for workloads too heavy to repeat.
+   * @default the run's `--runs`
+   */
+  readonly runs?: number;
+  /**
    * The systems that implement it, each loaded only in its own worker process.
    * A system left out is shown as n/a.
    */

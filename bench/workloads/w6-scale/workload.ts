@@ -30,6 +30,27 @@ export const w6 = defineWorkload<ScaleParams, ScaleMetric>({
   },
 });
 
+/** W6 at ten times the clients: opt-in (minutes, and 65,536 file descriptors per process). */
+export const w6b = defineWorkload<ScaleParams, ScaleMetric>({
+  id: "W6b",
+  name: "scale, 10,000 clients",
+  description: "10,000 clients on one gateway (pool 10,000), 10 pings each, all at once; opt-in: npm run bench -- W6b",
+  metrics: [
+    { key: "wallMs", label: "wall time", unit: "ms", better: "lower" },
+    { key: "rssPerClientKiB", label: "gateway RSS per client", unit: "KiB", better: "lower" },
+  ],
+  params: (scale) => ({ clients: scaled(10_000, scale), pingsPerClient: 10, maxPoolSize: scaled(10_000, scale) }),
+  freshProcessPerRun: true,
+  // Per connection: its TCP socket, the DEALER's mailbox and the monitor pair's two (client side).
+  fileDescriptors: (scale) => scaled(10_000, scale) * 5 + 1_024,
+  optIn: true,
+  runs: 1,
+  systems: {
+    swarmnet: () => import("./swarmnet.js"),
+    zeromq: () => import("./zeromq.js"),
+  },
+});
+
 export interface ScaleClient {
   ping(payload: Buffer): Promise<{ readonly length: number }>;
   close(): Promise<void>;
