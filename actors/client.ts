@@ -1,11 +1,12 @@
 /**
  * One client per handler: a DEALER connection, one request at a time.
  *
- *   connecting --welcome--> ready --call (stream, transfer)--> streaming --end | failure--> ready
+ *   connecting --gateway.welcome--> ready --call (stream, transfer)--> streaming --call.finished | call.failed | gateway.answer--> ready
  *   ready --call (ping, batch, listing)--> ready   (data plane: no transition per call)
- *   connecting --refused | deadline--> failed (final)
- *   ready --close--> closing --session.closed | deadline--> closed (final)
- *   any --session.ended | transport error--> closed / failed
+ *   connecting --gateway.refused | attempt.failed (handshake) | deadline--> failed (final)
+ *   ready | streaming --close--> closing --gateway.closed | deadline--> closed (final)
+ *   any --gateway.sessionEnded | session.lost--> closed; ready | streaming --gateway.noSession--> closed
+ *   any --transport.error--> failed
  *
  * The request in flight lives in the context's `slot` (one at a time) and carries
  * its own resolve/reject. A plain call (ping, batch get/send, a listing) stays on
@@ -14,8 +15,13 @@
  * lifecycle: anything that ends the session, a malformed answer, `close`, or a
  * stream or transfer (which has a state of its own) goes through it, and every
  * way out of a state with a request in flight settles it exactly once.
+ *
+ * The receive loop names what the gateway said (`eventFromGateway`): `gateway.welcome`,
+ * `gateway.refused`, `gateway.answer` (an answer, or a stale one, to a request),
+ * `gateway.noSession` (an error saying this connection has no session),
+ * `gateway.sessionEnded` and `gateway.closed` (the goodbye to our `session.close`).
  */
-import { and, assign, fromCallback, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
+import { assertEvent, assign, fromCallback, setup, type ActorRefFrom, type SnapshotFrom } from "xstate";
 import {
   BusyError,
   ClosedError,
@@ -35,7 +41,6 @@ import {
   encode,
   errorFromWire,
   parseGatewayMessage,
-  safeInterval,
   setLongTimeout,
   type LongTimeout,
   type FileCreditMessage,
@@ -43,14 +48,20 @@ import {
   type FileDataMessage,
   type FileDoneMessage,
   type FileReadyMessage,
+  type ErrorMessage,
   type GatewayMessage,
+  type RefusedMessage,
+  type SessionEndedMessage,
   type StreamEndMessage,
   type StreamItemsMessage,
   type SwarmnetError,
+  type WelcomeMessage,
 } from "../protocol/index.js";
 import type { AttemptFailure, ClientTransport, Frames } from "../transports/transport.js";
+import type { RequestKind } from "./request.js";
 
-export type CallKind = "ping" | "batchGet" | "batchSend" | "closeGateway" | "stream" | "listFiles" | "files" | "inspect" | "listSubroutines";
+/** @deprecated One word per idea: the client and the handler share `RequestKind` (actors/request.ts). */
+export type CallKind = RequestKind;
 
 /** Data-plane messages: they reach the sink of the call in flight, not the machine. */
 export type DataMessage = StreamItemsMessage | StreamEndMessage | FileDataMessage | FileCreditMessage | FileErrorMessage | FileReadyMessage | FileDoneMessage;
@@ -90,7 +101,7 @@ export interface DataSlot {
 /** A request on its way; the machine settles it exactly once. */
 export interface PendingCall {
   readonly id: number;
-  readonly kind: CallKind;
+  readonly kind: RequestKind;
   readonly frames: Frames;
   /** The call's deadline in ms, as the caller gave it (for messages). */
   readonly timeoutMs: number;
@@ -148,10 +159,26 @@ export interface ClientContext {
   readonly slot: DataSlot;
 }
 
+/** What the gateway said, named by the receive loop (`eventFromGateway`). */
+export type FromGatewayEvent =
+  /** The gateway accepted the hello: a handler serves this client now. */
+  | { type: "gateway.welcome"; message: WelcomeMessage }
+  /** The gateway refused the hello (pool full, wrong version, ...). */
+  | { type: "gateway.refused"; message: RefusedMessage }
+  /** An answer to a request (the one in flight, or a stale one) that the data plane did not settle. */
+  | { type: "gateway.answer"; message: GatewayMessage; raw: Uint8Array | undefined }
+  /** An error saying this connection has no session (any more): SESSION_ENDED, LEASE_EXPIRED or GATEWAY_STOPPING. */
+  | { type: "gateway.noSession"; message: ErrorMessage }
+  /** The gateway ended the session (handler crashed past its budget, gateway stopping, lease expired). */
+  | { type: "gateway.sessionEnded"; message: SessionEndedMessage }
+  /** The gateway's goodbye to our `session.close`. */
+  | { type: "gateway.closed" };
+
 export type ClientEvent =
   | { type: "call"; call: PendingCall }
   | { type: "close" }
-  | { type: "wire"; message: GatewayMessage; raw: Uint8Array | undefined }
+  | FromGatewayEvent
+  /** A message that failed validation (or a bad frame count): the request in flight fails with `error`. */
   | { type: "wire.invalid"; error: ProtocolError }
   /** The stream in flight is over (its sink saw the end); settle it and go back to ready. */
   | { type: "call.finished"; id: number }
@@ -200,11 +227,27 @@ function answerOf(message: GatewayMessage, raw: Uint8Array | undefined, call: Pe
 }
 
 /** The gateway says this connection has no session (any more): nothing more can be served. */
-function isSessionGone(message: GatewayMessage): boolean {
+function isSessionGone(message: GatewayMessage): message is ErrorMessage {
   return (
     message.type === "error" &&
     (message.code === ErrorCode.SESSION_ENDED || message.code === ErrorCode.LEASE_EXPIRED || message.code === ErrorCode.GATEWAY_STOPPING)
   );
+}
+
+/** What `message` means to the machine: the event the receive loop sends it. */
+export function eventFromGateway(message: GatewayMessage, raw: Uint8Array | undefined): FromGatewayEvent {
+  switch (message.type) {
+    case "welcome":
+      return { type: "gateway.welcome", message };
+    case "refused":
+      return { type: "gateway.refused", message };
+    case "session.ended":
+      return { type: "gateway.sessionEnded", message };
+    case "session.closed":
+      return { type: "gateway.closed" };
+    default:
+      return isSessionGone(message) ? { type: "gateway.noSession", message } : { type: "gateway.answer", message, raw };
+  }
 }
 
 /** The largest frame of a request, when it is over the limit; else undefined. */
@@ -288,16 +331,6 @@ export function startCall(ref: ClientActorRef, call: PendingCall): void {
   ref.send({ type: "call", call });
 }
 
-/** How a request in flight ends on what the gateway says, in every state that can have one. */
-const ANSWERS = {
-  wire: [
-    // Whatever request the gateway's "no session" answers (an rpc.cancel of a call that timed out
-    // included), the request in flight can no longer be served: it fails now, and the queue with it.
-    { guard: and(["sessionGone", "inFlight"]), target: "closed", actions: "noteSessionGone" },
-    { guard: "answersInFlight", actions: "settleInFlight" },
-  ],
-  "wire.invalid": { actions: "failOnInvalid" },
-} as const;
 
 export const clientMachine = setup({
   types: {
@@ -340,7 +373,7 @@ export const clientMachine = setup({
               }
             }
           }
-          sendBack({ type: "wire", message, raw: frames[1] });
+          sendBack(eventFromGateway(message, frames[1]));
         },
         onError(error) {
           sendBack({ type: "transport.error", error });
@@ -359,18 +392,29 @@ export const clientMachine = setup({
     closeTimeout: ({ context }) => Math.min(MAX_TIMER_DELAY_MS, context.closeTimeoutMs),
   },
   guards: {
-    sessionGone: ({ event }) => event.type === "wire" && isSessionGone(event.message),
-    answersInFlight: ({ context, event }) =>
-      event.type === "wire" && context.slot.call !== undefined && answerOf(event.message, event.raw, context.slot.call) !== undefined,
+    answersInFlight: ({ context, event }) => {
+      assertEvent(event, "gateway.answer");
+      return context.slot.call !== undefined && answerOf(event.message, event.raw, context.slot.call) !== undefined;
+    },
     inFlight: ({ context }) => context.slot.call !== undefined,
-    isStream: ({ event }) => event.type === "call" && event.call.sink !== undefined,
-    refused: ({ context, event }) => event.type === "call" && refusalOf(context, event.call) !== undefined,
-    isCurrent: ({ context, event }) => (event.type === "call.finished" || event.type === "call.failed") && context.slot.call?.id === event.id,
+    isStream: ({ event }) => {
+      assertEvent(event, "call");
+      return event.call.sink !== undefined;
+    },
+    refused: ({ context, event }) => {
+      assertEvent(event, "call");
+      return refusalOf(context, event.call) !== undefined;
+    },
+    isCurrent: ({ context, event }) => {
+      assertEvent(event, ["call.finished", "call.failed"]);
+      return context.slot.call?.id === event.id;
+    },
   },
   actions: {
     settleInFlight: ({ context, event }) => {
+      assertEvent(event, "gateway.answer");
       const call = context.slot.call;
-      if (event.type !== "wire" || call === undefined) return;
+      if (call === undefined) return;
       const answer = answerOf(event.message, event.raw, call);
       if (answer === undefined || !release(context.slot, call)) return;
       if (answer.ok) call.resolve(answer.value);
@@ -379,7 +423,7 @@ export const clientMachine = setup({
     /** The gateway's words ("no session for this connection") become what the user can do about it. */
     noteSessionGone: assign({
       error: ({ event }) => {
-        if (event.type !== "wire" || event.message.type !== "error") return undefined;
+        assertEvent(event, "gateway.noSession");
         const reason =
           event.message.code === ErrorCode.SESSION_ENDED
             ? "the gateway no longer has a session for this client: it restarted, or ended the session"
@@ -390,26 +434,29 @@ export const clientMachine = setup({
       },
     }),
     failOnInvalid: ({ context, event }) => {
-      if (event.type !== "wire.invalid" || context.slot.call === undefined) return;
+      assertEvent(event, "wire.invalid");
+      if (context.slot.call === undefined) return;
       // A local failure of the request in flight: the gateway still thinks it runs (a stream
       // keeps its handler in busy.streaming), so tell it to drop it, as on a deadline.
       send(context, { type: "rpc.cancel", id: context.slot.call.id });
       failInFlight(context.slot, event.error);
     },
     rejectRefused: ({ context, event }) => {
-      if (event.type !== "call") return;
+      assertEvent(event, "call");
       const refusal = refusalOf(context, event.call);
       if (refusal !== undefined) event.call.reject(refusal);
     },
     rejectBusy: ({ context, event }) => {
-      if (event.type !== "call") return;
+      assertEvent(event, "call");
       event.call.reject(new BusyError(`request ${context.slot.call?.id ?? "?"} is in flight on this client: one request at a time`));
     },
     sendCall: ({ context, event }) => {
-      if (event.type === "call") sendCall(context, event.call);
+      assertEvent(event, "call");
+      sendCall(context, event.call);
     },
     openStream: ({ context, event }) => {
-      if (event.type !== "call" || event.call.sink === undefined) return;
+      assertEvent(event, "call");
+      if (event.call.sink === undefined) return;
       context.slot.call = event.call;
       context.slot.sink = event.call.sink;
       context.transport.send(event.call.frames);
@@ -442,16 +489,13 @@ export const clientMachine = setup({
     // The session is over: the gateway ended it (handler crashed past its budget, gateway stopping,
     // lease expired), or the delivery layer gave up on it (link down past the lease, resume refused,
     // gateway restarted). One error, with the reason, for everything in flight.
-    wire: {
-      guard: ({ event }) => event.message.type === "session.ended",
+    "gateway.sessionEnded": {
       target: ".closed",
       actions: assign({
         error: ({ event }) =>
-          event.message.type === "session.ended"
-            ? new SessionEndedError(`session ended (${event.message.code}): ${event.message.message}. This client is closed: get a new one (controller.getClient()).`, {
-                reason: endReasonOf(event.message.code, event.message.reason),
-              })
-            : undefined,
+          new SessionEndedError(`session ended (${event.message.code}): ${event.message.message}. This client is closed: get a new one (controller.getClient()).`, {
+            reason: endReasonOf(event.message.code, event.message.reason),
+          }),
       }),
     },
     "session.lost": {
@@ -468,6 +512,9 @@ export const clientMachine = setup({
   },
   states: {
     connecting: {
+      description:
+        "The hello is out; waiting for the gateway's welcome or refusal, at most connectTimeoutMs (+ waitMs in a full pool's queue). " +
+        "A refused TCP connection is told to onRetry while ZeroMQ retries; a failed CURVE handshake fails at once.",
       entry: ({ context }) =>
         send(context, {
           type: "hello",
@@ -477,30 +524,21 @@ export const clientMachine = setup({
           ...(context.maxMessageSize === undefined ? {} : { maxMessageSize: context.maxMessageSize }),
         }),
       on: {
-        wire: [
-          {
-            guard: ({ event }) => event.message.type === "welcome",
-            target: "ready",
-            actions: assign({
-              handlerId: ({ event }) => (event.message.type === "welcome" ? event.message.handlerId : undefined),
-              maxMessageSize: ({ context, event }) => {
-                const theirs = event.message.type === "welcome" ? event.message.maxMessageSize : undefined;
-                if (theirs === undefined) return context.maxMessageSize;
-                return context.maxMessageSize === undefined ? theirs : Math.min(theirs, context.maxMessageSize);
-              },
-            }),
-          },
-          {
-            guard: ({ event }) => event.message.type === "refused",
-            target: "failed",
-            actions: assign({
-              error: ({ event }) =>
-                event.message.type === "refused"
-                  ? errorFromWire(event.message.code, event.message.message)
-                  : undefined,
-            }),
-          },
-        ],
+        "gateway.welcome": {
+          target: "ready",
+          actions: assign({
+            handlerId: ({ event }) => event.message.handlerId,
+            maxMessageSize: ({ context, event }) => {
+              const theirs = event.message.maxMessageSize;
+              if (theirs === undefined) return context.maxMessageSize;
+              return context.maxMessageSize === undefined ? theirs : Math.min(theirs, context.maxMessageSize);
+            },
+          }),
+        },
+        "gateway.refused": {
+          target: "failed",
+          actions: assign({ error: ({ event }) => errorFromWire(event.message.code, event.message.message) }),
+        },
         close: "closed",
         "attempt.failed": [
           {
@@ -558,7 +596,11 @@ export const clientMachine = setup({
           { guard: "isStream", target: "streaming", actions: "openStream" },
           { actions: "sendCall" },
         ],
-        ...ANSWERS,
+        // Whatever request the gateway's "no session" answers (an rpc.cancel of a call that timed out
+        // included), the request in flight can no longer be served: it fails now, and the queue with it.
+        "gateway.noSession": { guard: "inFlight", target: "closed", actions: "noteSessionGone" },
+        "gateway.answer": { guard: "answersInFlight", actions: "settleInFlight" },
+        "wire.invalid": { actions: "failOnInvalid" },
         close: {
           target: "closing",
           actions: ({ context }) => failInFlight(context.slot, new ClosedError("client closed while a call was in flight")),
@@ -589,10 +631,8 @@ export const clientMachine = setup({
             ({ context, event }) => failInFlight(context.slot, event.error),
           ],
         },
-        wire: [
-          { guard: "sessionGone", target: "closed", actions: "noteSessionGone" },
-          { guard: "answersInFlight", target: "ready", actions: "settleInFlight" },
-        ],
+        "gateway.noSession": { target: "closed", actions: "noteSessionGone" },
+        "gateway.answer": { guard: "answersInFlight", target: "ready", actions: "settleInFlight" },
         "wire.invalid": { target: "ready", actions: "failOnInvalid" },
         close: {
           target: "closing",
@@ -601,18 +641,21 @@ export const clientMachine = setup({
       },
     },
     closing: {
+      description: "The goodbye (session.close) is out: closed on the gateway's session.closed, or after closeTimeoutMs without it.",
       entry: ({ context }) => send(context, { type: "session.close", id: HELLO_ID }),
       on: {
-        wire: { guard: ({ event }) => event.message.type === "session.closed", target: "closed" },
+        "gateway.closed": "closed",
       },
       after: { closeTimeout: "closed" },
     },
     // Every way out fails what is in flight and stops its deadline timer: a pending timer would keep Node alive after close().
     closed: {
+      description: "Closed by us, or the session ended (context.error says why): the request in flight, if any, failed.",
       type: "final",
       entry: ({ context }) => failInFlight(context.slot, context.error ?? new ClosedError("client closed")),
     },
     failed: {
+      description: "Never connected (refused, handshake failed, no answer) or the connection broke: context.error says why.",
       type: "final",
       entry: ({ context }) => failInFlight(context.slot, context.error ?? new ConnectionError("client failed")),
     },

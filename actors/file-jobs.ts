@@ -1,7 +1,7 @@
 /**
  * The gateway's file jobs, run outside the handler machine like a StreamJob:
  * the machine knows which transfer runs (`busy.listingFiles`,
- * `busy.sendingFiles`, `busy.receivingFiles`) and can cancel it; chunks and
+ * `busy.downloading`, `busy.uploading`) and can cancel it; chunks and
  * credit go straight between the dispatcher and the job.
  *
  * Every job answers the client itself (`file.listing`, `file.done` or an
@@ -129,7 +129,7 @@ export class FileListJob extends FileJob {
 }
 
 /** `file.get` (a download): reads the ranges asked for and sends them under the client's credit. */
-export class FileSendJob extends FileJob {
+export class FileDownloadJob extends FileJob {
   readonly #sender: FileSender;
   readonly #message: FileGetMessage;
 
@@ -225,7 +225,7 @@ export class FileSendJob extends FileJob {
 }
 
 /** `file.put` (an upload): checks every name, answers `file.ready` with the ranges still missing, writes what comes. */
-export class FileReceiveJob extends FileJob {
+export class FileUploadJob extends FileJob {
   readonly #message: FilePutMessage;
   #receiver: FileReceiver | undefined;
   readonly #parts: Array<PartFile | undefined> = [];

@@ -5,7 +5,7 @@
  *   idle --rpc.call (sync result: answered at once)--> idle
  *   idle --rpc.call (promise: raises call.async)--> busy.{batchGet|batchSend} --call.done/failed | rpc.cancel--> idle
  *   idle --stream.open | file.list | file.get | file.put-->
- *        busy.{streaming|listingFiles|sendingFiles|receivingFiles} --job.finished | rpc.cancel--> idle
+ *        busy.{streaming|listingFiles|downloading|uploading} --job.finished | rpc.cancel--> idle
  *   idle/busy --session.close--> closed (final, output reason "closed")
  *   any --session.end--> closed (final, output reason "ended": the supervisor ended it)
  *
@@ -24,7 +24,8 @@ import {
   type CallMessage,
   type ErrorMessage,
 } from "../protocol/index.js";
-import { FileListJob, FileReceiveJob, FileSendJob } from "./file-jobs.js";
+import { FileDownloadJob, FileListJob, FileUploadJob } from "./file-jobs.js";
+import type { RequestKind } from "./request.js";
 import type { FileSandbox } from "./file-sandbox.js";
 import type { DirectRequest, HandlerEvent } from "./handler-events.js";
 import type { Session } from "./session.js";
@@ -50,7 +51,6 @@ export interface HandlerInput {
   files?: FileSandbox | undefined;
 }
 
-export type RequestKind = "ping" | "batchGet" | "batchSend" | "stream" | "listFiles" | "sendFiles" | "receiveFiles";
 
 /** What the handler is doing right now, as `gateway.snapshot()` shows it. */
 export interface CurrentRequest {
@@ -316,10 +316,10 @@ export const handlerMachine = setup({
           return { id: event.message.id, name: event.message.folder ?? `${event.message.files?.length ?? 0} files`, kind: "listFiles", startedAt: Date.now() } as const;
         }
         if (event.type === "file.get") {
-          return { id: event.message.id, name: event.message.folder ?? `${event.message.files.length} files`, kind: "sendFiles", startedAt: Date.now() } as const;
+          return { id: event.message.id, name: event.message.folder ?? `${event.message.files.length} files`, kind: "download", startedAt: Date.now() } as const;
         }
         if (event.type === "file.put") {
-          return { id: event.message.id, name: event.message.dirname, kind: "receiveFiles", startedAt: Date.now() } as const;
+          return { id: event.message.id, name: event.message.dirname, kind: "upload", startedAt: Date.now() } as const;
         }
         const { id, name, mode } = event.message;
         const thread = context.registry.get(name)?.thread;
@@ -369,8 +369,8 @@ export const handlerMachine = setup({
         event.type === "file.list"
           ? new FileListJob({ message: event.message, session, sandbox, onFinish })
           : event.type === "file.get"
-            ? new FileSendJob({ message: event.message, session, sandbox, onFinish })
-            : new FileReceiveJob({ message: event.message, session, sandbox, onFinish });
+            ? new FileDownloadJob({ message: event.message, session, sandbox, onFinish })
+            : new FileUploadJob({ message: event.message, session, sandbox, onFinish });
       session.job = job;
       job.start();
     },
@@ -470,11 +470,11 @@ export const handlerMachine = setup({
           { actions: "replyNoFiles" },
         ],
         "file.get": [
-          { guard: "hasFiles", target: "busy.sendingFiles", actions: ["faultHook", "startRequest"] },
+          { guard: "hasFiles", target: "busy.downloading", actions: ["faultHook", "startRequest"] },
           { actions: "replyNoFiles" },
         ],
         "file.put": [
-          { guard: "hasFiles", target: "busy.receivingFiles", actions: ["faultHook", "startRequest"] },
+          { guard: "hasFiles", target: "busy.uploading", actions: ["faultHook", "startRequest"] },
           { actions: "replyNoFiles" },
         ],
       },
@@ -505,15 +505,15 @@ export const handlerMachine = setup({
           on: { "job.finished": { guard: "isJobOfCurrent", target: "#handler.idle", actions: "endRequest" } },
         },
         // A download: the gateway reads and sends under the client's credit.
-        sendingFiles: {
-          description: "A download: a FileSendJob reads and sends under the client's credit until job.finished.",
+        downloading: {
+          description: "A download: a FileDownloadJob reads and sends under the client's credit until job.finished.",
           entry: "startFileJob",
           exit: "clearJob",
           on: { "job.finished": { guard: "isJobOfCurrent", target: "#handler.idle", actions: "endRequest" } },
         },
         // An upload: the gateway writes NAME.part files and renames each when complete.
-        receivingFiles: {
-          description: "An upload: a FileReceiveJob writes NAME.part files until job.finished.",
+        uploading: {
+          description: "An upload: a FileUploadJob writes NAME.part files until job.finished.",
           entry: "startFileJob",
           exit: "clearJob",
           on: { "job.finished": { guard: "isJobOfCurrent", target: "#handler.idle", actions: "endRequest" } },

@@ -17,6 +17,8 @@
  * plus `pump` while a stream is open; one `inspect` callback sees it all.
  */
 import {
+  Actor,
+  assertEvent,
   assign,
   enqueueActions,
   fromCallback,
@@ -27,7 +29,17 @@ import {
   type AnyActorRef,
   type SnapshotFrom,
 } from "xstate";
-import { clientMachine, type CallKind, type ClientActorRef, type PendingCall } from "../actors/client.js";
+import { clientMachine, type ClientActorRef, type PendingCall } from "../actors/client.js";
+import {
+  batchGetRequest,
+  batchSendRequest,
+  checkTimeout,
+  encodeRequest,
+  pingRequest,
+  streamRequest,
+  wireProblem,
+  type Request,
+} from "../actors/request.js";
 import {
   AbortedError,
   ClosedError,
@@ -43,10 +55,9 @@ import {
   SwarmnetError,
   describeThrown,
   encode,
-  wireValueProblem,
   type Kwargs,
 } from "../protocol/index.js";
-import type { ClientCurve, Frames, TransportFactory } from "../transports/transport.js";
+import type { ClientCurve, TransportFactory } from "../transports/transport.js";
 import { zmqTransport } from "../transports/zmq.js";
 import type { ConnectPlan, Controller } from "./controller.js";
 import { normalizeEndpoint } from "./endpoint.js";
@@ -148,13 +159,14 @@ type InternalEvent =
 
 export type SwarmClientEvent = SwarmClientCommand | InternalEvent;
 
+/** The commands that are requests (queued, answered one at a time); `abort` and `close` are not. */
+const REQUEST_COMMANDS = ["call", "send", "ping", "stream"] as const satisfies ReadonlyArray<SwarmClientCommand["type"]>;
+
 /** A request waiting its turn. */
 interface QueuedRequest {
   readonly requestId: RequestId;
-  readonly kind: Extract<CallKind, "ping" | "batchGet" | "batchSend" | "stream">;
-  /** The wire message, without its id. */
-  readonly message: Record<string, unknown>;
-  readonly raw: Uint8Array | undefined;
+  /** What goes on the wire (checked, not numbered yet), built by actors/request.ts as the Client class builds its own. */
+  readonly request: Request;
   readonly timeoutMs: number;
   /** When a batch call's deadline passes (performance.now() ms): counted from the command, queue time included. */
   readonly deadline?: number;
@@ -221,57 +233,44 @@ function planOf(input: SwarmClientInput): Plan {
   };
 }
 
-function isPlainObject(value: unknown): value is Kwargs {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value) as unknown;
-  return proto === Object.prototype || proto === null;
-}
-
 /** Checks a command and turns it into a queued request; an InvalidArgumentError says what is wrong. */
 function requestOf(command: SwarmClientCommand, requestId: RequestId, plan: Plan): QueuedRequest | InvalidArgumentError {
   const request = unstampedRequestOf(command, requestId, plan);
   // A stream's timeoutMs bounds each wait for data; a call's runs from now, its time in the queue included.
-  if (request instanceof InvalidArgumentError || request.kind === "stream") return request;
+  if (request instanceof InvalidArgumentError || request.request.kind === "stream") return request;
   return { ...request, deadline: performance.now() + request.timeoutMs };
 }
 
 function unstampedRequestOf(command: SwarmClientCommand, requestId: RequestId, plan: Plan): QueuedRequest | InvalidArgumentError {
   const timeoutMs = "timeoutMs" in command && command.timeoutMs !== undefined ? command.timeoutMs : plan.timeoutMs;
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) return new InvalidArgumentError(`${command.type}: timeoutMs must be a positive integer, got ${String(timeoutMs)}`);
-  if (command.type === "ping") {
-    return { requestId, kind: "ping", message: { type: "ping", data: command.data ?? "ping" }, raw: undefined, timeoutMs };
-  }
-  if (command.type !== "call" && command.type !== "send" && command.type !== "stream") {
-    return new InvalidArgumentError(`${command.type} is not a request`);
-  }
-  const { name } = command;
-  const args = command.args ?? [];
-  const kwargs = command.kwargs ?? {};
-  if (typeof name !== "string" || name.length === 0) return new InvalidArgumentError(`${command.type}: name must be a non-empty string, got ${JSON.stringify(name)}`);
-  if (!Array.isArray(args)) return new InvalidArgumentError(`${command.type}: args must be an array`);
-  if (!isPlainObject(kwargs)) return new InvalidArgumentError(`${command.type}: kwargs must be a plain object`);
+  const badTimeout = checkTimeout(command.type, timeoutMs);
+  if (badTimeout !== undefined) return badTimeout;
+  const request = commandRequest(command, plan);
+  return request instanceof InvalidArgumentError ? request : { requestId, request, timeoutMs };
+}
+
+/** The request a command asks for, checked as the Client class checks its own (actors/request.ts). */
+function commandRequest(command: SwarmClientCommand, plan: Plan): Request | InvalidArgumentError {
   switch (command.type) {
+    case "ping":
+      return pingRequest(command.data ?? "ping");
     case "call":
-      return { requestId, kind: "batchGet", message: { type: "rpc.call", name, mode: "get", args, kwargs }, raw: undefined, timeoutMs };
+      return batchGetRequest("call", command.name, command.args ?? [], command.kwargs ?? {});
     case "send":
-      if (!(command.buffer instanceof Uint8Array)) return new InvalidArgumentError("send: buffer must be a Uint8Array");
-      if ("buffer" in kwargs) return new InvalidArgumentError("send: kwargs.buffer is reserved for the bytes sent");
-      return { requestId, kind: "batchSend", message: { type: "rpc.call", name, mode: "send", args, kwargs }, raw: command.buffer, timeoutMs };
-    case "stream": {
-      const window = command.window ?? plan.window;
-      const windowBytes = command.windowBytes ?? plan.windowBytes;
-      if (!Number.isInteger(window) || window < 1 || window > MAX_STREAM_WINDOW) {
-        return new InvalidArgumentError(`stream: window must be an integer in 1..${MAX_STREAM_WINDOW}, got ${String(window)}`);
-      }
-      if (!Number.isInteger(windowBytes) || windowBytes < 1) return new InvalidArgumentError(`stream: windowBytes must be a positive integer, got ${String(windowBytes)}`);
-      return { requestId, kind: "stream", message: { type: "stream.open", name, args, kwargs, window, windowBytes }, raw: undefined, timeoutMs };
-    }
+      return batchSendRequest("send", command.name, command.buffer, command.args ?? [], command.kwargs ?? {});
+    case "stream":
+      return streamRequest("stream", command.name, command.args ?? [], command.kwargs ?? {}, command.window ?? plan.window, command.windowBytes ?? plan.windowBytes);
+    default:
+      return new InvalidArgumentError(`${command.type} is not a request`);
   }
 }
 
-/** `sendParent` needs a parent; a root client actor only emits. xstate keeps the parent on `_parent`. */
+/**
+ * `sendParent` needs a parent; a root client actor only emits. An invoked or
+ * spawned actor is made with its parent in its (public) `options.parent`.
+ */
 function hasParent(self: AnyActorRef): boolean {
-  return (self as unknown as { _parent?: AnyActorRef })._parent !== undefined;
+  return self instanceof Actor && self.options.parent !== undefined;
 }
 
 function asSwarmnetError(error: unknown): SwarmnetError {
@@ -362,12 +361,12 @@ export const swarmClientMachine = setup({
     /** One answer or notice: to the parent, and to `actor.on(...)` observers. */
     tell: enqueueActions(({ enqueue, self }, notice: Notice) => announce(enqueue, self, notice)),
     tellFailed: enqueueActions(({ context, event, enqueue, self }) => {
-      if (event.type !== "reply.failed" && event.type !== "pump.failed") return;
+      assertEvent(event, ["reply.failed", "pump.failed"]);
       announce(enqueue, self, errorNotice(context.current!.requestId, event.error));
     }),
     /** A command becomes a queued request, or is answered at once with what is wrong with it. */
     enqueue: enqueueActions(({ context, event, enqueue, self }) => {
-      if (event.type !== "call" && event.type !== "send" && event.type !== "ping" && event.type !== "stream") return;
+      assertEvent(event, REQUEST_COMMANDS);
       const assigned = event.requestId === undefined;
       const requestId = event.requestId ?? context.nextRequestId;
       const request = requestOf(event, requestId, context.plan);
@@ -380,7 +379,8 @@ export const swarmClientMachine = setup({
     }),
     /** `abort` with the id of a request still waiting its turn: it leaves the queue, answered SWARMNET_ABORTED. */
     dropQueued: enqueueActions(({ context, event, enqueue, self }) => {
-      if (event.type !== "abort" || event.requestId === undefined) return;
+      assertEvent(event, "abort");
+      if (event.requestId === undefined) return;
       const dropped = context.queue.filter((r) => r.requestId === event.requestId);
       if (dropped.length === 0) return;
       for (const r of dropped) announce(enqueue, self, errorNotice(r.requestId, new AbortedError(`request ${String(r.requestId)} aborted before it was sent`)));
@@ -395,10 +395,11 @@ export const swarmClientMachine = setup({
       const wireId = context.nextWireId;
       const link = context.link!;
       const reader =
-        head!.kind === "stream"
+        head!.request.kind === "stream"
           ? new StreamReader(wireId, streamControl(self, link), {
-              window: head!.message["window"] as number,
-              windowBytes: head!.message["windowBytes"] as number,
+              window: head!.request.message["window"] as number,
+              windowBytes: head!.request.message["windowBytes"] as number,
+              label: head!.request.label,
               timeoutMs: head!.timeoutMs,
             })
           : undefined;
@@ -410,23 +411,17 @@ export const swarmClientMachine = setup({
     }),
     sendCurrent: enqueueActions(({ context, enqueue, self }) => {
       const current = context.current!;
-      let frames: Frames;
-      try {
-        const message = current.message;
-        const problem = wireValueProblem(message["type"] === "ping" ? message["data"] : [message["args"], message["kwargs"]]);
-        if (problem !== undefined) throw new Error(`they cannot cross the wire as they are: ${problem}`);
-        const envelope = encode({ ...message, id: current.wireId });
-        frames = current.raw === undefined ? [envelope] : [envelope, current.raw];
-      } catch (err) {
-        const error = new InvalidArgumentError(`arguments cannot be encoded as CBOR: ${describeThrown(err).message}`, { cause: err });
-        enqueue.raise({ type: "reply.failed", wireId: current.wireId, error });
-        if (current.reader) current.reader.fail(error);
+      const frames = wireProblem(current.request) ?? encodeRequest(current.request, current.wireId);
+      if (frames instanceof InvalidArgumentError) {
+        enqueue.raise({ type: "reply.failed", wireId: current.wireId, error: frames });
+        if (current.reader) current.reader.fail(frames);
         return;
       }
       const { wireId, reader } = current;
       const call: PendingCall = {
         id: wireId,
-        kind: current.kind,
+        kind: current.request.kind,
+        label: current.request.label,
         frames,
         timeoutMs: current.timeoutMs,
         ...(current.deadline === undefined ? {} : { deadline: current.deadline }),
@@ -447,14 +442,14 @@ export const swarmClientMachine = setup({
       enqueue.assign({ answered: context.answered + open.length });
     }),
     refuseClosed: enqueueActions(({ context, event, enqueue, self }) => {
-      if (event.type !== "call" && event.type !== "send" && event.type !== "ping" && event.type !== "stream") return;
+      assertEvent(event, REQUEST_COMMANDS);
       announce(enqueue, self, errorNotice(event.requestId ?? context.nextRequestId, new ClosedError("client actor is closing")));
       if (event.requestId === undefined) enqueue.assign({ nextRequestId: context.nextRequestId + 1 });
     }),
   },
   guards: {
     isCurrent: ({ context, event }) => "wireId" in event && context.current?.wireId === event.wireId,
-    streamWaiting: ({ context }) => context.queue[0]?.kind === "stream",
+    streamWaiting: ({ context }) => context.queue[0]?.request.kind === "stream",
     callWaiting: ({ context }) => context.queue.length > 0,
   },
 }).createMachine({
@@ -479,6 +474,7 @@ export const swarmClientMachine = setup({
   initial: "session",
   states: {
     session: {
+      description: "One connection to one gateway (the next one of a controller's, after a failover): the client machine runs under it.",
       entry: assign(({ context }) => {
         const { plan } = context;
         const endpoint = plan.endpoints[context.attempt]!;
@@ -539,14 +535,16 @@ export const swarmClientMachine = setup({
       },
       initial: "connecting",
       states: {
-        connecting: {},
+        connecting: { description: "Waiting for the gateway's welcome; commands queue meanwhile." },
         ready: {
+          description: "Connected, nothing on the wire: the next queued request goes out at once.",
           always: [
             { guard: "streamWaiting", target: "streaming" },
             { guard: "callWaiting", target: "awaiting" },
           ],
         },
         awaiting: {
+          description: "A ping or batch call is out; its answer (or failure) comes back as reply.ok / reply.failed.",
           entry: ["takeNext", "sendCurrent"],
           on: {
             "reply.ok": {
@@ -561,6 +559,7 @@ export const swarmClientMachine = setup({
           },
         },
         streaming: {
+          description: "A stream is open: the pump pulls its reader and reports each item; abort ends it.",
           entry: ["takeNext", "sendCurrent"],
           invoke: {
             id: "pump",
@@ -599,6 +598,7 @@ export const swarmClientMachine = setup({
           },
         },
         closing: {
+          description: "Closing the handler: every unanswered request was answered SWARMNET_CLOSED; new ones are refused.",
           entry: [
             ({ context }) => context.link?.markClosing(),
             "failAllClosed",
@@ -617,10 +617,12 @@ export const swarmClientMachine = setup({
       },
     },
     closed: {
+      description: "Closed cleanly (swarmnet.closed sent); the output counts the requests answered.",
       type: "final",
       entry: { type: "tell", params: { type: "swarmnet.closed" } },
     },
     failed: {
+      description: "The connection failed: the failure child rejects, so the actor errors and its parent gets xstate.error.actor.<id>.",
       invoke: { id: "failure", src: "failure", input: ({ context }) => context.error! },
     },
   },

@@ -1,4 +1,16 @@
-import { failInFlight, startCall, type CallKind, type ClientActorRef, type PendingCall } from "../actors/client.js";
+import { failInFlight, startCall, type ClientActorRef, type PendingCall } from "../actors/client.js";
+import {
+  batchGetRequest,
+  batchSendRequest,
+  checkTarget,
+  checkTimeout,
+  encodeRequest,
+  pingRequest,
+  plainRequest,
+  streamRequest,
+  wireProblem,
+  type Request,
+} from "../actors/request.js";
 import { DeliveryLink, type LinkStats } from "../actors/delivery-link.js";
 import {
   ClosedError,
@@ -6,12 +18,9 @@ import {
   DEFAULT_STREAM_WINDOW_MAX,
   DEFAULT_STREAM_WINDOW_BYTES,
   InvalidArgumentError,
-  MAX_STREAM_WINDOW,
   MAX_TIMER_DELAY_MS,
-  describeThrown,
   encode,
   type FileListingMessage,
-  wireValueProblem,
   type Kwargs,
   type SubroutineInfo,
   type SwarmnetError,
@@ -49,27 +58,6 @@ export type StreamCallback<T = Uint8Array> = (name: string, ident: number, buffe
 /** Runs when a stream ends without an abort from this side. */
 export type EndOfStreamCallback = (name: string) => unknown;
 
-/** A request in the user's words, for error messages. */
-function labelOf(kind: CallKind, message: Record<string, unknown>): string {
-  const name = String(message["name"]);
-  switch (kind) {
-    case "batchGet":
-      return `call ${name}`;
-    case "batchSend":
-      return `send to ${name}`;
-    case "closeGateway":
-      return "close gateway";
-    case "listFiles":
-      return "file listing";
-    case "inspect":
-      return "inspect";
-    case "listSubroutines":
-      return "subroutine listing";
-    default:
-      return kind;
-  }
-}
-
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === "object" && typeof (value as { then?: unknown }).then === "function";
 }
@@ -84,12 +72,6 @@ export interface CallOptions {
 }
 
 const MAX_REQUEST_ID = 0xffff_ffff;
-
-function isPlainObject(value: unknown): value is Kwargs {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value) as unknown;
-  return proto === Object.prototype || proto === null;
-}
 
 /**
  * One client-handler pair: its own DEALER socket and TCP connection, one
@@ -169,7 +151,7 @@ export class Client {
 
   /** Round trip to the handler; resolves with what was sent. */
   ping<T = string>(data: T | string = "ping", options?: CallOptions): Promise<T | string> {
-    return this.#call("ping", { type: "ping", data }, undefined, options) as Promise<T | string>;
+    return this.#call(pingRequest(data), options) as Promise<T | string>;
   }
 
   /**
@@ -177,8 +159,9 @@ export class Client {
    * bytes it returned (a Uint8Array), or with the CBOR value it returned.
    */
   getSubroutineBatch<T = Uint8Array>(name: string, args: readonly unknown[] = [], kwargs: Kwargs = {}, options?: CallOptions): Promise<T> {
-    this.#checkCall("getSubroutineBatch", name, args, kwargs);
-    return this.#call("batchGet", { type: "rpc.call", name, mode: "get", args, kwargs }, undefined, options) as Promise<T>;
+    const request = batchGetRequest("getSubroutineBatch", name, args, kwargs);
+    if (request instanceof InvalidArgumentError) throw request;
+    return this.#call(request, options) as Promise<T>;
   }
 
   /**
@@ -186,14 +169,12 @@ export class Client {
    * its own frame. Resolves with the integer the subroutine returned.
    */
   sendSubroutineBatch(name: string, buffer: Uint8Array, args: readonly unknown[] = [], kwargs: Kwargs = {}, options?: CallOptions): Promise<number> {
-    this.#checkCall("sendSubroutineBatch", name, args, kwargs);
-    if (!(buffer instanceof Uint8Array)) {
-      return Promise.reject(new InvalidArgumentError("sendSubroutineBatch: buffer must be a Uint8Array"));
-    }
-    if ("buffer" in kwargs) {
-      return Promise.reject(new InvalidArgumentError("sendSubroutineBatch: kwargs.buffer is reserved for the bytes sent"));
-    }
-    return this.#call("batchSend", { type: "rpc.call", name, mode: "send", args, kwargs }, buffer, options) as Promise<number>;
+    // A bad name, args or kwargs throws at once (as getSubroutineBatch); a bad buffer rejects.
+    const bad = checkTarget("sendSubroutineBatch", name, args, kwargs);
+    if (bad !== undefined) throw bad;
+    const request = batchSendRequest("sendSubroutineBatch", name, buffer, args, kwargs);
+    if (request instanceof InvalidArgumentError) return Promise.reject(request);
+    return this.#call(request, options) as Promise<number>;
   }
 
   /**
@@ -235,20 +216,11 @@ export class Client {
    * ```
    */
   stream<T = Uint8Array>(name: string, args: readonly unknown[] = [], kwargs: Kwargs = {}, options: StreamOptions = {}): AsyncIterable<StreamItem<T>> {
-    this.#checkCall("stream", name, args, kwargs);
-    const window = options.window ?? DEFAULT_STREAM_WINDOW;
-    const windowBytes = options.windowBytes ?? DEFAULT_STREAM_WINDOW_BYTES;
-    if (!Number.isInteger(window) || window < 1 || window > MAX_STREAM_WINDOW) {
-      throw new InvalidArgumentError(`stream: window must be an integer in 1..${MAX_STREAM_WINDOW}, got ${String(window)}`);
-    }
-    if (!Number.isInteger(windowBytes) || windowBytes < 1) {
-      throw new InvalidArgumentError(`stream: windowBytes must be a positive integer, got ${String(windowBytes)}`);
-    }
+    const request = streamRequest("stream", name, args, kwargs, options.window ?? DEFAULT_STREAM_WINDOW, options.windowBytes ?? DEFAULT_STREAM_WINDOW_BYTES);
+    if (request instanceof InvalidArgumentError) throw request;
     // Validated like a batch call's: 0, -1, NaN or Infinity would make the reader's timer fire at once or never.
-    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-      throw new InvalidArgumentError(`stream: timeoutMs must be a positive integer, got ${String(timeoutMs)}`);
-    }
+    const badTimeout = checkTimeout("stream", options.timeoutMs ?? this.#timeoutMs);
+    if (badTimeout !== undefined) throw badTimeout;
     if (options.idleTimeoutMs !== undefined && (!Number.isInteger(options.idleTimeoutMs) || options.idleTimeoutMs <= 0)) {
       throw new InvalidArgumentError(`stream: idleTimeoutMs must be a positive integer (ms), got ${String(options.idleTimeoutMs)}`);
     }
@@ -257,15 +229,15 @@ export class Client {
       [Symbol.asyncIterator]: () => {
         if (consumed) throw new InvalidArgumentError("a stream has one consumer: call client.stream() again for another");
         consumed = true;
-        return this.#openStream<T>({ type: "stream.open", name, args, kwargs, window, windowBytes }, options);
+        return this.#openStream<T>(request, options);
       },
     };
   }
 
-  #openStream<T>(message: Record<string, unknown>, options: StreamOptions): AsyncIterator<StreamItem<T>> {
+  #openStream<T>(request: Request, options: StreamOptions): AsyncIterator<StreamItem<T>> {
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     const id = this.#allocateId();
-    const label = `stream of ${String(message["name"])}`;
+    const { label, message } = request;
     const reader = new StreamReader<T>(id, this.#sinkControl(id), {
       window: message["window"] as number,
       windowMax: options.window === undefined ? DEFAULT_STREAM_WINDOW_MAX : undefined,
@@ -288,12 +260,14 @@ export class Client {
           const closed = this.#closedError();
           if (closed) return reject(closed);
           if (reader.end !== "open" || reader.failed) return resolve(undefined); // aborted or timed out before it began
-          const problem = wireValueProblem([message["args"], message["kwargs"]]);
-          if (problem !== undefined) return reject(new InvalidArgumentError(`stream: arguments cannot cross the wire as they are: ${problem}`));
+          const problem = wireProblem(request);
+          if (problem !== undefined) return reject(problem);
+          const frames = encodeRequest(request, id);
+          if (frames instanceof InvalidArgumentError) return reject(frames);
           const call: PendingCall = {
             id,
             kind: "stream",
-            frames: [encode({ ...message, id })],
+            frames,
             timeoutMs,
             resolve,
             reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
@@ -353,13 +327,15 @@ export class Client {
       downloadDir: this.#files.downloadDir,
       verbose: this.#files.verbose,
       timeoutMs: this.#timeoutMs,
-      list: (message, timeoutMs) => this.#call("listFiles", message, undefined, { timeoutMs }) as Promise<FileListingMessage>,
+      list: (message, timeoutMs) => this.#call(plainRequest("listFiles", message), { timeoutMs }) as Promise<FileListingMessage>,
       run: (message, makeSink, timeoutMs) => this.#runSink(message, makeSink, timeoutMs),
     };
   }
 
   /** Queues one request whose replies go to a sink (a transfer); settles when the sink finishes or fails. */
   #runSink(message: Record<string, unknown>, makeSink: (id: number, control: SinkControl) => TransferSink, timeoutMs: number): Promise<void> {
+    // file.get brings files here (a download), file.put takes them there (an upload).
+    const request = plainRequest(message["type"] === "file.put" ? "upload" : "download", message);
     const callSite = captureCallSite(true);
     let sink: TransferSink | undefined;
     return this.#queue
@@ -368,16 +344,18 @@ export class Client {
           const closed = this.#closedError();
           if (closed) return reject(closed);
           const id = this.#allocateId();
+          const frames = encodeRequest(request, id);
+          if (frames instanceof InvalidArgumentError) return reject(frames);
           sink = makeSink(id, this.#sinkControl(id));
           const call: PendingCall = {
             id,
-            kind: "files",
-            frames: [encode({ ...message, id })],
+            kind: request.kind,
+            frames,
             timeoutMs,
             resolve,
             reject: (error: SwarmnetError) => reject(atCallSite(error, callSite)),
             sink,
-            label: "file transfer",
+            label: request.label,
           };
           sink.start();
           startCall(this.#ref, call);
@@ -400,7 +378,7 @@ export class Client {
    * look without holding a pool slot, use `inspectGateway(endpoint)`.
    */
   async inspectGateway(options?: CallOptions): Promise<GatewayInspection> {
-    return (await this.#call("inspect", { type: "admin.snapshot" }, undefined, options)) as GatewayInspection;
+    return (await this.#call(plainRequest("inspect", { type: "admin.snapshot" }, "inspectGateway"), options)) as GatewayInspection;
   }
 
   /**
@@ -413,12 +391,12 @@ export class Client {
    * ```
    */
   async listSubroutines(options?: CallOptions): Promise<SubroutineInfo[]> {
-    return [...((await this.#call("listSubroutines", { type: "subroutine.list" }, undefined, options)) as SubroutineInfo[])];
+    return [...((await this.#call(plainRequest("listSubroutines", { type: "subroutine.list" }), options)) as SubroutineInfo[])];
   }
 
   /** Asks the gateway to stop. Resolves once it acknowledged; the session ends with it. */
   async closeGateway(options?: CallOptions): Promise<void> {
-    await this.#call("closeGateway", { type: "gateway.close" }, undefined, options);
+    await this.#call(plainRequest("closeGateway", { type: "gateway.close" }), options);
   }
 
   /**
@@ -478,24 +456,13 @@ export class Client {
     return id;
   }
 
-  #checkCall(method: string, name: unknown, args: unknown, kwargs: unknown): void {
-    if (typeof name !== "string" || name.length === 0) {
-      throw new InvalidArgumentError(`${method}: name must be a non-empty string, got ${JSON.stringify(name)}`);
-    }
-    if (!Array.isArray(args)) throw new InvalidArgumentError(`${method}: args must be an array`);
-    if (!isPlainObject(kwargs)) throw new InvalidArgumentError(`${method}: kwargs must be a plain object`);
-  }
-
-  #call(kind: CallKind, message: Record<string, unknown>, raw: Uint8Array | undefined, options?: CallOptions): Promise<unknown> {
+  #call(request: Request, options?: CallOptions): Promise<unknown> {
     const timeoutMs = options?.timeoutMs ?? this.#timeoutMs;
-    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-      return Promise.reject(new InvalidArgumentError(`timeoutMs must be a positive integer, got ${String(timeoutMs)}`));
-    }
+    const badTimeout = checkTimeout(request.method, timeoutMs);
+    if (badTimeout !== undefined) return Promise.reject(badTimeout);
     // -0, lone surrogates, cycles: refused before anything is queued, instead of arriving changed.
-    const problem = wireValueProblem(message["type"] === "ping" ? message["data"] : [message["args"], message["kwargs"]]);
-    if (problem !== undefined) {
-      return Promise.reject(new InvalidArgumentError(`${kind}: arguments cannot cross the wire as they are: ${problem}`));
-    }
+    const problem = wireProblem(request);
+    if (problem !== undefined) return Promise.reject(problem);
     // Only with SWARMNET_CALLSITES=1: by default a failure takes its awaiting caller's frames (atAwaiter).
     const callSite = captureCallSite();
     const settled = this.#queue.run<unknown>(
@@ -503,18 +470,13 @@ export class Client {
         const closed = this.#closedError();
         if (closed) return reject(closed);
         const id = this.#allocateId();
-        let envelope: Uint8Array;
-        try {
-          envelope = encode({ ...message, id });
-        } catch (err) {
-          reject(new InvalidArgumentError(`arguments cannot be encoded as CBOR: ${describeThrown(err).message}`, { cause: err }));
-          return;
-        }
+        const frames = encodeRequest(request, id);
+        if (frames instanceof InvalidArgumentError) return reject(frames);
         const call: PendingCall = {
           id,
-          kind,
-          label: labelOf(kind, message),
-          frames: raw === undefined ? [envelope] : [envelope, raw],
+          kind: request.kind,
+          label: request.label,
+          frames,
           timeoutMs,
           deadline,
           resolve,
@@ -522,7 +484,7 @@ export class Client {
         };
         startCall(this.#ref, call);
       },
-      { timeoutMs, what: kind, onFail: (error) => atCallSite(error as SwarmnetError, callSite) },
+      { timeoutMs, what: request.kind, onFail: (error) => atCallSite(error as SwarmnetError, callSite) },
     );
     return callSite === undefined ? atAwaiter(settled) : settled;
   }

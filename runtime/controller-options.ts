@@ -29,7 +29,13 @@ export interface ControllerOptions {
   port?: number;
   /** Several gateways (`tcp://host:port` or `host:port`); clients and swarms spread over them. */
   gateways?: readonly string[];
-  /** Where downloads land (file transfer), relative to the process's cwd. @default "Downloads" (DEFAULT_DOWNLOAD_DIR) */
+  /**
+   * Where this process writes the files it receives: `getFilesFromGateway()`'s
+   * downloads land here (unless the call gives its own `downloadDir`). (A
+   * Gateway's `downloadDir` is where the clients' uploads land: the same
+   * meaning, seen from the receiving process.) Relative to the process's cwd.
+   * @default "Downloads" (DEFAULT_DOWNLOAD_DIR)
+   */
   downloadDir?: string;
   /** Progress bars on stderr for transfers. @default false */
   verbose?: boolean;

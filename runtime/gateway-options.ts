@@ -60,8 +60,12 @@ export interface GatewayOptions {
    */
   admin?: boolean;
   /**
-   * Where uploads land (file transfer): `sendFilesToGateway({ dirname })` writes
-   * into `downloadDir/dirname`, nowhere else. Relative to the process's cwd. @default "Downloads" (DEFAULT_DOWNLOAD_DIR)
+   * Where this process writes the files it receives. On a gateway that is the
+   * clients' uploads: `sendFilesToGateway({ dirname })` writes into
+   * `downloadDir/dirname`, nowhere else. (A Controller's `downloadDir` is the
+   * other end's: where its downloads land. pynetwork's name, kept on both: the
+   * folder files are "downloaded" into, seen from the process that writes them.)
+   * Relative to the process's cwd. @default "Downloads" (DEFAULT_DOWNLOAD_DIR)
    */
   downloadDir?: string;
   /**

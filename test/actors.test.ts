@@ -1,5 +1,5 @@
 import { describe, expect, it, onTestFinished } from "vitest";
-import { assign, createActor, sendTo, setup, spawnChild, type ActorRefFrom, type ErrorActorEvent, type InspectionEvent } from "xstate";
+import { Actor, assign, createActor, sendTo, setup, spawnChild, type ActorRefFrom, type ErrorActorEvent, type InspectionEvent } from "xstate";
 import { ErrorCode, Gateway, strToBytes, type Kwargs, type SwarmnetError } from "../runtime/index.js";
 import { MemoryHub } from "../runtime/internal.js";
 import { swarmClientMachine, type SwarmClientCommand, type SwarmClientEmitted, type SwarmClientInput } from "../runtime/actors.js";
@@ -370,8 +370,9 @@ describe("composable client actor (swarmnet/actors)", () => {
     const parents = new Map<string, string | undefined>();
     const app = startApp({ endpoint: gw.endpoint }, (event) => {
       if (event.type === "@xstate.actor") {
-        const ref = event.actorRef as unknown as { id: string; _parent?: { id: string } };
-        parents.set(ref.id, ref._parent?.id);
+        // An invoked or spawned actor carries its parent in its public options.
+        const ref = event.actorRef;
+        if (ref instanceof Actor) parents.set(ref.id, ref.options.parent?.id);
       }
     });
     await untilApp(app, () => eventsOf(app, "swarmnet.connected").length === 1, "connected");

@@ -35,7 +35,7 @@ describe("examples", () => {
     expect(stdout).toMatch(/\[gateway\] handler-1\.0: busy\.batchGet -> idle {2}\(call\.done\)/);
     expect(stdout).toMatch(/\[gateway\] handler-1\.0: idle -> busy\.streaming {2}\(stream\.open\)/);
     expect(stdout).toMatch(/\[gateway\] handler-1\.0: idle -> closed \(done\) {2}\(session\.close\)/);
-    expect(stdout).toContain("[controller] client-1: connecting -> ready  (wire)");
+    expect(stdout).toContain("[controller] client-1: connecting -> ready  (gateway.welcome)");
     expect(stdout).toContain("[gateway] gateway: stopping.closing -> stopped (done)");
     expect(stdout).toContain("double(21) = 42");
     expect(stdout).toContain("inspect-transitions done");

@@ -389,7 +389,7 @@ describe("file transfer promises", () => {
       signal: aborter.signal,
       onProgress: (p) => {
         if (aborter.signal.aborted || p.transferred < 6 * MiB) return;
-        receiving = gw.snapshot().handlers.filter((h) => h.state.includes("receivingFiles")).length;
+        receiving = gw.snapshot().handlers.filter((h) => h.state.includes("uploading")).length;
         aborter.abort();
       },
     });

@@ -120,7 +120,7 @@ describe("file transfer", () => {
         chunkBytes: 64 * 1024,
         onProgress: (p) => {
           events.push(p);
-          for (const h of gw.snapshot().handlers) if (h.state === "busy.sendingFiles") handlersUsed.add(h.handlerId);
+          for (const h of gw.snapshot().handlers) if (h.state === "busy.downloading") handlersUsed.add(h.handlerId);
         },
       }),
       20_000,
@@ -139,7 +139,7 @@ describe("file transfer", () => {
     for (const f of files) expect(up.get(f.slice(served.length + 1))).toBe(hashes.get(f.slice(served.length + 1)));
   });
 
-  it("progress reports per-file and total bytes; the snapshot shows busy.sendingFiles with the file and bytes done", async () => {
+  it("progress reports per-file and total bytes; the snapshot shows busy.downloading with the file and bytes done", async () => {
     const { controller, gw } = await setup();
     const client = await controller.getClient();
     const events: FileProgress[] = [];
@@ -157,14 +157,14 @@ describe("file transfer", () => {
     expect(events.at(-1)).toMatchObject({ fileDone: true, fileBytes: 3 * 1024 * 1024 + 17, totalBytes: 3 * 1024 * 1024 + 17, filesDone: 1 });
     for (let i = 1; i < events.length; i++) expect(events[i]!.totalBytes).toBeGreaterThanOrEqual(events[i - 1]!.totalBytes);
     expect(snap?.handlers[0]).toMatchObject({
-      state: "busy.sendingFiles",
-      request: { kind: "sendFiles" },
+      state: "busy.downloading",
+      request: { kind: "download" },
       progress: { kind: "files", direction: "send", file: "logs/sub/deeper/data.bin", fileSize: 3 * 1024 * 1024 + 17 },
     });
     expect((snap?.handlers[0]?.progress as unknown as { bytesDone: number }).bytesDone).toBeGreaterThan(1024 * 1024);
   });
 
-  it("the snapshot shows busy.receivingFiles during an upload", async () => {
+  it("the snapshot shows busy.uploading during an upload", async () => {
     const { controller, gw, served } = await setup();
     const client = await controller.getClient();
     let snap: ReturnType<typeof gw.snapshot> | undefined;
@@ -176,7 +176,7 @@ describe("file transfer", () => {
         if (snap === undefined && p.fileBytes > 2 * 1024 * 1024) snap = gw.snapshot();
       },
     });
-    expect(snap?.handlers[0]).toMatchObject({ state: "busy.receivingFiles", request: { kind: "receiveFiles", name: "snap" } });
+    expect(snap?.handlers[0]).toMatchObject({ state: "busy.uploading", request: { kind: "upload", name: "snap" } });
   });
 
   it("verbose progress bar - drawn on a TTY (throttled, one line), nothing when stderr is not a TTY", async () => {

@@ -58,7 +58,7 @@ describe("the process and its calls", () => {
     }
     expect(stdout).toContain("ping hi\ncall 42\nitems 3\nwork done");
     expect(stderr).toMatch(/\[swarmnet:client\] client-1: \(new\) -> connecting/);
-    expect(stderr).toMatch(/\[swarmnet:client\] client-1: connecting -> ready {2}\(wire\)/);
+    expect(stderr).toMatch(/\[swarmnet:client\] client-1: connecting -> ready {2}\(gateway\.welcome\)/);
     // The clients it forgot still hold their slots until their lease runs out: they were never closed.
     expect(gw.snapshot().supervisor.stats.accepted).toBe(3);
   });

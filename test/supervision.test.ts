@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { InspectionEvent } from "xstate";
+import { Actor, type InspectionEvent } from "xstate";
 import { ErrorCode } from "../runtime/index.js";
 import type { HandlerHooks } from "../runtime/internal.js";
 import { controllerFor, startGateway, until, within } from "./helpers.js";
@@ -86,7 +86,7 @@ describe("supervision", () => {
     const controllerActors = new Map<string, string | undefined>();
     const wakers = new Set<() => void>();
     const record = (into: Map<string, string | undefined>) => (event: InspectionEvent) => {
-      if (event.type === "@xstate.actor") into.set((event.actorRef as unknown as { id: string }).id, (event.actorRef as unknown as { _parent?: { id: string } })._parent?.id);
+      if (event.type === "@xstate.actor" && event.actorRef instanceof Actor) into.set(event.actorRef.id, event.actorRef.options.parent?.id);
       for (const wake of wakers) wake();
     };
     const gw = await startGateway({ inspect: record(gatewayActors) });

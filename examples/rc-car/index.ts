@@ -10,7 +10,7 @@
  */
 import { createServer } from "node:net";
 import { parseArgs } from "node:util";
-import { createActor, type InspectionEvent } from "xstate";
+import { Actor, createActor, type AnyActorRef, type InspectionEvent } from "xstate";
 import type { Gateway } from "../../runtime/index.js";
 import { startCar } from "./car.js";
 import { driverMachine } from "./driver.js";
@@ -50,10 +50,9 @@ const port = car.port;
 log(`[car] gateway on ${car.endpoint}`);
 
 // One inspect callback for the whole laptop side: the driver, its client actors and theirs.
-type Ref = { id: string; sessionId: string; _parent?: Ref };
-const actors = new Map<string, Ref>();
+const actors = new Map<string, AnyActorRef>();
 const inspect = (event: InspectionEvent): void => {
-  if (event.type === "@xstate.actor") actors.set(event.actorRef.sessionId, event.actorRef as unknown as Ref);
+  if (event.type === "@xstate.actor" && event.actorRef instanceof Actor) actors.set(event.actorRef.sessionId, event.actorRef);
 };
 
 const driver = createActor(driverMachine, {
@@ -107,7 +106,11 @@ try {
   log(`steering commands: ${steeringSent} sent, ${steeringAcked} acknowledged; reconnects: ${reconnects}`);
   log(`driver states: ${sequence.join(" -> ")}`);
   if (values.inspect) {
-    const path = (ref: Ref): string => (ref._parent ? `${path(ref._parent)} > ${ref.id}` : ref.id);
+    // xstate gives an invoked or spawned actor its parent in its (public) options.
+    const path = (ref: AnyActorRef): string => {
+      const parent = ref instanceof Actor ? ref.options.parent : undefined;
+      return parent ? `${path(parent)} > ${ref.id}` : ref.id;
+    };
     log("actor tree (one inspect callback):");
     for (const line of new Set([...actors.values()].map(path))) log(`  ${line}`);
   }
