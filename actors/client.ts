@@ -64,7 +64,8 @@ import type { RequestKind } from "./request.js";
 export type CallKind = RequestKind;
 
 /** Data-plane messages: they reach the sink of the call in flight, not the machine. */
-export type DataMessage = StreamItemsMessage | StreamEndMessage | FileDataMessage | FileCreditMessage | FileErrorMessage | FileReadyMessage | FileDoneMessage;
+export type DataMessage =
+  StreamItemsMessage | StreamEndMessage | FileDataMessage | FileCreditMessage | FileErrorMessage | FileReadyMessage | FileDoneMessage;
 
 const DATA_TYPES: ReadonlySet<GatewayMessage["type"]> = new Set([
   "stream.items",
@@ -204,7 +205,8 @@ type Answer = { ok: true; value: unknown } | { ok: false; error: SwarmnetError }
 
 /** How `message` answers `call`, or undefined when it is not its answer (a stale one, or not an answer at all). */
 function answerOf(message: GatewayMessage, raw: Uint8Array | undefined, call: PendingCall): Answer | undefined {
-  if (message.type === "error" && message.id === 0) return { ok: false, error: errorFromWire(message.code, message.message, message.name, message.stack) };
+  if (message.type === "error" && message.id === 0)
+    return { ok: false, error: errorFromWire(message.code, message.message, message.name, message.stack) };
   if (message.id !== call.id) return undefined; // stale: an answer to a call that already timed out
   switch (message.type) {
     case "error":
@@ -263,10 +265,14 @@ function refusalOf(context: ClientContext, call: PendingCall): SwarmnetError | u
   // Sent, ZeroMQ would drop the connection at the gateway: refuse it here, the client stays usable.
   const largest = oversize(call.frames, context.maxMessageSize);
   if (largest !== undefined) {
-    return new MessageTooLargeError(`${call.kind} request of ${largest} bytes is over the maxMessageSize of ${context.maxMessageSize} bytes: not sent`);
+    return new MessageTooLargeError(
+      `${call.kind} request of ${largest} bytes is over the maxMessageSize of ${context.maxMessageSize} bytes: not sent`,
+    );
   }
   if (call.deadline !== undefined && call.deadline <= performance.now()) {
-    return new TimeoutError(`no answer to ${call.kind} from gateway ${context.endpoint} within ${call.timeoutMs} ms (spent waiting its turn): never sent`);
+    return new TimeoutError(
+      `no answer to ${call.kind} from gateway ${context.endpoint} within ${call.timeoutMs} ms (spent waiting its turn): never sent`,
+    );
   }
   return undefined;
 }
@@ -307,7 +313,9 @@ function sendCall(context: ClientContext, call: PendingCall): void {
       send(context, { type: "rpc.cancel", id: call.id });
       context.transport.idle?.(true);
       call.reject(
-        new TimeoutError(`no answer to ${call.label ?? call.kind} from gateway ${context.endpoint} within ${call.timeoutMs} ms (timeoutMs)`),
+        new TimeoutError(
+          `no answer to ${call.label ?? call.kind} from gateway ${context.endpoint} within ${call.timeoutMs} ms (timeoutMs)`,
+        ),
       );
     },
     call.deadline === undefined ? call.timeoutMs : call.deadline - performance.now(),
@@ -330,7 +338,6 @@ export function startCall(ref: ClientActorRef, call: PendingCall): void {
   }
   ref.send({ type: "call", call });
 }
-
 
 export const clientMachine = setup({
   types: {
@@ -482,9 +489,7 @@ export const clientMachine = setup({
   on: {
     call: {
       actions: ({ context, event }) =>
-        event.call.reject(
-          context.error ?? new ClosedError(`client is not ready (handler ${context.handlerId ?? "none"})`),
-        ),
+        event.call.reject(context.error ?? new ClosedError(`client is not ready (handler ${context.handlerId ?? "none"})`)),
     },
     // The session is over: the gateway ended it (handler crashed past its budget, gateway stopping,
     // lease expired), or the delivery layer gave up on it (link down past the lease, resume refused,
@@ -493,9 +498,12 @@ export const clientMachine = setup({
       target: ".closed",
       actions: assign({
         error: ({ event }) =>
-          new SessionEndedError(`session ended (${event.message.code}): ${event.message.message}. This client is closed: get a new one (controller.getClient()).`, {
-            reason: endReasonOf(event.message.code, event.message.reason),
-          }),
+          new SessionEndedError(
+            `session ended (${event.message.code}): ${event.message.message}. This client is closed: get a new one (controller.getClient()).`,
+            {
+              reason: endReasonOf(event.message.code, event.message.reason),
+            },
+          ),
       }),
     },
     "session.lost": {
@@ -608,7 +616,8 @@ export const clientMachine = setup({
       },
     },
     streaming: {
-      description: "A stream or a file transfer: its items or chunks go to its sink straight from the receive loop; the machine waits for its end or failure.",
+      description:
+        "A stream or a file transfer: its items or chunks go to its sink straight from the receive loop; the machine waits for its end or failure.",
       exit: ({ context }) => {
         context.slot.sink = undefined;
       },

@@ -21,9 +21,7 @@ export interface ControllerContext {
 }
 
 export type ControllerEvent =
-  | { type: "client.spawn"; id: string; input: ClientMachineInput }
-  | { type: "client.release"; id: string }
-  | { type: "close" };
+  { type: "client.spawn"; id: string; input: ClientMachineInput } | { type: "client.release"; id: string } | { type: "close" };
 
 export const controllerMachine = setup({
   types: {

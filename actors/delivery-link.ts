@@ -190,8 +190,7 @@ export class DeliveryLink implements ClientTransport {
     this.#channel = new DeliveryChannel({
       write: (frames) => this.#inner.send(frames),
       secret: session.secret,
-      onOverflow: () =>
-        this.#end("overflow", ErrorCode.DELIVERY_OVERFLOW, "more unacknowledged messages than the delivery layer's cap"),
+      onOverflow: () => this.#end("overflow", ErrorCode.DELIVERY_OVERFLOW, "more unacknowledged messages than the delivery layer's cap"),
     });
     // The lease is the gateway's; heartbeat at a third of it, off the call path, so a client busy
     // in user code between calls (or a slow stream consumer) keeps its session.

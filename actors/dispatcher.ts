@@ -17,7 +17,18 @@ import {
   type SubroutineInfo,
 } from "../protocol/index.js";
 import type { Frames, Peer, ServerTransport } from "../transports/transport.js";
-import { Accept, CLIENT_HEADER_BYTES, LinkKind, afterHeader, headerAck, headerHasSecret, headerKind, headerSeq, isHeader, makeHeader } from "./delivery.js";
+import {
+  Accept,
+  CLIENT_HEADER_BYTES,
+  LinkKind,
+  afterHeader,
+  headerAck,
+  headerHasSecret,
+  headerKind,
+  headerSeq,
+  isHeader,
+  makeHeader,
+} from "./delivery.js";
 import type { DirectRequest, HandlerEvent } from "./handler-events.js";
 import type { Outbox, Refusal, Session, SessionTable } from "./session.js";
 import type { SupervisorEvent } from "./supervisor.js";
@@ -98,13 +109,22 @@ export class WireOutbox implements Outbox {
   }
 
   /** `via`: where the frames go instead of the transport (a session's delivery channel, which numbers them). */
-  trySend(peer: Peer, message: GatewayMessage, raw?: Uint8Array, peerMaxMessageSize?: number, via?: (frames: Frames) => void): Refusal | undefined {
+  trySend(
+    peer: Peer,
+    message: GatewayMessage,
+    raw?: Uint8Array,
+    peerMaxMessageSize?: number,
+    via?: (frames: Frames) => void,
+  ): Refusal | undefined {
     const maxMessageSize = Math.min(peerMaxMessageSize ?? this.#maxMessageSize, this.#maxMessageSize);
     let envelope: Uint8Array;
     try {
       envelope = encode(message);
     } catch (err) {
-      return { code: ErrorCode.BAD_RESULT, message: `${describeMessage(message)} cannot be encoded as CBOR: ${describeThrown(err).message}` };
+      return {
+        code: ErrorCode.BAD_RESULT,
+        message: `${describeMessage(message)} cannot be encoded as CBOR: ${describeThrown(err).message}`,
+      };
     }
     const largest = Math.max(envelope.length, raw?.length ?? 0);
     if (largest > maxMessageSize) {
@@ -254,7 +274,13 @@ export class Dispatcher {
       if (type === "hello") {
         // A hello the gateway cannot accept is answered, never met with silence (the client
         // would see only its connect deadline): refused 400 with what was wrong.
-        this.#safeSend(peer, { type: "refused", id, status: Status.BAD_REQUEST, code: ErrorCode.PROTOCOL, message: describeThrown(err).message });
+        this.#safeSend(peer, {
+          type: "refused",
+          id,
+          status: Status.BAD_REQUEST,
+          code: ErrorCode.PROTOCOL,
+          message: describeThrown(err).message,
+        });
         return;
       }
       // Only a peer with a session hears about its malformed frame; others are dropped
@@ -279,7 +305,14 @@ export class Dispatcher {
     if (session !== undefined) {
       // Everything inside a session carries a delivery header with the session's secret.
       this.counters.strangers++;
-      this.#safeSend(peer, errorReply(message.id, ErrorCode.RESUME_REFUSED, "messages of a session need its delivery header (seq, ack and the secret from its welcome)"));
+      this.#safeSend(
+        peer,
+        errorReply(
+          message.id,
+          ErrorCode.RESUME_REFUSED,
+          "messages of a session need its delivery header (seq, ack and the secret from its welcome)",
+        ),
+      );
       return;
     }
     this.#route(peer, message, frames[1], undefined);

@@ -147,9 +147,15 @@ export class FileDownloadJob extends FileJob {
     if (m.folder !== undefined) {
       const folder = m.folder;
       base = this.sandbox.resolve(folder).then(({ root, real }) => ({ root, dir: real }));
-      base.then((b) => void (candidates = [b]), () => undefined);
+      base.then(
+        (b) => void (candidates = [b]),
+        () => undefined,
+      );
     } else {
-      this.sandbox.realRoots().then((roots) => void (candidates = roots), () => undefined);
+      this.sandbox.realRoots().then(
+        (roots) => void (candidates = roots),
+        () => undefined,
+      );
     }
     this.#sender = new FileSender({
       id: m.id,
@@ -331,7 +337,16 @@ export class FileUploadJob extends FileJob {
     this.#receiver = receiver;
     // `offsets` (where each file's missing bytes begin) for clients that send one tail per file.
     const offsets = m.files.map(([, size, , , end], i) => missing[i]![0]?.[0] ?? end ?? size);
-    this.session.reply({ type: "file.ready", id: this.id, missing, offsets, ...(refused.length > 0 ? { refused } : {}), ...(renamed.length > 0 ? { renamed } : {}), windowBytes, windowFiles });
+    this.session.reply({
+      type: "file.ready",
+      id: this.id,
+      missing,
+      offsets,
+      ...(refused.length > 0 ? { refused } : {}),
+      ...(renamed.length > 0 ? { renamed } : {}),
+      windowBytes,
+      windowFiles,
+    });
     receiver.start();
     const { files, bytes } = await receiver.done;
     if (!this.cancelled) this.session.reply({ type: "file.done", id: this.id, files, bytes });

@@ -150,7 +150,9 @@ export class FileSandbox {
   }
 
   #rootsText(): string {
-    return this.#roots.length === 0 ? "this gateway has no file roots" : `the gateway's file roots are ${this.#roots.map((r) => JSON.stringify(r)).join(", ")}`;
+    return this.#roots.length === 0
+      ? "this gateway has no file roots"
+      : `the gateway's file roots are ${this.#roots.map((r) => JSON.stringify(r)).join(", ")}`;
   }
 
   /**
@@ -158,7 +160,11 @@ export class FileSandbox {
    * that root. `path` may be absolute (served when it lies inside a root).
    * @throws PathNotAllowedError (outside every root, `..`, a symlink out), FileNotFoundError (in no root)
    */
-  async resolve(path: string, base?: { root: string; dir: string }, roots?: ReadonlyArray<{ root: string; dir: string }>): Promise<{ root: string; real: string }> {
+  async resolve(
+    path: string,
+    base?: { root: string; dir: string },
+    roots?: ReadonlyArray<{ root: string; dir: string }>,
+  ): Promise<{ root: string; real: string }> {
     const normalized = normalizeRequestPath(path);
     if (normalized.startsWith("/")) {
       if (base !== undefined) throw new PathNotAllowedError(`${JSON.stringify(path)} is absolute inside a folder request`);
@@ -179,7 +185,8 @@ export class FileSandbox {
         }
         throw fileError(err, JSON.stringify(path));
       }
-      if (!isInside(real, root)) throw new PathNotAllowedError(`${JSON.stringify(path)} leads out of its file root through a symlink (${this.#rootsText()})`);
+      if (!isInside(real, root))
+        throw new PathNotAllowedError(`${JSON.stringify(path)} leads out of its file root through a symlink (${this.#rootsText()})`);
       return { root, real };
     }
     throw new FileNotFoundError(`${JSON.stringify(path)} is not in any file root (${this.#rootsText()})`, { cause: missing });
@@ -210,13 +217,20 @@ export class FileSandbox {
     }
     const inside = roots.find(({ root }) => isInside(real, root));
     if (inside === undefined) {
-      throw new PathNotAllowedError(`${JSON.stringify(path)} is outside the file roots${lexical ? " (through a symlink)" : ""} (${this.#rootsText()})`);
+      throw new PathNotAllowedError(
+        `${JSON.stringify(path)} is outside the file roots${lexical ? " (through a symlink)" : ""} (${this.#rootsText()})`,
+      );
     }
     return { root: inside.root, real };
   }
 
   /** Every regular file under `folder` (see the module doc), optionally filtered and hashed. */
-  async listFolder(folder: string, regex: { source: string; flags: string } | undefined, hash: boolean, cancelled: () => boolean): Promise<Listing> {
+  async listFolder(
+    folder: string,
+    regex: { source: string; flags: string } | undefined,
+    hash: boolean,
+    cancelled: () => boolean,
+  ): Promise<Listing> {
     // Compile here first: a syntax error is the client's mistake, answered at once.
     try {
       new RegExp(regex?.source ?? "", regex?.flags ?? "");
@@ -280,7 +294,9 @@ export class FileSandbox {
     let normalized = normalizeRequestPath(dirname, "dirname");
     if (normalized.startsWith("/")) {
       if (!isInside(normalized, this.#downloadDir)) {
-        throw new PathNotAllowedError(`dirname ${JSON.stringify(dirname)} is outside the gateway's download folder ${JSON.stringify(this.#downloadDir)}`);
+        throw new PathNotAllowedError(
+          `dirname ${JSON.stringify(dirname)} is outside the gateway's download folder ${JSON.stringify(this.#downloadDir)}`,
+        );
       }
       normalized = relative(this.#downloadDir, normalized) || ".";
     }
@@ -312,7 +328,8 @@ export class FileSandbox {
         if (code === "ENOENT" || code === "ENOTDIR") continue;
         return undefined;
       }
-      if (!isInside(real, root)) throw new PathNotAllowedError(`${JSON.stringify(path)} leads out of its file root through a symlink (${this.#rootsText()})`);
+      if (!isInside(real, root))
+        throw new PathNotAllowedError(`${JSON.stringify(path)} leads out of its file root through a symlink (${this.#rootsText()})`);
       return real;
     }
     return undefined;
@@ -329,7 +346,14 @@ export class FileSandbox {
   }
 
   /** Depth-first over an explicit stack: as deep as the file system goes, bounded by the number of entries. */
-  async #walk(root: string, top: string, out: Array<{ path: string; abs: string }>, folders: string[], problems: ListedProblem[], cancelled: () => boolean): Promise<void> {
+  async #walk(
+    root: string,
+    top: string,
+    out: Array<{ path: string; abs: string }>,
+    folders: string[],
+    problems: ListedProblem[],
+    cancelled: () => boolean,
+  ): Promise<void> {
     const stack: Array<{ abs: string; prefix: string }> = [{ abs: top, prefix: "" }];
     let entries = 0;
     while (stack.length > 0 && !cancelled()) {
@@ -345,8 +369,14 @@ export class FileSandbox {
       // A transfer's journal, lock and .part are not the user's files (checked, not guessed from the
       // names: a user's `car.part.json` is sent like any file).
       const candidates = list.filter((e) => isTransferFile(e.name.toString()));
-      const ours = candidates.length === 0 ? undefined
-        : await transferFilesIn(dir, candidates.map((e) => ({ name: e.name.toString(), isSymbolicLink: () => e.isSymbolicLink(), isFile: () => e.isFile() })), new Set(list.map((e) => e.name.toString())));
+      const ours =
+        candidates.length === 0
+          ? undefined
+          : await transferFilesIn(
+              dir,
+              candidates.map((e) => ({ name: e.name.toString(), isSymbolicLink: () => e.isSymbolicLink(), isFile: () => e.isFile() })),
+              new Set(list.map((e) => e.name.toString())),
+            );
       let kept = 0;
       for (const entry of list) {
         const raw = entry.name;
@@ -356,9 +386,14 @@ export class FileSandbox {
         if (name.endsWith(PART_SUFFIX) && isTempInUse(join(dir, name))) continue;
         kept++;
         const path = prefix === "" ? name : `${prefix}/${name}`;
-        if (++entries > MAX_FILES_PER_REQUEST) throw new InvalidArgumentError(`folder holds more than ${MAX_FILES_PER_REQUEST} entries: list a subfolder`);
+        if (++entries > MAX_FILES_PER_REQUEST)
+          throw new InvalidArgumentError(`folder holds more than ${MAX_FILES_PER_REQUEST} entries: list a subfolder`);
         if (!Buffer.from(name).equals(raw)) {
-          problems.push({ path, code: ErrorCode.PATH_NOT_ALLOWED, message: `${JSON.stringify(path)}: the name is not valid UTF-8 and cannot be sent` });
+          problems.push({
+            path,
+            code: ErrorCode.PATH_NOT_ALLOWED,
+            message: `${JSON.stringify(path)}: the name is not valid UTF-8 and cannot be sent`,
+          });
           continue;
         }
         const abs = join(dir, name);
@@ -374,14 +409,29 @@ export class FileSandbox {
             continue;
           }
           if (!isInside(real, root)) {
-            problems.push({ path, code: ErrorCode.PATH_NOT_ALLOWED, message: `${JSON.stringify(path)} is a symlink leading out of the file root` });
+            problems.push({
+              path,
+              code: ErrorCode.PATH_NOT_ALLOWED,
+              message: `${JSON.stringify(path)} is a symlink leading out of the file root`,
+            });
             continue;
           }
           const st = await stat(real).catch(() => undefined);
           if (st?.isFile()) out.push({ path, abs: real });
-          else problems.push({ path, code: ErrorCode.FILE_ACCESS, message: `${JSON.stringify(path)} is a symlink to ${st ? kindOf(st) : "nothing"}: not followed` });
+          else
+            problems.push({
+              path,
+              code: ErrorCode.FILE_ACCESS,
+              message: `${JSON.stringify(path)} is a symlink to ${st ? kindOf(st) : "nothing"}: not followed`,
+            });
         } else {
-          const what = entry.isFIFO() ? "a FIFO" : entry.isSocket() ? "a socket" : entry.isCharacterDevice() || entry.isBlockDevice() ? "a device" : "not a regular file";
+          const what = entry.isFIFO()
+            ? "a FIFO"
+            : entry.isSocket()
+              ? "a socket"
+              : entry.isCharacterDevice() || entry.isBlockDevice()
+                ? "a device"
+                : "not a regular file";
           problems.push({ path, code: ErrorCode.FILE_ACCESS, message: `${JSON.stringify(path)} is ${what}, not a regular file: not sent` });
         }
       }
@@ -389,11 +439,19 @@ export class FileSandbox {
     }
   }
 
-  async #describe(files: ReadonlyArray<{ path: string; abs: string }>, hash: boolean, cancelled: () => boolean): Promise<{ files: ListedFile[]; problems: ListedProblem[] }> {
+  async #describe(
+    files: ReadonlyArray<{ path: string; abs: string }>,
+    hash: boolean,
+    cancelled: () => boolean,
+  ): Promise<{ files: ListedFile[]; problems: ListedProblem[] }> {
     const out: Array<ListedFile | undefined> = new Array<ListedFile | undefined>(files.length);
     const problems: ListedProblem[] = [];
     const note = (f: { path: string }, st: Stats): void => {
-      problems.push({ path: f.path, code: ErrorCode.FILE_ACCESS, message: `${JSON.stringify(f.path)} is ${kindOf(st)}, not a regular file: not sent` });
+      problems.push({
+        path: f.path,
+        code: ErrorCode.FILE_ACCESS,
+        message: `${JSON.stringify(f.path)} is ${kindOf(st)}, not a regular file: not sent`,
+      });
     };
     let next = 0;
     if (!hash) {
@@ -472,13 +530,21 @@ parentPort.once("message", ({ source, flags, names }) => {
  * `timeoutMs`. One short-lived worker per listing: a stuck regex cannot be
  * interrupted, only its thread ended, and nothing lingers to keep the process alive.
  */
-export async function matchInWorker(regex: { source: string; flags: string }, names: readonly string[], timeoutMs: number): Promise<number[]> {
+export async function matchInWorker(
+  regex: { source: string; flags: string },
+  names: readonly string[],
+  timeoutMs: number,
+): Promise<number[]> {
   const worker = new Worker(WORKER_SOURCE, { eval: true });
   let timer: LongTimeout | undefined;
   try {
     return await new Promise<number[]>((resolve, reject) => {
       timer = setLongTimeout(() => {
-        reject(new InvalidArgumentError(`regex /${regex.source.slice(0, 64)}/ ran longer than ${timeoutMs} ms over ${names.length} names: refused`));
+        reject(
+          new InvalidArgumentError(
+            `regex /${regex.source.slice(0, 64)}/ ran longer than ${timeoutMs} ms over ${names.length} names: refused`,
+          ),
+        );
       }, timeoutMs);
       worker.once("message", (m: { hits?: number[]; error?: string }) => {
         if (m.hits) resolve(m.hits);

@@ -98,7 +98,8 @@ function checkReadableFd(fd: number, label: string, end: number, expect?: Source
   if (expect !== undefined && (st.size !== expect.size || st.mtimeMs !== expect.mtimeMs)) {
     throw new SourceChangedError(`${JSON.stringify(label)}: source changed since it was listed (${changeOf(expect, st)})`);
   }
-  if (st.size < end) throw new SourceChangedError(`${JSON.stringify(label)}: source changed while being read (size ${expect?.size ?? end} -> ${st.size})`);
+  if (st.size < end)
+    throw new SourceChangedError(`${JSON.stringify(label)}: source changed while being read (size ${expect?.size ?? end} -> ${st.size})`);
   return { size: st.size, mtimeMs: st.mtimeMs };
 }
 
@@ -301,7 +302,9 @@ export class FileSender {
         }
         if (bytesRead === 0) {
           const now = fstatSync(fd).size;
-          throw new SourceChangedError(`${JSON.stringify(item.label)}: source changed while being read (size ${item.expect?.size ?? item.end} -> ${now})`);
+          throw new SourceChangedError(
+            `${JSON.stringify(item.label)}: source changed while being read (size ${item.expect?.size ?? item.end} -> ${now})`,
+          );
         }
         filled += bytesRead;
       }
@@ -403,8 +406,13 @@ export class FileSender {
         throw localFileError(err, JSON.stringify(item.label));
       }
       if (bytesRead === 0) {
-        const now = await fh.stat().then((st) => st.size, () => pos + filled);
-        throw new SourceChangedError(`${JSON.stringify(item.label)}: source changed while being read (size ${item.expect?.size ?? item.end} -> ${now})`);
+        const now = await fh.stat().then(
+          (st) => st.size,
+          () => pos + filled,
+        );
+        throw new SourceChangedError(
+          `${JSON.stringify(item.label)}: source changed while being read (size ${item.expect?.size ?? item.end} -> ${now})`,
+        );
       }
       filled += bytesRead;
     }
@@ -488,7 +496,13 @@ export class FileReceiver {
 
   constructor(options: FileReceiverOptions) {
     this.#o = options;
-    this.#states = options.items.map((it) => ({ segment: 0, next: it.segments[0]?.[0] ?? 0, chain: Promise.resolve(), failed: false, settled: false }));
+    this.#states = options.items.map((it) => ({
+      segment: 0,
+      next: it.segments[0]?.[0] ?? 0,
+      chain: Promise.resolve(),
+      failed: false,
+      settled: false,
+    }));
     this.#remaining = options.items.length;
     this.#bytesTotal = options.items.reduce((n, it) => n + it.segments.reduce((m, [s, e]) => m + e - s, 0), 0);
     this.#done = new Promise((resolve, reject) => {
@@ -599,7 +613,15 @@ export class FileReceiver {
     };
   }
 
-  async #write(f: number, item: ReceiveItem, st: ReceiveState, o: number, raw: Uint8Array, segmentDone: boolean, last: boolean): Promise<void> {
+  async #write(
+    f: number,
+    item: ReceiveItem,
+    st: ReceiveState,
+    o: number,
+    raw: Uint8Array,
+    segmentDone: boolean,
+    last: boolean,
+  ): Promise<void> {
     if (this.#state !== "running") return;
     if (!st.failed && item.part !== undefined) {
       try {
@@ -662,7 +684,10 @@ export class FileReceiver {
   }
 
   #maybeGrant(): void {
-    if (this.#unackedBytes >= Math.max(1, this.#o.windowBytes / 4) || this.#unackedFiles >= Math.max(1, Math.floor(this.#o.windowFiles / 4))) {
+    if (
+      this.#unackedBytes >= Math.max(1, this.#o.windowBytes / 4) ||
+      this.#unackedFiles >= Math.max(1, Math.floor(this.#o.windowFiles / 4))
+    ) {
       this.#o.grant(this.#unackedBytes, this.#unackedFiles);
       this.#unackedBytes = 0;
       this.#unackedFiles = 0;

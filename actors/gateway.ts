@@ -41,10 +41,7 @@ export interface GatewayContext extends GatewayMachineInput {
   error: unknown;
 }
 
-export type GatewayEvent =
-  | { type: "start" }
-  | { type: "stop" }
-  | { type: "remote.close"; peer: Peer; id: number };
+export type GatewayEvent = { type: "start" } | { type: "stop" } | { type: "remote.close"; peer: Peer; id: number };
 
 /** Answers a peer inside its session (numbered, replayed if the link drops) when it has one. */
 function answerPeer(context: GatewayContext, peer: Peer, message: GatewayMessage): void {
@@ -111,7 +108,11 @@ export const gatewayMachine = setup({
     },
     refuseRemoteClose: ({ context, event }) => {
       assertEvent(event, "remote.close");
-      answerPeer(context, event.peer, errorReply(event.id, ErrorCode.REMOTE_CLOSE_DISABLED, "this gateway does not allow clients to close it"));
+      answerPeer(
+        context,
+        event.peer,
+        errorReply(event.id, ErrorCode.REMOTE_CLOSE_DISABLED, "this gateway does not allow clients to close it"),
+      );
     },
     // Sessions still open are told the gateway is going; their handlers end.
     shutdownSupervisor: sendTo("supervisor", { type: "shutdown", code: ErrorCode.GATEWAY_STOPPING, reason: "gateway stopped" }),
@@ -168,10 +169,7 @@ export const gatewayMachine = setup({
       entry: "attachDispatcher",
       on: {
         stop: "stopping",
-        "remote.close": [
-          { guard: "remoteCloseAllowed", target: "stopping", actions: "answerClosing" },
-          { actions: "refuseRemoteClose" },
-        ],
+        "remote.close": [{ guard: "remoteCloseAllowed", target: "stopping", actions: "answerClosing" }, { actions: "refuseRemoteClose" }],
       },
     },
     stopping: {

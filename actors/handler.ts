@@ -51,7 +51,6 @@ export interface HandlerInput {
   files?: FileSandbox | undefined;
 }
 
-
 /** What the handler is doing right now, as `gateway.snapshot()` shows it. */
 export interface CurrentRequest {
   readonly id: number;
@@ -133,7 +132,10 @@ function replyValueUnsafe(session: Session, id: number, kind: RequestKind, name:
   // -0 and lone surrogates would arrive changed: refuse them (the outbox refuses what cannot be encoded or is too large).
   const problem = wireValueProblem(value);
   if (problem !== undefined) {
-    const refusal = { code: ErrorCode.BAD_RESULT, message: `result of '${name}' cannot cross the wire as it is: ${problem.replace(/^value/, "the result")}` };
+    const refusal = {
+      code: ErrorCode.BAD_RESULT,
+      message: `result of '${name}' cannot cross the wire as it is: ${problem.replace(/^value/, "the result")}`,
+    };
     session.countRefusal(refusal);
     session.reply(errorReply(id, refusal.code, refusal.message));
     return;
@@ -163,7 +165,14 @@ function threadCallJob(id: number, abort: AbortController, result: PromiseLike<u
 }
 
 /** A subroutine's throw (or rejection), whatever was thrown: reported on the gateway (the registry's reporting), answered as the caller's RemoteError (BAD_RESULT for what cannot leave a thread). */
-function remoteFailure(registry: SubroutineRegistry, session: Session, id: number, name: string, kind: "call" | "stream", error: unknown): ErrorMessage {
+function remoteFailure(
+  registry: SubroutineRegistry,
+  session: Session,
+  id: number,
+  name: string,
+  kind: "call" | "stream",
+  error: unknown,
+): ErrorMessage {
   if (isInstance(error, BadResult)) return errorReply(id, ErrorCode.BAD_RESULT, error.message);
   const reply = registry.failure({ name, kind, error, handlerId: session.handlerId, client: peerName(session.peer.id), requestId: id });
   return errorReply(id, reply.code, reply.message, { name: reply.name, stack: reply.stack });
@@ -233,7 +242,8 @@ export function directServer(ref: HandlerActorRef): (request: DirectRequest) => 
       session.served++;
       return true;
     }
-    if (snapshot.value !== "idle" || session.deferred !== undefined || registry.get(request.message.name)?.kind !== "function") return false;
+    if (snapshot.value !== "idle" || session.deferred !== undefined || registry.get(request.message.name)?.kind !== "function")
+      return false;
     const promise = runBatch(session, registry, ref, request.message, request.raw);
     if (promise !== undefined) ref.send({ type: "call.async", message: request.message, promise });
     return true;
@@ -254,10 +264,10 @@ export const handlerMachine = setup({
       return entry !== undefined && entry.kind === "function";
     },
     isSend: ({ event }) => (event.type === "rpc.call" || event.type === "call.async") && event.message.mode === "send",
-    isCurrent: ({ context, event }) =>
-      (event.type === "call.done" || event.type === "call.failed") && context.request?.id === event.id,
+    isCurrent: ({ context, event }) => (event.type === "call.done" || event.type === "call.failed") && context.request?.id === event.id,
     isCrash: ({ event }) =>
-      (event.type === "call.failed" && isInstance(event.error, ThreadCrash)) || (event.type === "job.finished" && event.outcome.type === "crashed"),
+      (event.type === "call.failed" && isInstance(event.error, ThreadCrash)) ||
+      (event.type === "job.finished" && event.outcome.type === "crashed"),
     isKnownStream: ({ context, event }) => event.type === "stream.open" && context.registry.get(event.message.name) !== undefined,
     isJobOfCurrent: ({ context, event }) => event.type === "job.finished" && context.request?.id === event.id,
     hasFiles: ({ context }) => context.files !== undefined,
@@ -310,20 +320,42 @@ export const handlerMachine = setup({
         assertEvent(event, ["call.async", "stream.open", "file.list", "file.get", "file.put"]);
         if (event.type === "stream.open") {
           const thread = context.registry.get(event.message.name)?.thread;
-          return { id: event.message.id, name: event.message.name, kind: "stream", startedAt: Date.now(), ...(thread === undefined ? {} : { thread }) } as const;
+          return {
+            id: event.message.id,
+            name: event.message.name,
+            kind: "stream",
+            startedAt: Date.now(),
+            ...(thread === undefined ? {} : { thread }),
+          } as const;
         }
         if (event.type === "file.list") {
-          return { id: event.message.id, name: event.message.folder ?? `${event.message.files?.length ?? 0} files`, kind: "listFiles", startedAt: Date.now() } as const;
+          return {
+            id: event.message.id,
+            name: event.message.folder ?? `${event.message.files?.length ?? 0} files`,
+            kind: "listFiles",
+            startedAt: Date.now(),
+          } as const;
         }
         if (event.type === "file.get") {
-          return { id: event.message.id, name: event.message.folder ?? `${event.message.files.length} files`, kind: "download", startedAt: Date.now() } as const;
+          return {
+            id: event.message.id,
+            name: event.message.folder ?? `${event.message.files.length} files`,
+            kind: "download",
+            startedAt: Date.now(),
+          } as const;
         }
         if (event.type === "file.put") {
           return { id: event.message.id, name: event.message.dirname, kind: "upload", startedAt: Date.now() } as const;
         }
         const { id, name, mode } = event.message;
         const thread = context.registry.get(name)?.thread;
-        return { id, name, kind: mode === "send" ? "batchSend" : "batchGet", startedAt: Date.now(), ...(thread === undefined ? {} : { thread }) } as const;
+        return {
+          id,
+          name,
+          kind: mode === "send" ? "batchSend" : "batchGet",
+          startedAt: Date.now(),
+          ...(thread === undefined ? {} : { thread }),
+        } as const;
       },
     }),
     startStream: ({ context, event, self }) => {
@@ -337,7 +369,17 @@ export const handlerMachine = setup({
       try {
         iterator = iteratorOf(invokeSubroutine(entry, args, kwargs));
       } catch (error) {
-        finish({ type: "failed", ...context.registry.failure({ name, kind: "stream", error, handlerId: context.session.handlerId, client: peerName(context.session.peer.id), requestId: id }) });
+        finish({
+          type: "failed",
+          ...context.registry.failure({
+            name,
+            kind: "stream",
+            error,
+            handlerId: context.session.handlerId,
+            client: peerName(context.session.peer.id),
+            requestId: id,
+          }),
+        });
         return;
       }
       if (!iterator) {
@@ -400,7 +442,9 @@ export const handlerMachine = setup({
     replyFailure: ({ context, event }) => {
       assertEvent(event, "call.failed");
       if (!context.request) return;
-      context.session.reply(remoteFailure(context.registry, context.session, context.request.id, context.request.name ?? "", "call", event.error));
+      context.session.reply(
+        remoteFailure(context.registry, context.session, context.request.id, context.request.name ?? "", "call", event.error),
+      );
     },
     endRequest: enqueueActions(({ enqueue }) => {
       enqueue(({ context }) => {
@@ -411,7 +455,12 @@ export const handlerMachine = setup({
     /** The subroutine's thread failed: a crash of this handler, so the supervisor's restart budget applies. */
     crash: ({ event }) => {
       assertEvent(event, ["call.failed", "job.finished"]);
-      const message = event.type === "call.failed" ? (event.error as Error).message : event.outcome.type === "crashed" ? event.outcome.message : "thread failed";
+      const message =
+        event.type === "call.failed"
+          ? (event.error as Error).message
+          : event.outcome.type === "crashed"
+            ? event.outcome.message
+            : "thread failed";
       throw new ThreadCrash(message);
     },
   },
@@ -453,10 +502,7 @@ export const handlerMachine = setup({
       description: "No request running: a sync call is answered here (no transition); a deferred request is served on entry.",
       entry: "serveDeferred",
       on: {
-        "rpc.call": [
-          { guard: "isKnownBatch", actions: ["faultHook", "runBatch"] },
-          { actions: ["faultHook", "replyUnknown"] },
-        ],
+        "rpc.call": [{ guard: "isKnownBatch", actions: ["faultHook", "runBatch"] }, { actions: ["faultHook", "replyUnknown"] }],
         "call.async": [
           { guard: "isSend", target: "busy.batchSend", actions: "startRequest" },
           { target: "busy.batchGet", actions: "startRequest" },
@@ -473,19 +519,23 @@ export const handlerMachine = setup({
           { guard: "hasFiles", target: "busy.downloading", actions: ["faultHook", "startRequest"] },
           { actions: "replyNoFiles" },
         ],
-        "file.put": [
-          { guard: "hasFiles", target: "busy.uploading", actions: ["faultHook", "startRequest"] },
-          { actions: "replyNoFiles" },
-        ],
+        "file.put": [{ guard: "hasFiles", target: "busy.uploading", actions: ["faultHook", "startRequest"] }, { actions: "replyNoFiles" }],
       },
     },
     busy: {
-      description: "One request runs (context.request); a request that comes once it was answered waits for idle, any other is refused BUSY.",
+      description:
+        "One request runs (context.request); a request that comes once it was answered waits for idle, any other is refused BUSY.",
       initial: "batchGet",
       states: {
         // A call on a worker thread is the session's job while it runs (see threadCallJob).
-        batchGet: { description: "A batch get whose subroutine returned a promise: waiting for call.done / call.failed.", exit: "clearJob" },
-        batchSend: { description: "A batch send whose subroutine returned a promise: waiting for call.done / call.failed.", exit: "clearJob" },
+        batchGet: {
+          description: "A batch get whose subroutine returned a promise: waiting for call.done / call.failed.",
+          exit: "clearJob",
+        },
+        batchSend: {
+          description: "A batch send whose subroutine returned a promise: waiting for call.done / call.failed.",
+          exit: "clearJob",
+        },
         // Items flow through the StreamJob (data plane); the machine knows the stream runs and can end it.
         streaming: {
           description: "A StreamJob pulls the generator under the client's credit until job.finished.",

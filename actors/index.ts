@@ -13,7 +13,16 @@ export { DeliveryLink, type LinkStats } from "./delivery-link.js";
 export type { DeliveryStats } from "./delivery.js";
 export type { GatewayMachineInput, GatewayContext, GatewayEvent, GatewayActorRef, GatewaySnapshot } from "./gateway.js";
 export type { SupervisorInput, SupervisorContext, SupervisorEvent, SupervisorActorRef, SupervisorSnapshot } from "./supervisor.js";
-export type { HandlerInput, HandlerContext, HandlerEvent, HandlerOutput, HandlerActorRef, HandlerSnapshot, HandlerHooks, CurrentRequest } from "./handler.js";
+export type {
+  HandlerInput,
+  HandlerContext,
+  HandlerEvent,
+  HandlerOutput,
+  HandlerActorRef,
+  HandlerSnapshot,
+  HandlerHooks,
+  CurrentRequest,
+} from "./handler.js";
 export type { RequestKind } from "./request.js";
 export type { ControllerMachineInput, ControllerContext, ControllerEvent, ControllerActorRef } from "./controller.js";
 export type { ClientMachineInput, ClientContext, ClientEvent, ClientActorRef, ClientSnapshot, PendingCall, CallKind } from "./client.js";

@@ -112,7 +112,11 @@ function isJournalText(text: string): boolean {
  * that is merely named like one (`car.part.json`, `x.part.lock`, `y.part`) is
  * not in the set: it is the user's, and a listing sends it.
  */
-export async function transferFilesIn(dir: string, candidates: ReadonlyArray<{ readonly name: string; isSymbolicLink(): boolean; isFile(): boolean }>, names: ReadonlySet<string>): Promise<Set<string>> {
+export async function transferFilesIn(
+  dir: string,
+  candidates: ReadonlyArray<{ readonly name: string; isSymbolicLink(): boolean; isFile(): boolean }>,
+  names: ReadonlySet<string>,
+): Promise<Set<string>> {
   const ours = new Set<string>();
   for (const entry of candidates) {
     const { name } = entry;
@@ -148,13 +152,19 @@ export function localFileError(err: unknown, what: string): SwarmnetError {
   if (err instanceof SwarmnetError) return err;
   const code = errnoOf(err);
   const text =
-    code === "ENAMETOOLONG" ? "the name is too long for this file system"
-    : code === "EACCES" || code === "EPERM" ? "permission denied"
-    : code === "EROFS" ? "read-only file system"
-    : code === "ENOSPC" ? "no space left on the device"
-    : code === "ENOTDIR" ? "a part of the path is not a folder"
-    : code === "ENOENT" ? "no such file or folder"
-    : (code ?? (err instanceof Error ? err.message : String(err)));
+    code === "ENAMETOOLONG"
+      ? "the name is too long for this file system"
+      : code === "EACCES" || code === "EPERM"
+        ? "permission denied"
+        : code === "EROFS"
+          ? "read-only file system"
+          : code === "ENOSPC"
+            ? "no space left on the device"
+            : code === "ENOTDIR"
+              ? "a part of the path is not a folder"
+              : code === "ENOENT"
+                ? "no such file or folder"
+                : (code ?? (err instanceof Error ? err.message : String(err)));
   return new FileAccessError(`${what}: ${text}${code && !text.includes(code) ? ` (${code})` : ""}`, { cause: err });
 }
 
@@ -167,7 +177,13 @@ export function localFileError(err: unknown, what: string): SwarmnetError {
  * process is writing (not one of `share`: ranges of one upload land together)
  * counts as taken too: two files of one transfer never rename onto one name.
  */
-export async function chooseTarget(dir: string, name: string, ifExists: IfExists, present?: ReadonlySet<string>, share?: string): Promise<string | undefined> {
+export async function chooseTarget(
+  dir: string,
+  name: string,
+  ifExists: IfExists,
+  present?: ReadonlySet<string>,
+  share?: string,
+): Promise<string | undefined> {
   const target = join(dir, name);
   const taken = ifExists === "rename" && takenHere(target, share);
   // The caller read the folder once: a name not in it needs no lstat of its own.
@@ -384,12 +400,16 @@ export class PartFile {
     // target): renaming one into place would replace the other's bytes under its final name.
     const other = temps.get(options.target);
     if (other !== undefined) {
-      throw new FileBusyError(`${JSON.stringify(options.target)} is the temp file of ${JSON.stringify(other)}, being transferred now: transfer it on its own`);
+      throw new FileBusyError(
+        `${JSON.stringify(options.target)} is the temp file of ${JSON.stringify(other)}, being transferred now: transfer it on its own`,
+      );
     }
     const myTemps = tempPathsOf(options.target, journaled(options));
     const clash = myTemps.find((p) => held.has(p));
     if (clash !== undefined) {
-      throw new FileBusyError(`${JSON.stringify(options.target)} needs ${JSON.stringify(clash)} as its temp file, and that is being transferred now: transfer it on its own`);
+      throw new FileBusyError(
+        `${JSON.stringify(options.target)} needs ${JSON.stringify(clash)} as its temp file, and that is being transferred now: transfer it on its own`,
+      );
     }
     // Reserved before the first await: a second acquire in this process sees it at once.
     const ready = (async () => {
@@ -529,7 +549,8 @@ export class PartFile {
         if (this.#sparse || !this.#fresh || this.source.size === 0) {
           await fh.truncate(this.source.size);
           const { size } = await fh.stat();
-          if (size !== this.source.size) throw new FileIntegrityError(`${JSON.stringify(this.target)} is ${size} bytes, ${this.source.size} expected`);
+          if (size !== this.source.size)
+            throw new FileIntegrityError(`${JSON.stringify(this.target)} is ${size} bytes, ${this.source.size} expected`);
         }
       } finally {
         await fh.close().catch(() => undefined);
@@ -550,7 +571,8 @@ export class PartFile {
         try {
           await link(this.part, this.target);
         } catch (err) {
-          if (errnoOf(err) === "EEXIST") throw new FileExistsError(`${JSON.stringify(this.target)} appeared during the transfer: not replaced`);
+          if (errnoOf(err) === "EEXIST")
+            throw new FileExistsError(`${JSON.stringify(this.target)} appeared during the transfer: not replaced`);
           throw err;
         }
         await unlink(this.part);
@@ -582,7 +604,9 @@ export class PartFile {
   async #stillOurs(): Promise<void> {
     const now = await lstat(this.part).catch(() => undefined);
     if (this.#ino === undefined || now === undefined || now.ino !== this.#ino.ino || now.dev !== this.#ino.dev) {
-      throw new FileBusyError(`${JSON.stringify(this.part)} was replaced or removed by another writer during the transfer: ${JSON.stringify(this.target)} not renamed into place`);
+      throw new FileBusyError(
+        `${JSON.stringify(this.part)} was replaced or removed by another writer during the transfer: ${JSON.stringify(this.target)} not renamed into place`,
+      );
     }
   }
 
@@ -647,17 +671,25 @@ export class PartFile {
   #save(): void {
     this.#unsaved = 0;
     this.#savedAt = performance.now();
-    const text = JSON.stringify({ v: 1, size: this.source.size, mtimeMs: this.source.mtimeMs, ...(this.#ino ? { ino: this.#ino.ino } : {}), ranges: this.#ranges });
+    const text = JSON.stringify({
+      v: 1,
+      size: this.source.size,
+      mtimeMs: this.source.mtimeMs,
+      ...(this.#ino ? { ino: this.#ino.ino } : {}),
+      ranges: this.#ranges,
+    });
     const next = this.journal.slice(0, -JOURNAL_SUFFIX.length) + JOURNAL_NEXT_SUFFIX;
-    this.#saving = this.#saving.then(async () => {
-      const fh = await open(next, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW);
-      try {
-        await fh.write(text, 0, "utf8");
-      } finally {
-        await fh.close();
-      }
-      await rename(next, this.journal);
-    }).catch(() => undefined);
+    this.#saving = this.#saving
+      .then(async () => {
+        const fh = await open(next, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW);
+        try {
+          await fh.write(text, 0, "utf8");
+        } finally {
+          await fh.close();
+        }
+        await rename(next, this.journal);
+      })
+      .catch(() => undefined);
   }
 }
 

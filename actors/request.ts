@@ -9,14 +9,7 @@
  * Every check fails with InvalidArgumentError (SWARMNET_INVALID_ARGUMENT)
  * whose message starts with the method or command that was given it.
  */
-import {
-  InvalidArgumentError,
-  MAX_STREAM_WINDOW,
-  describeThrown,
-  encode,
-  wireValueProblem,
-  type Kwargs,
-} from "../protocol/index.js";
+import { InvalidArgumentError, MAX_STREAM_WINDOW, describeThrown, encode, wireValueProblem, type Kwargs } from "../protocol/index.js";
 import type { Frames } from "../transports/transport.js";
 
 /**
@@ -26,16 +19,7 @@ import type { Frames } from "../transports/transport.js";
  * the client's side: a download is served by the handler's FileDownloadJob.
  */
 export type RequestKind =
-  | "ping"
-  | "batchGet"
-  | "batchSend"
-  | "stream"
-  | "listFiles"
-  | "download"
-  | "upload"
-  | "listSubroutines"
-  | "inspect"
-  | "closeGateway";
+  "ping" | "batchGet" | "batchSend" | "stream" | "listFiles" | "download" | "upload" | "listSubroutines" | "inspect" | "closeGateway";
 
 /** A checked request, not numbered yet: what `encodeRequest` puts on the wire under an id. */
 export interface Request {
@@ -81,7 +65,13 @@ export function pingRequest(data: unknown, method = "ping"): Request {
 export function batchGetRequest(method: string, name: string, args: readonly unknown[], kwargs: Kwargs): Request | InvalidArgumentError {
   const bad = checkTarget(method, name, args, kwargs);
   if (bad !== undefined) return bad;
-  return { kind: "batchGet", method, message: { type: "rpc.call", name, mode: "get", args, kwargs }, raw: undefined, label: `call ${name}` };
+  return {
+    kind: "batchGet",
+    method,
+    message: { type: "rpc.call", name, mode: "get", args, kwargs },
+    raw: undefined,
+    label: `call ${name}`,
+  };
 }
 
 /** Batch send: `buffer` (a Uint8Array, in its own frame) reaches `name` as `kwargs.buffer` (`rpc.call`, mode "send"). */
@@ -96,7 +86,13 @@ export function batchSendRequest(
   if (bad !== undefined) return bad;
   if (!(buffer instanceof Uint8Array)) return new InvalidArgumentError(`${method}: buffer must be a Uint8Array`);
   if ("buffer" in kwargs) return new InvalidArgumentError(`${method}: kwargs.buffer is reserved for the bytes sent`);
-  return { kind: "batchSend", method, message: { type: "rpc.call", name, mode: "send", args, kwargs }, raw: buffer, label: `send to ${name}` };
+  return {
+    kind: "batchSend",
+    method,
+    message: { type: "rpc.call", name, mode: "send", args, kwargs },
+    raw: buffer,
+    label: `send to ${name}`,
+  };
 }
 
 /** A stream of generator `name` with a window of `window` items (1..MAX_STREAM_WINDOW) and `windowBytes` bytes (`stream.open`). */
@@ -156,7 +152,9 @@ export function encodeRequest(request: Request, id: number): Frames | InvalidArg
   try {
     envelope = encode({ ...request.message, id });
   } catch (err) {
-    return new InvalidArgumentError(`${request.method}: arguments cannot be encoded as CBOR: ${describeThrown(err).message}`, { cause: err });
+    return new InvalidArgumentError(`${request.method}: arguments cannot be encoded as CBOR: ${describeThrown(err).message}`, {
+      cause: err,
+    });
   }
   return request.raw === undefined ? [envelope] : [envelope, request.raw];
 }

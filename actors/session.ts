@@ -20,7 +20,13 @@ import type { Job, Refusal } from "./job.js";
 export interface Outbox {
   send(peer: Peer, message: GatewayMessage, raw?: Uint8Array, maxMessageSize?: number, via?: (frames: Frames) => void): boolean;
   /** Like `send`, but a refused message is only reported (code and reason), nobody is told and nothing counted: the caller decides. */
-  trySend(peer: Peer, message: GatewayMessage, raw?: Uint8Array, maxMessageSize?: number, via?: (frames: Frames) => void): Refusal | undefined;
+  trySend(
+    peer: Peer,
+    message: GatewayMessage,
+    raw?: Uint8Array,
+    maxMessageSize?: number,
+    via?: (frames: Frames) => void,
+  ): Refusal | undefined;
   /** Counts a refusal the caller settled on (for `gateway.snapshot().replies`). */
   countRefusal(refusal: Refusal): void;
   /** Queues frames as they are (a delivery header first); a failure comes back with `tag`. */

@@ -5,7 +5,16 @@
  * running (`busy.streaming`) and can cancel it; the items themselves do not
  * pay for a machine transition each.
  */
-import { ErrorCode, MAX_STREAM_WINDOW, describeThrown, errorReply, isInstance, wireValueProblem, type ClientMessage, type StreamItemsMessage } from "../protocol/index.js";
+import {
+  ErrorCode,
+  MAX_STREAM_WINDOW,
+  describeThrown,
+  errorReply,
+  isInstance,
+  wireValueProblem,
+  type ClientMessage,
+  type StreamItemsMessage,
+} from "../protocol/index.js";
 import type { Job, JobOutcome, Refusal, Replier, StreamProgress } from "./job.js";
 import { BadResult, ThreadCrash } from "./subroutines.js";
 
@@ -200,17 +209,16 @@ export class StreamJob implements Job {
     } catch (err) {
       this.#flush();
       const { message, name } = describeThrown(err);
-      outcome =
-        isInstance(err, ThreadCrash)
-          ? { type: "crashed", message }
-          : isInstance(err, BadResult)
-            ? { type: "failed", code: ErrorCode.BAD_RESULT, message }
-            : (this.#failure ??
-              (this.#onThrow
-                ? { type: "failed", ...this.#onThrow(err) }
-                : name === undefined
-                  ? { type: "failed", code: ErrorCode.REMOTE, message }
-                  : { type: "failed", code: ErrorCode.REMOTE, message, name }));
+      outcome = isInstance(err, ThreadCrash)
+        ? { type: "crashed", message }
+        : isInstance(err, BadResult)
+          ? { type: "failed", code: ErrorCode.BAD_RESULT, message }
+          : (this.#failure ??
+            (this.#onThrow
+              ? { type: "failed", ...this.#onThrow(err) }
+              : name === undefined
+                ? { type: "failed", code: ErrorCode.REMOTE, message }
+                : { type: "failed", code: ErrorCode.REMOTE, message, name }));
     }
     // Ended by the consumer, an end marker, a bad item or cancel: let the generator's finally run.
     // (On a generator that threw, return() is a no-op.) A generator still stuck in a next() we
@@ -287,11 +295,13 @@ export class StreamJob implements Job {
       // An ident is a safe integer: NaN would never end the stream (NaN < 0 is false), 1.5 or 2**53 + 1 would not arrive as yielded.
       if (!Array.isArray(value) || !Number.isSafeInteger(value[0])) {
         this.#flush();
-        return this.#failure ?? {
-          type: "failed",
-          code: ErrorCode.BAD_RESULT,
-          message: `stream '${this.#name}' must yield [ident, buffer] pairs with a safe-integer ident`,
-        };
+        return (
+          this.#failure ?? {
+            type: "failed",
+            code: ErrorCode.BAD_RESULT,
+            message: `stream '${this.#name}' must yield [ident, buffer] pairs with a safe-integer ident`,
+          }
+        );
       }
       const ident = value[0] as number;
       const buffer: unknown = value[1];
@@ -305,7 +315,10 @@ export class StreamJob implements Job {
         if (problem !== undefined) {
           this.#flush();
           if (this.#failure !== undefined) return this.#failure;
-          const refusal = { code: ErrorCode.BAD_RESULT, message: `item ${this.#itemsSent} of stream '${this.#name}' cannot cross the wire as it is: ${problem.replace(/^value/, "its buffer")}` };
+          const refusal = {
+            code: ErrorCode.BAD_RESULT,
+            message: `item ${this.#itemsSent} of stream '${this.#name}' cannot cross the wire as it is: ${problem.replace(/^value/, "its buffer")}`,
+          };
           this.#session.countRefusal(refusal);
           return { type: "failed", ...refusal };
         }

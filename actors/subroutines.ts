@@ -142,7 +142,9 @@ export class SubroutineRegistry {
 
   /** Every subroutine with whether it streams (a declared generator function), sorted by name. */
   list(): { name: string; stream: boolean }[] {
-    return [...this.#entries.values()].map((e) => ({ name: e.name, stream: e.kind === "generator" })).sort((a, b) => (a.name < b.name ? -1 : 1));
+    return [...this.#entries.values()]
+      .map((e) => ({ name: e.name, stream: e.kind === "generator" }))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 }
 

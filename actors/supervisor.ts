@@ -14,8 +14,29 @@
  *   |             then freed slots go to the waiters, oldest first
  *   +--shutdown--> stopped (final: every session ended, every waiter refused)
  */
-import { assertEvent, assign, fromCallback, raise, setup, stopChild, type ActorRefFrom, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom } from "xstate";
-import { ErrorCode, PROTOCOL_VERSION, Status, describeThrown, errorReply, safeInterval, sessionSilenceMs, type HelloMessage, type RefusedMessage } from "../protocol/index.js";
+import {
+  assertEvent,
+  assign,
+  fromCallback,
+  raise,
+  setup,
+  stopChild,
+  type ActorRefFrom,
+  type DoneActorEvent,
+  type ErrorActorEvent,
+  type SnapshotFrom,
+} from "xstate";
+import {
+  ErrorCode,
+  PROTOCOL_VERSION,
+  Status,
+  describeThrown,
+  errorReply,
+  safeInterval,
+  sessionSilenceMs,
+  type HelloMessage,
+  type RefusedMessage,
+} from "../protocol/index.js";
 import type { Peer } from "../transports/transport.js";
 import type { FileSandbox } from "./file-sandbox.js";
 import { directServer, handlerMachine, type HandlerActorRef, type HandlerHooks, type HandlerInput, type HandlerOutput } from "./handler.js";
@@ -102,7 +123,8 @@ const leaseSweeper = fromCallback<SupervisorEvent, { table: SessionTable; livene
     for (const session of input.table.all()) {
       if (session.overflowed) sendBack({ type: "session.expired", peerKey: session.peer.key, overflow: true });
       else if (stalled) session.lastSeen = Math.max(session.lastSeen, now - intervalMs);
-      else if (now - session.lastSeen > sessionSilenceMs(input.livenessMs)) sendBack({ type: "session.expired", peerKey: session.peer.key });
+      else if (now - session.lastSeen > sessionSilenceMs(input.livenessMs))
+        sendBack({ type: "session.expired", peerKey: session.peer.key });
     }
   }, intervalMs);
   timer.unref();
@@ -163,12 +185,24 @@ function refusal(peer: Peer, id: number, status: number, code: string, message: 
 /** A hello refused because the routing id's session is in use. */
 function takenRefusal({ event }: { event: SupervisorEvent }): { peer: Peer; message: RefusedMessage } {
   assertEvent(event, "session.open");
-  return refusal(event.peer, event.message.id, Status.CONFLICT, ErrorCode.RESUME_REFUSED, "this routing id has a session in use; a reconnecting client resumes it with its secret");
+  return refusal(
+    event.peer,
+    event.message.id,
+    Status.CONFLICT,
+    ErrorCode.RESUME_REFUSED,
+    "this routing id has a session in use; a reconnecting client resumes it with its secret",
+  );
 }
 
 function versionRefusal({ event }: { event: SupervisorEvent }): { peer: Peer; message: RefusedMessage } {
   assertEvent(event, "session.open");
-  return refusal(event.peer, event.message.id, Status.UPGRADE_REQUIRED, ErrorCode.VERSION_MISMATCH, `gateway speaks protocol ${PROTOCOL_VERSION}, client sent ${event.message.v}`);
+  return refusal(
+    event.peer,
+    event.message.id,
+    Status.UPGRADE_REQUIRED,
+    ErrorCode.VERSION_MISMATCH,
+    `gateway speaks protocol ${PROTOCOL_VERSION}, client sent ${event.message.v}`,
+  );
 }
 
 function fullRefusal({ context, event }: { context: SupervisorContext; event: SupervisorEvent }): { peer: Peer; message: RefusedMessage } {
@@ -194,7 +228,11 @@ function expiredWaiter(context: SupervisorContext, event: SupervisorEvent): Wait
 /** What ends a session whose lease ran out (or whose delivery buffer overflowed). */
 function expiryOf(context: SupervisorContext, session: Session, overflow: boolean | undefined): SessionEnd {
   return overflow
-    ? { code: ErrorCode.DELIVERY_OVERFLOW, reason: "overflow", message: `more than the delivery layer's cap of unacknowledged messages (${session.channel.unacked})` }
+    ? {
+        code: ErrorCode.DELIVERY_OVERFLOW,
+        reason: "overflow",
+        message: `more than the delivery layer's cap of unacknowledged messages (${session.channel.unacked})`,
+      }
     : { code: ErrorCode.LEASE_EXPIRED, reason: "lease", message: `no word from the client for ${context.livenessMs} ms` };
 }
 
@@ -253,7 +291,10 @@ const supervisorSetup = setup({
     enqueueWaiter: assign({
       waiting: ({ context, event }) => {
         assertEvent(event, "session.open");
-        return [...context.waiting, { peer: event.peer, helloId: event.message.id, since: Date.now(), maxMessageSize: event.message.maxMessageSize }];
+        return [
+          ...context.waiting,
+          { peer: event.peer, helloId: event.message.id, since: Date.now(), maxMessageSize: event.message.maxMessageSize },
+        ];
       },
     }),
     /** The waiter's `waitMs` is up on the actor's clock: `wait.expired` refuses it unless a slot came first. */
@@ -267,7 +308,13 @@ const supervisorSetup = setup({
     refuseExpiredWaiter: ({ context, event }) => {
       assertEvent(event, "wait.expired");
       const waiter = expiredWaiter(context, event)!;
-      const { peer, message } = refusal(waiter.peer, event.helloId, Status.POOL_FULL, ErrorCode.POOL_FULL, `no slot came free while waiting (pool of ${context.maxPoolSize})`);
+      const { peer, message } = refusal(
+        waiter.peer,
+        event.helloId,
+        Status.POOL_FULL,
+        ErrorCode.POOL_FULL,
+        `no slot came free while waiting (pool of ${context.maxPoolSize})`,
+      );
       context.outbox.send(peer, message);
     },
     dropExpiredWaiter: assign({
@@ -284,7 +331,10 @@ const supervisorSetup = setup({
       // client that resumes later is refused with the same reason.
       if (session) endSession(context.table, session, expiryOf(context, session, event.overflow));
     },
-    countExpired: assign(({ context }) => ({ poolSize: context.table.size, stats: { ...context.stats, expired: context.stats.expired + 1 } })),
+    countExpired: assign(({ context }) => ({
+      poolSize: context.table.size,
+      stats: { ...context.stats, expired: context.stats.expired + 1 },
+    })),
     /** A handler ended (closed or ended): its slot frees first, then a close is acknowledged. */
     releaseSession: ({ context, event }) => {
       const done = event as unknown as DoneActorEvent<HandlerOutput>;
@@ -330,7 +380,13 @@ const supervisorSetup = setup({
     refuseAllWaiters: ({ context, event }) => {
       assertEvent(event, "shutdown");
       for (const waiter of context.waiting) {
-        context.outbox.send(waiter.peer, { type: "refused", id: waiter.helloId, status: Status.POOL_FULL, code: event.code, message: event.reason });
+        context.outbox.send(waiter.peer, {
+          type: "refused",
+          id: waiter.helloId,
+          status: Status.POOL_FULL,
+          code: event.code,
+          message: event.reason,
+        });
       }
     },
   },
@@ -368,81 +424,109 @@ export const supervisorMachine = supervisorSetup
         const now = Date.now();
         const recent = session.restarts.filter((t: number) => now - t < context.restartWindowMs);
         if (recent.length >= context.maxRestarts) {
-          if (inflight !== undefined) enqueue({ type: "failRequest", params: { peerKey, id: inflight, message: `handler ${session.handlerId} crashed: ${reason}` } });
+          if (inflight !== undefined)
+            enqueue({ type: "failRequest", params: { peerKey, id: inflight, message: `handler ${session.handlerId} crashed: ${reason}` } });
           enqueue({
             type: "endSession",
             params: {
               peerKey,
-              end: { code: ErrorCode.SESSION_ENDED, reason: "crashed", message: `handler ${session.handlerId} crashed ${context.maxRestarts + 1} times within ${context.restartWindowMs} ms: ${reason}` },
+              end: {
+                code: ErrorCode.SESSION_ENDED,
+                reason: "crashed",
+                message: `handler ${session.handlerId} crashed ${context.maxRestarts + 1} times within ${context.restartWindowMs} ms: ${reason}`,
+              },
             },
           });
-          enqueue.assign(({ context }) => ({ poolSize: context.table.size, stats: { ...context.stats, crashedOut: context.stats.crashedOut + 1 } }));
+          enqueue.assign(({ context }) => ({
+            poolSize: context.table.size,
+            stats: { ...context.stats, crashedOut: context.stats.crashedOut + 1 },
+          }));
           return;
         }
         enqueue({ type: "stopJob", params: { peerKey } });
         enqueue({ type: "respawnHandler", params: { peerKey, restarts: [...recent, now] } });
-        if (inflight !== undefined) enqueue({ type: "failRequest", params: { peerKey, id: inflight, message: `handler ${session.handlerId} crashed and was restarted: ${reason}` } });
+        if (inflight !== undefined)
+          enqueue({
+            type: "failRequest",
+            params: { peerKey, id: inflight, message: `handler ${session.handlerId} crashed and was restarted: ${reason}` },
+          });
       }),
     },
   })
   .createMachine({
-  id: "supervisor",
-  context: ({ input }) => ({
-    ...input,
-    nextHandlerId: 1,
-    poolSize: 0,
-    stats: { accepted: 0, refused: 0, restarts: 0, crashedOut: 0, expired: 0, waited: 0 },
-    waiting: [],
-  }),
-  initial: "running",
-  states: {
-    running: {
-      description: "Serving the pool: hellos get a handler while a slot is free; the lease sweeper ends silent sessions.",
-      invoke: { src: "leaseSweeper", input: ({ context }) => ({ table: context.table, livenessMs: context.livenessMs }) },
-      initial: "accepting",
-      states: {
-        accepting: {
-          description: "A slot is free: a hello gets a handler and a welcome.",
-          always: { guard: "isPoolFull", target: "full" },
-          on: {
-            "session.open": [
-              { guard: "isRepeatHello", actions: { type: "welcome", params: admissionOf } },
-              { guard: "isTakenHello", actions: { type: "refuse", params: takenRefusal } },
-              { guard: "isWrongVersion", actions: { type: "refuse", params: versionRefusal } },
-              { actions: [{ type: "spawnSession", params: admissionOf }, { type: "welcome", params: admissionOf }] },
-            ],
+    id: "supervisor",
+    context: ({ input }) => ({
+      ...input,
+      nextHandlerId: 1,
+      poolSize: 0,
+      stats: { accepted: 0, refused: 0, restarts: 0, crashedOut: 0, expired: 0, waited: 0 },
+      waiting: [],
+    }),
+    initial: "running",
+    states: {
+      running: {
+        description: "Serving the pool: hellos get a handler while a slot is free; the lease sweeper ends silent sessions.",
+        invoke: { src: "leaseSweeper", input: ({ context }) => ({ table: context.table, livenessMs: context.livenessMs }) },
+        initial: "accepting",
+        states: {
+          accepting: {
+            description: "A slot is free: a hello gets a handler and a welcome.",
+            always: { guard: "isPoolFull", target: "full" },
+            on: {
+              "session.open": [
+                { guard: "isRepeatHello", actions: { type: "welcome", params: admissionOf } },
+                { guard: "isTakenHello", actions: { type: "refuse", params: takenRefusal } },
+                { guard: "isWrongVersion", actions: { type: "refuse", params: versionRefusal } },
+                {
+                  actions: [
+                    { type: "spawnSession", params: admissionOf },
+                    { type: "welcome", params: admissionOf },
+                  ],
+                },
+              ],
+            },
+          },
+          full: {
+            description: "Every slot is taken: a hello with waitMs queues for the next free slot (oldest first), any other is refused 503.",
+            always: { guard: "hasFreeSlotAndNoWaiter", target: "accepting" },
+            on: {
+              "session.open": [
+                { guard: "isRepeatHello", actions: { type: "welcome", params: admissionOf } },
+                { guard: "isTakenHello", actions: { type: "refuse", params: takenRefusal } },
+                { guard: "isWrongVersion", actions: { type: "refuse", params: versionRefusal } },
+                { guard: "mayWait", actions: ["enqueueWaiter", "scheduleWaitExpiry"] },
+                { actions: [{ type: "refuse", params: fullRefusal }, "countRefused"] },
+              ],
+              "wait.expired": { guard: "isWaiting", actions: ["refuseExpiredWaiter", "dropExpiredWaiter", "countRefused"] },
+            },
           },
         },
-        full: {
-          description: "Every slot is taken: a hello with waitMs queues for the next free slot (oldest first), any other is refused 503.",
-          always: { guard: "hasFreeSlotAndNoWaiter", target: "accepting" },
-          on: {
-            "session.open": [
-              { guard: "isRepeatHello", actions: { type: "welcome", params: admissionOf } },
-              { guard: "isTakenHello", actions: { type: "refuse", params: takenRefusal } },
-              { guard: "isWrongVersion", actions: { type: "refuse", params: versionRefusal } },
-              { guard: "mayWait", actions: ["enqueueWaiter", "scheduleWaitExpiry"] },
-              { actions: [{ type: "refuse", params: fullRefusal }, "countRefused"] },
+        on: {
+          "session.expired": {
+            actions: [
+              stopChild(({ context, event }) => context.table.byPeer(event.peerKey)?.actorId ?? ""),
+              "expireSession",
+              "countExpired",
+              "admitWaiters",
             ],
-            "wait.expired": { guard: "isWaiting", actions: ["refuseExpiredWaiter", "dropExpiredWaiter", "countRefused"] },
           },
+          // stopChild also drops the ended actor from `children`: without it they pile up.
+          "xstate.done.actor.*": {
+            actions: [stopChild(({ event }) => (event as DoneActorEvent).actorId), "releaseSession", "countPool", "admitWaiters"],
+          },
+          "xstate.error.actor.*": {
+            actions: [stopChild(({ event }) => (event as ErrorActorEvent).actorId), "superviseCrash", "admitWaiters"],
+          },
+          shutdown: { target: "stopped", actions: ["endAllSessions", "refuseAllWaiters", assign({ waiting: [] })] },
         },
       },
-      on: {
-        "session.expired": { actions: [stopChild(({ context, event }) => context.table.byPeer(event.peerKey)?.actorId ?? ""), "expireSession", "countExpired", "admitWaiters"] },
-        // stopChild also drops the ended actor from `children`: without it they pile up.
-        "xstate.done.actor.*": { actions: [stopChild(({ event }) => (event as DoneActorEvent).actorId), "releaseSession", "countPool", "admitWaiters"] },
-        "xstate.error.actor.*": { actions: [stopChild(({ event }) => (event as ErrorActorEvent).actorId), "superviseCrash", "admitWaiters"] },
-        shutdown: { target: "stopped", actions: ["endAllSessions", "refuseAllWaiters", assign({ waiting: [] })] },
+      stopped: {
+        description: "The gateway stopped: every session was ended and every waiter refused.",
+        type: "final",
+        entry: assign({ poolSize: 0 }),
       },
     },
-    stopped: {
-      description: "The gateway stopped: every session was ended and every waiter refused.",
-      type: "final",
-      entry: assign({ poolSize: 0 }),
-    },
-  },
-});
+  });
 
 export type SupervisorActorRef = ActorRefFrom<typeof supervisorMachine>;
 export type SupervisorSnapshot = SnapshotFrom<typeof supervisorMachine>;

@@ -159,7 +159,9 @@ export class SubroutineThreadPool {
     }
     const only = options.only;
     if (only !== undefined && (!Array.isArray(only) || only.length === 0 || only.some((n) => typeof n !== "string"))) {
-      throw new InvalidArgumentError(`addSubroutines: option 'only' must be a non-empty array of export names, got ${JSON.stringify(only)}`);
+      throw new InvalidArgumentError(
+        `addSubroutines: option 'only' must be a non-empty array of export names, got ${JSON.stringify(only)}`,
+      );
     }
     if (typeof module !== "string" && !(module instanceof URL)) {
       throw new InvalidArgumentError(`addSubroutines: module must be a path or a URL, got ${typeof module}`);
@@ -171,7 +173,9 @@ export class SubroutineThreadPool {
       exports = (await pool.#pool.run({ op: "describe" } satisfies ThreadTask)) as ThreadExport[];
     } catch (error) {
       await pool.close();
-      throw new InvalidArgumentError(`addSubroutines: cannot load ${moduleUrl} in a worker thread: ${(error as Error).message}`, { cause: error });
+      throw new InvalidArgumentError(`addSubroutines: cannot load ${moduleUrl} in a worker thread: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     if (exports.length === 0) {
       await pool.close();
@@ -201,10 +205,7 @@ export class SubroutineThreadPool {
         ? (args, kwargs) => this.#stream(entry.name, args, kwargs)
         : (args, kwargs, signal) => this.#call(entry.name, args, kwargs, signal);
     // `fn` is what a direct caller (tests, the registry's kind check) sees; its kind mirrors the export's.
-    const fn: Subroutine =
-      entry.kind === "generator"
-        ? async function* threaded(): AsyncGenerator<never> {}
-        : () => undefined;
+    const fn: Subroutine = entry.kind === "generator" ? async function* threaded(): AsyncGenerator<never> {} : () => undefined;
     return { fn, invoke };
   }
 
@@ -216,7 +217,8 @@ export class SubroutineThreadPool {
     this.#inflight++;
     let result: ThreadCallResult;
     try {
-      const run = (): Promise<ThreadCallResult> => this.#pool.run(task, { transferList, ...(signal ? { signal } : {}) }) as Promise<ThreadCallResult>;
+      const run = (): Promise<ThreadCallResult> =>
+        this.#pool.run(task, { transferList, ...(signal ? { signal } : {}) }) as Promise<ThreadCallResult>;
       result = await run().catch((error: unknown) => {
         // A moved buffer went with the task that never ran: a retry cannot send it again.
         if (isRetired(error) && transferList.length === 0) return run();

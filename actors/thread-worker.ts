@@ -177,7 +177,11 @@ function stream(task: Extract<ThreadTask, { op: "stream" }>): Promise<void> {
       resolve();
     };
     const fail = (error: unknown, bad = false): void => {
-      port.postMessage(bad ? { type: "error", error: describeThrown(error), bad: true } : ({ type: "error", error: describeThrown(error) } satisfies StreamReply));
+      port.postMessage(
+        bad
+          ? { type: "error", error: describeThrown(error), bad: true }
+          : ({ type: "error", error: describeThrown(error) } satisfies StreamReply),
+      );
       finish();
     };
     const pull = async (items: number, bytes: number): Promise<void> => {
@@ -212,7 +216,12 @@ function stream(task: Extract<ThreadTask, { op: "stream" }>): Promise<void> {
             try {
               structuredClone(value);
             } catch (error) {
-              failure = { error: new TypeError(`stream '${task.name}' yielded an item that cannot leave its worker thread: ${describeThrown(error).message}`), bad: true };
+              failure = {
+                error: new TypeError(
+                  `stream '${task.name}' yielded an item that cannot leave its worker thread: ${describeThrown(error).message}`,
+                ),
+                bad: true,
+              };
               break;
             }
             idents.push(pair === undefined ? undefined : pair[0]);
@@ -278,7 +287,9 @@ let running = 0;
 const taint = (error: unknown): void => {
   if (tainted === undefined) {
     tainted = error;
-    process.stderr.write(`swarmnet: a worker thread caught an error outside any call and will be replaced: ${describeThrown(error).message}\n`);
+    process.stderr.write(
+      `swarmnet: a worker thread caught an error outside any call and will be replaced: ${describeThrown(error).message}\n`,
+    );
   }
   if (running === 0) setImmediate(retire);
 };

@@ -124,7 +124,13 @@ export async function writeReport(dir: string, report: BenchReport): Promise<{ j
 /** The table as Markdown: a row per workload and metric (cold rows beside warm ones), medians, then ratios. */
 export function formatMarkdown(report: BenchReport): string {
   const header = ["workload", "metric", ...SYSTEMS.map((s) => SYSTEM_LABELS[s]), ...PEERS.map((p) => `vs ${SYSTEM_LABELS[p]}`)];
-  const lines = [`| ${header.join(" | ")} |`, `| --- | --- | ${header.slice(2).map(() => "---:").join(" | ")} |`];
+  const lines = [
+    `| ${header.join(" | ")} |`,
+    `| --- | --- | ${header
+      .slice(2)
+      .map(() => "---:")
+      .join(" | ")} |`,
+  ];
   for (const workload of report.workloads) {
     for (const metric of workload.metrics) {
       const cells = [
@@ -160,12 +166,7 @@ function cell(outcome: SystemOutcome, key: string): string {
 
 /** The one table: a row per workload and metric, medians, then ratios. */
 export function formatTable(report: BenchReport): string {
-  const header = [
-    "workload",
-    "metric",
-    ...SYSTEMS.map((s) => SYSTEM_LABELS[s]),
-    ...PEERS.map((p) => `vs ${SYSTEM_LABELS[p]}`),
-  ];
+  const header = ["workload", "metric", ...SYSTEMS.map((s) => SYSTEM_LABELS[s]), ...PEERS.map((p) => `vs ${SYSTEM_LABELS[p]}`)];
   const rows: string[][] = [];
   for (const workload of report.workloads) {
     for (const metric of workload.metrics) {
@@ -187,7 +188,9 @@ export function formatTable(report: BenchReport): string {
   const { options, machine } = report;
   const conditions = [
     `median of ${options.runs} runs after a warm-up` +
-      (options.coldRuns > 0 ? `; -cold rows: median of ${options.coldRuns} run${options.coldRuns === 1 ? "" : "s"}, each in fresh processes without a warm-up` : ""),
+      (options.coldRuns > 0
+        ? `; -cold rows: median of ${options.coldRuns} run${options.coldRuns === 1 ? "" : "s"}, each in fresh processes without a warm-up`
+        : ""),
     options.quick ? "quick (1/10 size)" : options.scale !== 1 ? `scale ${options.scale}` : "full size",
     options.rttMs > 0 ? `through a relay adding ${options.rttMs} ms round trip` : "loopback",
     `node ${process.version}, ${machine.cpuCount} × ${machine.cpuModel}`,

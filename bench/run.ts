@@ -17,7 +17,9 @@ const QUICK_COLD_RUNS = 1;
 
 const USAGE = `usage: npm run bench -- [WORKLOAD...] [options]
 
-  WORKLOAD          ${WORKLOADS.map((w) => w.id).join(", ")} (default: all but the opt-in ${WORKLOADS.filter((w) => w.optIn).map((w) => w.id).join(", ")})
+  WORKLOAD          ${WORKLOADS.map((w) => w.id).join(", ")} (default: all but the opt-in ${WORKLOADS.filter((w) => w.optIn)
+    .map((w) => w.id)
+    .join(", ")})
   --quick           every workload at a tenth of its size, ${QUICK_RUNS} runs (a smoke check)
   --runs N          measured runs per workload and system (default ${DEFAULT_RUNS}, quick ${QUICK_RUNS})
   --cold N          cold runs (fresh server and client processes, no warm-up) per workload
@@ -68,7 +70,10 @@ async function main(): Promise<void> {
     return;
   }
 
-  const workloads = positionals.length === 0 ? WORKLOADS.filter((w) => !w.optIn) : positionals.map((id) => findWorkload(id) ?? fail(`unknown workload ${id}`));
+  const workloads =
+    positionals.length === 0
+      ? WORKLOADS.filter((w) => !w.optIn)
+      : positionals.map((id) => findWorkload(id) ?? fail(`unknown workload ${id}`));
   const systems = values.systems === undefined ? [...SYSTEMS] : values.systems.split(",").map((s) => s.trim());
   for (const s of systems) {
     if (!(SYSTEMS as readonly string[]).includes(s)) fail(`unknown system ${JSON.stringify(s)}`);
@@ -80,8 +85,7 @@ async function main(): Promise<void> {
     workloads,
     systems: systems as SystemName[],
     runs,
-    coldRuns:
-      values.cold === "0" ? 0 : positiveNumber("cold", values.cold, quick ? QUICK_COLD_RUNS : runs, { integer: true }),
+    coldRuns: values.cold === "0" ? 0 : positiveNumber("cold", values.cold, quick ? QUICK_COLD_RUNS : runs, { integer: true }),
     scale: positiveNumber("scale", values.scale, quick ? QUICK_SCALE : 1),
     rttMs: values.rtt === undefined ? 0 : positiveNumber("rtt", values.rtt, 0),
     runTimeoutMs: positiveNumber("timeout", values.timeout, DEFAULT_RUN_TIMEOUT_S) * 1000,

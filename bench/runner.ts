@@ -10,16 +10,7 @@ import { fileURLToPath } from "node:url";
 import { isFromWorker, type FromWorker, type Role, type ToWorker } from "./ipc.js";
 import { median } from "./lib/stats.js";
 import { LatencyRelay } from "./relay.js";
-import {
-  BENCH_HOST,
-  PEERS,
-  SYSTEMS,
-  type AnyWorkload,
-  type Figures,
-  type Metric,
-  type PeerName,
-  type SystemName,
-} from "./workload.js";
+import { BENCH_HOST, PEERS, SYSTEMS, type AnyWorkload, type Figures, type Metric, type PeerName, type SystemName } from "./workload.js";
 
 /**
  * `npm run bench` compiles the bench and the library (tsconfig.bench.json) and
@@ -123,7 +114,12 @@ async function runSystems(workload: AnyWorkload, options: RunOptions, mode: "war
   return outcomes;
 }
 
-async function runSystem(workload: AnyWorkload, system: SystemName, options: RunOptions, mode: "warm" | "cold" = "warm"): Promise<SystemOutcome> {
+async function runSystem(
+  workload: AnyWorkload,
+  system: SystemName,
+  options: RunOptions,
+  mode: "warm" | "cold" = "warm",
+): Promise<SystemOutcome> {
   const label = `${workload.id}${mode === "cold" ? "-cold" : ""} ${workload.name} / ${system}`;
   const started = performance.now();
   const runs: Figures[] = [];
@@ -167,10 +163,7 @@ function figureOf(figures: Figures, key: string): number {
   return value;
 }
 
-function ratiosOf(
-  metrics: readonly Metric[],
-  systems: Record<SystemName, SystemOutcome>,
-): Record<PeerName, Record<string, number | null>> {
+function ratiosOf(metrics: readonly Metric[], systems: Record<SystemName, SystemOutcome>): Record<PeerName, Record<string, number | null>> {
   const ours = systems.swarmnet;
   const ratios = {} as Record<PeerName, Record<string, number | null>>;
   for (const peer of PEERS) {
@@ -281,7 +274,8 @@ function raisedLimit(wanted: number): { prlimit: string; args: string[] } | unde
   const { soft, hard } = fileLimits();
   if (soft >= wanted) return undefined;
   const prlimit = ["/usr/bin/prlimit", "/bin/prlimit"].find((p) => existsSync(p));
-  if (prlimit === undefined) throw new Error(`needs ${wanted} file descriptors (the soft limit is ${soft}) and prlimit (util-linux) to raise it`);
+  if (prlimit === undefined)
+    throw new Error(`needs ${wanted} file descriptors (the soft limit is ${soft}) and prlimit (util-linux) to raise it`);
   const args = [`--nofile=${wanted}:${hard === Infinity ? "unlimited" : Math.max(wanted, hard)}`];
   try {
     execFileSync(prlimit, [...args, "true"], { stdio: "pipe" });
@@ -314,7 +308,9 @@ class WorkerProcess {
     this.#child = fork(WORKER_PATH, [workloadId, system, role, String(scale)], {
       cwd: REPO_ROOT,
       // prlimit sets the limit and execs node, which keeps the IPC channel fork() opened.
-      ...(raised === undefined ? { execArgv: nodeArgs } : { execPath: raised.prlimit, execArgv: [...raised.args, process.execPath, ...nodeArgs] }),
+      ...(raised === undefined
+        ? { execArgv: nodeArgs }
+        : { execPath: raised.prlimit, execArgv: [...raised.args, process.execPath, ...nodeArgs] }),
       stdio: ["ignore", "pipe", "pipe", "ipc"],
     });
     const keep = (chunk: Buffer): void => {

@@ -13,9 +13,7 @@ export const SYSTEMS = ["swarmnet", "zeromq", "grpc", "tcp"] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
 /** Peers are every system but swarmnet: what the ratios are taken against. */
-export const PEERS = SYSTEMS.filter(
-  (s): s is Exclude<SystemName, "swarmnet"> => s !== "swarmnet",
-);
+export const PEERS = SYSTEMS.filter((s): s is Exclude<SystemName, "swarmnet"> => s !== "swarmnet");
 export type PeerName = (typeof PEERS)[number];
 
 export const SYSTEM_LABELS: Record<SystemName, string> = {

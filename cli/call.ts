@@ -40,7 +40,13 @@ Example:
 
 ${EXIT_CODES_HELP}`;
 
-const options = { ...connectionOptions, kwargs: { type: "string" }, raw: { type: "boolean" }, json: { type: "boolean" }, as: { type: "string" } } as const;
+const options = {
+  ...connectionOptions,
+  kwargs: { type: "string" },
+  raw: { type: "boolean" },
+  json: { type: "boolean" },
+  as: { type: "string" },
+} as const;
 
 export const callCommand: Command = {
   name: "call",
@@ -48,7 +54,7 @@ export const callCommand: Command = {
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, options);
-    if (values.help) return out(help), ExitCode.OK;
+    if (values.help) return (out(help), ExitCode.OK);
     const endpoint = gatewayFrom("call", values, positionals, false);
     const [name, ...rest] = positionals;
     if (name === undefined) throw new UsageError("missing subroutine NAME");
@@ -68,4 +74,3 @@ export const callCommand: Command = {
     }
   },
 };
-

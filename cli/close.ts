@@ -1,4 +1,15 @@
-import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, connectClient, connectionOptions, controllerFrom, gatewayFrom, out, parse, type Command } from "./common.js";
+import {
+  CONNECTION_HELP,
+  EXIT_CODES_HELP,
+  ExitCode,
+  connectClient,
+  connectionOptions,
+  controllerFrom,
+  gatewayFrom,
+  out,
+  parse,
+  type Command,
+} from "./common.js";
 
 const help = `Usage: swarmnet close [ENDPOINT] [options]
 
@@ -22,7 +33,7 @@ export const closeCommand: Command = {
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, connectionOptions);
-    if (values.help) return out(help), ExitCode.OK;
+    if (values.help) return (out(help), ExitCode.OK);
     const endpoint = gatewayFrom("close", values, positionals, true);
     const controller = controllerFrom(values, { endpoint });
     try {

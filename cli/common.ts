@@ -128,7 +128,10 @@ export function intFlag(name: string, value: string | undefined, fallback: numbe
 /** An endpoint from the command line: `host`, `host:port` or `tcp://host:port`; the port is 1857 when left out. */
 export function endpointFlag(value: string | undefined): string {
   const raw = value ?? process.env["SWARMNET_GATEWAY"] ?? "127.0.0.1:1857";
-  const withPort = /:\d+$/.test(raw) || /^\[.*\]:\d+$/.test(raw) || raw.includes("://") ? raw : `${raw.includes(":") && !raw.startsWith("[") ? `[${raw}]` : raw}:1857`;
+  const withPort =
+    /:\d+$/.test(raw) || /^\[.*\]:\d+$/.test(raw) || raw.includes("://")
+      ? raw
+      : `${raw.includes(":") && !raw.startsWith("[") ? `[${raw}]` : raw}:1857`;
   try {
     return normalizeEndpoint(withPort);
   } catch (err) {
@@ -146,7 +149,12 @@ const ENDPOINT_LIKE = /^(tcp:\/\/.+|[A-Za-z0-9.-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d
  * first argument that looks like a gateway is refused with the fix.
  * @throws UsageError
  */
-export function gatewayFrom(command: string, values: { gateway?: string }, positionals: readonly string[], positionalEndpoint: boolean): string {
+export function gatewayFrom(
+  command: string,
+  values: { gateway?: string },
+  positionals: readonly string[],
+  positionalEndpoint: boolean,
+): string {
   if (positionalEndpoint) {
     if (positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}`);
     const given = positionals[0];
@@ -262,7 +270,10 @@ function unreachable(e: unknown): unknown {
 }
 
 /** A controller for the gateway named by the connection flags; `endpoint` overrides `--gateway`. */
-export function controllerFrom(values: ConnectionValues, extra: { endpoint?: string; downloadDir?: string; verbose?: boolean } = {}): Controller {
+export function controllerFrom(
+  values: ConnectionValues,
+  extra: { endpoint?: string; downloadDir?: string; verbose?: boolean } = {},
+): Controller {
   const endpoint = endpointFlag(extra.endpoint ?? values.gateway);
   const curve = clientCurve(values);
   return new Controller({
@@ -287,7 +298,8 @@ export function jsonArg(what: string, text: string): unknown {
 export function kwargsFlag(text: string | undefined): Record<string, unknown> {
   if (text === undefined) return {};
   const value = jsonArg("--kwargs", text);
-  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new UsageError(`--kwargs must be a JSON object, got ${text}`);
+  if (value === null || typeof value !== "object" || Array.isArray(value))
+    throw new UsageError(`--kwargs must be a JSON object, got ${text}`);
   return value as Record<string, unknown>;
 }
 
@@ -420,7 +432,8 @@ export async function transferWorker(
     throw unreachable(e);
   }
   const got = swarm.clients.length;
-  if (got < size) err(`swarmnet ${command}: asked for a swarm of ${size}, the gateway's pool had ${got} free slot${got === 1 ? "" : "s"}: using ${got}`);
+  if (got < size)
+    err(`swarmnet ${command}: asked for a swarm of ${size}, the gateway's pool had ${got} free slot${got === 1 ? "" : "s"}: using ${got}`);
   return { worker: swarm, via: got === 1 ? "a swarm of 1" : `a swarm of ${got}` };
 }
 
@@ -430,7 +443,8 @@ export type AsType = (typeof AS_TYPES)[number];
 
 export function asFlag(value: string | undefined): AsType | undefined {
   if (value === undefined) return undefined;
-  if (!(AS_TYPES as readonly string[]).includes(value)) throw new UsageError(`--as must be one of ${AS_TYPES.join(", ")}, got ${JSON.stringify(value)}`);
+  if (!(AS_TYPES as readonly string[]).includes(value))
+    throw new UsageError(`--as must be one of ${AS_TYPES.join(", ")}, got ${JSON.stringify(value)}`);
   return value as AsType;
 }
 
@@ -481,8 +495,11 @@ export function writableFolder(flag: string, path: string): string {
         accessSync(probe, fsConstants.W_OK | fsConstants.X_OK);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        const why = code === "EROFS" ? "read-only file system" : code === "EACCES" || code === "EPERM" ? "permission denied" : (e as Error).message;
-        throw new UsageError(`${flag} ${path}: ${probe === resolvePath(path) ? "cannot be written" : `cannot be made in ${probe}`}: ${why} (${code ?? "?"}, ${ErrorCode.FILE_ACCESS})`);
+        const why =
+          code === "EROFS" ? "read-only file system" : code === "EACCES" || code === "EPERM" ? "permission denied" : (e as Error).message;
+        throw new UsageError(
+          `${flag} ${path}: ${probe === resolvePath(path) ? "cannot be written" : `cannot be made in ${probe}`}: ${why} (${code ?? "?"}, ${ErrorCode.FILE_ACCESS})`,
+        );
       }
       return path;
     }
@@ -551,9 +568,20 @@ export async function uploadGroups(
           const target = await stat(file).catch((e: unknown) => e as Error);
           if (target instanceof Error) problems.push({ path: file, code: ErrorCode.FILE_NOT_FOUND, reason: "a broken symlink" });
           else if (target.isFile()) files.push(name);
-          else problems.push({ path: file, code: ErrorCode.FILE_ACCESS, reason: `a symlink to ${target.isDirectory() ? "a folder" : "something that is not a regular file"}: not followed` });
+          else
+            problems.push({
+              path: file,
+              code: ErrorCode.FILE_ACCESS,
+              reason: `a symlink to ${target.isDirectory() ? "a folder" : "something that is not a regular file"}: not followed`,
+            });
         } else {
-          const what = entry.isFIFO() ? "a FIFO" : entry.isSocket() ? "a socket" : entry.isCharacterDevice() || entry.isBlockDevice() ? "a device" : "not a regular file";
+          const what = entry.isFIFO()
+            ? "a FIFO"
+            : entry.isSocket()
+              ? "a socket"
+              : entry.isCharacterDevice() || entry.isBlockDevice()
+                ? "a device"
+                : "not a regular file";
           problems.push({ path: file, code: ErrorCode.FILE_ACCESS, reason: `${what}, not a regular file: not sent` });
         }
       }
@@ -575,6 +603,11 @@ export async function uploadGroups(
 
 function notSent(path: string, e: unknown): NotDelivered {
   const code = (e as NodeJS.ErrnoException).code;
-  const reason = code === "EACCES" || code === "EPERM" ? `permission denied (${code})` : code === "ENOENT" ? "no such file or folder (ENOENT)" : (e as Error).message;
+  const reason =
+    code === "EACCES" || code === "EPERM"
+      ? `permission denied (${code})`
+      : code === "ENOENT"
+        ? "no such file or folder (ENOENT)"
+        : (e as Error).message;
   return { path, code: code === "ENOENT" ? ErrorCode.FILE_NOT_FOUND : ErrorCode.FILE_ACCESS, reason };
 }

@@ -2,7 +2,16 @@ import { readFileSync } from "node:fs";
 import { localFolder } from "./common.js";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { DEFAULT_DOWNLOAD_DIR, DEFAULT_FILE_ROOTS, DEFAULT_HOST, DEFAULT_MAX_POOL_SIZE, DEFAULT_PORT, Gateway, type ServerCurve, type Subroutine } from "../runtime/index.js";
+import {
+  DEFAULT_DOWNLOAD_DIR,
+  DEFAULT_FILE_ROOTS,
+  DEFAULT_HOST,
+  DEFAULT_MAX_POOL_SIZE,
+  DEFAULT_PORT,
+  Gateway,
+  type ServerCurve,
+  type Subroutine,
+} from "../runtime/index.js";
 import { EXIT_CODES_HELP, ExitCode, UsageError, err, intFlag, keysIn, out, parse, readKey, type Command } from "./common.js";
 
 const help = `Usage: swarmnet gateway [options]
@@ -102,7 +111,7 @@ export const gatewayCommand: Command = {
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, options);
-    if (values.help) return out(help), ExitCode.OK;
+    if (values.help) return (out(help), ExitCode.OK);
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
     const threads = values.threads === undefined ? undefined : intFlag("threads", values.threads, 1, 1, 256);
     if (threads !== undefined && (values.subroutines ?? []).length === 0) throw new UsageError("--threads needs --subroutines MODULE");

@@ -67,7 +67,7 @@ export const getCommand: Command = {
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, options);
-    if (values.help) return out(help), ExitCode.OK;
+    if (values.help) return (out(help), ExitCode.OK);
     const endpoint = gatewayFrom("get", values, positionals, false);
     const files = [...(values.files ?? []), ...positionals];
     if (values.folder !== undefined && files.length > 0) throw new UsageError("give either --folder or --files, not both");

@@ -1,5 +1,13 @@
 import { basename } from "node:path";
-import { AdminConnection, DEFAULT_ADMIN_TIMEOUT_MS, TimeoutError, startWebInspector, type AdminOptions, type GatewayInspection, type HandlerInspection } from "../runtime/index.js";
+import {
+  AdminConnection,
+  DEFAULT_ADMIN_TIMEOUT_MS,
+  TimeoutError,
+  startWebInspector,
+  type AdminOptions,
+  type GatewayInspection,
+  type HandlerInspection,
+} from "../runtime/index.js";
 import {
   EXIT_CODES_HELP,
   ExitCode,
@@ -95,7 +103,12 @@ function requestOf(h: HandlerInspection, now: number): string {
 
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
-  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join("  ").trimEnd());
+  return rows.map((r) =>
+    r
+      .map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!)))
+      .join("  ")
+      .trimEnd(),
+  );
 }
 
 /** The text view of one snapshot; `now` is the local clock (requests show how long they have run). */
@@ -120,7 +133,9 @@ export function renderInspection(s: GatewayInspection, now = Date.now()): string
         `busy ${workers || "-"}`,
     );
   }
-  lines.push(`security: ${s.security.handshakes} handshakes, ${s.security.authFailures} unauthorized, ${s.security.protocolFailures} failed`);
+  lines.push(
+    `security: ${s.security.handshakes} handshakes, ${s.security.authFailures} unauthorized, ${s.security.protocolFailures} failed`,
+  );
   return lines.join("\n");
 }
 
@@ -163,16 +178,22 @@ export const inspectCommand: Command = {
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, options);
-    if (values.help) return out(help), ExitCode.OK;
+    if (values.help) return (out(help), ExitCode.OK);
     const endpoint = gatewayFrom("inspect", values, positionals, true);
     const interval = intFlag("interval", values.interval, TERMINAL_INTERVAL_MS, 20);
     const curve = clientCurve(values);
     if (values.web && values.json) throw new UsageError("--web and --json do not go together");
     if (values.port !== undefined && !values.web) throw new UsageError("--port is for --web");
     if (values.web) {
-      return serveWeb(endpoint, intFlag("port", values.port, 0, 0, 65535), { timeoutMs: intFlag("timeout", values.timeout, DEFAULT_ADMIN_TIMEOUT_MS), ...(curve ? { curve } : {}) });
+      return serveWeb(endpoint, intFlag("port", values.port, 0, 0, 65535), {
+        timeoutMs: intFlag("timeout", values.timeout, DEFAULT_ADMIN_TIMEOUT_MS),
+        ...(curve ? { curve } : {}),
+      });
     }
-    const admin = new AdminConnection(endpoint, { timeoutMs: intFlag("timeout", values.timeout, DEFAULT_ADMIN_TIMEOUT_MS), ...(curve ? { curve } : {}) });
+    const admin = new AdminConnection(endpoint, {
+      timeoutMs: intFlag("timeout", values.timeout, DEFAULT_ADMIN_TIMEOUT_MS),
+      ...(curve ? { curve } : {}),
+    });
     try {
       // An admin request needs no session: no answer to the first one means the gateway was not reached.
       const first = await admin.snapshot().catch((e: unknown) => {

@@ -1,5 +1,16 @@
 import { TimeoutError } from "../runtime/index.js";
-import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UnreachableError, connectionOptions, controllerFrom, gatewayFrom, out, parse, type Command } from "./common.js";
+import {
+  CONNECTION_HELP,
+  EXIT_CODES_HELP,
+  ExitCode,
+  UnreachableError,
+  connectionOptions,
+  controllerFrom,
+  gatewayFrom,
+  out,
+  parse,
+  type Command,
+} from "./common.js";
 
 const help = `Usage: swarmnet list [ENDPOINT] [options]
 
@@ -28,7 +39,7 @@ export const listCommand: Command = {
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, options);
-    if (values.help) return out(help), ExitCode.OK;
+    if (values.help) return (out(help), ExitCode.OK);
     const endpoint = gatewayFrom("list", values, positionals, true);
     const controller = controllerFrom(values, { endpoint });
     try {

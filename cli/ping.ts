@@ -1,4 +1,16 @@
-import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, connectClient, connectionOptions, controllerFrom, gatewayFrom, intFlag, out, parse, type Command } from "./common.js";
+import {
+  CONNECTION_HELP,
+  EXIT_CODES_HELP,
+  ExitCode,
+  connectClient,
+  connectionOptions,
+  controllerFrom,
+  gatewayFrom,
+  intFlag,
+  out,
+  parse,
+  type Command,
+} from "./common.js";
 
 const help = `Usage: swarmnet ping [ENDPOINT] [options]
 
@@ -21,7 +33,7 @@ export const pingCommand: Command = {
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, options);
-    if (values.help) return out(help), ExitCode.OK;
+    if (values.help) return (out(help), ExitCode.OK);
     const endpoint = gatewayFrom("ping", values, positionals, true);
     const count = intFlag("count", values.count, 1);
     const controller = controllerFrom(values, { endpoint });
@@ -36,7 +48,9 @@ export const pingCommand: Command = {
         times.push(performance.now() - t0);
       }
       const mean = times.reduce((a, b) => a + b, 0) / times.length;
-      out(`pong from ${client.endpoint} (handler ${client.handlerId}): ${JSON.stringify(echoed)}; ${count} round trip${count === 1 ? "" : "s"}, mean ${mean.toFixed(2)} ms`);
+      out(
+        `pong from ${client.endpoint} (handler ${client.handlerId}): ${JSON.stringify(echoed)}; ${count} round trip${count === 1 ? "" : "s"}, mean ${mean.toFixed(2)} ms`,
+      );
       return ExitCode.OK;
     } finally {
       await controller.close();

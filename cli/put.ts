@@ -59,7 +59,7 @@ export const putCommand: Command = {
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, options);
-    if (values.help) return out(help), ExitCode.OK;
+    if (values.help) return (out(help), ExitCode.OK);
     if (values.dirname === undefined) throw new UsageError("missing --dirname NAME");
     requestPath("--dirname", values.dirname, true);
     const endpoint = gatewayFrom("put", values, positionals, false);
@@ -80,7 +80,14 @@ export const putCommand: Command = {
           // layout); the reports add up, and one group's missing paths do not
           // stop the next group.
           // What could not even be offered (a FIFO, a broken symlink, ... inside a folder) is reported too.
-          let done: TransferReport = { delivered: [], skipped: [], notDelivered: [...problems], folders: [], bytesSent: 0, bytesResumed: 0 };
+          let done: TransferReport = {
+            delivered: [],
+            skipped: [],
+            notDelivered: [...problems],
+            folders: [],
+            bytesSent: 0,
+            bytesResumed: 0,
+          };
           if (groups.length === 0) onReport(done);
           const sum = (r: TransferReport): TransferReport => ({
             delivered: [...done.delivered, ...r.delivered],
@@ -97,7 +104,13 @@ export const putCommand: Command = {
               onReport(sum(r));
             };
             try {
-              await w.worker.sendFilesToGateway({ ...group, ...(values.verify ? { verify: true } : {}), ifExists, signal, onReport: report });
+              await w.worker.sendFilesToGateway({
+                ...group,
+                ...(values.verify ? { verify: true } : {}),
+                ifExists,
+                signal,
+                onReport: report,
+              });
             } catch (e) {
               if (!(e instanceof FilesNotDeliveredError)) throw e;
               last = e.report;

@@ -1,5 +1,19 @@
 import { readFile } from "node:fs/promises";
-import { CONNECTION_HELP, EXIT_CODES_HELP, ExitCode, UsageError, connectClient, connectionOptions, controllerFrom, gatewayFrom, jsonArg, kwargsFlag, out, parse, type Command } from "./common.js";
+import {
+  CONNECTION_HELP,
+  EXIT_CODES_HELP,
+  ExitCode,
+  UsageError,
+  connectClient,
+  connectionOptions,
+  controllerFrom,
+  gatewayFrom,
+  jsonArg,
+  kwargsFlag,
+  out,
+  parse,
+  type Command,
+} from "./common.js";
 
 const help = `Usage: swarmnet send NAME FILE|- [ARGS...] [options]
 
@@ -31,7 +45,7 @@ export const sendCommand: Command = {
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, options);
-    if (values.help) return out(help), ExitCode.OK;
+    if (values.help) return (out(help), ExitCode.OK);
     const endpoint = gatewayFrom("send", values, positionals, false);
     const [name, source, ...rest] = positionals;
     if (name === undefined) throw new UsageError("missing subroutine NAME");

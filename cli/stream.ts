@@ -62,7 +62,7 @@ export const streamCommand: Command = {
   help,
   async run(argv) {
     const { values, positionals } = parse(argv, options);
-    if (values.help) return out(help), ExitCode.OK;
+    if (values.help) return (out(help), ExitCode.OK);
     const endpoint = gatewayFrom("stream", values, positionals, false);
     const [name, ...rest] = positionals;
     if (name === undefined) throw new UsageError("missing subroutine NAME");

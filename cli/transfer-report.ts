@@ -15,7 +15,8 @@ export const IF_EXISTS_HELP = `      --if-exists MODE       a target that exists
 /** `--if-exists MODE`, checked. */
 export function ifExistsFlag(value: string | undefined): IfExists {
   if (value === undefined) return "overwrite";
-  if (!(IF_EXISTS as readonly string[]).includes(value)) throw new UsageError(`--if-exists must be one of ${IF_EXISTS.join(", ")}, got ${JSON.stringify(value)}`);
+  if (!(IF_EXISTS as readonly string[]).includes(value))
+    throw new UsageError(`--if-exists must be one of ${IF_EXISTS.join(", ")}, got ${JSON.stringify(value)}`);
   return value as IfExists;
 }
 
@@ -38,7 +39,9 @@ export async function reportedTransfer(
     await transfer({ signal: interrupt.signal, onReport: (r) => void (report = r) });
   } catch (error) {
     if (interrupt.signal.aborted) {
-      err(`interrupted: ${report ? `${mib(report.bytesSent)} MiB sent; ` : ""}partial files are kept, run the same command again to resume`);
+      err(
+        `interrupted: ${report ? `${mib(report.bytesSent)} MiB sent; ` : ""}partial files are kept, run the same command again to resume`,
+      );
       return ExitCode.INTERRUPTED;
     }
     if (!(error instanceof FilesNotDeliveredError)) throw error;

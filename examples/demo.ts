@@ -37,7 +37,11 @@ const gateway = new Gateway({
 });
 // pynetwork's tutorial subroutines: disk usage as bytes, and an IO pin setter fed by a batch send.
 gateway.addSubroutine("mount_usage", (requestId: number) => toBytes(DataType.int, 40 + (requestId % 60)));
-gateway.addSubroutine("status", async (unit: string, kwargs: Kwargs) => ({ unit, uptimeS: Math.round(process.uptime()), verbose: kwargs["verbose"] === true }));
+gateway.addSubroutine("status", async (unit: string, kwargs: Kwargs) => ({
+  unit,
+  uptimeS: Math.round(process.uptime()),
+  verbose: kwargs["verbose"] === true,
+}));
 gateway.addSubroutine("set_io", (pin: number, value: boolean, kwargs: Kwargs & { buffer: Uint8Array }) => {
   log(`  [gateway] set_io(pin=${pin}, value=${value}) with ${kwargs.buffer.length} bytes: "${Buffer.from(kwargs.buffer).toString()}"`);
   return pin;
@@ -67,9 +71,9 @@ try {
   const pin = await client.sendSubroutineBatch("set_io", strToBytes("LED on"), [4, true]);
   log(`batch send set_io -> ${pin}`);
 
-  await client.getSubroutineBatch("no_such_subroutine").catch((e: { code: string; message: string }) =>
-    log(`unknown subroutine -> ${e.code}: ${e.message}`),
-  );
+  await client
+    .getSubroutineBatch("no_such_subroutine")
+    .catch((e: { code: string; message: string }) => log(`unknown subroutine -> ${e.code}: ${e.message}`));
 
   const swarm = await controller.getSwarm(3);
   const handlers = await Promise.all(swarm.clients.map(async (c) => (await c.ping(`h${c.handlerId}`)) as string));
@@ -98,7 +102,9 @@ try {
   log("summary:");
   log(`  ping        ${us.toFixed(0)} us mean round trip`);
   log(`  stream      ${Math.round(received / streamS).toLocaleString("en-US")} items/s (${received} readings in ${streamS.toFixed(2)} s)`);
-  log(`  download    ${(folderBytes / 2 ** 20 / downloadS).toFixed(1)} MiB/s (${paths.length} files in ${downloadS.toFixed(2)} s over a swarm of 4)`);
+  log(
+    `  download    ${(folderBytes / 2 ** 20 / downloadS).toFixed(1)} MiB/s (${paths.length} files in ${downloadS.toFixed(2)} s over a swarm of 4)`,
+  );
 
   await client.closeGateway();
   await gateway.closed;

@@ -73,11 +73,7 @@ const registeredTags = new Map<number, abstract new (...args: never[]) => unknow
  * Lets instances of `Class` cross the wire as themselves: both sides register
  * the same class under the same tag. Replaces pynetwork's Handshakes file.
  */
-export function registerClass<T extends object>(
-  Class: abstract new (...args: never[]) => T,
-  tag: number,
-  codec: ClassCodec<T> = {},
-): void {
+export function registerClass<T extends object>(Class: abstract new (...args: never[]) => T, tag: number, codec: ClassCodec<T> = {}): void {
   if (!Number.isInteger(tag) || tag < MIN_CLASS_TAG || tag > 0xffff_ffff) {
     throw new RangeError(`registerClass: tag must be an integer >= ${MIN_CLASS_TAG}, got ${tag}`);
   }
@@ -87,9 +83,7 @@ export function registerClass<T extends object>(
   }
   registeredTags.set(tag, Class);
   const toWire = codec.encode ?? ((instance: T) => ({ ...instance }));
-  const fromWire =
-    codec.decode ??
-    ((data: unknown) => Object.assign(Object.create(Class.prototype as object) as T, data as object));
+  const fromWire = codec.decode ?? ((data: unknown) => Object.assign(Object.create(Class.prototype as object) as T, data as object));
   addExtension({
     Class: Class as unknown as new (...args: unknown[]) => T,
     tag,

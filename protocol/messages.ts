@@ -92,7 +92,8 @@ const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
 /** An integer in `min..max`. */
 function int(min: number, max: number): Field<number, "error"> {
   return field(
-    (v, where) => (typeof v === "number" && Number.isInteger(v) && v >= min && v <= max ? v : fail(`${where} must be an integer in ${min}..${max}`)),
+    (v, where) =>
+      typeof v === "number" && Number.isInteger(v) && v >= min && v <= max ? v : fail(`${where} must be an integer in ${min}..${max}`),
     min,
     "1",
   );
@@ -103,15 +104,27 @@ const integer = field((v, where) => (typeof v === "number" && Number.isInteger(v
 const number = field((v, where) => (typeof v === "number" ? v : fail(`${where} must be a number`)), 1, "1");
 /** A non-empty string of at most `max` characters (names, codes). */
 function text(max = MAX_NAME_LENGTH): Field<string, "error"> {
-  return field((v, where) => (typeof v === "string" && v.length > 0 && v.length <= max ? v : fail(`${where} must be a non-empty string of at most ${max} characters`)), "x", 1);
+  return field(
+    (v, where) =>
+      typeof v === "string" && v.length > 0 && v.length <= max
+        ? v
+        : fail(`${where} must be a non-empty string of at most ${max} characters`),
+    "x",
+    1,
+  );
 }
 /** Human-readable text: whatever came, as a string (cut at `max`); absent is "". */
 function note(max = Infinity): Field<string, "default"> {
-  return withDefault(field((v) => String(v ?? "").slice(0, max), "text"), "");
+  return withDefault(
+    field((v) => String(v ?? "").slice(0, max), "text"),
+    "",
+  );
 }
 /** A path: a string of at most MAX_PATH_LENGTH characters; what it may name is the sandbox's business. */
 function pathOf(value: unknown, where: string): string {
-  return typeof value === "string" && value.length <= MAX_PATH_LENGTH ? value : fail(`${where} must be a string of at most ${MAX_PATH_LENGTH} characters`);
+  return typeof value === "string" && value.length <= MAX_PATH_LENGTH
+    ? value
+    : fail(`${where} must be a string of at most ${MAX_PATH_LENGTH} characters`);
 }
 const path = field(pathOf, "a", 1);
 /** One of the given strings. */
@@ -128,7 +141,12 @@ const maybe: Field<unknown, "omit"> = { missing: "omit", check: identity, exampl
 const map = field((v, where) => (isRecord(v) ? v : fail(`${where} must be a map`)), {}, []);
 const array = field((v, where) => (Array.isArray(v) ? (v as readonly unknown[]) : fail(`${where} must be an array`)), [], {});
 /** The always-200 status of a welcome. */
-const statusOk: Field<typeof Status.OK, "default"> = { missing: "default", check: () => Status.OK, fallback: Status.OK, example: Status.OK };
+const statusOk: Field<typeof Status.OK, "default"> = {
+  missing: "default",
+  check: () => Status.OK,
+  fallback: Status.OK,
+  example: Status.OK,
+};
 
 function depthExceeds(value: unknown, budget: number): boolean {
   if (value === null || typeof value !== "object" || value instanceof Uint8Array) return false;
@@ -141,14 +159,25 @@ function shallow<T>(value: T, where: string): T {
   return depthExceeds(value, MAX_ARGS_DEPTH) ? fail(`${where} may nest at most ${MAX_ARGS_DEPTH} levels deep`) : value;
 }
 // A null args or kwargs (a Python client's None) means the default, as an absent one does.
-const args = withDefault(field((v, where) => (v === null ? [] : shallow(Array.isArray(v) ? (v as readonly unknown[]) : fail(`${where} must be an array`), where)), [1], {}), [] as readonly unknown[]);
-const kwargs = withDefault(field((v, where) => (v === null ? {} : shallow(isRecord(v) ? (v as Kwargs) : fail(`${where} must be a map`), where)), { a: 1 }, []), {} as Kwargs);
+const args = withDefault(
+  field(
+    (v, where) => (v === null ? [] : shallow(Array.isArray(v) ? (v as readonly unknown[]) : fail(`${where} must be an array`), where)),
+    [1],
+    {},
+  ),
+  [] as readonly unknown[],
+);
+const kwargs = withDefault(
+  field((v, where) => (v === null ? {} : shallow(isRecord(v) ? (v as Kwargs) : fail(`${where} must be a map`), where)), { a: 1 }, []),
+  {} as Kwargs,
+);
 
 /** An array of at most MAX_FILES_PER_REQUEST entries, each checked by `entry(value, "where[i]")`. */
 function list<T>(entry: (value: unknown, where: string) => T, example: unknown): Field<readonly T[], "error"> {
   return field(
     (v, where) => {
-      if (!Array.isArray(v) || v.length > MAX_FILES_PER_REQUEST) fail(`${where} must be an array of at most ${MAX_FILES_PER_REQUEST} entries`);
+      if (!Array.isArray(v) || v.length > MAX_FILES_PER_REQUEST)
+        fail(`${where} must be an array of at most ${MAX_FILES_PER_REQUEST} entries`);
       return v.map((e, i) => entry(e, `${where}[${i}]`));
     },
     [example],
@@ -183,7 +212,11 @@ type Options<F extends Fields, Z extends boolean> = {
   readonly check?: (m: Out<F>, hasRaw: boolean) => void;
   readonly example?: Record<string, unknown>;
 };
-function kind<const D extends Direction, const F extends Fields, const Z extends boolean = false>(dir: D, fields: F, options: Options<F, Z> = {}): Kind<D, F, Z> {
+function kind<const D extends Direction, const F extends Fields, const Z extends boolean = false>(
+  dir: D,
+  fields: F,
+  options: Options<F, Z> = {},
+): Kind<D, F, Z> {
   return { dir, fields, zeroId: (options.zeroId ?? false) as Z, ...(options as Omit<Options<F, Z>, "check">) } as Kind<D, F, Z>;
 }
 
@@ -287,15 +320,18 @@ export const MESSAGES = {
    */
   "file.get": kind("client", {
     folder: optional(path),
-    files: list((e, where): RangeEntry => {
-      if (!Array.isArray(e) || (e.length !== 3 && e.length !== 5) || !isSafeInt(e[1]) || !isSafeInt(e[2]) || e[1] > e[2]) {
-        fail(`${where} must be [path, offset, end] or [path, offset, end, size, mtimeMs] with offset <= end`);
-      }
-      const p = pathOf(e[0], `${where} path`);
-      if (e.length === 3) return [p, e[1], e[2]];
-      if (!isSafeInt(e[3]) || !isTime(e[4])) fail(`${where} size and mtimeMs must be numbers`);
-      return [p, e[1], e[2], e[3], e[4]];
-    }, ["a", 0, 1]),
+    files: list(
+      (e, where): RangeEntry => {
+        if (!Array.isArray(e) || (e.length !== 3 && e.length !== 5) || !isSafeInt(e[1]) || !isSafeInt(e[2]) || e[1] > e[2]) {
+          fail(`${where} must be [path, offset, end] or [path, offset, end, size, mtimeMs] with offset <= end`);
+        }
+        const p = pathOf(e[0], `${where} path`);
+        if (e.length === 3) return [p, e[1], e[2]];
+        if (!isSafeInt(e[3]) || !isTime(e[4])) fail(`${where} size and mtimeMs must be numbers`);
+        return [p, e[1], e[2], e[3], e[4]];
+      },
+      ["a", 0, 1],
+    ),
     chunkBytes: int(1, MAX_SAFE),
     windowBytes: int(1, MAX_SAFE),
     windowFiles: int(1, MAX_FILES_PER_REQUEST),
@@ -312,15 +348,27 @@ export const MESSAGES = {
     "client",
     {
       dirname: path,
-      files: list((e, where): UploadEntry => {
-        if (!Array.isArray(e) || (e.length !== 2 && e.length !== 5) || !isSafeInt(e[1])) fail(`${where} must be [name, size] or [name, size, mtimeMs, offset, end]`);
-        const name = pathOf(e[0], `${where} name`);
-        if (e.length === 2) return [name, e[1]];
-        if (!isTime(e[2]) || !isSafeInt(e[3]) || !isSafeInt(e[4]) || e[3] > e[4] || e[4] > e[1]) fail(`${where} must have offset <= end <= size`);
-        return [name, e[1], e[2], e[3], e[4]];
-      }, ["a", 1]),
+      files: list(
+        (e, where): UploadEntry => {
+          if (!Array.isArray(e) || (e.length !== 2 && e.length !== 5) || !isSafeInt(e[1]))
+            fail(`${where} must be [name, size] or [name, size, mtimeMs, offset, end]`);
+          const name = pathOf(e[0], `${where} name`);
+          if (e.length === 2) return [name, e[1]];
+          if (!isTime(e[2]) || !isSafeInt(e[3]) || !isSafeInt(e[4]) || e[3] > e[4] || e[4] > e[1])
+            fail(`${where} must have offset <= end <= size`);
+          return [name, e[1], e[2], e[3], e[4]];
+        },
+        ["a", 1],
+      ),
       sha256: optional(
-        field((v, where) => (Array.isArray(v) && v.every((h) => h instanceof Uint8Array && h.length === 32) ? (v as readonly Uint8Array[]) : fail(`${where} must hold one 32-byte digest per file`)), [new Uint8Array(32)], [1]),
+        field(
+          (v, where) =>
+            Array.isArray(v) && v.every((h) => h instanceof Uint8Array && h.length === 32)
+              ? (v as readonly Uint8Array[])
+              : fail(`${where} must hold one 32-byte digest per file`),
+          [new Uint8Array(32)],
+          [1],
+        ),
       ),
       chunkBytes: int(1, MAX_SAFE),
       /** What the gateway does with a target that exists. @default "overwrite" */
@@ -409,7 +457,8 @@ export const MESSAGES = {
         (v, where) => {
           if (!Array.isArray(v) || v.length === 0) fail(`${where} must be a non-empty array`);
           for (const item of v) {
-            if (!Array.isArray(item) || typeof item[0] !== "number" || typeof item[1] !== "number") fail(`${where} entries must be [ident, length] or [ident, -1, value]`);
+            if (!Array.isArray(item) || typeof item[0] !== "number" || typeof item[1] !== "number")
+              fail(`${where} entries must be [ident, length] or [ident, -1, value]`);
           }
           return v as readonly StreamItem[];
         },
@@ -425,7 +474,13 @@ export const MESSAGES = {
     },
   ),
   /** The stream is over: the generator returned or ended it, or (`aborted`) the client asked. */
-  "stream.end": kind("gateway", { count: withDefault(field((v) => (typeof v === "number" ? v : 0), 1), 0), aborted: flag }),
+  "stream.end": kind("gateway", {
+    count: withDefault(
+      field((v) => (typeof v === "number" ? v : 0), 1),
+      0,
+    ),
+    aborted: flag,
+  }),
   /**
    * The answer to `file.list`: `[path, size]` or, with `hash`, `[path, size,
    * sha256]` (the digest of exactly `size` bytes). `mtimes[i]` is file i's
@@ -436,19 +491,33 @@ export const MESSAGES = {
   "file.listing": kind(
     "gateway",
     {
-      files: list((e, where): readonly [path: string, size: number, sha256?: Uint8Array] => {
-        if (!Array.isArray(e) || (e.length !== 2 && e.length !== 3) || !isSafeInt(e[1])) fail(`${where} must be [path, size] or [path, size, sha256]`);
-        const p = pathOf(e[0], `${where} path`);
-        if (e.length === 2) return [p, e[1]];
-        return e[2] instanceof Uint8Array ? [p, e[1], e[2]] : fail(`${where} sha256 must be bytes`);
-      }, ["a", 1]),
-      mtimes: optional(field((v, where) => (Array.isArray(v) && v.every(isTime) ? (v as readonly number[]) : fail(`${where} must hold one time per file`)), [1], {})),
+      files: list(
+        (e, where): readonly [path: string, size: number, sha256?: Uint8Array] => {
+          if (!Array.isArray(e) || (e.length !== 2 && e.length !== 3) || !isSafeInt(e[1]))
+            fail(`${where} must be [path, size] or [path, size, sha256]`);
+          const p = pathOf(e[0], `${where} path`);
+          if (e.length === 2) return [p, e[1]];
+          return e[2] instanceof Uint8Array ? [p, e[1], e[2]] : fail(`${where} sha256 must be bytes`);
+        },
+        ["a", 1],
+      ),
+      mtimes: optional(
+        field(
+          (v, where) => (Array.isArray(v) && v.every(isTime) ? (v as readonly number[]) : fail(`${where} must hold one time per file`)),
+          [1],
+          {},
+        ),
+      ),
       folders: optional(list(pathOf, "a")),
       problems: optional(
-        list((e, where): readonly [path: string, code: string, message: string] => {
-          if (!Array.isArray(e) || e.length !== 3 || typeof e[1] !== "string" || typeof e[2] !== "string") fail(`${where} must be [path, code, message]`);
-          return [pathOf(e[0], `${where} path`), e[1], e[2]];
-        }, ["a", "CODE", "why"]),
+        list(
+          (e, where): readonly [path: string, code: string, message: string] => {
+            if (!Array.isArray(e) || e.length !== 3 || typeof e[1] !== "string" || typeof e[2] !== "string")
+              fail(`${where} must be [path, code, message]`);
+            return [pathOf(e[0], `${where} path`), e[1], e[2]];
+          },
+          ["a", "CODE", "why"],
+        ),
       ),
     },
     {
@@ -464,16 +533,30 @@ export const MESSAGES = {
    * (a name its file system cannot hold, a target that exists, ...).
    */
   "file.ready": kind("gateway", {
-    missing: list((ranges, where): ReadonlyArray<readonly [start: number, end: number]> => {
-      if (!Array.isArray(ranges)) fail(`${where} must be an array of ranges`);
-      return ranges.map((r) => (Array.isArray(r) && r.length === 2 && isSafeInt(r[0]) && isSafeInt(r[1]) && r[0] < r[1] ? ([r[0], r[1]] as const) : fail(`${where} must hold [start, end] ranges`)));
-    }, [[0, 1]]),
+    missing: list(
+      (ranges, where): ReadonlyArray<readonly [start: number, end: number]> => {
+        if (!Array.isArray(ranges)) fail(`${where} must be an array of ranges`);
+        return ranges.map((r) =>
+          Array.isArray(r) && r.length === 2 && isSafeInt(r[0]) && isSafeInt(r[1]) && r[0] < r[1]
+            ? ([r[0], r[1]] as const)
+            : fail(`${where} must hold [start, end] ranges`),
+        );
+      },
+      [[0, 1]],
+    ),
     /** Where each file's missing bytes begin (for clients that send one tail per file, such as the Python client). */
-    offsets: optional(field((v, where) => (Array.isArray(v) && v.every(isSafeInt) ? (v as readonly number[]) : fail(`${where} must hold one offset per file`)), [0], {})),
+    offsets: optional(
+      field(
+        (v, where) => (Array.isArray(v) && v.every(isSafeInt) ? (v as readonly number[]) : fail(`${where} must hold one offset per file`)),
+        [0],
+        {},
+      ),
+    ),
     refused: optional(
       field(
         (v, where) =>
-          Array.isArray(v) && v.every((r) => Array.isArray(r) && r.length === 3 && isSafeInt(r[0]) && typeof r[1] === "string" && typeof r[2] === "string")
+          Array.isArray(v) &&
+          v.every((r) => Array.isArray(r) && r.length === 3 && isSafeInt(r[0]) && typeof r[1] === "string" && typeof r[2] === "string")
             ? (v as ReadonlyArray<readonly [index: number, code: string, message: string]>)
             : fail(`${where} must hold [index, code, message] entries`),
         [[0, "CODE", "why"]],
@@ -538,7 +621,9 @@ export const MESSAGES = {
 
 type Table = typeof MESSAGES;
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
-type Built<K extends keyof Table> = Simplify<{ readonly type: K; readonly id: Table[K]["zeroId"] extends true ? 0 : number } & Out<Table[K]["fields"]>>;
+type Built<K extends keyof Table> = Simplify<
+  { readonly type: K; readonly id: Table[K]["zeroId"] extends true ? 0 : number } & Out<Table[K]["fields"]>
+>;
 type KindsFrom<D extends Direction> = { [K in keyof Table]: Table[K]["dir"] extends D ? K : never }[keyof Table];
 
 /** Every kind a client sends (file.data, file.credit and file.error go both ways). */
@@ -595,7 +680,12 @@ export type AdminWatchResultMessage = MessageOf<"admin.watch.result">;
  * @param id the request the error is about; 0 when it is about no one request (an unparseable frame)
  * @param code a stable `SWARMNET_*` code (`ErrorCode`)
  */
-export function errorReply(id: number, code: string, message: string, extra?: { readonly name?: string | undefined; readonly stack?: string | undefined }): ErrorMessage {
+export function errorReply(
+  id: number,
+  code: string,
+  message: string,
+  extra?: { readonly name?: string | undefined; readonly stack?: string | undefined },
+): ErrorMessage {
   if (extra === undefined) return { type: "error", id, code, message };
   const { name, stack } = extra;
   return { type: "error", id, code, message, ...(name === undefined ? {} : { name }), ...(stack === undefined ? {} : { stack }) };
@@ -668,7 +758,8 @@ export function parseClientMessage(value: unknown, hasRaw: boolean): ClientMessa
   if (!isRecord(value)) throw new ProtocolError("envelope must be a CBOR map");
   const type = value["type"];
   const id = requestId(value);
-  if (hasRaw && FROM_CLIENT.raw.get(type) === undefined) throw new ProtocolError(`message '${String(type).slice(0, 64)}' does not take a raw frame`);
+  if (hasRaw && FROM_CLIENT.raw.get(type) === undefined)
+    throw new ProtocolError(`message '${String(type).slice(0, 64)}' does not take a raw frame`);
   const message = FROM_CLIENT.parse(value, type, id, hasRaw);
   if (message === undefined) throw new ProtocolError(`unknown message type '${String(type).slice(0, 64)}'`);
   return message as ClientMessage;

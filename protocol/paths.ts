@@ -35,7 +35,8 @@ export function checkName(name: string, what = "name"): void {
  * longer than 255 bytes.
  */
 export function localNameProblem(name: string, platform: NodeJS.Platform = process.platform): string | undefined {
-  if (Buffer.byteLength(name) > MAX_NAME_LENGTH_BYTES) return `the name is ${Buffer.byteLength(name)} bytes, longer than this file system's ${MAX_NAME_LENGTH_BYTES}`;
+  if (Buffer.byteLength(name) > MAX_NAME_LENGTH_BYTES)
+    return `the name is ${Buffer.byteLength(name)} bytes, longer than this file system's ${MAX_NAME_LENGTH_BYTES}`;
   if (platform !== "win32") return undefined;
   if (WINDOWS_FORBIDDEN.test(name)) return "the name holds a character Windows does not allow in names";
   if (/[. ]$/.test(name)) return "Windows does not allow a name ending in a dot or a space";
@@ -70,7 +71,8 @@ export function normalizeRequestPath(path: string, what = "path"): string {
   if (path.includes("\u0000")) throw new PathNotAllowedError(`${what} ${describe(path)} contains a NUL character`);
   const absolute = path.startsWith("/");
   const segments = path.split("/").filter((s) => s !== "" && s !== ".");
-  if (segments.includes("..")) throw new PathNotAllowedError(`${what} ${describe(path)} contains '..': only paths inside a file root are allowed`);
+  if (segments.includes(".."))
+    throw new PathNotAllowedError(`${what} ${describe(path)} contains '..': only paths inside a file root are allowed`);
   if (absolute) return `/${segments.join("/")}`;
   if (segments.length === 0) {
     if (path === "") throw new PathNotAllowedError(`${what} is empty`);

@@ -32,7 +32,13 @@ function stringProperty(value: object, key: string): string | undefined {
 
 function render(value: unknown): string {
   try {
-    return inspect(value, { depth: 2, breakLength: Infinity, maxArrayLength: 20, maxStringLength: MAX_THROWN_MESSAGE_LENGTH, customInspect: false });
+    return inspect(value, {
+      depth: 2,
+      breakLength: Infinity,
+      maxArrayLength: 20,
+      maxStringLength: MAX_THROWN_MESSAGE_LENGTH,
+      customInspect: false,
+    });
   } catch {
     return Object.prototype.toString.call(value);
   }
@@ -67,7 +73,8 @@ export function describeThrown(value: unknown): ThrownDescription {
     const isError = isInstance(value, Error);
     const message = stringProperty(value, "message");
     const name = isError ? stringProperty(value, "name") : undefined;
-    if (message !== undefined && (message.length > 0 || isError)) return { message: cut(message.length > 0 ? message : (name ?? "Error")), name };
+    if (message !== undefined && (message.length > 0 || isError))
+      return { message: cut(message.length > 0 ? message : (name ?? "Error")), name };
     return { message: cut(`threw a non-Error value: ${render(value)}`), name };
   }
   // A bigint renders as `10n`, a symbol as `Symbol(x)`, a number as itself.

@@ -50,7 +50,9 @@ function problemAt(value: unknown, path: string, depth: number): string | undefi
       if (value === null || value instanceof Uint8Array || ArrayBuffer.isView(value)) return undefined;
       if (depth >= MAX_VALUE_DEPTH) return `${path} nests deeper than ${MAX_VALUE_DEPTH} levels (or is cyclic)`;
       const tooMany = (count: number, what: string): string | undefined =>
-        count > LIMITS.maxCollectionLength ? `${path} has ${count} ${what}, over the ${LIMITS.maxCollectionLength} a decoder accepts` : undefined;
+        count > LIMITS.maxCollectionLength
+          ? `${path} has ${count} ${what}, over the ${LIMITS.maxCollectionLength} a decoder accepts`
+          : undefined;
       if (Array.isArray(value)) {
         const over = tooMany(value.length, "items");
         if (over !== undefined) return over;

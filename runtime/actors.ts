@@ -9,7 +9,15 @@
  * a transport in their input.
  */
 export { swarmClientMachine, DEFAULT_CLIENT_CLOSE_TIMEOUT_MS } from "./client-actor.js";
-export { gatewayMachine, supervisorMachine, handlerMachine, controllerMachine, clientMachine, SubroutineRegistry, DeliveryLink } from "../actors/index.js";
+export {
+  gatewayMachine,
+  supervisorMachine,
+  handlerMachine,
+  controllerMachine,
+  clientMachine,
+  SubroutineRegistry,
+  DeliveryLink,
+} from "../actors/index.js";
 
 export type {
   SwarmClientInput,

@@ -122,8 +122,12 @@ export class AdminConnection {
    *   TimeoutError (SWARMNET_TIMEOUT); ClosedError (SWARMNET_CLOSED) after `close()`.
    */
   async watch(since = 0, options: { machines?: boolean } = {}): Promise<GatewayWatch> {
-    if (!Number.isSafeInteger(since) || since < 0) throw new InvalidArgumentError(`watch: since must be a cursor >= 0, got ${String(since)}`);
-    const answer = await this.#request({ type: "admin.watch", since, ...(options.machines ? { machines: true } : {}) }, "admin.watch.result");
+    if (!Number.isSafeInteger(since) || since < 0)
+      throw new InvalidArgumentError(`watch: since must be a cursor >= 0, got ${String(since)}`);
+    const answer = await this.#request(
+      { type: "admin.watch", since, ...(options.machines ? { machines: true } : {}) },
+      "admin.watch.result",
+    );
     return answer as unknown as GatewayWatch;
   }
 

@@ -28,7 +28,9 @@ export interface DataTypeValue {
 function unknownType(fn: string, type: unknown): InvalidArgumentError {
   const hint = type === undefined ? " (a DataType member that does not exist, e.g. DataType.double? 8-byte floats are DataType.float)" : "";
   return new InvalidArgumentError(
-    `${fn}: unknown data type ${JSON.stringify(type) ?? String(type)}${hint}; the types are ${Object.keys(DataType).map((t) => `DataType.${t}`).join(", ")}`,
+    `${fn}: unknown data type ${JSON.stringify(type) ?? String(type)}${hint}; the types are ${Object.keys(DataType)
+      .map((t) => `DataType.${t}`)
+      .join(", ")}`,
   );
 }
 

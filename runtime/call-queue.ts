@@ -41,7 +41,10 @@ export class CallQueue {
    * after that. With `timeoutMs`, a call still waiting when it passes rejects
    * with TimeoutError (`what` names it in the message).
    */
-  run<T>(start: (turn: CallTurn<T>) => void, options: { timeoutMs?: number | undefined; what?: string; onFail?: (error: unknown) => void } = {}): Promise<T> {
+  run<T>(
+    start: (turn: CallTurn<T>) => void,
+    options: { timeoutMs?: number | undefined; what?: string; onFail?: (error: unknown) => void } = {},
+  ): Promise<T> {
     const { timeoutMs, what = "call" } = options;
     const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
     return new Promise<T>((resolve, reject) => {
@@ -57,7 +60,10 @@ export class CallQueue {
       this.#waiting.add(entry);
       if (timeoutMs !== undefined) {
         entry.timer = setLongTimeout(
-          () => entry.fail(new TimeoutError(`${what} still waiting for its turn on this client after ${timeoutMs} ms (its deadline): never sent`)),
+          () =>
+            entry.fail(
+              new TimeoutError(`${what} still waiting for its turn on this client after ${timeoutMs} ms (its deadline): never sent`),
+            ),
           timeoutMs,
           { unref: true },
         );

@@ -103,7 +103,15 @@ export type SwarmClientCommand =
   /** Batch get: `name(...args, kwargs)` on the gateway; answered by `swarmnet.result` (bytes or a CBOR value). */
   | { type: "call"; requestId?: RequestId; name: string; args?: readonly unknown[]; kwargs?: Kwargs; timeoutMs?: number }
   /** Batch send: `buffer` reaches the subroutine as `kwargs.buffer`; answered by `swarmnet.result` with its integer. */
-  | { type: "send"; requestId?: RequestId; name: string; buffer: Uint8Array; args?: readonly unknown[]; kwargs?: Kwargs; timeoutMs?: number }
+  | {
+      type: "send";
+      requestId?: RequestId;
+      name: string;
+      buffer: Uint8Array;
+      args?: readonly unknown[];
+      kwargs?: Kwargs;
+      timeoutMs?: number;
+    }
   /** Round trip; answered by `swarmnet.result` with `data`. */
   | { type: "ping"; requestId?: RequestId; data?: unknown; timeoutMs?: number }
   /** Streams a generator subroutine: one `swarmnet.item` per item, then `swarmnet.end` (or `swarmnet.error`). */
@@ -218,7 +226,8 @@ function planOf(input: SwarmClientInput): Plan {
     throw new InvalidArgumentError("swarmClientMachine input needs an 'endpoint' or a 'controller'");
   }
   const window = positive("window", input.window, DEFAULT_STREAM_WINDOW);
-  if (window > MAX_STREAM_WINDOW) throw new InvalidArgumentError(`swarmClientMachine input 'window' must be at most ${MAX_STREAM_WINDOW}, got ${window}`);
+  if (window > MAX_STREAM_WINDOW)
+    throw new InvalidArgumentError(`swarmClientMachine input 'window' must be at most ${MAX_STREAM_WINDOW}, got ${window}`);
   return {
     endpoints: fromController?.endpoints ?? [normalizeEndpoint(input.endpoint!)],
     transport: input.transport ?? fromController?.transport ?? zmqTransport,
@@ -259,7 +268,14 @@ function commandRequest(command: SwarmClientCommand, plan: Plan): Request | Inva
     case "send":
       return batchSendRequest("send", command.name, command.buffer, command.args ?? [], command.kwargs ?? {});
     case "stream":
-      return streamRequest("stream", command.name, command.args ?? [], command.kwargs ?? {}, command.window ?? plan.window, command.windowBytes ?? plan.windowBytes);
+      return streamRequest(
+        "stream",
+        command.name,
+        command.args ?? [],
+        command.kwargs ?? {},
+        command.window ?? plan.window,
+        command.windowBytes ?? plan.windowBytes,
+      );
     default:
       return new InvalidArgumentError(`${command.type} is not a request`);
   }
@@ -383,7 +399,8 @@ export const swarmClientMachine = setup({
       if (event.requestId === undefined) return;
       const dropped = context.queue.filter((r) => r.requestId === event.requestId);
       if (dropped.length === 0) return;
-      for (const r of dropped) announce(enqueue, self, errorNotice(r.requestId, new AbortedError(`request ${String(r.requestId)} aborted before it was sent`)));
+      for (const r of dropped)
+        announce(enqueue, self, errorNotice(r.requestId, new AbortedError(`request ${String(r.requestId)} aborted before it was sent`)));
       enqueue.assign({
         queue: context.queue.filter((r) => r.requestId !== event.requestId),
         answered: context.answered + dropped.length,
@@ -498,7 +515,10 @@ export const swarmClientMachine = setup({
           target: ".ready",
           actions: [
             assign({ handlerId: ({ event }) => event.snapshot.context.handlerId }),
-            { type: "tell", params: ({ context }) => ({ type: "swarmnet.connected", endpoint: context.endpoint, handlerId: context.handlerId! }) },
+            {
+              type: "tell",
+              params: ({ context }) => ({ type: "swarmnet.connected", endpoint: context.endpoint, handlerId: context.handlerId! }),
+            },
           ],
         },
         // The client machine ended: the close we asked for, or a failure. Its error is read
@@ -551,7 +571,10 @@ export const swarmClientMachine = setup({
               guard: "isCurrent",
               target: "ready",
               actions: [
-                { type: "tell", params: ({ context, event }) => ({ type: "swarmnet.result", requestId: context.current!.requestId, value: event.value }) },
+                {
+                  type: "tell",
+                  params: ({ context, event }) => ({ type: "swarmnet.result", requestId: context.current!.requestId, value: event.value }),
+                },
                 "finishCurrent",
               ],
             },
@@ -571,7 +594,12 @@ export const swarmClientMachine = setup({
               guard: "isCurrent",
               actions: {
                 type: "tell",
-                params: ({ context, event }) => ({ type: "swarmnet.item", requestId: context.current!.requestId, ident: event.ident, buffer: event.buffer }),
+                params: ({ context, event }) => ({
+                  type: "swarmnet.item",
+                  requestId: context.current!.requestId,
+                  ident: event.ident,
+                  buffer: event.buffer,
+                }),
               },
             },
             "pump.end": {
@@ -580,7 +608,12 @@ export const swarmClientMachine = setup({
               actions: [
                 {
                   type: "tell",
-                  params: ({ context, event }) => ({ type: "swarmnet.end", requestId: context.current!.requestId, count: event.count, aborted: event.aborted }),
+                  params: ({ context, event }) => ({
+                    type: "swarmnet.end",
+                    requestId: context.current!.requestId,
+                    count: event.count,
+                    aborted: event.aborted,
+                  }),
                 },
                 "finishCurrent",
               ],

@@ -47,7 +47,13 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
     timer = setTimeout(() => resolve(false), Math.min(Math.max(0, ms), MAX_TIMER_DELAY_MS));
   });
   try {
-    return await Promise.race([promise.then(() => true, () => true), timedOut]);
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      timedOut,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -168,7 +174,13 @@ export class Client {
    * Batch send: `buffer` reaches the subroutine as `kwargs.buffer`, uncopied in
    * its own frame. Resolves with the integer the subroutine returned.
    */
-  sendSubroutineBatch(name: string, buffer: Uint8Array, args: readonly unknown[] = [], kwargs: Kwargs = {}, options?: CallOptions): Promise<number> {
+  sendSubroutineBatch(
+    name: string,
+    buffer: Uint8Array,
+    args: readonly unknown[] = [],
+    kwargs: Kwargs = {},
+    options?: CallOptions,
+  ): Promise<number> {
     // A bad name, args or kwargs throws at once (as getSubroutineBatch); a bad buffer rejects.
     const bad = checkTarget("sendSubroutineBatch", name, args, kwargs);
     if (bad !== undefined) throw bad;
@@ -215,8 +227,20 @@ export class Client {
    * for await (const [ident, reading] of client.stream("sensor", [4, 55])) { ... }
    * ```
    */
-  stream<T = Uint8Array>(name: string, args: readonly unknown[] = [], kwargs: Kwargs = {}, options: StreamOptions = {}): AsyncIterable<StreamItem<T>> {
-    const request = streamRequest("stream", name, args, kwargs, options.window ?? DEFAULT_STREAM_WINDOW, options.windowBytes ?? DEFAULT_STREAM_WINDOW_BYTES);
+  stream<T = Uint8Array>(
+    name: string,
+    args: readonly unknown[] = [],
+    kwargs: Kwargs = {},
+    options: StreamOptions = {},
+  ): AsyncIterable<StreamItem<T>> {
+    const request = streamRequest(
+      "stream",
+      name,
+      args,
+      kwargs,
+      options.window ?? DEFAULT_STREAM_WINDOW,
+      options.windowBytes ?? DEFAULT_STREAM_WINDOW_BYTES,
+    );
     if (request instanceof InvalidArgumentError) throw request;
     // Validated like a batch call's: 0, -1, NaN or Infinity would make the reader's timer fire at once or never.
     const badTimeout = checkTimeout("stream", options.timeoutMs ?? this.#timeoutMs);
@@ -333,7 +357,11 @@ export class Client {
   }
 
   /** Queues one request whose replies go to a sink (a transfer); settles when the sink finishes or fails. */
-  #runSink(message: Record<string, unknown>, makeSink: (id: number, control: SinkControl) => TransferSink, timeoutMs: number): Promise<void> {
+  #runSink(
+    message: Record<string, unknown>,
+    makeSink: (id: number, control: SinkControl) => TransferSink,
+    timeoutMs: number,
+  ): Promise<void> {
     // file.get brings files here (a download), file.put takes them there (an upload).
     const request = plainRequest(message["type"] === "file.put" ? "upload" : "download", message);
     const callSite = captureCallSite(true);

@@ -141,7 +141,11 @@ export function resolveControllerOptions(given: ControllerOptions | number = {})
     }
     endpoints = options.gateways.map((g) => normalizeEndpoint(g));
   } else {
-    const { host, port } = splitHostPort("Controller", nonEmptyStringOption("Controller", "host", options.host, DEFAULT_HOST), options.port);
+    const { host, port } = splitHostPort(
+      "Controller",
+      nonEmptyStringOption("Controller", "host", options.host, DEFAULT_HOST),
+      options.port,
+    );
     endpoints = [endpointOf(host, port ?? DEFAULT_PORT)];
   }
   const resolved = {
@@ -158,7 +162,9 @@ export function resolveControllerOptions(given: ControllerOptions | number = {})
   if (options.curve) {
     const { publicKey, secretKey, serverPublicKey } = options.curve;
     if ([publicKey, secretKey, serverPublicKey].some((k) => typeof k !== "string" || k.length !== 40)) {
-      throw new InvalidArgumentError("Expected Controller option `curve` to have publicKey, secretKey and serverPublicKey as 40-character Z85 strings");
+      throw new InvalidArgumentError(
+        "Expected Controller option `curve` to have publicKey, secretKey and serverPublicKey as 40-character Z85 strings",
+      );
     }
   }
   return resolved;

@@ -9,7 +9,13 @@ import type { SubroutineInfo } from "../protocol/messages.js";
 import { AdminConnection } from "./admin.js";
 import { atCallSite, captureCallSite, type CallSite } from "./call-site.js";
 import { Client } from "./client.js";
-import { resolveControllerOptions, type ControllerOptions, type GetClientOptions, type GetSwarmOptions, type ListSubroutinesOptions } from "./controller-options.js";
+import {
+  resolveControllerOptions,
+  type ControllerOptions,
+  type GetClientOptions,
+  type GetSwarmOptions,
+  type ListSubroutinesOptions,
+} from "./controller-options.js";
 import { normalizeEndpoint } from "./endpoint.js";
 import { GatewayHealth } from "./gateway-health.js";
 import { checkOptionNames, inspectOption, intOption } from "./options.js";
@@ -149,7 +155,12 @@ export class Controller {
     let lastError: unknown;
     for (const endpoint of candidates) {
       try {
-        const client = await this.#connect(endpoint, options.connectTimeoutMs ?? this.#connectTimeoutMs, options.waitMs ?? 0, options.onRetry);
+        const client = await this.#connect(
+          endpoint,
+          options.connectTimeoutMs ?? this.#connectTimeoutMs,
+          options.waitMs ?? 0,
+          options.onRetry,
+        );
         this.#health.markUp(endpoint);
         return client;
       } catch (err) {
@@ -170,7 +181,8 @@ export class Controller {
    */
   async getSwarm(n: number, options: GetSwarmOptions = {}): Promise<Swarm> {
     const callSite = captureCallSite(true);
-    if (!Number.isInteger(n) || n < 1) throw atCallSite(new InvalidArgumentError(`getSwarm: n must be a positive integer, got ${n}`), callSite);
+    if (!Number.isInteger(n) || n < 1)
+      throw atCallSite(new InvalidArgumentError(`getSwarm: n must be a positive integer, got ${n}`), callSite);
     const min = options.min ?? n;
     if (!Number.isInteger(min) || min < 1 || min > n) {
       throw atCallSite(new InvalidArgumentError(`getSwarm: min must be an integer in 1..${n}, got ${String(min)}`), callSite);
@@ -276,18 +288,28 @@ export class Controller {
       },
     });
     // Processed at once unless the controller is mid-step (then just after): wait for the child or its failure.
-    const snapshot = await untilSnapshot(this.#actor, (s) => s.children[id] !== undefined || id in s.context.failures).catch(() => undefined);
+    const snapshot = await untilSnapshot(this.#actor, (s) => s.children[id] !== undefined || id in s.context.failures).catch(
+      () => undefined,
+    );
     const ref = snapshot?.children[id] as ClientActorRef | undefined;
     if (!ref) {
       this.#ids.delete(slot);
       const cause = snapshot?.context.failures[id];
-      throw new ConnectionError(`could not create a client for ${endpoint}${cause instanceof Error ? `: ${cause.message}` : ""}`, { cause });
+      throw new ConnectionError(`could not create a client for ${endpoint}${cause instanceof Error ? `: ${cause.message}` : ""}`, {
+        cause,
+      });
     }
-    const client = new Client(ref, endpoint, this.#timeoutMs, (c) => {
-      if (!this.#clients.delete(c)) return;
-      if (this.#actor.getSnapshot().status === "active") this.#actor.send({ type: "client.release", id });
-      this.#ids.delete(slot);
-    }, { downloadDir: this.downloadDir, verbose: this.verbose });
+    const client = new Client(
+      ref,
+      endpoint,
+      this.#timeoutMs,
+      (c) => {
+        if (!this.#clients.delete(c)) return;
+        if (this.#actor.getSnapshot().status === "active") this.#actor.send({ type: "client.release", id });
+        this.#ids.delete(slot);
+      },
+      { downloadDir: this.downloadDir, verbose: this.verbose },
+    );
     this.#clients.add(client);
     return client.connected();
   }

@@ -26,7 +26,17 @@ import PQueue from "p-queue";
 import type { DataMessage, DataSink } from "../actors/client.js";
 import { ensureDirInside, fileError } from "../actors/file-sandbox.js";
 import { FileReceiver, FileSender, type ReceiveItem, type SendItem } from "../actors/file-transfer.js";
-import { DEFAULT_IF_EXISTS, IF_EXISTS_VALUES, PART_SUFFIX, PartFile, chooseTarget, localFileError, sha256Prefix, tempBase, type IfExists } from "../actors/part-file.js";
+import {
+  DEFAULT_IF_EXISTS,
+  IF_EXISTS_VALUES,
+  PART_SUFFIX,
+  PartFile,
+  chooseTarget,
+  localFileError,
+  sha256Prefix,
+  tempBase,
+  type IfExists,
+} from "../actors/part-file.js";
 import {
   AbortedError,
   DEFAULT_FILE_CHUNK_BYTES,
@@ -187,7 +197,9 @@ function tuning(channel: TransferChannel, options: TransferOptions): Tuning {
   if (typeof options !== "object" || options === null) throw new InvalidArgumentError("file transfer options must be an object");
   const ifExists = options.ifExists ?? DEFAULT_IF_EXISTS;
   if (!IF_EXISTS_VALUES.includes(ifExists)) {
-    throw new InvalidArgumentError(`ifExists must be one of ${IF_EXISTS_VALUES.map((v) => JSON.stringify(v)).join(", ")}, got ${JSON.stringify(ifExists)}`);
+    throw new InvalidArgumentError(
+      `ifExists must be one of ${IF_EXISTS_VALUES.map((v) => JSON.stringify(v)).join(", ")}, got ${JSON.stringify(ifExists)}`,
+    );
   }
   return {
     chunkBytes: positiveInt("chunkBytes", options.chunkBytes, DEFAULT_FILE_CHUNK_BYTES, MAX_FILE_CHUNK_BYTES),
@@ -237,7 +249,12 @@ class ProgressTracker {
   readonly totalSize: number;
   readonly filesTotal: number;
 
-  constructor(files: ReadonlyArray<{ local: string; size: number; have: number }>, options: TransferOptions, label: string, verbose: boolean) {
+  constructor(
+    files: ReadonlyArray<{ local: string; size: number; have: number }>,
+    options: TransferOptions,
+    label: string,
+    verbose: boolean,
+  ) {
     this.#onProgress = options.onProgress;
     this.#bar = ProgressBar.forTransfer(label, options.verbose ?? verbose);
     this.totalSize = files.reduce((n, f) => n + f.size, 0);
@@ -323,7 +340,6 @@ class Silence {
   }
 }
 
-
 /** Receives one `file.get`: chunks to the FileReceiver, credit back, done when every file is finished or failed. */
 class DownloadSink implements TransferSink {
   readonly id: number;
@@ -334,7 +350,12 @@ class DownloadSink implements TransferSink {
   #complete = false;
   #over = false;
 
-  constructor(id: number, control: SinkControl, receiver: (grant: (bytes: number, files: number) => void) => FileReceiver, timeoutMs: number) {
+  constructor(
+    id: number,
+    control: SinkControl,
+    receiver: (grant: (bytes: number, files: number) => void) => FileReceiver,
+    timeoutMs: number,
+  ) {
     this.id = id;
     this.#control = control;
     this.#receiver = receiver((bytes, files) => {
@@ -415,13 +436,22 @@ class UploadSink implements TransferSink {
   #sender: FileSender | undefined;
   #over = false;
 
-  constructor(id: number, control: SinkControl, entries: readonly UploadEntry[], chunkBytes: number, timeoutMs: number, events: UploadEvents) {
+  constructor(
+    id: number,
+    control: SinkControl,
+    entries: readonly UploadEntry[],
+    chunkBytes: number,
+    timeoutMs: number,
+    events: UploadEvents,
+  ) {
     this.id = id;
     this.#control = control;
     this.#entries = entries;
     this.#chunkBytes = chunkBytes;
     this.#events = events;
-    this.#silence = new Silence(timeoutMs, () => this.abort(new TimeoutError(`file upload ${id}: nothing from the gateway within ${timeoutMs} ms`)));
+    this.#silence = new Silence(timeoutMs, () =>
+      this.abort(new TimeoutError(`file upload ${id}: nothing from the gateway within ${timeoutMs} ms`)),
+    );
   }
 
   start(): void {
@@ -433,7 +463,9 @@ class UploadSink implements TransferSink {
     this.#silence.touch();
     if (message.type === "file.ready") {
       if (this.#sender !== undefined || message.missing.length !== this.#entries.length) {
-        this.abort(new ProtocolError(`file.ready does not match the upload (${message.missing.length} entries for ${this.#entries.length} files)`));
+        this.abort(
+          new ProtocolError(`file.ready does not match the upload (${message.missing.length} entries for ${this.#entries.length} files)`),
+        );
         return;
       }
       for (const [index, code, text] of message.refused ?? []) {
@@ -587,7 +619,11 @@ function cut(ranges: ReadonlyArray<readonly [number, number]>, bytes: number, co
 }
 
 /** Runs `tasks` over the channels, one task per channel at a time; the first failure stops the rest and is thrown. */
-async function spread<T>(channels: readonly TransferChannel[], tasks: readonly T[], run: (channel: TransferChannel, task: T) => Promise<void>): Promise<void> {
+async function spread<T>(
+  channels: readonly TransferChannel[],
+  tasks: readonly T[],
+  run: (channel: TransferChannel, task: T) => Promise<void>,
+): Promise<void> {
   const idle = [...channels];
   const queue = new PQueue({ concurrency: channels.length });
   let failure: { error: unknown } | undefined;
@@ -650,7 +686,14 @@ interface DownloadEntry {
   readonly strict: boolean;
 }
 
-async function planDownload(listing: FileListingMessage, byFolder: boolean, root: string, tune: Tuning, verify: boolean, report: Report): Promise<PlannedFile[]> {
+async function planDownload(
+  listing: FileListingMessage,
+  byFolder: boolean,
+  root: string,
+  tune: Tuning,
+  verify: boolean,
+  report: Report,
+): Promise<PlannedFile[]> {
   const dirs = new Map<string, Promise<string>>();
   const listed = new Map<string, Promise<Set<string>>>();
   /** The names in `dir`, read once per folder (most targets do not exist yet). */
@@ -751,11 +794,17 @@ async function runDownloadTask(
   onFailure: (file: PlannedFile, error: SwarmnetError) => void,
   report: Report,
 ): Promise<void> {
-  const items: ReceiveItem[] = entries.map(({ file, offset, end }) => ({ label: file.remote, part: file.part, segments: end > offset ? [[offset, end]] : [] }));
+  const items: ReceiveItem[] = entries.map(({ file, offset, end }) => ({
+    label: file.remote,
+    part: file.part,
+    segments: end > offset ? [[offset, end]] : [],
+  }));
   const message = {
     type: "file.get",
     ...(folder !== undefined ? { folder } : {}),
-    files: entries.map(({ file, offset, end, strict }) => (strict ? [file.remote, offset, end, file.size, file.mtimeMs] : [file.remote, offset, end])),
+    files: entries.map(({ file, offset, end, strict }) =>
+      strict ? [file.remote, offset, end, file.size, file.mtimeMs] : [file.remote, offset, end],
+    ),
     chunkBytes: tune.chunkBytes,
     windowBytes: tune.windowBytes,
     windowFiles: tune.windowFiles,
@@ -765,18 +814,23 @@ async function runDownloadTask(
   await channel.run(
     message,
     (id, control) => {
-      const made = new DownloadSink(id, control, (grant) =>
-        new FileReceiver({
-          items,
-          windowBytes: tune.windowBytes,
-          windowFiles: tune.windowFiles,
-          grant,
-          onProgress: (index, delta, done) => {
-            const f = entries[index]!.file;
-            report.bytesSent += delta;
-            progress.add(f.local, f.size, delta, done);
-          },
-        }), tune.timeoutMs);
+      const made = new DownloadSink(
+        id,
+        control,
+        (grant) =>
+          new FileReceiver({
+            items,
+            windowBytes: tune.windowBytes,
+            windowFiles: tune.windowFiles,
+            grant,
+            onProgress: (index, delta, done) => {
+              const f = entries[index]!.file;
+              report.bytesSent += delta;
+              progress.add(f.local, f.size, delta, done);
+            },
+          }),
+        tune.timeoutMs,
+      );
       gate.on((reason) => made.abort(reason));
       sink = made;
       return made;
@@ -803,10 +857,14 @@ export async function download(channels: readonly TransferChannel[], options: Ge
     throw new InvalidArgumentError("getFilesFromGateway: files must be an array of paths");
   }
   if (files !== undefined && files.length > MAX_FILES_PER_REQUEST) {
-    throw new InvalidArgumentError(`getFilesFromGateway: at most ${MAX_FILES_PER_REQUEST} files per call, got ${files.length}: split the list or download their folder`);
+    throw new InvalidArgumentError(
+      `getFilesFromGateway: at most ${MAX_FILES_PER_REQUEST} files per call, got ${files.length}: split the list or download their folder`,
+    );
   }
-  if (files !== undefined && options.regex !== undefined) throw new InvalidArgumentError("getFilesFromGateway: regex applies to { folder } only");
-  if (options.folder !== undefined && typeof options.folder !== "string") throw new InvalidArgumentError("getFilesFromGateway: folder must be a string");
+  if (files !== undefined && options.regex !== undefined)
+    throw new InvalidArgumentError("getFilesFromGateway: regex applies to { folder } only");
+  if (options.folder !== undefined && typeof options.folder !== "string")
+    throw new InvalidArgumentError("getFilesFromGateway: folder must be a string");
   if (options.downloadDir !== undefined && (typeof options.downloadDir !== "string" || options.downloadDir.length === 0)) {
     throw new InvalidArgumentError("getFilesFromGateway: downloadDir must be a non-empty path");
   }
@@ -820,29 +878,45 @@ export async function download(channels: readonly TransferChannel[], options: Ge
   let progress: ProgressTracker | undefined;
   return withSignal(options.signal, async (gate) => {
     try {
-      const listing = await gate.race(first.list(
-        folder !== undefined
-          ? { type: "file.list", folder, ...(regex ? { regex } : {}), ...(verify ? { hash: true } : {}) }
-          : { type: "file.list", files: wanted, ...(verify ? { hash: true } : {}) },
-        tune.timeoutMs,
-      ));
+      const listing = await gate.race(
+        first.list(
+          folder !== undefined
+            ? { type: "file.list", folder, ...(regex ? { regex } : {}), ...(verify ? { hash: true } : {}) }
+            : { type: "file.list", files: wanted, ...(verify ? { hash: true } : {}) },
+          tune.timeoutMs,
+        ),
+      );
       const root = resolvePath(options.downloadDir ?? first.downloadDir);
       await prepareRoot(root);
       planned.push(...(await planDownload(listing, folder !== undefined, root, tune, verify, report)));
       gate.check();
       for (const f of planned) report.bytesResumed += f.part.resumed;
-      progress = new ProgressTracker(planned.map((f) => ({ local: f.local, size: f.size, have: f.part.held })), options, "download", first.verbose);
+      progress = new ProgressTracker(
+        planned.map((f) => ({ local: f.local, size: f.size, have: f.part.held })),
+        options,
+        "download",
+        first.verbose,
+      );
       // A swarm may span gateways: only the clients of the gateway that listed the files fetch them.
       const same = channels.filter((c) => c.endpoint === first.endpoint);
       const tasks = downloadTasks(planned, same.length, tune);
       const failed = new Set<PlannedFile>();
       const track = progress;
       await spread(same, tasks, (channel, entries) =>
-        runDownloadTask(channel, folder, entries, tune, track, gate, (file, error) => {
-          if (failed.has(file)) return;
-          failed.add(file);
-          report.fail(file.remote, error);
-        }, report),
+        runDownloadTask(
+          channel,
+          folder,
+          entries,
+          tune,
+          track,
+          gate,
+          (file, error) => {
+            if (failed.has(file)) return;
+            failed.add(file);
+            report.fail(file.remote, error);
+          },
+          report,
+        ),
       );
       for (const f of planned) {
         if (f.part.finished) report.delivered.push(f.local);
@@ -927,7 +1001,8 @@ async function planUpload(options: SendFilesOptions): Promise<UploadFile[]> {
   const seen = new Set<string>();
   const out: UploadFile[] = [];
   for (const local of options.files) {
-    if (typeof local !== "string" || local.length === 0) throw new InvalidArgumentError("sendFilesToGateway: files must be non-empty paths");
+    if (typeof local !== "string" || local.length === 0)
+      throw new InvalidArgumentError("sendFilesToGateway: files must be non-empty paths");
     const name = basename(local);
     checkName(name, "file name");
     if (seen.has(name)) throw new InvalidArgumentError(`two files named ${JSON.stringify(name)} would land in the same folder`);
@@ -987,7 +1062,11 @@ async function runUploadTask(
  * MAX_FILES_PER_REQUEST each), and (over several clients) a file larger than
  * `splitBytes` cut into byte ranges, largest first.
  */
-export function uploadTasks<F extends { readonly size: number }>(files: readonly F[], clients: number, tune: { splitBytes: number; chunkBytes: number }): Array<Array<{ file: F; offset: number; end: number }>> {
+export function uploadTasks<F extends { readonly size: number }>(
+  files: readonly F[],
+  clients: number,
+  tune: { splitBytes: number; chunkBytes: number },
+): Array<Array<{ file: F; offset: number; end: number }>> {
   const units: Array<{ entries: Array<{ file: F; offset: number; end: number }>; bytes: number }> = [];
   const split: Array<Array<{ file: F; offset: number; end: number }>> = [];
   for (const file of [...files].sort((a, b) => b.size - a.size)) {
@@ -1025,9 +1104,16 @@ export async function upload(channels: readonly TransferChannel[], options: Send
       });
       gate.check();
     }
-    const progress = new ProgressTracker(files.map((f) => ({ local: f.local, size: f.size, have: 0 })), options, "upload", first.verbose);
+    const progress = new ProgressTracker(
+      files.map((f) => ({ local: f.local, size: f.size, have: 0 })),
+      options,
+      "upload",
+      first.verbose,
+    );
     const group = randomBytes(8).toString("hex");
-    const state = new Map<UploadFile, { sent: number; landed?: string; fault?: { code: string; reason: string; skipped: boolean } }>(files.map((f) => [f, { sent: 0 }]));
+    const state = new Map<UploadFile, { sent: number; landed?: string; fault?: { code: string; reason: string; skipped: boolean } }>(
+      files.map((f) => [f, { sent: 0 }]),
+    );
     const tasks = uploadTasks(files, channels.length, tune);
     try {
       await spread(channels, tasks, (channel, entries) =>

@@ -111,7 +111,7 @@ export interface GatewayOptions {
   inspect?: InspectCallback;
   /** The wire; ZeroMQ unless a test passes another (`MemoryHub` of `swarmnet/internal`). @default ZeroMQ */
   transport?: TransportFactory;
-}/**
+} /**
  * GatewayOptions plus test-only fault injection. Exported by `swarmnet/internal`
  * only (no stability promise): the Gateway takes `testHooks` at run time, but
  * the user's entry does not offer it.
@@ -191,7 +191,13 @@ export function resolveGatewayOptions(given: InternalGatewayOptions | number = {
   const split = splitHostPort("Gateway", nonEmptyStringOption("Gateway", "host", options.host, DEFAULT_HOST), options.port);
   const port = intOption("Gateway", "port", split.port, DEFAULT_PORT, 0, MAX_PORT);
   const maxPoolSize = intOption("Gateway", "maxPoolSize", options.maxPoolSize, DEFAULT_MAX_POOL_SIZE);
-  const maxMessageSize = intOption("Gateway", "maxMessageSize", options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE_BYTES, MIN_MAX_MESSAGE_SIZE_BYTES);
+  const maxMessageSize = intOption(
+    "Gateway",
+    "maxMessageSize",
+    options.maxMessageSize,
+    DEFAULT_MAX_MESSAGE_SIZE_BYTES,
+    MIN_MAX_MESSAGE_SIZE_BYTES,
+  );
   if (options.curve) {
     const { publicKey, secretKey, authorizedKeys } = options.curve;
     if (typeof publicKey !== "string" || typeof secretKey !== "string" || publicKey.length !== 40 || secretKey.length !== 40) {
@@ -201,8 +207,14 @@ export function resolveGatewayOptions(given: InternalGatewayOptions | number = {
       throw new InvalidArgumentError("Expected Gateway option `curve.authorizedKeys` to be an array of 40-character Z85 public keys");
     }
   }
-  const metricsOptions = options.metrics === undefined || options.metrics === false ? undefined : options.metrics === true ? {} : options.metrics;
-  const web = options.webInspector === undefined || options.webInspector === false ? undefined : options.webInspector === true ? {} : options.webInspector;
+  const metricsOptions =
+    options.metrics === undefined || options.metrics === false ? undefined : options.metrics === true ? {} : options.metrics;
+  const web =
+    options.webInspector === undefined || options.webInspector === false
+      ? undefined
+      : options.webInspector === true
+        ? {}
+        : options.webInspector;
   return {
     host: split.host,
     port,

@@ -188,7 +188,8 @@ export class Gateway {
    * name is closed. An open stream holds its worker thread until it ends, even while paused by credit.
    */
   async addSubroutines(module: string | URL, options: AddSubroutinesOptions = {}): Promise<string[]> {
-    const live = (): boolean => this.#actor.getSnapshot().status === "active" && !["stopping", "stopped"].includes(stateName(this.#actor.getSnapshot().value));
+    const live = (): boolean =>
+      this.#actor.getSnapshot().status === "active" && !["stopping", "stopped"].includes(stateName(this.#actor.getSnapshot().value));
     if (!live()) throw new ClosedError("addSubroutines: the gateway is stopped");
     const pool = await SubroutineThreadPool.open(module, options);
     if (!live()) {
@@ -264,7 +265,13 @@ export class Gateway {
           known: (name) => this.#registry.get(name) !== undefined,
           pool: () => {
             const { supervisor } = this.snapshot();
-            return { size: supervisor.poolSize, limit: supervisor.maxPoolSize, waiting: supervisor.waiting, restarts: supervisor.stats.restarts, crashedOut: supervisor.stats.crashedOut };
+            return {
+              size: supervisor.poolSize,
+              limit: supervisor.maxPoolSize,
+              waiting: supervisor.waiting,
+              restarts: supervisor.stats.restarts,
+              crashedOut: supervisor.stats.crashedOut,
+            };
           },
           security: () => this.#transport.stats(),
         },

@@ -59,7 +59,9 @@ function stateText(value: unknown): string {
  * in SWARMNET_TRACE, or undefined when nothing is traced. Chained before the
  * user's own `inspect`, if any.
  */
-export function withTrace(inspect: ((event: InspectionEvent) => void) | { next?: (event: InspectionEvent) => void } | undefined): ((event: InspectionEvent) => void) | undefined {
+export function withTrace(
+  inspect: ((event: InspectionEvent) => void) | { next?: (event: InspectionEvent) => void } | undefined,
+): ((event: InspectionEvent) => void) | undefined {
   const user = typeof inspect === "function" ? inspect : inspect?.next?.bind(inspect);
   if (traced.size === 0) return user;
   const last = new Map<string, string>();

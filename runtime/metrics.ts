@@ -81,9 +81,30 @@ export class GatewayMetrics implements WireObserver {
     this.#sources = sources;
     const registers = [this.registry];
     const pool = (): ReturnType<MetricsSources["pool"]> => sources.pool();
-    new Gauge({ name: "swarmnet_pool_size", help: "Live handlers (sessions holding a slot).", registers, collect() { this.set(pool().size); } });
-    new Gauge({ name: "swarmnet_pool_limit", help: "maxPoolSize: handlers at most.", registers, collect() { this.set(pool().limit); } });
-    new Gauge({ name: "swarmnet_pool_waiting", help: "Clients waiting in the queue for a slot.", registers, collect() { this.set(pool().waiting); } });
+    new Gauge({
+      name: "swarmnet_pool_size",
+      help: "Live handlers (sessions holding a slot).",
+      registers,
+      collect() {
+        this.set(pool().size);
+      },
+    });
+    new Gauge({
+      name: "swarmnet_pool_limit",
+      help: "maxPoolSize: handlers at most.",
+      registers,
+      collect() {
+        this.set(pool().limit);
+      },
+    });
+    new Gauge({
+      name: "swarmnet_pool_waiting",
+      help: "Clients waiting in the queue for a slot.",
+      registers,
+      collect() {
+        this.set(pool().waiting);
+      },
+    });
     this.#opened = new Counter({ name: "swarmnet_sessions_opened_total", help: "Sessions welcomed.", registers });
     this.#ended = new Counter({
       name: "swarmnet_sessions_ended_total",
@@ -91,7 +112,12 @@ export class GatewayMetrics implements WireObserver {
       labelNames: ["reason"],
       registers,
     });
-    this.#refused = new Counter({ name: "swarmnet_sessions_refused_total", help: "Hellos refused, by code (pool full, version, stopping).", labelNames: ["code"], registers });
+    this.#refused = new Counter({
+      name: "swarmnet_sessions_refused_total",
+      help: "Hellos refused, by code (pool full, version, stopping).",
+      labelNames: ["code"],
+      registers,
+    });
     const series = this.#series;
     new Counter({
       name: "swarmnet_calls_total",
@@ -119,9 +145,23 @@ export class GatewayMetrics implements WireObserver {
     });
     this.#streamItems = new Counter({ name: "swarmnet_stream_items_total", help: "Stream items sent.", registers });
     this.#streamBytes = new Counter({ name: "swarmnet_stream_bytes_total", help: "Bytes of byte-string stream items sent.", registers });
-    this.#fileBytes = new Counter({ name: "swarmnet_file_bytes_total", help: "File bytes moved, by direction (download: sent, upload: received).", labelNames: ["direction"], registers });
-    this.#files = new Counter({ name: "swarmnet_files_total", help: "Files completed, by direction.", labelNames: ["direction"], registers });
-    this.#linkDrops = new Counter({ name: "swarmnet_link_drops_total", help: "Client links that dropped while their session lived.", registers });
+    this.#fileBytes = new Counter({
+      name: "swarmnet_file_bytes_total",
+      help: "File bytes moved, by direction (download: sent, upload: received).",
+      labelNames: ["direction"],
+      registers,
+    });
+    this.#files = new Counter({
+      name: "swarmnet_files_total",
+      help: "Files completed, by direction.",
+      labelNames: ["direction"],
+      registers,
+    });
+    this.#linkDrops = new Counter({
+      name: "swarmnet_link_drops_total",
+      help: "Client links that dropped while their session lived.",
+      registers,
+    });
     this.#replays = new Counter({ name: "swarmnet_replayed_messages_total", help: "Messages replayed after a link came back.", registers });
     // Counters that follow a number the gateway already keeps, read when scraped.
     const follow = (name: string, help: string, read: () => number): void => {
@@ -138,9 +178,17 @@ export class GatewayMetrics implements WireObserver {
       });
     };
     follow("swarmnet_handler_restarts_total", "Crashed handlers restarted by the supervisor.", () => pool().restarts);
-    follow("swarmnet_handler_crashed_out_total", "Sessions ended because their handler crashed past its restart budget.", () => pool().crashedOut);
+    follow(
+      "swarmnet_handler_crashed_out_total",
+      "Sessions ended because their handler crashed past its restart budget.",
+      () => pool().crashedOut,
+    );
     follow("swarmnet_auth_failures_total", "CURVE clients refused (key not authorized).", () => sources.security().authFailures);
-    follow("swarmnet_handshake_failures_total", "Peers that failed the ZMTP handshake otherwise.", () => sources.security().protocolFailures);
+    follow(
+      "swarmnet_handshake_failures_total",
+      "Peers that failed the ZMTP handshake otherwise.",
+      () => sources.security().protocolFailures,
+    );
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -286,7 +334,8 @@ export class GatewayMetrics implements WireObserver {
 
 /** Serves `metrics.render()` at `/metrics` on 127.0.0.1:`port`; resolves with the server and its URL once listening. */
 export async function serveMetrics(metrics: GatewayMetrics, port: number): Promise<{ server: Server; url: string }> {
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`Gateway option 'metrics.port' must be an integer 0..65535, got ${String(port)}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new InvalidArgumentError(`Gateway option 'metrics.port' must be an integer 0..65535, got ${String(port)}`);
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? "/", "http://127.0.0.1").pathname;
     if (req.method !== "GET" || path !== "/metrics") {

@@ -73,7 +73,9 @@ export function suggestOption(name: string, known: readonly string[]): string | 
 export function checkOptionNames(owner: string, options: unknown, known: readonly string[]): void {
   if (options === undefined) return;
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
-    throw new InvalidArgumentError(`${owner} options must be an object, got ${options === null ? "null" : Array.isArray(options) ? "an array" : typeof options}`);
+    throw new InvalidArgumentError(
+      `${owner} options must be an object, got ${options === null ? "null" : Array.isArray(options) ? "an array" : typeof options}`,
+    );
   }
   for (const name of Object.keys(options)) {
     if (known.includes(name)) continue;
@@ -100,7 +102,9 @@ export function splitHostPort(owner: string, host: string, port: number | undefi
   const hostPart = m[1]!.replace(/^\[(.*)\]$/, "$1");
   const portPart = Number(m[2]);
   if (port !== undefined && port !== portPart) {
-    throw new InvalidArgumentError(`${owner} option 'host' is ${JSON.stringify(host)} (port ${portPart}) but 'port' is ${port}: give the port once`);
+    throw new InvalidArgumentError(
+      `${owner} option 'host' is ${JSON.stringify(host)} (port ${portPart}) but 'port' is ${port}: give the port once`,
+    );
   }
   return { host: hostPart, port: portPart };
 }

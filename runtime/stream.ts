@@ -46,7 +46,9 @@ export interface StreamOptions {
 
 export interface StreamControl {
   /** Sends a control message (credit, abort) on the client's connection. */
-  send(message: { type: "stream.credit"; id: number; items: number; bytes: number; grow?: number } | { type: "stream.abort"; id: number }): void;
+  send(
+    message: { type: "stream.credit"; id: number; items: number; bytes: number; grow?: number } | { type: "stream.abort"; id: number },
+  ): void;
   /** Tells the client machine the stream is over (end seen), or failed locally. */
   finished(id: number): void;
   failed(id: number, error: SwarmnetError): void;
@@ -90,7 +92,14 @@ export class StreamReader<T = unknown> implements DataSink, AsyncIterator<Stream
   constructor(
     id: number,
     control: StreamControl,
-    options: { window: number; windowBytes: number; timeoutMs: number; idleTimeoutMs?: number | undefined; label?: string; windowMax?: number | undefined },
+    options: {
+      window: number;
+      windowBytes: number;
+      timeoutMs: number;
+      idleTimeoutMs?: number | undefined;
+      label?: string;
+      windowMax?: number | undefined;
+    },
   ) {
     this.id = id;
     this.#control = control;

@@ -30,12 +30,18 @@ export class Swarm {
    * ```
    */
   getFilesFromGateway(options: GetFilesOptions): Promise<string[]> {
-    return swarmGetFiles(this.clients.map((c) => c.transferChannel), options);
+    return swarmGetFiles(
+      this.clients.map((c) => c.transferChannel),
+      options,
+    );
   }
 
   /** Uploads like `client.sendFilesToGateway`, files spread over every client, largest first, a file above `splitBytes` in byte ranges. Resolves with the count. */
   sendFilesToGateway(options: SendFilesOptions): Promise<number> {
-    return swarmSendFiles(this.clients.map((c) => c.transferChannel), options);
+    return swarmSendFiles(
+      this.clients.map((c) => c.transferChannel),
+      options,
+    );
   }
 
   /** Closes every client's handler. */

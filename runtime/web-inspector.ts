@@ -18,7 +18,14 @@ import { InvalidArgumentError } from "../protocol/index.js";
 import { AdminConnection, type AdminOptions } from "./admin.js";
 import type { Controller } from "./controller.js";
 import type { Gateway } from "./gateway.js";
-import { CONTROLLER_KINDS, controllerActors, gatewayActors, machineGraphs, type GatewayWatch, type InspectorActor } from "./inspector-feed.js";
+import {
+  CONTROLLER_KINDS,
+  controllerActors,
+  gatewayActors,
+  machineGraphs,
+  type GatewayWatch,
+  type InspectorActor,
+} from "./inspector-feed.js";
 import type { MachineGraph } from "./statechart.js";
 import { intOption } from "./options.js";
 import { TransitionLog, type TransitionRecord } from "./transition-log.js";
@@ -162,7 +169,11 @@ function num(o: Record<string, unknown>, key: string): number {
 }
 
 /** Items and bytes per second of a stream or transfer over the last second of readings (kept in `readings`). */
-function rateOf(actor: InspectorActor, readings: Readings | undefined, at: number): { rate: InspectorActor["rate"]; readings: Readings | undefined } {
+function rateOf(
+  actor: InspectorActor,
+  readings: Readings | undefined,
+  at: number,
+): { rate: InspectorActor["rate"]; readings: Readings | undefined } {
   const p = actor.progress;
   if (p === null) return { rate: null, readings: undefined };
   const request = actor.request?.id;
@@ -171,7 +182,10 @@ function rateOf(actor: InspectorActor, readings: Readings | undefined, at: numbe
   const first = samples[0]!;
   const last = samples[samples.length - 1]!;
   const seconds = (last.at - first.at) / 1000;
-  const rate = seconds <= 0 ? null : { ...(p["kind"] === "stream" ? { items: (last.items - first.items) / seconds } : {}), bytes: (last.bytes - first.bytes) / seconds };
+  const rate =
+    seconds <= 0
+      ? null
+      : { ...(p["kind"] === "stream" ? { items: (last.items - first.items) / seconds } : {}), bytes: (last.bytes - first.bytes) / seconds };
   return { rate, readings: { request, samples } };
 }
 
@@ -289,18 +303,27 @@ class Inspector implements WebInspector {
 
   async #readSources(): Promise<Frame> {
     const at = Date.now();
-    const results = await Promise.all(this.#sources.map((source) => source.read().then((r) => ({ ...r, error: null }), (err: Error) => ({ actors: [], transitions: [], error: err.message }))));
+    const results = await Promise.all(
+      this.#sources.map((source) =>
+        source.read().then(
+          (r) => ({ ...r, error: null }),
+          (err: Error) => ({ actors: [], transitions: [], error: err.message }),
+        ),
+      ),
+    );
     // A gateway reuses its snapshot for 100 ms, its transitions are exact: the latest transition of an actor gives its state.
     for (const r of results) for (const t of r.transitions) this.#latest.set(t.actor, t);
     const readings = new Map<string, Readings>();
     const latest = new Map<string, TransitionRecord>();
-    const actors = results.flatMap((r) => r.actors).map((actor) => {
-      const last = this.#latest.get(actor.id);
-      if (last !== undefined) latest.set(actor.id, last);
-      const { rate, readings: kept } = rateOf(actor, this.#readings.get(actor.id), at);
-      if (kept !== undefined) readings.set(actor.id, kept);
-      return { ...actor, state: last?.state ?? actor.state, rate };
-    });
+    const actors = results
+      .flatMap((r) => r.actors)
+      .map((actor) => {
+        const last = this.#latest.get(actor.id);
+        if (last !== undefined) latest.set(actor.id, last);
+        const { rate, readings: kept } = rateOf(actor, this.#readings.get(actor.id), at);
+        if (kept !== undefined) readings.set(actor.id, kept);
+        return { ...actor, state: last?.state ?? actor.state, rate };
+      });
     this.#readings = readings;
     this.#latest = latest;
     const transitions = results
@@ -319,7 +342,9 @@ class Inspector implements WebInspector {
     const last = this.#last;
     this.#last = frame;
     const changed =
-      frame.transitions.length > 0 || JSON.stringify(frame.actors) !== JSON.stringify(last?.actors) || JSON.stringify(frame.sources) !== JSON.stringify(last?.sources);
+      frame.transitions.length > 0 ||
+      JSON.stringify(frame.actors) !== JSON.stringify(last?.actors) ||
+      JSON.stringify(frame.sources) !== JSON.stringify(last?.sources);
     if (changed) for (const page of this.#pages) this.#send(page, "frame", frame);
   }
 

@@ -20,7 +20,12 @@ const items: Array<readonly [number, number]> = Array.from({ length: 64 }, (_, i
 const cases: Case[] = [
   { name: "ping", side: "client", value: { type: "ping", id: 7, data: "hello" }, raw: false },
   { name: "pong", side: "gateway", value: { type: "pong", id: 7, data: "hello" }, raw: false },
-  { name: "rpc.call", side: "client", value: { type: "rpc.call", id: 7, name: "mount_usage", mode: "get", args: [123], kwargs: { kw: 1 } }, raw: false },
+  {
+    name: "rpc.call",
+    side: "client",
+    value: { type: "rpc.call", id: 7, name: "mount_usage", mode: "get", args: [123], kwargs: { kw: 1 } },
+    raw: false,
+  },
   { name: "rpc.result", side: "gateway", value: { type: "rpc.result", id: 7, raw: true }, raw: true },
   { name: "stream.items(64)", side: "gateway", value: { type: "stream.items", id: 7, items }, raw: true },
   { name: "stream.credit", side: "client", value: { type: "stream.credit", id: 7, items: 64, bytes: 4096 }, raw: false },
@@ -51,6 +56,8 @@ for (let r = 0; r < rounds; r++) {
 for (const [name, runs] of results) {
   runs.sort((a, b) => a - b);
   const median = runs[Math.floor(runs.length / 2)] ?? 0;
-  console.log(`${name.padEnd(18)} ${median.toFixed(1).padStart(7)} ns/message   (min ${runs[0]?.toFixed(1)}, max ${runs[runs.length - 1]?.toFixed(1)})`);
+  console.log(
+    `${name.padEnd(18)} ${median.toFixed(1).padStart(7)} ns/message   (min ${runs[0]?.toFixed(1)}, max ${runs[runs.length - 1]?.toFixed(1)})`,
+  );
 }
 if (sink === -1) console.log(sink);

@@ -34,7 +34,9 @@ if (process.argv[2] === "--gateway") {
     wall.push((dt * 1000) / pings);
   }
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  console.log(`${pings} pings x ${rounds} rounds: client CPU ${median(cpu).toFixed(1)} us/op (rounds ${cpu.map((x) => x.toFixed(0)).join(" ")}), wall ${median(wall).toFixed(1)} us/op`);
+  console.log(
+    `${pings} pings x ${rounds} rounds: client CPU ${median(cpu).toFixed(1)} us/op (rounds ${cpu.map((x) => x.toFixed(0)).join(" ")}), wall ${median(wall).toFixed(1)} us/op`,
+  );
   await controller.close();
   child.send("stop");
 }

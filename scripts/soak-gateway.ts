@@ -33,7 +33,12 @@ gw.addSubroutine("count", async function* (n: number) {
     yield [i, Buffer.from(`item ${i}`)];
   }
 });
-gw.addSubroutine("stats", () => ({ executions, rss: process.memoryUsage().rss, delivery: gw.deliveryStats(), pool: gw.snapshot().supervisor.poolSize }));
+gw.addSubroutine("stats", () => ({
+  executions,
+  rss: process.memoryUsage().rss,
+  delivery: gw.deliveryStats(),
+  pool: gw.snapshot().supervisor.poolSize,
+}));
 /** Crashes a random handler other than the caller's (a bug inside the handler, not a subroutine's throw). */
 gw.addSubroutine("crashOne", (mine: number) => {
   const others = gw.snapshot().handlers.filter((h) => h.handlerId !== mine && h.state !== "idle");

@@ -19,12 +19,17 @@ import { Controller, SwarmnetError, type Client } from "../runtime/index.js";
 import { FaultRelay } from "../test/fault-relay.js";
 
 const { values } = parseArgs({
-  options: { minutes: { type: "string", default: "1" }, clients: { type: "string", default: "6" }, lease: { type: "string", default: "5000" } },
+  options: {
+    minutes: { type: "string", default: "1" },
+    clients: { type: "string", default: "6" },
+    lease: { type: "string", default: "5000" },
+  },
 });
 const minutes = Number(values.minutes);
 const workers = Number(values.clients);
 const leaseMs = Number(values.lease);
-if (!(minutes > 0) || !(workers > 0) || !(leaseMs >= 1000)) throw new Error("usage: npm run soak -- --minutes N [--clients 6] [--lease 5000]");
+if (!(minutes > 0) || !(workers > 0) || !(leaseMs >= 1000))
+  throw new Error("usage: npm run soak -- --minutes N [--clients 6] [--lease 5000]");
 
 const FILE_BYTES = 8 * 1024 * 1024;
 const STREAM_ITEMS = 20_000;
@@ -39,7 +44,9 @@ const sourceHash = createHash("sha256").update(source).digest("hex");
 for (let w = 0; w < workers; w++) await writeFile(join(served, `blob${w}.bin`), source);
 await writeFile(join(dir, "upload.bin"), source);
 
-const child = spawn(process.execPath, ["--import", "tsx", "scripts/soak-gateway.ts", served, join(dir, "uploads"), String(leaseMs)], { stdio: ["ignore", "pipe", "inherit"] });
+const child = spawn(process.execPath, ["--import", "tsx", "scripts/soak-gateway.ts", served, join(dir, "uploads"), String(leaseMs)], {
+  stdio: ["ignore", "pipe", "inherit"],
+});
 const port = await new Promise<number>((resolve, reject) => {
   let out = "";
   child.stdout!.on("data", (d: Buffer) => {
@@ -51,7 +58,12 @@ const port = await new Promise<number>((resolve, reject) => {
 });
 const relay = new FaultRelay({ targetPort: port });
 await relay.start();
-const controller = new Controller({ gateways: [relay.endpoint], timeoutMs: 30_000, connectTimeoutMs: 10_000, downloadDir: join(dir, "down") });
+const controller = new Controller({
+  gateways: [relay.endpoint],
+  timeoutMs: 30_000,
+  connectTimeoutMs: 10_000,
+  downloadDir: join(dir, "down"),
+});
 // Observation goes around the relay, so faults never hide the figures.
 const observer = await new Controller({ port, timeoutMs: 30_000 }).getClient();
 
@@ -197,9 +209,15 @@ const lostItems = t.items.expected - t.items.received + t.items.outOfOrder;
 const lostCalls = t.calls.sent - t.calls.answered - t.calls.failedTyped + t.calls.wrong;
 const lostBytes = t.bytes.sent - t.bytes.received;
 console.log("\nsoak summary");
-console.log(`  calls   sent ${t.calls.sent}, answered ${t.calls.answered}, failed typed ${t.calls.failedTyped}, wrong ${t.calls.wrong}, lost ${lostCalls}; gateway executions ${final.executions} (at most once: <= sent)`);
-console.log(`  items   expected ${t.items.expected}, received ${t.items.received} in ${t.items.streams} streams, out of order ${t.items.outOfOrder}, streams failed typed ${t.items.failedTyped}, lost ${lostItems}`);
-console.log(`  bytes   sent ${t.bytes.sent}, received byte-identical ${t.bytes.received} in ${t.bytes.transfers} transfers, failed typed ${t.bytes.failedTyped}, corrupt ${t.bytes.corrupt}, lost ${lostBytes}`);
+console.log(
+  `  calls   sent ${t.calls.sent}, answered ${t.calls.answered}, failed typed ${t.calls.failedTyped}, wrong ${t.calls.wrong}, lost ${lostCalls}; gateway executions ${final.executions} (at most once: <= sent)`,
+);
+console.log(
+  `  items   expected ${t.items.expected}, received ${t.items.received} in ${t.items.streams} streams, out of order ${t.items.outOfOrder}, streams failed typed ${t.items.failedTyped}, lost ${lostItems}`,
+);
+console.log(
+  `  bytes   sent ${t.bytes.sent}, received byte-identical ${t.bytes.received} in ${t.bytes.transfers} transfers, failed typed ${t.bytes.failedTyped}, corrupt ${t.bytes.corrupt}, lost ${lostBytes}`,
+);
 console.log(`  faults  ${JSON.stringify(t.faults)}; typed errors ${JSON.stringify(Object.fromEntries(errors))}; untyped ${t.untyped}`);
 console.log(`  gateway delivery ${JSON.stringify(final.delivery)}; rss ${(final.rss / 2 ** 20).toFixed(1)} MiB at the end`);
 const bad = lostItems + lostCalls + lostBytes + t.bytes.corrupt + t.untyped + (final.executions > t.calls.sent ? 1 : 0);

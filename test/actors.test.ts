@@ -1,5 +1,15 @@
 import { describe, expect, it, onTestFinished } from "vitest";
-import { Actor, assign, createActor, sendTo, setup, spawnChild, type ActorRefFrom, type ErrorActorEvent, type InspectionEvent } from "xstate";
+import {
+  Actor,
+  assign,
+  createActor,
+  sendTo,
+  setup,
+  spawnChild,
+  type ActorRefFrom,
+  type ErrorActorEvent,
+  type InspectionEvent,
+} from "xstate";
 import { ErrorCode, Gateway, strToBytes, type Kwargs, type SwarmnetError } from "../runtime/index.js";
 import { MemoryHub } from "../runtime/internal.js";
 import { swarmClientMachine, type SwarmClientCommand, type SwarmClientEmitted, type SwarmClientInput } from "../runtime/actors.js";
@@ -14,7 +24,8 @@ const appMachine = setup({
   types: {
     input: {} as { client: SwarmClientInput },
     context: {} as { client: SwarmClientInput; log: SwarmClientEmitted[]; error: SwarmnetError | undefined },
-    events: {} as SwarmClientEmitted | { type: "forward"; command: SwarmClientCommand } | { type: "leave" } | { type: "retry"; endpoint: string },
+    events: {} as
+      SwarmClientEmitted | { type: "forward"; command: SwarmClientCommand } | { type: "leave" } | { type: "retry"; endpoint: string },
   },
   actors: { swarm: swarmClientMachine },
 }).createMachine({
@@ -71,9 +82,11 @@ function eventsOf<T extends SwarmClientEmitted["type"]>(app: App, type: T): Arra
 }
 
 function answered(app: App, requestId: string | number): SwarmClientEmitted | undefined {
-  return app.getSnapshot().context.log.find(
-    (e) => (e.type === "swarmnet.result" || e.type === "swarmnet.error" || e.type === "swarmnet.end") && e.requestId === requestId,
-  );
+  return app
+    .getSnapshot()
+    .context.log.find(
+      (e) => (e.type === "swarmnet.result" || e.type === "swarmnet.error" || e.type === "swarmnet.end") && e.requestId === requestId,
+    );
 }
 
 /** The gateway's pool size, waited on through the gateway's own inspection events. */
@@ -167,8 +180,16 @@ describe("composable client actor (swarmnet/actors)", () => {
     app.send({ type: "forward", command: { type: "stream", requestId: "b", name: "broken" } });
     app.send({ type: "forward", command: { type: "call", requestId: "after", name: "echo", args: ["still here"] } });
     await untilApp(app, () => answered(app, "after") !== undefined, "call after a broken stream");
-    expect(eventsOf(app, "swarmnet.item").filter((e) => e.requestId === "b").map((e) => e.buffer)).toEqual(["first"]);
-    expect(answered(app, "b")).toMatchObject({ type: "swarmnet.error", code: ErrorCode.REMOTE, message: expect.stringContaining("sensor unplugged") });
+    expect(
+      eventsOf(app, "swarmnet.item")
+        .filter((e) => e.requestId === "b")
+        .map((e) => e.buffer),
+    ).toEqual(["first"]);
+    expect(answered(app, "b")).toMatchObject({
+      type: "swarmnet.error",
+      code: ErrorCode.REMOTE,
+      message: expect.stringContaining("sensor unplugged"),
+    });
     expect(answered(app, "after")).toMatchObject({ type: "swarmnet.result", value: "still here" });
 
     // Close: the handler is freed on the gateway, the parent sees the child done.
@@ -252,7 +273,9 @@ describe("composable client actor (swarmnet/actors)", () => {
     await gw.stop();
     const app = startApp({ endpoint, connectTimeoutMs: 200 });
     const failed = await untilApp(app, (s) => s.value === "failed", "parent failed");
-    expect(failed.context.error).toMatchObject({ code: expect.stringMatching(new RegExp(`^(${ErrorCode.CONNECTION_REFUSED}|${ErrorCode.TIMEOUT})$`)) });
+    expect(failed.context.error).toMatchObject({
+      code: expect.stringMatching(new RegExp(`^(${ErrorCode.CONNECTION_REFUSED}|${ErrorCode.TIMEOUT})$`)),
+    });
   });
 
   it("child failure - the gateway stopping mid-session fails the child; the parent restarts it against the next gateway", async () => {
@@ -346,7 +369,9 @@ describe("composable client actor (swarmnet/actors)", () => {
         sendTo(`worker-${k}`, { type: "call" as const, name: "who", args: [k] }),
       ]),
       on: {
-        "swarmnet.result": { actions: assign({ answers: ({ context, event }) => ({ ...context.answers, [event.clientId]: event.value }) }) },
+        "swarmnet.result": {
+          actions: assign({ answers: ({ context, event }) => ({ ...context.answers, [event.clientId]: event.value }) }),
+        },
       },
     });
     const actor = createActor(fleet);

@@ -7,7 +7,9 @@ import { controllerFor, startGateway } from "./helpers.js";
 describe("admin requests", () => {
   it("protocol - admin.snapshot takes no fields and no raw frame; its result must carry a snapshot map", () => {
     expect(parseClientMessage({ type: "admin.snapshot", id: 3 }, false)).toEqual({ type: "admin.snapshot", id: 3 });
-    expect(() => parseClientMessage({ type: "admin.snapshot", id: 3 }, true)).toThrow(expect.objectContaining({ code: "SWARMNET_PROTOCOL" }));
+    expect(() => parseClientMessage({ type: "admin.snapshot", id: 3 }, true)).toThrow(
+      expect.objectContaining({ code: "SWARMNET_PROTOCOL" }),
+    );
     expect(parseGatewayMessage({ type: "admin.snapshot.result", id: 3, snapshot: { state: "running" } }, false)).toMatchObject({
       snapshot: { state: "running" },
     });

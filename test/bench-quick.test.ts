@@ -79,7 +79,10 @@ describe("npm run bench --quick", () => {
     "a cold row: each run in freshly started server and client processes, beside the warm row",
     async () => {
       const out = await tempDir("swarmnet-bench-");
-      const result = await runBench(["--quick", "W1", "--systems", "swarmnet", "--runs", "1", "--cold", "2", "--out", out], BENCH_DEADLINE_MS - 10_000);
+      const result = await runBench(
+        ["--quick", "W1", "--systems", "swarmnet", "--runs", "1", "--cold", "2", "--out", out],
+        BENCH_DEADLINE_MS - 10_000,
+      );
       expect(result, result.stderr).toMatchObject({ code: 0 });
       expect(result.stdout).toMatch(/^W1-cold ping, cold /m);
       expect(result.stdout).toContain("-cold rows: median of 2 runs, each in fresh processes without a warm-up");

@@ -112,7 +112,14 @@ describe("chaos", () => {
     expect(streamOutcome).toBe("SWARMNET_HANDLER_CRASHED");
     expect(finallyRan).toBe(1); // the crashed stream's generator was cleaned up
     for (const o of outcomes) {
-      expect(["done", "SWARMNET_HANDLER_CRASHED", "SWARMNET_SESSION_ENDED", "SWARMNET_TIMEOUT", "SWARMNET_CONNECTION", "SWARMNET_CLOSED"]).toContain(o);
+      expect([
+        "done",
+        "SWARMNET_HANDLER_CRASHED",
+        "SWARMNET_SESSION_ENDED",
+        "SWARMNET_TIMEOUT",
+        "SWARMNET_CONNECTION",
+        "SWARMNET_CLOSED",
+      ]).toContain(o);
     }
     await swarm.close();
     await streamer.closeHandler();

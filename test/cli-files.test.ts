@@ -22,7 +22,11 @@ const asNobody = process.getuid?.() === 0;
 /** `swarmnet ARGS` as a child (as `nobody` with `unprivileged` when this runs as root), killed when the test ends. */
 function swarmnet(args: readonly string[], options: { unprivileged?: boolean } = {}): { child: ChildProcess; exited: Promise<CliResult> } {
   const ids = options.unprivileged && asNobody ? { uid: NOBODY, gid: NOBODY } : {};
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, SWARMNET_QUIET: "1" }, stdio: ["ignore", "pipe", "pipe"], ...ids });
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, SWARMNET_QUIET: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+    ...ids,
+  });
   onTestFinished(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   });
@@ -77,7 +81,10 @@ describe("swarmnet get/put - interruptions, reports and --if-exists", () => {
       }
       await expect(stat(join(out, "big.bin"))).rejects.toMatchObject({ code: "ENOENT" });
       const part = await readFile(join(out, "big.bin.part"));
-      const journal = JSON.parse(await readFile(join(out, "big.bin.part.json"), "utf8")) as { size: number; ranges: Array<[number, number]> };
+      const journal = JSON.parse(await readFile(join(out, "big.bin.part.json"), "utf8")) as {
+        size: number;
+        ranges: Array<[number, number]>;
+      };
       expect(journal.size).toBe(source.length);
       let held = 0;
       for (const [s, e] of journal.ranges) {
@@ -92,7 +99,7 @@ describe("swarmnet get/put - interruptions, reports and --if-exists", () => {
       expect(again.code, again.stderr).toBe(0);
       expect(again.stdout).toMatch(/downloaded 1 file \(128\.0 MiB; [\d.]+ MiB sent, [\d.]+ MiB resumed\)/);
       const [sent, resumed] = /([\d.]+) MiB sent, ([\d.]+) MiB resumed/.exec(again.stdout)!.slice(1).map(Number);
-      expect(resumed).toBeGreaterThanOrEqual(Math.floor(held / MiB * 10) / 10);
+      expect(resumed).toBeGreaterThanOrEqual(Math.floor((held / MiB) * 10) / 10);
       expect(sent! + resumed!).toBeCloseTo(128, 0);
       expect(sha256(await readFile(join(out, "big.bin")))).toBe(sha256(source));
       expect(await readdir(out)).toEqual(["big.bin"]);
@@ -167,7 +174,10 @@ describe("swarmnet get/put - interruptions, reports and --if-exists", () => {
     await chmod(join(root, "box", "secret.txt"), 0o000);
     await chmod(join(root, "box", "locked"), 0o000);
     const ids = asNobody ? { uid: NOBODY, gid: NOBODY } : {};
-    const gateway = spawn(process.execPath, ["--import", "tsx", "test/fixtures/file-gateway.ts", root], { stdio: ["ignore", "pipe", "inherit"], ...ids });
+    const gateway = spawn(process.execPath, ["--import", "tsx", "test/fixtures/file-gateway.ts", root], {
+      stdio: ["ignore", "pipe", "inherit"],
+      ...ids,
+    });
     onTestFinished(() => void gateway.kill("SIGKILL"));
     const port = await within(
       new Promise<number>((resolve) => {
@@ -193,7 +203,12 @@ describe("swarmnet get/put - interruptions, reports and --if-exists", () => {
     // A download folder the (unprivileged) command cannot write: the typed error names it and the cause.
     const readOnly = await openDir("swarmnet-cli-ro-");
     await chmod(readOnly, 0o555);
-    const ro = await within(swarmnet(["get", "--files", "box/a.txt", "--out", join(readOnly, "in"), "-g", `127.0.0.1:${port}`, "-q"], { unprivileged: true }).exited, 20_000, "get into a read-only folder");
+    const ro = await within(
+      swarmnet(["get", "--files", "box/a.txt", "--out", join(readOnly, "in"), "-g", `127.0.0.1:${port}`, "-q"], { unprivileged: true })
+        .exited,
+      20_000,
+      "get into a read-only folder",
+    );
     expect(ro.code).not.toBe(0);
     expect(ro.stderr).toContain("SWARMNET_FILE_ACCESS");
     expect(ro.stderr).toContain(join(readOnly, "in"));
@@ -206,7 +221,12 @@ describe("swarmnet get/put - interruptions, reports and --if-exists", () => {
     const gw = await startGateway({ fileRoots: [root], downloadDir: join(root, "uploads") });
     const out = await tempDir("swarmnet-cli-exists-out-");
     await writeFile(join(out, "q3.txt"), "local");
-    const get = (mode: string) => within(swarmnet(["get", "--files", "q3.txt", "--out", out, "-g", gw.endpoint, "-q", "--if-exists", mode]).exited, 20_000, `get --if-exists ${mode}`);
+    const get = (mode: string) =>
+      within(
+        swarmnet(["get", "--files", "q3.txt", "--out", out, "-g", gw.endpoint, "-q", "--if-exists", mode]).exited,
+        20_000,
+        `get --if-exists ${mode}`,
+      );
     const error = await get("error");
     expect(error.code).toBe(23);
     expect(error.stderr).toMatch(/not downloaded: "q3\.txt": .*exists.*\(SWARMNET_FILE_EXISTS\)/);
@@ -219,7 +239,11 @@ describe("swarmnet get/put - interruptions, reports and --if-exists", () => {
     expect(bad.stderr).toContain("--if-exists");
     await mkdir(join(root, "uploads"));
     await writeFile(join(root, "uploads", "q3.txt"), "already there");
-    const putAgain = await within(swarmnet(["put", "--dirname", ".", join(out, "q3.txt"), "-g", gw.endpoint, "-q", "--if-exists", "error"]).exited, 20_000, "put --if-exists error");
+    const putAgain = await within(
+      swarmnet(["put", "--dirname", ".", join(out, "q3.txt"), "-g", gw.endpoint, "-q", "--if-exists", "error"]).exited,
+      20_000,
+      "put --if-exists error",
+    );
     expect(putAgain.code).toBe(23);
     expect(putAgain.stderr).toMatch(/not uploaded: ".*q3\.txt": .*\(SWARMNET_FILE_EXISTS\)/);
     expect(await readFile(join(root, "uploads", "q3.txt"), "utf8")).toBe("already there");

@@ -81,7 +81,10 @@ export class CliProcess {
 }
 
 /** Runs `swarmnet ARGS` to completion (bounded) and returns its exit code and output. */
-export async function cli(args: readonly string[], options: { cwd?: string; input?: string | Uint8Array; env?: NodeJS.ProcessEnv; ms?: number } = {}): Promise<CliResult> {
+export async function cli(
+  args: readonly string[],
+  options: { cwd?: string; input?: string | Uint8Array; env?: NodeJS.ProcessEnv; ms?: number } = {},
+): Promise<CliResult> {
   const p = new CliProcess(args, options);
   onTestFinished(() => {
     if (p.running) p.child.kill("SIGKILL");

@@ -63,44 +63,52 @@ describe("swarmnet CLI - one grammar, errors that say what to do", () => {
     expect(same.code).toBe(0);
   });
 
-  it("list takes no pool slot: a --pool 1 gateway whose slot another client holds still lists, to the CLI and the API (SWARMNET_GATEWAY, SWARMNET_DEBUG)", { timeout: 120_000 }, async () => {
-    const small = await startCliGateway(["--subroutines", SUBS, "--pool", "1"]);
-    const holder = new Controller({ gateways: [small.endpoint] });
-    try {
-      await holder.getClient();
-      // SWARMNET_DEBUG=1: the error's stack follows its line.
-      const full = await cli(["call", "mount_usage", "-g", small.endpoint], { env: { SWARMNET_DEBUG: "1" }, ms: 45_000 });
-      expect(full.code).toBe(4); // the only slot is taken ...
-      expect(full.stderr).toMatch(/swarmnet call: SWARMNET_POOL_FULL: .*\nPoolFullError: [^\n]*\n\s+at /);
-      // SWARMNET_GATEWAY: the gateway when none is given.
-      const listed = await cli(["list"], { env: { SWARMNET_GATEWAY: small.endpoint.slice("tcp://".length) }, ms: 45_000 });
-      expect(listed.stderr).toBe(""); // ... and the listing does not need it
-      expect(listed.code).toBe(0);
-      expect(listed.stdout).toBe("mount_usage\tcall\nreadings\tstream\nslow\tcall\nstatus\tcall\ntemperature\tcall\n");
-      const api = new Controller({ gateways: [small.endpoint] });
+  it(
+    "list takes no pool slot: a --pool 1 gateway whose slot another client holds still lists, to the CLI and the API (SWARMNET_GATEWAY, SWARMNET_DEBUG)",
+    { timeout: 120_000 },
+    async () => {
+      const small = await startCliGateway(["--subroutines", SUBS, "--pool", "1"]);
+      const holder = new Controller({ gateways: [small.endpoint] });
       try {
-        expect((await api.listSubroutines()).map((s) => `${s.name}\t${s.stream ? "stream" : "call"}\n`).join("")).toBe(listed.stdout);
+        await holder.getClient();
+        // SWARMNET_DEBUG=1: the error's stack follows its line.
+        const full = await cli(["call", "mount_usage", "-g", small.endpoint], { env: { SWARMNET_DEBUG: "1" }, ms: 45_000 });
+        expect(full.code).toBe(4); // the only slot is taken ...
+        expect(full.stderr).toMatch(/swarmnet call: SWARMNET_POOL_FULL: .*\nPoolFullError: [^\n]*\n\s+at /);
+        // SWARMNET_GATEWAY: the gateway when none is given.
+        const listed = await cli(["list"], { env: { SWARMNET_GATEWAY: small.endpoint.slice("tcp://".length) }, ms: 45_000 });
+        expect(listed.stderr).toBe(""); // ... and the listing does not need it
+        expect(listed.code).toBe(0);
+        expect(listed.stdout).toBe("mount_usage\tcall\nreadings\tstream\nslow\tcall\nstatus\tcall\ntemperature\tcall\n");
+        const api = new Controller({ gateways: [small.endpoint] });
+        try {
+          expect((await api.listSubroutines()).map((s) => `${s.name}\t${s.stream ? "stream" : "call"}\n`).join("")).toBe(listed.stdout);
+        } finally {
+          await api.close();
+        }
       } finally {
-        await api.close();
+        await holder.close();
       }
-    } finally {
-      await holder.close();
-    }
-  });
+    },
+  );
 
-  it("a gateway as the first argument of call/get/put is refused with the -g form; ping 127.0.0.1 means port 1857", { timeout: 120_000 }, async () => {
-    const [call, get, ping] = await clis([
-      ["call", hostPort, "mount_usage"],
-      ["get", hostPort, "--folder", "x"],
-      ["ping", "127.0.0.1", "--connect-timeout", "300"],
-    ]);
-    for (const r of [call, get]) {
-      expect(r.code).toBe(2);
-      expect(r.stderr).toContain(`"${hostPort}" looks like a gateway: give it with -g`);
-    }
-    // Nothing of ours listens on 1857; whatever answers or not, the endpoint tried is 1857.
-    expect(`${ping.stdout}${ping.stderr}`).toContain("tcp://127.0.0.1:1857");
-  });
+  it(
+    "a gateway as the first argument of call/get/put is refused with the -g form; ping 127.0.0.1 means port 1857",
+    { timeout: 120_000 },
+    async () => {
+      const [call, get, ping] = await clis([
+        ["call", hostPort, "mount_usage"],
+        ["get", hostPort, "--folder", "x"],
+        ["ping", "127.0.0.1", "--connect-timeout", "300"],
+      ]);
+      for (const r of [call, get]) {
+        expect(r.code).toBe(2);
+        expect(r.stderr).toContain(`"${hostPort}" looks like a gateway: give it with -g`);
+      }
+      // Nothing of ours listens on 1857; whatever answers or not, the endpoint tried is 1857.
+      expect(`${ping.stdout}${ping.stderr}`).toContain("tcp://127.0.0.1:1857");
+    },
+  );
 
   it("call/stream --as read pynetwork-style packed bytes: int, float, double, string, json", { timeout: 120_000 }, async () => {
     const [int, float, double, json, string, streamed, bad] = await clis([

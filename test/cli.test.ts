@@ -16,7 +16,8 @@ describe("swarmnet CLI - usage", () => {
   it("--help on every subcommand - usage, options and exit codes, exit 0", async () => {
     // A few at a time: a dozen tsx start-ups at once can take longer than their bound on a loaded machine.
     const results: Awaited<ReturnType<typeof cli>>[] = [];
-    for (let i = 0; i < COMMANDS.length; i += 4) results.push(...(await Promise.all(COMMANDS.slice(i, i + 4).map((c) => cli([c, "--help"])))));
+    for (let i = 0; i < COMMANDS.length; i += 4)
+      results.push(...(await Promise.all(COMMANDS.slice(i, i + 4).map((c) => cli([c, "--help"])))));
     results.forEach((r, i) => {
       expect(r.code, COMMANDS[i]).toBe(0);
       expect(r.stdout).toContain(`Usage: swarmnet ${COMMANDS[i]}`);
@@ -161,7 +162,12 @@ describe("swarmnet CLI - against a gateway process", () => {
     expect(lines.code).toBe(0);
     expect(lines.stdout.trim().split("\n")).toEqual([0, 1, 2, 3, 4].map((i) => `${i}\t{"i":${i},"square":${i * i}}`));
     expect(lines.stderr).toContain("end of stream after 5 items");
-    expect(json.stdout.trim().split("\n").map((l) => JSON.parse(l) as unknown)).toEqual([0, 1, 2].map((i) => [i, { i, square: i * i }]));
+    expect(
+      json.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as unknown),
+    ).toEqual([0, 1, 2].map((i) => [i, { i, square: i * i }]));
     expect(limited.code).toBe(0);
     expect(limited.stdout).toBe("0\ttick 0\n1\ttick 1\n2\ttick 2\n3\ttick 3\n");
   });
@@ -183,7 +189,9 @@ describe("swarmnet CLI - against a gateway process", () => {
     expect(r.stdout).toMatch(/downloaded 9 files \([\d.]+ MiB; [\d.]+ MiB sent\) in [\d.]+ s, [\d.]+ MiB\/s over a swarm of 3/);
     expect(sameBytes(await readFile(join(out, "big.bin")), await readFile(join(work, "data", "big.bin")))).toBe(true);
     expect(await readFile(join(out, "logs", "old", "app-old.log"), "utf8")).toBe("old log\n");
-    expect((await readdir(join(out, "logs"))).sort()).toEqual([...[0, 1, 2, 3, 4, 5].map((i) => `app-${i}.log`), "old", "readme.txt"].sort());
+    expect((await readdir(join(out, "logs"))).sort()).toEqual(
+      [...[0, 1, 2, 3, 4, 5].map((i) => `app-${i}.log`), "old", "readme.txt"].sort(),
+    );
   });
 
   it("get - --regex filters a folder, --files lists files, a path outside the roots exits 4 (the gateway refuses it)", async () => {
@@ -213,7 +221,8 @@ describe("swarmnet CLI - against a gateway process", () => {
     const r = await cli(["put", "--dirname", "backup", ...names.map((n) => join(src, n)), "--swarm", "2", "-g", endpoint]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/uploaded 3 files \([\d.]+ MiB; [\d.]+ MiB sent\) to backup\/ in [\d.]+ s/);
-    for (const n of names) expect(sameBytes(await readFile(join(work, "incoming", "backup", n)), await readFile(join(src, n))), n).toBe(true);
+    for (const n of names)
+      expect(sameBytes(await readFile(join(work, "incoming", "backup", n)), await readFile(join(src, n))), n).toBe(true);
     // Refused before connecting: bad usage.
     const bad = await cli(["put", "--dirname", "../escape", join(src, "one.bin"), "-g", endpoint]);
     expect(bad.code).toBe(2);
@@ -292,12 +301,22 @@ describe("swarmnet CLI - keys and CURVE", () => {
     expect((await stat(join(dir, "gw.key"))).mode & 0o777).toBe(0o600);
     const started = await startCliGateway([
       "--admin",
-      "--curve-secret", join(dir, "gw.key"),
-      "--curve-public", join(dir, "gw.pub"),
-      "--authorized-keys", join(dir, "laptop.pub"),
+      "--curve-secret",
+      join(dir, "gw.key"),
+      "--curve-public",
+      join(dir, "gw.pub"),
+      "--authorized-keys",
+      join(dir, "laptop.pub"),
     ]);
     expect(started.gateway.stdout).toContain("CURVE on");
-    const keys = (who: string): string[] => ["--curve-public", join(dir, `${who}.pub`), "--curve-secret", join(dir, `${who}.key`), "--server-key", join(dir, "gw.pub")];
+    const keys = (who: string): string[] => [
+      "--curve-public",
+      join(dir, `${who}.pub`),
+      "--curve-secret",
+      join(dir, `${who}.key`),
+      "--server-key",
+      join(dir, "gw.pub"),
+    ];
     const [ok, refused, plain] = await Promise.all([
       cli(["ping", started.endpoint, ...keys("laptop")]),
       cli(["inspect", started.endpoint, "--json", "--timeout", "500", ...keys("stranger")]),

@@ -1,15 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  Controller,
-  DataType,
-  ErrorCode,
-  Gateway,
-  fromBytes,
-  registerClass,
-  strToBytes,
-  toBytes,
-  type Kwargs,
-} from "../runtime/index.js";
+import { Controller, DataType, ErrorCode, Gateway, fromBytes, registerClass, strToBytes, toBytes, type Kwargs } from "../runtime/index.js";
 import { controllerFor, startGateway, within } from "./helpers.js";
 
 class Point {

@@ -174,7 +174,18 @@ describe("graceful shutdown", () => {
     await within(stopping, 10_000, "stop");
     expect(finallyRan).toBe(1);
     await expect(idler.ping()).rejects.toMatchObject({ code: expect.stringMatching(/SESSION_ENDED|CLOSED/) });
-    await expect(within((async () => { for (;;) { const r = await it.next(); if (r.done) return r; } })(), 5_000, "stream end")).rejects.toMatchObject({
+    await expect(
+      within(
+        (async () => {
+          for (;;) {
+            const r = await it.next();
+            if (r.done) return r;
+          }
+        })(),
+        5_000,
+        "stream end",
+      ),
+    ).rejects.toMatchObject({
       code: expect.stringMatching(/SESSION_ENDED|CLOSED/),
     });
   });

@@ -56,12 +56,20 @@ function late(channel: TransferChannel, ms: number, listMs = 0): TransferChannel
 
 /** `swarmnet ARGS` in `cwd`, to its exit (bounded). */
 function swarmnet(args: readonly string[], cwd?: string): Promise<CliResult> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, SWARMNET_QUIET: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd,
+    env: { ...process.env, SWARMNET_QUIET: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => void (stdout += d.toString()));
   child.stderr.on("data", (d: Buffer) => void (stderr += d.toString()));
-  return within(new Promise<CliResult>((resolve) => child.once("close", (code, signal) => resolve({ code, signal, stdout, stderr }))), 20_000, `swarmnet ${args.join(" ")}`);
+  return within(
+    new Promise<CliResult>((resolve) => child.once("close", (code, signal) => resolve({ code, signal, stdout, stderr }))),
+    20_000,
+    `swarmnet ${args.join(" ")}`,
+  );
 }
 
 describe("file transfer, broken on purpose", () => {
@@ -85,7 +93,10 @@ describe("file transfer, broken on purpose", () => {
     const small = randomBytes(1000);
     await writeFile(join(dir, "big.bin"), big);
     await writeFile(join(dir, "big.bin.part"), small);
-    const expected = new Map([["big.bin", sha256(big)], ["big.bin.part", sha256(small)]]);
+    const expected = new Map([
+      ["big.bin", sha256(big)],
+      ["big.bin.part", sha256(small)],
+    ]);
     const client = await controller.getClient();
     const check = async (report: TransferReport): Promise<void> => {
       for (const p of report.delivered) expect(sha256(await readFile(p)), p).toBe(expected.get(p.slice(local.length + 1)));
@@ -155,7 +166,7 @@ describe("file transfer, broken on purpose", () => {
     expect(await readdir(join(root, "uploads", "d"))).toEqual(["a.bin"]);
   });
 
-  it("an upload with ifExists: \"rename\" reports the name it landed under (d/a (1).txt), not the old file's", async () => {
+  it('an upload with ifExists: "rename" reports the name it landed under (d/a (1).txt), not the old file\'s', async () => {
     const { root, local, controller } = await setup();
     await mkdir(join(root, "uploads", "d"), { recursive: true });
     await writeFile(join(root, "uploads", "d", "a.txt"), "old");
@@ -163,7 +174,12 @@ describe("file transfer, broken on purpose", () => {
     await writeFile(join(local, "b.txt"), "b");
     const client = await controller.getClient();
     let report: TransferReport | undefined;
-    const sent = await client.sendFilesToGateway({ dirname: "d", files: [join(local, "a.txt"), join(local, "b.txt")], ifExists: "rename", onReport: (r) => void (report = r) });
+    const sent = await client.sendFilesToGateway({
+      dirname: "d",
+      files: [join(local, "a.txt"), join(local, "b.txt")],
+      ifExists: "rename",
+      onReport: (r) => void (report = r),
+    });
     expect(sent).toBe(2);
     expect([...report!.delivered].sort()).toEqual(["d/a (1).txt", "d/b.txt"]);
     for (const path of report!.delivered) {
@@ -192,7 +208,10 @@ describe("file transfer, broken on purpose", () => {
     expect(r.stderr).toMatch(/not uploaded: ".*tree\/loop": .*symlink to a folder.*\(SWARMNET_FILE_ACCESS\)/);
     expect(r.stderr).toMatch(/not uploaded: ".*tree\/bad.*": .*not valid UTF-8.*\(SWARMNET_PATH_NOT_ALLOWED\)/);
     expect(r.stderr).toContain("some files could not be transferred (4 of 6)");
-    expect(Object.fromEntries(await hashTree(join(root, "uploads", "d")))).toEqual({ "tree/a.txt": sha256(Buffer.from("a")), "tree/sub/b.txt": sha256(Buffer.from("b")) });
+    expect(Object.fromEntries(await hashTree(join(root, "uploads", "d")))).toEqual({
+      "tree/a.txt": sha256(Buffer.from("a")),
+      "tree/sub/b.txt": sha256(Buffer.from("b")),
+    });
 
     const parent = await swarmnet(["put", "--dirname", "e", "..", "-g", gw.endpoint, "-q"], join(src, "tree", "sub"));
     expect(parent.code, parent.stderr).toBe(23);
@@ -212,7 +231,7 @@ describe("file transfer, broken on purpose", () => {
     await expect(client.getFilesFromGateway({ files: many })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
   });
 
-  it("ifExists: \"rename\" when a renamed copy would take the name of another file of the same transfer (a.txt -> a (1).txt beside a (1).txt): both land, under distinct names, downloads and uploads", async () => {
+  it('ifExists: "rename" when a renamed copy would take the name of another file of the same transfer (a.txt -> a (1).txt beside a (1).txt): both land, under distinct names, downloads and uploads', async () => {
     const { root, local, controller } = await setup();
     await mkdir(join(root, "r"));
     await writeFile(join(root, "r", "a.txt"), "remote a");
@@ -220,7 +239,8 @@ describe("file transfer, broken on purpose", () => {
     await writeFile(join(local, "a.txt"), "local a");
     const client = await controller.getClient();
     const got = await client.getFilesFromGateway({ folder: "r", ifExists: "rename" });
-    const contents = async (paths: readonly string[]): Promise<string[]> => (await Promise.all(paths.map((p) => readFile(p, "utf8")))).sort();
+    const contents = async (paths: readonly string[]): Promise<string[]> =>
+      (await Promise.all(paths.map((p) => readFile(p, "utf8")))).sort();
     expect(got).toHaveLength(2);
     expect(new Set(got).size).toBe(2);
     expect(await contents(got)).toEqual(["remote a", "remote a1"]);
@@ -234,7 +254,12 @@ describe("file transfer, broken on purpose", () => {
     await utimes(join(root, "r", "a.txt"), 1_700_000_000, 1_700_000_000);
     await utimes(join(root, "r", "a (1).txt"), 1_700_000_000, 1_700_000_000);
     let report: TransferReport | undefined;
-    const sent = await client.sendFilesToGateway({ dirname: "u", files: [join(root, "r", "a.txt"), join(root, "r", "a (1).txt")], ifExists: "rename", onReport: (r) => void (report = r) });
+    const sent = await client.sendFilesToGateway({
+      dirname: "u",
+      files: [join(root, "r", "a.txt"), join(root, "r", "a (1).txt")],
+      ifExists: "rename",
+      onReport: (r) => void (report = r),
+    });
     expect(sent).toBe(2);
     expect(new Set(report!.delivered).size).toBe(2);
     expect(await contents(report!.delivered.map((p) => join(root, "uploads", p)))).toEqual(["remote a0", "remote a1"]);
@@ -256,7 +281,9 @@ describe("file transfer, broken on purpose", () => {
     };
     // A listing that takes 1 s (the gateway hashing for verify): the abort at 50 ms ends the call at once.
     const slowList = late(client.transferChannel, 0, 1_000);
-    expect(await aborted((signal) => swarmGetFiles([slowList], { folder: "f", downloadDir: join(local, "dl"), signal }), 50)).toBeLessThan(800);
+    expect(await aborted((signal) => swarmGetFiles([slowList], { folder: "f", downloadDir: join(local, "dl"), signal }), 50)).toBeLessThan(
+      800,
+    );
     // A request that goes out after the abort.
     const slowRun = late(client.transferChannel, 300);
     await aborted((signal) => swarmSendFiles([slowRun], { dirname: "d", files: [join(local, "big.bin")], signal }), 50);
@@ -313,24 +340,31 @@ describe("file transfer, broken on purpose", () => {
     await writeFile(remote, remoteBytes);
     // An mtime in the past: the rewrite moves it even within one tick of the file system's clock.
     await utimes(remote, 1_700_000_000, 1_700_000_000);
-    const down = await reportOf((onReport) => client.getFilesFromGateway({ files: ["db.bin"], ...tune, onProgress: rewriteOnce(remote), onReport }));
+    const down = await reportOf((onReport) =>
+      client.getFilesFromGateway({ files: ["db.bin"], ...tune, onProgress: rewriteOnce(remote), onReport }),
+    );
     await check(down, join(local, "db.bin"), remoteBytes, remote);
 
     const mine = join(local, "mine.bin");
     const mineBytes = randomBytes(size);
     await writeFile(mine, mineBytes);
     await utimes(mine, 1_700_000_000, 1_700_000_000);
-    const up = await reportOf((onReport) => client.sendFilesToGateway({ dirname: "u", files: [mine], ...tune, onProgress: rewriteOnce(mine), onReport }));
+    const up = await reportOf((onReport) =>
+      client.sendFilesToGateway({ dirname: "u", files: [mine], ...tune, onProgress: rewriteOnce(mine), onReport }),
+    );
     await check(up, join(root, "uploads", "u", "mine.bin"), mineBytes, mine);
   });
 
-  it("get --out that cannot be used locally (a dangling symlink, a path through a file) is bad usage (exit 2) naming the cause, not exit 4 (\"the gateway answered with an error\")", async () => {
+  it('get --out that cannot be used locally (a dangling symlink, a path through a file) is bad usage (exit 2) naming the cause, not exit 4 ("the gateway answered with an error")', async () => {
     const { root, gw } = await setup();
     await writeFile(join(root, "a.txt"), "a");
     const out = await tempDir("swarmnet-break-out-");
     await symlink(join(out, "nowhere"), join(out, "dangling"));
     await writeFile(join(out, "file"), "x");
-    for (const [dir, why] of [[join(out, "dangling"), /symlink to nothing/], [join(out, "file", "sub"), /is not a folder/]] as const) {
+    for (const [dir, why] of [
+      [join(out, "dangling"), /symlink to nothing/],
+      [join(out, "file", "sub"), /is not a folder/],
+    ] as const) {
       const r = await swarmnet(["get", "--files", "a.txt", "--out", dir, "-g", gw.endpoint, "-q"]);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(why);

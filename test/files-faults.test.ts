@@ -9,7 +9,9 @@ import { controllerFor, startGateway, tempDir, within } from "./helpers.js";
 
 /** Starts test/fixtures/file-gateway.ts serving `root` in a child process; killed when the test ends. */
 async function childGateway(root: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "test/fixtures/file-gateway.ts", root], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--import", "tsx", "test/fixtures/file-gateway.ts", root], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   onTestFinished(() => void child.kill("SIGKILL"));
   const [line] = (await within(once(child.stdout!, "data"), 20_000, "child gateway")) as [Buffer];
   return { child, port: Number(/PORT (\d+)/.exec(line.toString())?.[1]) };
@@ -92,11 +94,16 @@ describe("file transfer faults", () => {
         }
       },
     });
-    await expect(within(broken, 15_000, "broken swarm download")).rejects.toMatchObject({ code: expect.stringMatching(/TIMEOUT|CONNECTION/) });
+    await expect(within(broken, 15_000, "broken swarm download")).rejects.toMatchObject({
+      code: expect.stringMatching(/TIMEOUT|CONNECTION/),
+    });
     await expect(stat(join(local, "big.bin"))).rejects.toMatchObject({ code: "ENOENT" });
     // Four ranges were written at once: the journal lists what is on disk, and every byte it lists is right.
     const part = await readFile(join(local, "big.bin.part"));
-    const journal = JSON.parse(await readFile(join(local, "big.bin.part.json"), "utf8")) as { size: number; ranges: Array<[number, number]> };
+    const journal = JSON.parse(await readFile(join(local, "big.bin.part.json"), "utf8")) as {
+      size: number;
+      ranges: Array<[number, number]>;
+    };
     expect(journal.size).toBe(source.length);
     expect(journal.ranges.length).toBeGreaterThan(1);
     let held = 0;

@@ -31,7 +31,10 @@ async function rawSession(endpoint: string) {
   onTestFinished(() => peer.close());
   let nextId = 1;
   /** Sends `message`; collects replies to it until `until` says done (bounded). */
-  const request = async (message: Record<string, unknown>, until: (m: Record<string, unknown>) => boolean = () => true): Promise<Array<Record<string, unknown>>> => {
+  const request = async (
+    message: Record<string, unknown>,
+    until: (m: Record<string, unknown>) => boolean = () => true,
+  ): Promise<Array<Record<string, unknown>>> => {
     const id = nextId++;
     await peer.send([encode({ ...message, id })]);
     const replies: Array<Record<string, unknown>> = [];
@@ -79,7 +82,9 @@ describe("file transfer promises", () => {
     const report = await reportOf(client.getFilesFromGateway({ folder: "names", onReport: (r) => void (seen = r) }));
     expect(seen).toEqual(report);
     expect(report.delivered.map((p) => p.slice(local.length + 1)).sort()).toEqual([...names].sort());
-    expect(report.notDelivered).toEqual([{ path: expect.stringMatching(/^b.*\.txt$/), code: ErrorCode.PATH_NOT_ALLOWED, reason: expect.stringMatching(/not valid UTF-8/) }]);
+    expect(report.notDelivered).toEqual([
+      { path: expect.stringMatching(/^b.*\.txt$/), code: ErrorCode.PATH_NOT_ALLOWED, reason: expect.stringMatching(/not valid UTF-8/) },
+    ]);
     expect((await readdir(local)).sort()).toEqual([...names].sort());
     for (const name of names) expect(sha256(await readFile(join(local, name))), JSON.stringify(name)).toBe(sha256(content.get(name)!));
 
@@ -112,10 +117,15 @@ describe("file transfer promises", () => {
     for (const n of ["a.log", "b.log", "c.txt"]) await writeFile(join(root, "logs", n), n);
     const client = await controller.getClient();
     const base = (paths: string[]): string[] => paths.map((p) => p.split("/").pop()!).sort();
-    expect(base(await client.getFilesFromGateway({ folder: join(root, "logs"), regex: "\\.log$", downloadDir: await tempDir() }))).toEqual(["a.log", "b.log"]);
+    expect(base(await client.getFilesFromGateway({ folder: join(root, "logs"), regex: "\\.log$", downloadDir: await tempDir() }))).toEqual([
+      "a.log",
+      "b.log",
+    ]);
     expect(base(await client.getFilesFromGateway({ folder: "logs/", downloadDir: await tempDir() }))).toEqual(["a.log", "b.log", "c.txt"]);
     expect(base(await client.getFilesFromGateway({ folder: "./logs", downloadDir: await tempDir() }))).toEqual(["a.log", "b.log", "c.txt"]);
-    expect(base(await client.getFilesFromGateway({ files: [join(root, "logs", "c.txt")], downloadDir: await tempDir() }))).toEqual(["c.txt"]);
+    expect(base(await client.getFilesFromGateway({ files: [join(root, "logs", "c.txt")], downloadDir: await tempDir() }))).toEqual([
+      "c.txt",
+    ]);
     const refused = client.getFilesFromGateway({ folder: "/etc" });
     await expect(refused).rejects.toMatchObject({ code: ErrorCode.PATH_NOT_ALLOWED });
     await expect(refused).rejects.toThrow(root);
@@ -127,13 +137,16 @@ describe("file transfer promises", () => {
     await writeFile(join(root, "docs", "q3.txt"), "remote");
     const client = await controller.getClient();
     const target = join(local, "q3.txt");
-    const get = (ifExists?: "overwrite" | "skip" | "rename" | "error") => client.getFilesFromGateway({ files: ["docs/q3.txt"], ...(ifExists ? { ifExists } : {}) });
+    const get = (ifExists?: "overwrite" | "skip" | "rename" | "error") =>
+      client.getFilesFromGateway({ files: ["docs/q3.txt"], ...(ifExists ? { ifExists } : {}) });
     await writeFile(target, "local edit");
     await expect(get()).resolves.toEqual([target]);
     expect(await readFile(target, "utf8")).toBe("remote");
     await writeFile(target, "local edit");
     let skipped: TransferReport | undefined;
-    await expect(client.getFilesFromGateway({ files: ["docs/q3.txt"], ifExists: "skip", onReport: (r) => void (skipped = r) })).resolves.toEqual([]);
+    await expect(
+      client.getFilesFromGateway({ files: ["docs/q3.txt"], ifExists: "skip", onReport: (r) => void (skipped = r) }),
+    ).resolves.toEqual([]);
     expect(skipped!.skipped).toEqual([target]);
     expect(await readFile(target, "utf8")).toBe("local edit");
     await expect(get("rename")).resolves.toEqual([join(local, "q3 (1).txt")]);
@@ -141,7 +154,9 @@ describe("file transfer promises", () => {
     const refused = await reportOf(get("error"));
     expect(refused.notDelivered).toEqual([{ path: "docs/q3.txt", code: ErrorCode.FILE_EXISTS, reason: expect.any(String) }]);
     expect(await readFile(target, "utf8")).toBe("local edit");
-    await expect(client.getFilesFromGateway({ files: ["docs/q3.txt"], ifExists: "sometimes" as "skip" })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+    await expect(client.getFilesFromGateway({ files: ["docs/q3.txt"], ifExists: "sometimes" as "skip" })).rejects.toMatchObject({
+      code: ErrorCode.INVALID_ARGUMENT,
+    });
 
     // Uploads: the gateway applies the same rule.
     await client.sendFilesToGateway({ dirname: "in", files: [target] });
@@ -261,11 +276,16 @@ describe("file transfer promises", () => {
       expect(listing).toMatchObject({ type: "file.listing" });
       await rm(join(root, "box", name));
       execFileSync("mkfifo", [join(root, "box", name)]);
-      const replies = await request({ type: "file.get", folder: "box", files: [[name, 0, 11]], chunkBytes: 1024, windowBytes: 4096, windowFiles: 4 }, (m) => m["type"] === "file.done" || m["type"] === "error");
+      const replies = await request(
+        { type: "file.get", folder: "box", files: [[name, 0, 11]], chunkBytes: 1024, windowBytes: 4096, windowFiles: 4 },
+        (m) => m["type"] === "file.done" || m["type"] === "error",
+      );
       expect(replies.map((r) => r["type"])).toEqual(["file.error", "file.done"]);
       expect(replies[0]).toMatchObject({ code: ErrorCode.FILE_ACCESS, message: expect.stringMatching(/FIFO/) });
     }
-    await expect(within(client.getFilesFromGateway({ files: ["box/a.txt"], downloadDir: await tempDir() }), 5_000, "listing after FIFOs")).resolves.toHaveLength(1);
+    await expect(
+      within(client.getFilesFromGateway({ files: ["box/a.txt"], downloadDir: await tempDir() }), 5_000, "listing after FIFOs"),
+    ).resolves.toHaveLength(1);
     await within(gw.stop(), 10_000, "gateway stop after FIFOs");
   });
 
@@ -281,7 +301,11 @@ describe("file transfer promises", () => {
         await appendFile(log, `line ${appends++}\n`);
       }
     })();
-    const paths = await within(client.getFilesFromGateway({ files: ["app.log"], verify: true, chunkBytes: 64 * 1024 }), 20_000, "verified download of a growing log");
+    const paths = await within(
+      client.getFilesFromGateway({ files: ["app.log"], verify: true, chunkBytes: 64 * 1024 }),
+      20_000,
+      "verified download of a growing log",
+    );
     writing = false;
     await writer;
     const got = await readFile(paths[0]!);
@@ -296,8 +320,15 @@ describe("file transfer promises", () => {
     const [listing] = await request({ type: "file.list", files: ["cut.bin"] });
     expect(listing).toMatchObject({ files: [["cut.bin", 2 * MiB]] });
     await truncate(join(root, "cut.bin"), MiB);
-    const replies = await request({ type: "file.get", files: [["cut.bin", 0, 2 * MiB]], chunkBytes: 65536, windowBytes: 8 * MiB, windowFiles: 4 }, (m) => m["type"] === "file.done" || m["type"] === "error");
-    expect(replies.at(-2)).toMatchObject({ type: "file.error", code: ErrorCode.FILE_CHANGED, message: expect.stringContaining(`size ${2 * MiB} -> ${MiB}`) });
+    const replies = await request(
+      { type: "file.get", files: [["cut.bin", 0, 2 * MiB]], chunkBytes: 65536, windowBytes: 8 * MiB, windowFiles: 4 },
+      (m) => m["type"] === "file.done" || m["type"] === "error",
+    );
+    expect(replies.at(-2)).toMatchObject({
+      type: "file.error",
+      code: ErrorCode.FILE_CHANGED,
+      message: expect.stringContaining(`size ${2 * MiB} -> ${MiB}`),
+    });
   });
 
   it("a download folder that cannot be made is a FileAccessError naming the folder and the cause", async () => {
@@ -317,7 +348,10 @@ describe("file transfer promises", () => {
     const [rootA, rootB] = [await tempDir("swarmnet-gwa-"), await tempDir("swarmnet-gwb-")];
     const local = await tempDir("swarmnet-two-local-");
     const expected = new Map<string, string>();
-    for (const [r, keep] of [[rootA, true], [rootB, false]] as const) {
+    for (const [r, keep] of [
+      [rootA, true],
+      [rootB, false],
+    ] as const) {
       await mkdir(join(r, "logs"));
       for (let i = 0; i < 8; i++) {
         const bytes = randomBytes(i === 0 ? 3 * MiB : 64 * 1024);
@@ -331,7 +365,11 @@ describe("file transfer promises", () => {
     const swarm = await controller.getSwarm(4);
     expect(new Set(swarm.clients.map((c) => c.endpoint)).size).toBe(2);
     expect(swarm.clients[0]!.endpoint).toBe(gwA.endpoint);
-    await within(swarm.getFilesFromGateway({ folder: "logs", verify: true, splitBytes: MiB, chunkBytes: 256 * 1024 }), 20_000, "swarm over two gateways");
+    await within(
+      swarm.getFilesFromGateway({ folder: "logs", verify: true, splitBytes: MiB, chunkBytes: 256 * 1024 }),
+      20_000,
+      "swarm over two gateways",
+    );
     for (const [name, hash] of expected) expect(sha256(await readFile(join(local, name))), name).toBe(hash);
   });
 
@@ -350,9 +388,15 @@ describe("file transfer promises", () => {
     }
     const local = await tempDir("swarmnet-same-local-");
     const controller = controllerFor(gateways, { downloadDir: local });
-    const [c0, c1] = [await controller.getClient({ endpoint: gateways[0]!.endpoint }), await controller.getClient({ endpoint: gateways[1]!.endpoint })];
+    const [c0, c1] = [
+      await controller.getClient({ endpoint: gateways[0]!.endpoint }),
+      await controller.getClient({ endpoint: gateways[1]!.endpoint }),
+    ];
     const results = await within(
-      Promise.allSettled([c0.getFilesFromGateway({ folder: "logs", verify: true }), c1.getFilesFromGateway({ folder: "logs", verify: true })]),
+      Promise.allSettled([
+        c0.getFilesFromGateway({ folder: "logs", verify: true }),
+        c1.getFilesFromGateway({ folder: "logs", verify: true }),
+      ]),
       30_000,
       "two downloads at once",
     );
@@ -368,7 +412,14 @@ describe("file transfer promises", () => {
     for (const name of names) expect(versions.get(name)!.has(sha256(await readFile(join(local, name)))), name).toBe(true);
 
     const [d0, d1] = [await tempDir(), await tempDir()];
-    await within(Promise.all([c0.getFilesFromGateway({ folder: "logs", downloadDir: d0 }), c1.getFilesFromGateway({ folder: "logs", downloadDir: d1 })]), 30_000, "apart");
+    await within(
+      Promise.all([
+        c0.getFilesFromGateway({ folder: "logs", downloadDir: d0 }),
+        c1.getFilesFromGateway({ folder: "logs", downloadDir: d1 }),
+      ]),
+      30_000,
+      "apart",
+    );
     for (const name of names) expect(sha256(await readFile(join(d0, name)))).not.toBe(sha256(await readFile(join(d1, name))));
   });
 
@@ -396,10 +447,14 @@ describe("file transfer promises", () => {
     await expect(within(broken, 20_000, "interrupted swarm upload")).rejects.toMatchObject({ code: ErrorCode.ABORTED });
     expect(receiving).toBeGreaterThanOrEqual(2);
     let report: TransferReport | undefined;
-    await within(swarm.sendFilesToGateway({ dirname: "up", files: [file], splitBytes: 4 * MiB, onReport: (r) => void (report = r) }), 20_000, "resumed swarm upload");
+    await within(
+      swarm.sendFilesToGateway({ dirname: "up", files: [file], splitBytes: 4 * MiB, onReport: (r) => void (report = r) }),
+      20_000,
+      "resumed swarm upload",
+    );
     expect(sha256(await readFile(join(root, "uploads", "up", "big.bin")))).toBe(sha256(bytes));
     expect(report!.bytesResumed).toBeGreaterThan(0);
     expect(report!.bytesSent + report!.bytesResumed).toBe(bytes.length);
-    expect((await readdir(join(root, "uploads", "up")))).toEqual(["big.bin"]);
+    expect(await readdir(join(root, "uploads", "up"))).toEqual(["big.bin"]);
   });
 });

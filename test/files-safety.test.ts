@@ -9,18 +9,18 @@ import { RawSession } from "./raw-session.js";
 
 /** Paths every side must refuse as a request, with why. */
 const EVIL_PATHS: Record<string, string> = {
-  "parent": "../secret.txt",
+  parent: "../secret.txt",
   "nested parent": "logs/../../secret.txt",
   "parent after a dot": "./../secret.txt",
   "absolute outside every root": "/etc/passwd",
   "NUL byte": "logs/a\u0000b.txt",
-  "empty": "",
+  empty: "",
 };
 
 /** Listed paths (from a gateway) must be plain relative paths: these are refused too. */
 const BAD_LISTED: Record<string, string> = {
   ...EVIL_PATHS,
-  "absolute": "/etc/passwd",
+  absolute: "/etc/passwd",
   "empty segment": "logs//one.txt",
   "trailing slash": "logs/",
   "dot segment": "./logs/one.txt",
@@ -117,7 +117,10 @@ describe("file transfer safety", () => {
     const listing = client.getFilesFromGateway({ folder: "logs" });
     await expect(listing).rejects.toMatchObject({
       code: ErrorCode.FILES_NOT_DELIVERED,
-      report: { delivered: [join(local, "alias.txt"), join(local, "one.txt")], notDelivered: [{ path: "leak.txt", code: ErrorCode.PATH_NOT_ALLOWED }] },
+      report: {
+        delivered: [join(local, "alias.txt"), join(local, "one.txt")],
+        notDelivered: [{ path: "leak.txt", code: ErrorCode.PATH_NOT_ALLOWED }],
+      },
     });
     expect((await readdir(local)).sort()).toEqual(["alias.txt", "one.txt"]);
   });
@@ -129,7 +132,9 @@ describe("file transfer safety", () => {
     const file = join(local, "ok.txt");
     await writeFile(file, "payload");
     for (const [why, path] of Object.entries(EVIL_PATHS)) {
-      await expect(client.sendFilesToGateway({ dirname: path, files: [file] }), why).rejects.toMatchObject({ code: ErrorCode.PATH_NOT_ALLOWED });
+      await expect(client.sendFilesToGateway({ dirname: path, files: [file] }), why).rejects.toMatchObject({
+        code: ErrorCode.PATH_NOT_ALLOWED,
+      });
       const asDir = await request({ type: "file.put", dirname: path, files: [["ok.txt", 7]], chunkBytes: 1024 });
       expect(asDir, why).toMatchObject({ type: "error", code: ErrorCode.PATH_NOT_ALLOWED });
       const asName = await request({ type: "file.put", dirname: "in", files: [[path, 7]], chunkBytes: 1024 });
@@ -147,7 +152,9 @@ describe("file transfer safety", () => {
     await rm(join(downloadDir, "in"), { recursive: true });
     // downloadDir/evil is a symlink out: refused, and nothing was written through it.
     await expect(client.sendFilesToGateway({ dirname: "evil", files: [file] })).rejects.toMatchObject({ code: ErrorCode.PATH_NOT_ALLOWED });
-    await expect(client.sendFilesToGateway({ dirname: "evil/deeper", files: [file] })).rejects.toMatchObject({ code: ErrorCode.PATH_NOT_ALLOWED });
+    await expect(client.sendFilesToGateway({ dirname: "evil/deeper", files: [file] })).rejects.toMatchObject({
+      code: ErrorCode.PATH_NOT_ALLOWED,
+    });
     expect((await readdir(outside)).sort()).toEqual(["secret.txt"]);
     // A target that is itself a symlink out is refused as well.
     await mkdir(join(downloadDir, "in"), { recursive: true });
@@ -165,7 +172,11 @@ describe("file transfer safety", () => {
     const gw = await startGateway({ fileRoots: ["/nonexistent/swarmnet-root"] });
     const local = await tempDir();
     const client = await controllerFor(gw, { downloadDir: local }).getClient();
-    await expect(within(client.getFilesFromGateway({ folder: "." }), 5_000, "missing root")).rejects.toMatchObject({ code: ErrorCode.FILE_NOT_FOUND });
-    await expect(within(client.getFilesFromGateway({ files: ["a.txt"] }), 5_000, "missing root")).rejects.toMatchObject({ code: ErrorCode.FILE_NOT_FOUND });
+    await expect(within(client.getFilesFromGateway({ folder: "." }), 5_000, "missing root")).rejects.toMatchObject({
+      code: ErrorCode.FILE_NOT_FOUND,
+    });
+    await expect(within(client.getFilesFromGateway({ files: ["a.txt"] }), 5_000, "missing root")).rejects.toMatchObject({
+      code: ErrorCode.FILE_NOT_FOUND,
+    });
   });
 });

@@ -11,7 +11,12 @@ async function setup(options: { gatewayDownloads?: string; regexTimeoutMs?: numb
   const local = await tempDir("swarmnet-local-");
   const served = join(root, "logs");
   const hashes = await writeTree(served);
-  const gw = await startGateway({ fileRoots: [root], downloadDir: options.gatewayDownloads ?? join(root, "uploads"), maxPoolSize: 10, ...(options.regexTimeoutMs ? { regexTimeoutMs: options.regexTimeoutMs } : {}) });
+  const gw = await startGateway({
+    fileRoots: [root],
+    downloadDir: options.gatewayDownloads ?? join(root, "uploads"),
+    maxPoolSize: 10,
+    ...(options.regexTimeoutMs ? { regexTimeoutMs: options.regexTimeoutMs } : {}),
+  });
   const controller = controllerFor(gw, { downloadDir: local });
   return { root, local, served, hashes, gw, controller };
 }
@@ -95,7 +100,9 @@ describe("file transfer", () => {
     const landed = await hashTree(join(root, "uploads", "backup", "today"));
     for (const [path, hash] of hashes) if (!path.includes("/")) expect(landed.get(path)).toBe(hash);
     expect([...landed.keys()].some((k) => k.endsWith(".part"))).toBe(false);
-    await expect(client.sendFilesToGateway({ dirname: "x", files: [join(served, "nope.bin")] })).rejects.toMatchObject({ code: ErrorCode.FILE_NOT_FOUND });
+    await expect(client.sendFilesToGateway({ dirname: "x", files: [join(served, "nope.bin")] })).rejects.toMatchObject({
+      code: ErrorCode.FILE_NOT_FOUND,
+    });
   });
 
   it("verify: true checks SHA-256 both ways", async () => {
@@ -154,7 +161,12 @@ describe("file transfer", () => {
       },
     });
     expect(events.length).toBeGreaterThan(10);
-    expect(events.at(-1)).toMatchObject({ fileDone: true, fileBytes: 3 * 1024 * 1024 + 17, totalBytes: 3 * 1024 * 1024 + 17, filesDone: 1 });
+    expect(events.at(-1)).toMatchObject({
+      fileDone: true,
+      fileBytes: 3 * 1024 * 1024 + 17,
+      totalBytes: 3 * 1024 * 1024 + 17,
+      filesDone: 1,
+    });
     for (let i = 1; i < events.length; i++) expect(events[i]!.totalBytes).toBeGreaterThanOrEqual(events[i - 1]!.totalBytes);
     expect(snap?.handlers[0]).toMatchObject({
       state: "busy.downloading",
@@ -184,8 +196,15 @@ describe("file transfer", () => {
     const tty = { isTTY: true, columns: 100, write: (chunk: string) => void written.push(chunk) } as unknown as NodeJS.WriteStream;
     const bar = new ProgressBar("download", tty);
     const p = (totalBytes: number): FileProgress => ({
-      file: "/tmp/x/app.log", fileBytes: totalBytes, fileSize: 2048, fileDone: false,
-      totalBytes, totalSize: 2048, transferred: totalBytes, filesDone: 0, filesTotal: 1,
+      file: "/tmp/x/app.log",
+      fileBytes: totalBytes,
+      fileSize: 2048,
+      fileDone: false,
+      totalBytes,
+      totalSize: 2048,
+      transferred: totalBytes,
+      filesDone: 0,
+      filesTotal: 1,
     });
     bar.update(p(1024));
     bar.update(p(1536)); // within the redraw interval: not drawn

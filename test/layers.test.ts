@@ -67,7 +67,14 @@ describe("import graph", () => {
 
   it("no import cycle among the actors (type-only imports included)", () => {
     const files = sources("actors");
-    const edges = new Map(files.map((f) => [f, importsOf(f).map((i) => i.target).filter((t) => t.startsWith("actors/"))]));
+    const edges = new Map(
+      files.map((f) => [
+        f,
+        importsOf(f)
+          .map((i) => i.target)
+          .filter((t) => t.startsWith("actors/")),
+      ]),
+    );
     const cycles: string[] = [];
     const state = new Map<string, "open" | "done">();
     const stack: string[] = [];
@@ -75,7 +82,8 @@ describe("import graph", () => {
       state.set(file, "open");
       stack.push(file);
       for (const next of edges.get(file) ?? []) {
-        if (state.get(next) === "open") cycles.push([...stack.slice(stack.indexOf(next)), next].map((f) => relative("actors", f)).join(" -> "));
+        if (state.get(next) === "open")
+          cycles.push([...stack.slice(stack.indexOf(next)), next].map((f) => relative("actors", f)).join(" -> "));
         else if (state.get(next) === undefined) visit(next);
       }
       stack.pop();

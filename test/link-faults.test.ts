@@ -16,7 +16,6 @@ import { hashTree, writeTree } from "./file-helpers.js";
 import { startGateway, tempDir, within } from "./helpers.js";
 import { freePort, kill, startProcess } from "./processes.js";
 
-
 describe("streams through link drops", () => {
   it("a 200,000-item stream through five connection resets: every item once, in order", async () => {
     const gw = await startGateway();
@@ -177,7 +176,14 @@ describe("a quiet gateway behind a parked client (no socket monitor)", () => {
     await expect(client.ping("hi")).resolves.toBe("hi");
     await parked;
     relay.stall(600_000);
-    const failed = await within(client.getSubroutineBatch("echo", [1]).then(() => undefined, (e: unknown) => e), 30_000, "the call to fail");
+    const failed = await within(
+      client.getSubroutineBatch("echo", [1]).then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+      30_000,
+      "the call to fail",
+    );
     expect(failed).toBeInstanceOf(SessionEndedError);
     expect(failed).toMatchObject({ code: ErrorCode.SESSION_ENDED, reason: "lease" });
     // It was the probe that found the link dead (a parked socket has no monitor to say so).
@@ -211,21 +217,25 @@ describe("a quiet gateway behind a parked client (no socket monitor)", () => {
     expect(link.events.slice(downAt, upAt).some((e) => e.event === "parked")).toBe(false);
   });
 
-  it("a gateway whose event loop is blocked for 4 leases by a subroutine is probed, found alive, and answers: no false alarm", { timeout: 90_000 }, async () => {
-    const gateway = await startProcess("test/fixtures/gateway-process.ts", [0, 2_000]);
-    onTestFinished(() => kill(gateway.child));
-    const controller = controllerVia([`tcp://127.0.0.1:${gateway.port}`], { timeoutMs: 120_000 });
-    const link = linkEvents();
-    const client = await controller.getClient();
-    const parked = link.next((e) => e.event === "parked", "the idle client to park");
-    await expect(client.ping("hi")).resolves.toBe("hi");
-    await parked;
-    const probedAlive = link.next((e) => e.event === "probed" && e.up === true, "a probe that finds the gateway alive");
-    await expect(within(client.getSubroutineBatch("block", [8_000]), 60_000, "the blocking call")).resolves.toBe("done");
-    await probedAlive;
-    expect(link.events.some((e) => e.event === "down")).toBe(false);
-    await expect(client.ping("after")).resolves.toBe("after");
-  });
+  it(
+    "a gateway whose event loop is blocked for 4 leases by a subroutine is probed, found alive, and answers: no false alarm",
+    { timeout: 90_000 },
+    async () => {
+      const gateway = await startProcess("test/fixtures/gateway-process.ts", [0, 2_000]);
+      onTestFinished(() => kill(gateway.child));
+      const controller = controllerVia([`tcp://127.0.0.1:${gateway.port}`], { timeoutMs: 120_000 });
+      const link = linkEvents();
+      const client = await controller.getClient();
+      const parked = link.next((e) => e.event === "parked", "the idle client to park");
+      await expect(client.ping("hi")).resolves.toBe("hi");
+      await parked;
+      const probedAlive = link.next((e) => e.event === "probed" && e.up === true, "a probe that finds the gateway alive");
+      await expect(within(client.getSubroutineBatch("block", [8_000]), 60_000, "the blocking call")).resolves.toBe("done");
+      await probedAlive;
+      expect(link.events.some((e) => e.event === "down")).toBe(false);
+      await expect(client.ping("after")).resolves.toBe("after");
+    },
+  );
 });
 
 describe("a session is resumed only by its owner", () => {
@@ -262,8 +272,13 @@ describe("a session is resumed only by its owner", () => {
     expect(await answer()).toEqual({ body: expect.objectContaining({ type: "refused", status: 409, code: ErrorCode.RESUME_REFUSED }) });
     const wrong = Buffer.alloc(8, 7);
     await stranger.send([makeHeader(LinkKind.RESUME, 0, 0, wrong)]);
-    expect(await answer()).toEqual({ header: LinkKind.REFUSED, body: expect.objectContaining({ code: ErrorCode.RESUME_REFUSED, reason: "refused" }) });
-    await stranger.send([makeHeader(LinkKind.DATA, 2, 1, wrong, encode({ type: "rpc.call", id: 2, name: "count", mode: "get", args: [], kwargs: {} }))]);
+    expect(await answer()).toEqual({
+      header: LinkKind.REFUSED,
+      body: expect.objectContaining({ code: ErrorCode.RESUME_REFUSED, reason: "refused" }),
+    });
+    await stranger.send([
+      makeHeader(LinkKind.DATA, 2, 1, wrong, encode({ type: "rpc.call", id: 2, name: "count", mode: "get", args: [], kwargs: {} })),
+    ]);
     expect(await answer()).toEqual({ header: LinkKind.REFUSED, body: expect.objectContaining({ code: ErrorCode.RESUME_REFUSED }) });
     stranger.close();
     expect(executions).toBe(1);
@@ -301,7 +316,8 @@ describe("files through link drops", () => {
     it(`a 64 MiB download and a 64 MiB upload through five resets each, ${clients === 1 ? "one client" : "a swarm of 4"}: byte-identical, no .part left`, async () => {
       const dir = await tempDir();
       // A swarm uploads whole files, one per client: four quarters of 64 MiB.
-      const upTree: Record<string, number> = clients === 1 ? { "up.bin": BIG } : { "up0.bin": BIG / 4, "up1.bin": BIG / 4, "up2.bin": BIG / 4, "up3.bin": BIG / 4 };
+      const upTree: Record<string, number> =
+        clients === 1 ? { "up.bin": BIG } : { "up0.bin": BIG / 4, "up1.bin": BIG / 4, "up2.bin": BIG / 4, "up3.bin": BIG / 4 };
       const served = await writeTree(join(dir, "served"), { "big.bin": BIG });
       const local = await writeTree(join(dir, "local"), upTree);
       const gw = await startGateway({ fileRoots: [join(dir, "served")], downloadDir: join(dir, "uploads") });
@@ -323,7 +339,11 @@ describe("files through link drops", () => {
       const up = resetter(relay, BIG);
       const before = members.reduce((n, c) => n + c.delivery!.resentBytes, 0);
       await within(
-        target.sendFilesToGateway({ dirname: "in", files: Object.keys(upTree).map((f) => join(dir, "local", f)), onProgress: (p) => up.onBytes(p.totalBytes) }),
+        target.sendFilesToGateway({
+          dirname: "in",
+          files: Object.keys(upTree).map((f) => join(dir, "local", f)),
+          onProgress: (p) => up.onBytes(p.totalBytes),
+        }),
         60_000,
         "upload",
       );
@@ -332,7 +352,9 @@ describe("files through link drops", () => {
       const resentUp = members.reduce((n, c) => n + c.delivery!.resentBytes, 0) - before;
       // Reported, and bounded: a drop resends at most about one window per connection: the credit
       // window (16 MiB), plus what arrived but was not acknowledged yet (acks go every 4 MiB), plus a chunk.
-      console.log(`${clients} client(s): download resent ${(resentDown / MiB).toFixed(1)} MiB, upload resent ${(resentUp / MiB).toFixed(1)} MiB over ${RESETS} resets each`);
+      console.log(
+        `${clients} client(s): download resent ${(resentDown / MiB).toFixed(1)} MiB, upload resent ${(resentUp / MiB).toFixed(1)} MiB over ${RESETS} resets each`,
+      );
       expect(resentDown).toBeLessThanOrEqual(RESETS * clients * 22 * MiB);
       expect(resentUp).toBeLessThanOrEqual(RESETS * clients * 22 * MiB);
       expect(relay.stats.resets).toBe(2 * RESETS);

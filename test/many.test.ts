@@ -30,9 +30,13 @@ describe("many-to-many", () => {
               case 1:
                 return client.getSubroutineBatch("square", [n]).then((b) => expect(fromBytes(DataType.int, b)).toBe(n * n));
               case 2:
-                return client.getSubroutineBatch("describe", [`c${ci}`, n], { k: i }).then((v) => expect(v).toEqual({ tag: `c${ci}`, n, k: i }));
+                return client
+                  .getSubroutineBatch("describe", [`c${ci}`, n], { k: i })
+                  .then((v) => expect(v).toEqual({ tag: `c${ci}`, n, k: i }));
               default:
-                return client.sendSubroutineBatch("store", Uint8Array.of(1, 2, 3, i % 200), [n]).then((v) => expect(v).toBe(6 + (i % 200) + n));
+                return client
+                  .sendSubroutineBatch("store", Uint8Array.of(1, 2, 3, i % 200), [n])
+                  .then((v) => expect(v).toBe(6 + (i % 200) + n));
             }
           });
           await Promise.all(calls.map((p) => p.then(() => checked++)));

@@ -131,7 +131,11 @@ describe("metrics", () => {
     const server = generateKeyPair();
     const alice = generateKeyPair();
     const mallory = generateKeyPair();
-    const gw = await startGateway({ metrics: { port: 0, defaultMetrics: false }, maxPoolSize: 1, curve: { ...server, authorizedKeys: [alice.publicKey] } });
+    const gw = await startGateway({
+      metrics: { port: 0, defaultMetrics: false },
+      maxPoolSize: 1,
+      curve: { ...server, authorizedKeys: [alice.publicKey] },
+    });
     const before = await scrape(gw.metricsUrl!);
     expect(before).not.toContain("nodejs_eventloop_lag_seconds");
     const good = new Controller({ port: gw.port, curve: { ...alice, serverPublicKey: server.publicKey }, connectTimeoutMs: 3_000 });
@@ -142,7 +146,10 @@ describe("metrics", () => {
     await expect(bad.getClient()).rejects.toMatchObject({ code: ErrorCode.HANDSHAKE_FAILED });
     const after = await scrape(gw.metricsUrl!);
     expect(sample(after, "swarmnet_auth_failures_total") - sample(before, "swarmnet_auth_failures_total")).toBeGreaterThanOrEqual(1);
-    expect(sample(after, "swarmnet_sessions_refused_total", { code: ErrorCode.POOL_FULL }) - sample(before, "swarmnet_sessions_refused_total", { code: ErrorCode.POOL_FULL })).toBe(1);
+    expect(
+      sample(after, "swarmnet_sessions_refused_total", { code: ErrorCode.POOL_FULL }) -
+        sample(before, "swarmnet_sessions_refused_total", { code: ErrorCode.POOL_FULL }),
+    ).toBe(1);
   });
 
   it("a metrics port already taken fails start() with the port in the message and leaves nothing bound", async () => {
@@ -152,6 +159,8 @@ describe("metrics", () => {
     const gw = new Gateway({ port: 0, metrics: { port } });
     await expect(gw.start()).rejects.toThrow(`127.0.0.1:${port}`);
     await within(gw.closed, 5_000, "gateway closed after a failed start");
-    expect(() => new Gateway({ port: 0, metrics: { port: 70_000 } })).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+    expect(() => new Gateway({ port: 0, metrics: { port: 70_000 } })).toThrow(
+      expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }),
+    );
   });
 });

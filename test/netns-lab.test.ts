@@ -47,9 +47,13 @@ function linkUp(k: number): void {
 
 async function startLabGateway(k: number, root: string): Promise<void> {
   const node = lab[k]!;
-  const child = spawn("ip", ["netns", "exec", node.ns, process.execPath, "--import", "tsx", "test/fixtures/lab-gateway.ts", node.address, root, String(LEASE_MS)], {
-    stdio: ["ignore", "pipe", "ignore"],
-  });
+  const child = spawn(
+    "ip",
+    ["netns", "exec", node.ns, process.execPath, "--import", "tsx", "test/fixtures/lab-gateway.ts", node.address, root, String(LEASE_MS)],
+    {
+      stdio: ["ignore", "pipe", "ignore"],
+    },
+  );
   node.child = child;
   const port = await within(
     new Promise<number>((resolve, reject) => {
@@ -102,7 +106,13 @@ describe.skipIf(!canNetns)("network-namespace lab: 4 gateways behind veth links"
 
   it("a link down for 2 s mid-stream and mid-download: every stream complete and in order, the file byte-identical", async () => {
     const down = await tempDir();
-    const controller = new Controller({ gateways: lab.map((n) => n.endpoint!), timeoutMs: 30_000, connectTimeoutMs: 5_000, downloadDir: down, transport: quickHeartbeats });
+    const controller = new Controller({
+      gateways: lab.map((n) => n.endpoint!),
+      timeoutMs: 30_000,
+      connectTimeoutMs: 5_000,
+      downloadDir: down,
+      transport: quickHeartbeats,
+    });
     try {
       const swarm = await controller.getSwarm(GATEWAYS);
       const where = await Promise.all(swarm.clients.map((c) => c.getSubroutineBatch<string>("where")));
@@ -148,11 +158,7 @@ describe.skipIf(!canNetns)("network-namespace lab: 4 gateways behind veth links"
       // (client 1 may have finished its range before the cut: it resumes once the link is back).
       expect(swarm.clients[0]!.delivery!.resumes).toBeGreaterThanOrEqual(1);
       // Client 1 may have finished its range before the cut; its session works over the new connection.
-      await within(
-        swarm.clients[1]!.ping("after the outage"),
-        10_000,
-        "client 1 answered after its link came back",
-      );
+      await within(swarm.clients[1]!.ping("after the outage"), 10_000, "client 1 answered after its link came back");
       await expect(swarm.clients[1]!.ping("after")).resolves.toBe("after");
     } finally {
       await controller.close();

@@ -130,7 +130,11 @@ describe("the process and its calls", () => {
     const streamed = (async () => {
       for await (const _ of client.stream("sputter"));
     })();
-    await expect(streamed).rejects.toMatchObject({ code: ErrorCode.REMOTE, remoteName: "RangeError", remoteStack: expect.stringContaining("sensor gone") });
+    await expect(streamed).rejects.toMatchObject({
+      code: ErrorCode.REMOTE,
+      remoteName: "RangeError",
+      remoteStack: expect.stringContaining("sensor gone"),
+    });
     expect(failures.map((f) => [f.name, f.kind, f.handlerId])).toEqual([
       ["explode", "call", client.handlerId],
       ["sputter", "stream", client.handlerId],
@@ -301,7 +305,9 @@ describe("errors that say what happened and what to do", () => {
     expect(() => toBytes(double, 1.5 as never)).toThrow(
       expect.objectContaining({
         code: ErrorCode.INVALID_ARGUMENT,
-        message: expect.stringMatching(/DataType\.double[\s\S]*DataType\.int, DataType\.float, DataType\.string, DataType\.bool, DataType\.bytes, DataType\.cbor/),
+        message: expect.stringMatching(
+          /DataType\.double[\s\S]*DataType\.int, DataType\.float, DataType\.string, DataType\.bool, DataType\.bytes, DataType\.cbor/,
+        ),
       }),
     );
   });
@@ -315,7 +321,10 @@ describe("errors that say what happened and what to do", () => {
     const refused = (make: () => unknown, pattern: RegExp): void =>
       expect(make).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(pattern) }));
     refused(() => new Controller({ host: "127.0.0.1:1900", port: 1857 }), /'host' is "127\.0\.0\.1:1900" \(port 1900\) but 'port' is 1857/);
-    refused(() => new Controller({ gateway_ip: "10.0.0.2" } as never), /Controller has no option 'gateway_ip' \(swarmnet's options are camelCase\): did you mean 'host'\?/);
+    refused(
+      () => new Controller({ gateway_ip: "10.0.0.2" } as never),
+      /Controller has no option 'gateway_ip' \(swarmnet's options are camelCase\): did you mean 'host'\?/,
+    );
     refused(() => new Controller({ download_dir: "x" } as never), /no option 'download_dir'.*did you mean 'downloadDir'\?/);
     refused(() => new Gateway({ download_dir: "x" } as never), /Gateway has no option 'download_dir'.*did you mean 'downloadDir'\?/);
     refused(() => new Gateway({ maxPoolsize: 3 } as never), /no option 'maxPoolsize': did you mean 'maxPoolSize'\?/);
@@ -329,7 +338,17 @@ describe("errors that say what happened and what to do", () => {
     const terminal = { columns: 100, write: (s: string) => void lines.push(s) } as unknown as NodeJS.WriteStream;
     const bar = new ProgressBar("get", terminal);
     const file = `logs/${"very-long-name-".repeat(8)}end.log`;
-    bar.update({ file, fileBytes: 1, fileSize: 2, fileDone: false, totalBytes: 1, totalSize: 2, transferred: 1, filesDone: 0, filesTotal: 1 } as never);
+    bar.update({
+      file,
+      fileBytes: 1,
+      fileSize: 2,
+      fileDone: false,
+      totalBytes: 1,
+      totalSize: 2,
+      transferred: 1,
+      filesDone: 0,
+      filesTotal: 1,
+    } as never);
     const drawn = lines[0]!.replace(/^\r/, "").replace(/\u001b\[K$/, "");
     expect(drawn.length).toBeLessThanOrEqual(99);
     expect(drawn).toMatch(/ logs\/very-lon.*….*name-end\.log$/);

@@ -29,11 +29,24 @@ function refused(make: () => unknown, message: RegExp): void {
 describe("options", () => {
   it("defaults are the named constants: Downloads, the cwd as file root, 127.0.0.1:1857, a pool of 5", () => {
     const gateway = resolveGatewayOptions();
-    expect(gateway).toMatchObject({ host: DEFAULT_HOST, port: DEFAULT_PORT, maxPoolSize: DEFAULT_MAX_POOL_SIZE, downloadDir: DEFAULT_DOWNLOAD_DIR });
+    expect(gateway).toMatchObject({
+      host: DEFAULT_HOST,
+      port: DEFAULT_PORT,
+      maxPoolSize: DEFAULT_MAX_POOL_SIZE,
+      downloadDir: DEFAULT_DOWNLOAD_DIR,
+    });
     expect(gateway.fileRoots).toEqual(DEFAULT_FILE_ROOTS);
     expect([DEFAULT_DOWNLOAD_DIR, ...DEFAULT_FILE_ROOTS]).toEqual(["Downloads", "."]);
-    expect(resolveGatewayOptions(1900)).toMatchObject({ port: 1900, testHooks: undefined, metrics: undefined, webInspectorPort: undefined });
-    expect(resolveGatewayOptions({ metrics: true, webInspector: { port: 8080 } })).toMatchObject({ metrics: { port: 0 }, webInspectorPort: 8080 });
+    expect(resolveGatewayOptions(1900)).toMatchObject({
+      port: 1900,
+      testHooks: undefined,
+      metrics: undefined,
+      webInspectorPort: undefined,
+    });
+    expect(resolveGatewayOptions({ metrics: true, webInspector: { port: 8080 } })).toMatchObject({
+      metrics: { port: 0 },
+      webInspectorPort: 8080,
+    });
     expect(resolveControllerOptions()).toMatchObject({
       endpoints: [`tcp://${DEFAULT_HOST}:${DEFAULT_PORT}`],
       downloadDir: DEFAULT_DOWNLOAD_DIR,
@@ -52,7 +65,10 @@ describe("options", () => {
     refused(() => new Gateway({ host: "" }), /Expected Gateway option `host` to be a non-empty string, got ""/);
     refused(() => new Gateway({ curve: { publicKey: "x", secretKey: "y", authorizedKeys: [] } }), /Expected Gateway option `curve`/);
     refused(() => new Controller({ timeoutMs: 0 }), /Expected Controller option `timeoutMs` to be an integer >= 1, got 0/);
-    refused(() => new Controller({ connectTimeoutMs: "5" as never }), /Expected Controller option `connectTimeoutMs` to be an integer >= 1, got "5"/);
+    refused(
+      () => new Controller({ connectTimeoutMs: "5" as never }),
+      /Expected Controller option `connectTimeoutMs` to be an integer >= 1, got "5"/,
+    );
     refused(() => new Controller({ gateways: [] }), /Expected Controller option `gateways` to be a non-empty array/);
     refused(() => new Controller({ host: 5 as never }), /Expected Controller option `host` to be a non-empty string, got 5 \(number\)/);
     refused(() => new AdminConnection("127.0.0.1:1857", { timeoutMs: -1 }), /Expected AdminConnection option `timeoutMs`/);
@@ -64,9 +80,17 @@ describe("options", () => {
     const controller = new Controller({ port: 1 });
     onTestFinished(() => controller.close());
     const invalid = (message: RegExp) => ({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(message) });
-    await expect(controller.getClient({ waitMs: -1 })).rejects.toMatchObject(invalid(/^Expected getClient option `waitMs` to be an integer >= 0, got -1 \(number\)$/));
-    await expect(controller.listSubroutines({ timeoutMs: 0 })).rejects.toMatchObject(invalid(/^Expected listSubroutines option `timeoutMs` to be an integer >= 1, got 0/));
-    await expect(startWebInspector({ port: 65_536 } as never)).rejects.toMatchObject(invalid(/^Expected startWebInspector option `port` to be an integer from 0 to 65535/));
-    await expect(startWebInspector({ intervalMs: 5 } as never)).rejects.toMatchObject(invalid(/^Expected startWebInspector option `intervalMs` to be an integer >= 10, got 5/));
+    await expect(controller.getClient({ waitMs: -1 })).rejects.toMatchObject(
+      invalid(/^Expected getClient option `waitMs` to be an integer >= 0, got -1 \(number\)$/),
+    );
+    await expect(controller.listSubroutines({ timeoutMs: 0 })).rejects.toMatchObject(
+      invalid(/^Expected listSubroutines option `timeoutMs` to be an integer >= 1, got 0/),
+    );
+    await expect(startWebInspector({ port: 65_536 } as never)).rejects.toMatchObject(
+      invalid(/^Expected startWebInspector option `port` to be an integer from 0 to 65535/),
+    );
+    await expect(startWebInspector({ intervalMs: 5 } as never)).rejects.toMatchObject(
+      invalid(/^Expected startWebInspector option `intervalMs` to be an integer >= 10, got 5/),
+    );
   });
 });

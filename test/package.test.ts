@@ -43,17 +43,33 @@ describe.concurrent("npm package", () => {
     dir = await mkdtemp(join(tmpdir(), "swarmnet-pack-"));
     project = join(dir, "project");
     await mkdir(project);
-    await writeFile(join(project, "package.json"), JSON.stringify({ name: "uses-swarmnet", version: "1.0.0", private: true, type: "module" }));
+    await writeFile(
+      join(project, "package.json"),
+      JSON.stringify({ name: "uses-swarmnet", version: "1.0.0", private: true, type: "module" }),
+    );
     const ours = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> };
     const [packed] = await Promise.all([
       // prepack runs `npm run build`: the tarball gets a fresh dist/.
       run("npm", ["pack", "--json", "--pack-destination", dir], { cwd: ROOT, timeout: 180_000 }),
       // Meanwhile swarmnet's dependencies, not saved: the project's package.json names swarmnet alone.
-      run("npm", ["install", "--no-save", ...NPM_QUIET, ...Object.entries(ours.dependencies).map(([name, range]) => `${name}@${range}`)], { cwd: project, timeout: 180_000 }),
+      run("npm", ["install", "--no-save", ...NPM_QUIET, ...Object.entries(ours.dependencies).map(([name, range]) => `${name}@${range}`)], {
+        cwd: project,
+        timeout: 180_000,
+      }),
     ]);
     const [info] = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
-    expect(info!.files.map((f) => f.path)).toEqual(expect.arrayContaining(["dist/runtime/index.js", "dist/runtime/index.d.ts", "dist/runtime/actors.d.ts", "dist/runtime/internal.js", "dist/runtime/internal.d.ts", "dist/cli/main.js", "bin/swarmnet.js"]));
-    expect(info!.files.some((f) => f.path.startsWith("test/") || f.path.endsWith(".ts") && !f.path.endsWith(".d.ts"))).toBe(false);
+    expect(info!.files.map((f) => f.path)).toEqual(
+      expect.arrayContaining([
+        "dist/runtime/index.js",
+        "dist/runtime/index.d.ts",
+        "dist/runtime/actors.d.ts",
+        "dist/runtime/internal.js",
+        "dist/runtime/internal.d.ts",
+        "dist/cli/main.js",
+        "bin/swarmnet.js",
+      ]),
+    );
+    expect(info!.files.some((f) => f.path.startsWith("test/") || (f.path.endsWith(".ts") && !f.path.endsWith(".d.ts")))).toBe(false);
     await run("npm", ["install", ...NPM_QUIET, join(dir, info!.filename)], { cwd: project, timeout: 180_000 });
     const manifest = JSON.parse(await readFile(join(project, "package.json"), "utf8")) as { dependencies: Record<string, string> };
     expect(Object.keys(manifest.dependencies)).toEqual(["swarmnet"]);
@@ -64,10 +80,16 @@ describe.concurrent("npm package", () => {
   }, 360_000);
   afterAll(() => (dir ? rm(dir, { recursive: true, force: true }) : undefined));
 
-  it("the three entry points import, with types, from the installed tarball; test hooks only from swarmnet/internal", async ({ expect }) => {
+  it("the three entry points import, with types, from the installed tarball; test hooks only from swarmnet/internal", async ({
+    expect,
+  }) => {
     const { stdout } = await run(
       process.execPath,
-      ["-e", 'const a = await import("swarmnet"); const b = await import("swarmnet/actors"); const c = await import("swarmnet/internal"); console.log(typeof a.Gateway, typeof a.Controller, typeof b.swarmClientMachine, typeof c.MemoryHub, "MemoryHub" in a)', "--input-type=module"],
+      [
+        "-e",
+        'const a = await import("swarmnet"); const b = await import("swarmnet/actors"); const c = await import("swarmnet/internal"); console.log(typeof a.Gateway, typeof a.Controller, typeof b.swarmClientMachine, typeof c.MemoryHub, "MemoryHub" in a)',
+        "--input-type=module",
+      ],
       { cwd: project, timeout: 30_000 },
     );
     expect(stdout.trim()).toBe("function function object function false");
@@ -111,7 +133,9 @@ describe.concurrent("npm package", () => {
     await run(process.execPath, [TSC, "-p", "."], { cwd: project, timeout: 120_000 });
   }, 150_000);
 
-  it("the installed bin - --help, a gateway from the installed package serving the README's subs.ts on a thread, ping, list and call against it", async ({ expect }) => {
+  it("the installed bin - --help, a gateway from the installed package serving the README's subs.ts on a thread, ping, list and call against it", async ({
+    expect,
+  }) => {
     const help = await run(bin, ["--help"], { cwd: project, timeout: 30_000 });
     expect(help.stdout).toContain("Usage: swarmnet COMMAND");
     // The bin runs on plain node; with tsx in the project, a TypeScript module still loads in the worker threads.
@@ -126,7 +150,10 @@ describe.concurrent("npm package", () => {
       expect(ping.stdout).toMatch(/pong from tcp:\/\/127\.0\.0\.1:\d+ \(handler 1\)/);
       const list = await run(bin, ["list", `127.0.0.1:${m[1]}`], { cwd: project, timeout: 30_000 });
       expect(list.stdout).toBe("crunch\tcall\nreadings\tstream\n");
-      const call = await run(bin, ["call", "crunch", "1000", "--kwargs", '{"round":true}', "-g", `127.0.0.1:${m[1]}`], { cwd: project, timeout: 30_000 });
+      const call = await run(bin, ["call", "crunch", "1000", "--kwargs", '{"round":true}', "-g", `127.0.0.1:${m[1]}`], {
+        cwd: project,
+        timeout: 30_000,
+      });
       expect(JSON.parse(call.stdout)).toEqual({ sum: 21097, onWorker: true });
     } finally {
       await gateway.stop("SIGTERM");
@@ -142,7 +169,9 @@ describe.concurrent("npm package", () => {
     expect(stdout.split("\n").slice(0, 3)).toEqual(["hello", "42", "2"]);
   }, 90_000);
 
-  it("the README's worker-threads pair runs as written there too: the installed package's worker loads subs.ts under tsx", async ({ expect }) => {
+  it("the README's worker-threads pair runs as written there too: the installed package's worker loads subs.ts under tsx", async ({
+    expect,
+  }) => {
     const readme = await readFile(join(ROOT, "README.md"), "utf8");
     const section = readme.slice(readme.indexOf("### CPU-heavy subroutines"));
     const [subs, gateway] = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].slice(0, 2).map((m) => m[1]!);
@@ -150,7 +179,16 @@ describe.concurrent("npm package", () => {
     await mkdir(join(project, "threads"));
     await writeFile(join(project, "threads", "subs.ts"), subs!);
     await writeFile(join(project, "threads", "gateway.ts"), gateway!);
-    const { stdout } = await within(run(process.execPath, [tsx, "gateway.ts"], { cwd: join(project, "threads"), timeout: 60_000 }), 70_000, "threads");
-    expect(stdout.trim().split("\n")).toEqual(["[ 'crunch', 'readings' ]", "{ sum: 666667166, onWorker: true }", "0 reading 0", "1 reading 1"]);
+    const { stdout } = await within(
+      run(process.execPath, [tsx, "gateway.ts"], { cwd: join(project, "threads"), timeout: 60_000 }),
+      70_000,
+      "threads",
+    );
+    expect(stdout.trim().split("\n")).toEqual([
+      "[ 'crunch', 'readings' ]",
+      "{ sum: 666667166, onWorker: true }",
+      "0 reading 0",
+      "1 reading 1",
+    ]);
   }, 90_000);
 });

@@ -9,7 +9,9 @@ export async function startProcess(
   args: readonly (string | number)[] = [],
   nodeArgs: readonly string[] = [],
 ): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", fixture, ...args.map(String)], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", fixture, ...args.map(String)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   onTestFinished(() => {
     if (child.exitCode === null) child.kill("SIGKILL");
   });

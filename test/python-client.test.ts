@@ -29,7 +29,9 @@ const CASES = join(ROOT, "test/conformance/cases.json");
 const probe = spawnSync(PYTHON, ["-c", "import zmq, cbor2"], { encoding: "utf8" });
 const pythonReady = probe.status === 0;
 if (!pythonReady) {
-  console.warn(`python-client tests skipped: ${PYTHON} cannot import zmq and cbor2 (apt-get install python3-zmq python3-cbor2): ${probe.stderr || probe.error}`);
+  console.warn(
+    `python-client tests skipped: ${PYTHON} cannot import zmq and cbor2 (apt-get install python3-zmq python3-cbor2): ${probe.stderr || probe.error}`,
+  );
 }
 
 interface PythonRun {
@@ -99,14 +101,19 @@ async function runNodeCase(client: Client, endpoint: string, c: Case): Promise<O
   if (c.kind === "call") {
     try {
       if (c["op"] === "ping") return { name: c.name, value: toJson(await client.ping(toWire(c["data"] as Json))) };
-      if (c["op"] === "get") return { name: c.name, value: toJson(await client.getSubroutineBatch(c["subroutine"] as string, args, kwargs)) };
-      return { name: c.name, value: toJson(await client.sendSubroutineBatch(c["subroutine"] as string, toWire(c["buffer"] as Json) as Uint8Array, args, kwargs)) };
+      if (c["op"] === "get")
+        return { name: c.name, value: toJson(await client.getSubroutineBatch(c["subroutine"] as string, args, kwargs)) };
+      return {
+        name: c.name,
+        value: toJson(await client.sendSubroutineBatch(c["subroutine"] as string, toWire(c["buffer"] as Json) as Uint8Array, args, kwargs)),
+      };
     } catch (err) {
       return { name: c.name, ...errorOutcome(err) };
     }
   }
   if (c.kind === "stream") {
-    const out = { name: c.name, count: 0, inOrder: true, bytes: 0, values: [] as Json[], aborted: false } as Outcome & Record<string, unknown>;
+    const out = { name: c.name, count: 0, inOrder: true, bytes: 0, values: [] as Json[], aborted: false } as Outcome &
+      Record<string, unknown>;
     const o = out as { count: number; inOrder: boolean; bytes: number; values: Json[]; aborted: boolean };
     try {
       const window = typeof c["window"] === "number" ? { window: c["window"] } : {};
@@ -172,12 +179,16 @@ describe("conformance cases (test/conformance/cases.json)", () => {
     for (const c of cases) checkOutcome(c, await runNodeCase(client, gw.endpoint, c), "node");
   });
 
-  it.skipIf(!pythonReady)("the Python client meets every case", async () => {
-    const gw = await conformanceGateway();
-    const lines = await within(python(CONFORMANCE, [gw.endpoint, CASES]).done, 60_000, "the Python conformance run");
-    expect(lines.map((l) => l["name"])).toEqual(cases.map((c) => c.name));
-    for (const c of cases) checkOutcome(c, lines.find((l) => l["name"] === c.name) as unknown as Outcome, "python");
-  }, 90_000);
+  it.skipIf(!pythonReady)(
+    "the Python client meets every case",
+    async () => {
+      const gw = await conformanceGateway();
+      const lines = await within(python(CONFORMANCE, [gw.endpoint, CASES]).done, 60_000, "the Python conformance run");
+      expect(lines.map((l) => l["name"])).toEqual(cases.map((c) => c.name));
+      for (const c of cases) checkOutcome(c, lines.find((l) => l["name"] === c.name) as unknown as Outcome, "python");
+    },
+    90_000,
+  );
 });
 
 describe.skipIf(!pythonReady)("Python client against a live gateway", () => {
@@ -193,7 +204,9 @@ describe.skipIf(!pythonReady)("Python client against a live gateway", () => {
     const uploads = await tempDir();
     await mkdir(join(root, "data/sub"), { recursive: true });
     const big = createHash("sha256").update("seed").digest();
-    const bigFile = Buffer.concat(Array.from({ length: 100_000 }, (_, i) => Buffer.from([...big.subarray(0, 29), i & 255, (i >> 8) & 255, 7])));
+    const bigFile = Buffer.concat(
+      Array.from({ length: 100_000 }, (_, i) => Buffer.from([...big.subarray(0, 29), i & 255, (i >> 8) & 255, 7])),
+    );
     await writeFile(join(root, "data/big.bin"), bigFile);
     await writeFile(join(root, "data/sub/a.txt"), "reading 1\n");
     await writeFile(join(root, "data/empty"), "");
@@ -245,7 +258,15 @@ describe.skipIf(!pythonReady)("Python client against a live gateway", () => {
     const gw = await startGateway({ curve: { ...server, authorizedKeys: [client.publicKey] } });
     gw.addSubroutine("echo", (x: unknown) => x);
     const [result] = await within(
-      python(SCENARIOS, ["curve", gw.endpoint, client.publicKey, client.secretKey, server.publicKey, stranger.publicKey, stranger.secretKey]).done,
+      python(SCENARIOS, [
+        "curve",
+        gw.endpoint,
+        client.publicKey,
+        client.secretKey,
+        server.publicKey,
+        stranger.publicKey,
+        stranger.secretKey,
+      ]).done,
       30_000,
       "the CURVE run",
     );
@@ -317,13 +338,18 @@ describe.skipIf(!pythonReady)("Python client against a live gateway", () => {
     const dir = await tempDir("swarmnet-readme-py-");
     await writeFile(join(dir, "gateway.mts"), ts!.replace(`from "swarmnet"`, `from ${JSON.stringify(join(ROOT, "runtime", "index.ts"))}`));
     await writeFile(join(dir, "pi.py"), py!);
-    const gateway = spawn(process.execPath, ["--import", "tsx", join(dir, "gateway.mts")], { cwd: ROOT, env: { ...process.env, PORT: "0" } });
+    const gateway = spawn(process.execPath, ["--import", "tsx", join(dir, "gateway.mts")], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: "0" },
+    });
     onTestFinished(() => {
       if (gateway.exitCode === null) gateway.kill("SIGKILL");
     });
     const out: string[] = [];
     const lines = createInterface({ input: gateway.stdout });
-    const listening = new Promise<string>((resolve) => lines.on("line", (line) => (out.push(line), /port (\d+)/.test(line) && resolve(/port (\d+)/.exec(line)![1]!))));
+    const listening = new Promise<string>((resolve) =>
+      lines.on("line", (line) => (out.push(line), /port (\d+)/.test(line) && resolve(/port (\d+)/.exec(line)![1]!))),
+    );
     const exited = new Promise<number | null>((resolve) => gateway.on("close", resolve));
     const port = await within(listening, 30_000, "the gateway snippet to listen");
     const pi = spawn(PYTHON, [join(dir, "pi.py")], {

@@ -93,7 +93,12 @@ describe("README", () => {
     expect(gateway!.code).toMatch(/^\/\/ gateway\.ts, next to subs\.ts/);
     expect(gateway!.code).toContain(`new URL("./${name}", import.meta.url)`);
     const stdout = await runSnippet(gateway!.code, { [name!]: subs!.code });
-    expect(stdout.trim().split("\n")).toEqual(["[ 'crunch', 'readings' ]", "{ sum: 666667166, onWorker: true }", "0 reading 0", "1 reading 1"]);
+    expect(stdout.trim().split("\n")).toEqual([
+      "[ 'crunch', 'readings' ]",
+      "{ sum: 666667166, onWorker: true }",
+      "0 reading 0",
+      "1 reading 1",
+    ]);
   });
 
   it("the File transfer snippet runs as it stands", async () => {

@@ -66,13 +66,37 @@ describe("one request builder", () => {
     const bytes = new Uint8Array([1]);
     const cases: Array<[string, () => unknown, SwarmClientCommand & { requestId: string }]> = [
       ["empty name", () => client.getSubroutineBatch(""), { type: "call", requestId: "a", name: "" }],
-      ["args not an array", () => client.getSubroutineBatch("echo", {} as unknown[]), { type: "call", requestId: "b", name: "echo", args: {} as unknown[] }],
-      ["kwargs not a plain object", () => client.getSubroutineBatch("echo", [], [] as never), { type: "call", requestId: "c", name: "echo", kwargs: [] as never }],
-      ["timeoutMs 0", () => client.getSubroutineBatch("echo", [], {}, { timeoutMs: 0 }), { type: "call", requestId: "d", name: "echo", timeoutMs: 0 }],
-      ["buffer not bytes", () => client.sendSubroutineBatch("echo", "x" as never), { type: "send", requestId: "e", name: "echo", buffer: "x" as never }],
-      ["kwargs.buffer taken", () => client.sendSubroutineBatch("echo", bytes, [], { buffer: 1 }), { type: "send", requestId: "f", name: "echo", buffer: bytes, kwargs: { buffer: 1 } }],
+      [
+        "args not an array",
+        () => client.getSubroutineBatch("echo", {} as unknown[]),
+        { type: "call", requestId: "b", name: "echo", args: {} as unknown[] },
+      ],
+      [
+        "kwargs not a plain object",
+        () => client.getSubroutineBatch("echo", [], [] as never),
+        { type: "call", requestId: "c", name: "echo", kwargs: [] as never },
+      ],
+      [
+        "timeoutMs 0",
+        () => client.getSubroutineBatch("echo", [], {}, { timeoutMs: 0 }),
+        { type: "call", requestId: "d", name: "echo", timeoutMs: 0 },
+      ],
+      [
+        "buffer not bytes",
+        () => client.sendSubroutineBatch("echo", "x" as never),
+        { type: "send", requestId: "e", name: "echo", buffer: "x" as never },
+      ],
+      [
+        "kwargs.buffer taken",
+        () => client.sendSubroutineBatch("echo", bytes, [], { buffer: 1 }),
+        { type: "send", requestId: "f", name: "echo", buffer: bytes, kwargs: { buffer: 1 } },
+      ],
       ["window 0", () => client.stream("echo", [], {}, { window: 0 }), { type: "stream", requestId: "g", name: "echo", window: 0 }],
-      ["-0 cannot cross the wire", () => client.getSubroutineBatch("echo", [-0]), { type: "call", requestId: "h", name: "echo", args: [-0] }],
+      [
+        "-0 cannot cross the wire",
+        () => client.getSubroutineBatch("echo", [-0]),
+        { type: "call", requestId: "h", name: "echo", args: [-0] },
+      ],
     ];
     for (const [what, call, command] of cases) {
       const fromClass = await refusal(call);

@@ -27,7 +27,12 @@ function alive(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
 
-async function collect(client: Client, name: string, args: unknown[] = [], options: { timeoutMs?: number; idleTimeoutMs?: number; signal?: AbortSignal } = {}) {
+async function collect(
+  client: Client,
+  name: string,
+  args: unknown[] = [],
+  options: { timeoutMs?: number; idleTimeoutMs?: number; signal?: AbortSignal } = {},
+) {
   const items: unknown[] = [];
   let error: unknown;
   try {
@@ -39,108 +44,130 @@ async function collect(client: Client, name: string, args: unknown[] = [], optio
 }
 
 describe("no subroutine can take the gateway down or wedge a handler", () => {
-  it("non-Error throws, unencodable results and items, a generator that never yields: typed errors, and the gateway process serves on", { timeout: 90_000 }, async () => {
-    const { child, controller } = await hostile();
-    try {
-      const client = await controller.getClient();
-      const expected: Record<string, RegExp> = {
-        nullProto: /null prototype/,
-        message: /^disk full$/,
-        string: /^a plain string$/,
-        undefined: /undefined/,
-        number: /42/,
-        error: /^a real error$/,
-      };
-      for (const [kind, message] of Object.entries(expected)) {
-        for (const name of ["throws", "rejects"]) {
-          await expect(client.getSubroutineBatch(name, [kind]), `${name} ${kind}`).rejects.toMatchObject({ code: ErrorCode.REMOTE, message: expect.stringMatching(message) });
-        }
-        // A generator throwing it after an item: the item arrives, then the RemoteError.
-        const streamed = await collect(client, "throwsInStream", [kind]);
-        expect(streamed.items, kind).toEqual([[0, "before"]]);
-        expect(streamed.error, kind).toMatchObject({ code: ErrorCode.REMOTE, message: expect.stringMatching(message) });
-      }
-      await expect(client.getSubroutineBatch("throws", ["error"])).rejects.toMatchObject({ remoteName: "RangeError" });
-
-      // A result CBOR cannot encode, sync and after an await: SWARMNET_BAD_RESULT.
-      await expect(client.getSubroutineBatch("unencodable")).rejects.toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/CBOR/) });
-      await expect(client.getSubroutineBatch("unencodableLater")).rejects.toMatchObject({ code: ErrorCode.BAD_RESULT });
-      // An unencodable item yielded after an await: the items before it are delivered.
-      const partial = await collect(client, "unencodableItem");
-      expect(partial.items).toEqual([
-        [0, "a"],
-        [1, "b"],
-      ]);
-      expect(partial.error).toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/item 2/) });
-
-      // A generator that never yields: the client gives up at its deadline, the handler returns to idle.
-      const stuck = await collect(client, "neverYields", [], { timeoutMs: 300 });
-      expect(stuck.error).toMatchObject({ code: ErrorCode.TIMEOUT });
-      expect(await client.getSubroutineBatch("echo", ["after a stuck stream"])).toBe("after a stuck stream");
-      // One that sleeps past its idle bound between items, and a consumer that aborts it while it sleeps.
-      const sleepy = await collect(client, "sleepyStream", [60_000], { timeoutMs: 300, idleTimeoutMs: 300 });
-      expect(sleepy.items).toEqual([[0, "first"]]);
-      expect(sleepy.error).toMatchObject({ code: ErrorCode.TIMEOUT });
-      expect(await client.getSubroutineBatch("echo", ["after a sleepy stream"])).toBe("after a sleepy stream");
-      // The abort waits for the generator's next step (so its finally runs first) for at most the
-      // stream's timeoutMs; then the client cancels and the handler is idle.
-      const aborter = new AbortController();
-      const aborted = collect(client, "sleepyStream", [60_000], { signal: aborter.signal, timeoutMs: 300 });
-      setImmediate(() => aborter.abort());
-      expect((await within(aborted, 10_000, "aborted stream")).error).toBeDefined();
-      expect(await client.getSubroutineBatch("echo", ["after an abort"])).toBe("after an abort");
-      const broken: unknown[] = [];
-      for await (const item of client.stream<unknown>("sleepyStream", [60_000], {}, { timeoutMs: 300 })) {
-        broken.push(item);
-        break; // the generator now sleeps a minute before its next item
-      }
-      expect(broken).toEqual([[0, "first"]]);
-      expect(await client.getSubroutineBatch("echo", ["after a break"])).toBe("after a break");
-
-      expect(alive(child)).toBe(true);
-      expect(await client.getSubroutineBatch("pid")).toBe(child.pid);
-    } finally {
-      await within(controller.close(), 10_000, "controller close");
-    }
-  });
-
-  it("thrown values whose inspection throws (revoked Proxy, trap, message getter), poisoned or over-long items and results, bad idents: typed errors, the gateway serves on", { timeout: 60_000 }, async () => {
-    const { child, controller } = await hostile();
-    try {
-      const client = await controller.getClient();
-      // Four in a row would end the session if any of them crashed the handler: do each twice.
-      for (const kind of ["revoked", "trap", "messageGetter", "bigint"]) {
-        for (let round = 0; round < 2; round++) {
-          await expect(client.getSubroutineBatch("poisonThrows", [kind]), kind).rejects.toMatchObject({ code: ErrorCode.REMOTE });
-          const streamed = await collect(client, "poisonInStream", [kind]);
+  it(
+    "non-Error throws, unencodable results and items, a generator that never yields: typed errors, and the gateway process serves on",
+    { timeout: 90_000 },
+    async () => {
+      const { child, controller } = await hostile();
+      try {
+        const client = await controller.getClient();
+        const expected: Record<string, RegExp> = {
+          nullProto: /null prototype/,
+          message: /^disk full$/,
+          string: /^a plain string$/,
+          undefined: /undefined/,
+          number: /42/,
+          error: /^a real error$/,
+        };
+        for (const [kind, message] of Object.entries(expected)) {
+          for (const name of ["throws", "rejects"]) {
+            await expect(client.getSubroutineBatch(name, [kind]), `${name} ${kind}`).rejects.toMatchObject({
+              code: ErrorCode.REMOTE,
+              message: expect.stringMatching(message),
+            });
+          }
+          // A generator throwing it after an item: the item arrives, then the RemoteError.
+          const streamed = await collect(client, "throwsInStream", [kind]);
           expect(streamed.items, kind).toEqual([[0, "before"]]);
-          expect(streamed.error, kind).toMatchObject({ code: ErrorCode.REMOTE });
+          expect(streamed.error, kind).toMatchObject({ code: ErrorCode.REMOTE, message: expect.stringMatching(message) });
         }
+        await expect(client.getSubroutineBatch("throws", ["error"])).rejects.toMatchObject({ remoteName: "RangeError" });
+
+        // A result CBOR cannot encode, sync and after an await: SWARMNET_BAD_RESULT.
+        await expect(client.getSubroutineBatch("unencodable")).rejects.toMatchObject({
+          code: ErrorCode.BAD_RESULT,
+          message: expect.stringMatching(/CBOR/),
+        });
+        await expect(client.getSubroutineBatch("unencodableLater")).rejects.toMatchObject({ code: ErrorCode.BAD_RESULT });
+        // An unencodable item yielded after an await: the items before it are delivered.
+        const partial = await collect(client, "unencodableItem");
+        expect(partial.items).toEqual([
+          [0, "a"],
+          [1, "b"],
+        ]);
+        expect(partial.error).toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/item 2/) });
+
+        // A generator that never yields: the client gives up at its deadline, the handler returns to idle.
+        const stuck = await collect(client, "neverYields", [], { timeoutMs: 300 });
+        expect(stuck.error).toMatchObject({ code: ErrorCode.TIMEOUT });
+        expect(await client.getSubroutineBatch("echo", ["after a stuck stream"])).toBe("after a stuck stream");
+        // One that sleeps past its idle bound between items, and a consumer that aborts it while it sleeps.
+        const sleepy = await collect(client, "sleepyStream", [60_000], { timeoutMs: 300, idleTimeoutMs: 300 });
+        expect(sleepy.items).toEqual([[0, "first"]]);
+        expect(sleepy.error).toMatchObject({ code: ErrorCode.TIMEOUT });
+        expect(await client.getSubroutineBatch("echo", ["after a sleepy stream"])).toBe("after a sleepy stream");
+        // The abort waits for the generator's next step (so its finally runs first) for at most the
+        // stream's timeoutMs; then the client cancels and the handler is idle.
+        const aborter = new AbortController();
+        const aborted = collect(client, "sleepyStream", [60_000], { signal: aborter.signal, timeoutMs: 300 });
+        setImmediate(() => aborter.abort());
+        expect((await within(aborted, 10_000, "aborted stream")).error).toBeDefined();
+        expect(await client.getSubroutineBatch("echo", ["after an abort"])).toBe("after an abort");
+        const broken: unknown[] = [];
+        for await (const item of client.stream<unknown>("sleepyStream", [60_000], {}, { timeoutMs: 300 })) {
+          broken.push(item);
+          break; // the generator now sleeps a minute before its next item
+        }
+        expect(broken).toEqual([[0, "first"]]);
+        expect(await client.getSubroutineBatch("echo", ["after a break"])).toBe("after a break");
+
+        expect(alive(child)).toBe(true);
+        expect(await client.getSubroutineBatch("pid")).toBe(child.pid);
+      } finally {
+        await within(controller.close(), 10_000, "controller close");
       }
-      await expect(client.getSubroutineBatch("poisonThrows", ["bigint"])).rejects.toMatchObject({ message: expect.stringContaining("10n") });
-      // An item whose getter throws: BAD_RESULT (the value cannot cross), not a RemoteError.
-      const poisonedItem = await collect(client, "poisonItem");
-      expect(poisonedItem.items).toEqual([[0, "before"]]);
-      expect(poisonedItem.error).toMatchObject({ code: ErrorCode.BAD_RESULT });
-      // More items than any decoder accepts: refused on the gateway, the handler is free at once.
-      await expect(client.getSubroutineBatch("tooLongResult")).rejects.toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/1000001 items/) });
-      const tooLong = await collect(client, "tooLongItem");
-      expect(tooLong.items).toEqual([[0, "before"]]);
-      expect(tooLong.error).toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/1000001 items/) });
-      // An ident must be a safe integer (NaN would never end the stream).
-      for (const ident of [Number.NaN, 1.5, 2 ** 53 + 2]) {
-        const bad = await collect(client, "badIdent", [ident]);
-        expect(bad.error, String(ident)).toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/safe-integer ident/) });
+    },
+  );
+
+  it(
+    "thrown values whose inspection throws (revoked Proxy, trap, message getter), poisoned or over-long items and results, bad idents: typed errors, the gateway serves on",
+    { timeout: 60_000 },
+    async () => {
+      const { child, controller } = await hostile();
+      try {
+        const client = await controller.getClient();
+        // Four in a row would end the session if any of them crashed the handler: do each twice.
+        for (const kind of ["revoked", "trap", "messageGetter", "bigint"]) {
+          for (let round = 0; round < 2; round++) {
+            await expect(client.getSubroutineBatch("poisonThrows", [kind]), kind).rejects.toMatchObject({ code: ErrorCode.REMOTE });
+            const streamed = await collect(client, "poisonInStream", [kind]);
+            expect(streamed.items, kind).toEqual([[0, "before"]]);
+            expect(streamed.error, kind).toMatchObject({ code: ErrorCode.REMOTE });
+          }
+        }
+        await expect(client.getSubroutineBatch("poisonThrows", ["bigint"])).rejects.toMatchObject({
+          message: expect.stringContaining("10n"),
+        });
+        // An item whose getter throws: BAD_RESULT (the value cannot cross), not a RemoteError.
+        const poisonedItem = await collect(client, "poisonItem");
+        expect(poisonedItem.items).toEqual([[0, "before"]]);
+        expect(poisonedItem.error).toMatchObject({ code: ErrorCode.BAD_RESULT });
+        // More items than any decoder accepts: refused on the gateway, the handler is free at once.
+        await expect(client.getSubroutineBatch("tooLongResult")).rejects.toMatchObject({
+          code: ErrorCode.BAD_RESULT,
+          message: expect.stringMatching(/1000001 items/),
+        });
+        const tooLong = await collect(client, "tooLongItem");
+        expect(tooLong.items).toEqual([[0, "before"]]);
+        expect(tooLong.error).toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/1000001 items/) });
+        // An ident must be a safe integer (NaN would never end the stream).
+        for (const ident of [Number.NaN, 1.5, 2 ** 53 + 2]) {
+          const bad = await collect(client, "badIdent", [ident]);
+          expect(bad.error, String(ident)).toMatchObject({
+            code: ErrorCode.BAD_RESULT,
+            message: expect.stringMatching(/safe-integer ident/),
+          });
+        }
+        expect((await collect(client, "badIdent", [-1])).items).toEqual([]); // a negative ident still ends the stream
+        expect(alive(child)).toBe(true);
+        expect(await client.getSubroutineBatch("pid")).toBe(child.pid);
+        // Refused like any unencodable reply: poisoned item, long result, long item.
+        expect(((await client.getSubroutineBatch("replies")) as { unencodable: number }).unencodable).toBeGreaterThanOrEqual(3);
+      } finally {
+        await within(controller.close(), 10_000, "controller close");
       }
-      expect((await collect(client, "badIdent", [-1])).items).toEqual([]); // a negative ident still ends the stream
-      expect(alive(child)).toBe(true);
-      expect(await client.getSubroutineBatch("pid")).toBe(child.pid);
-      // Refused like any unencodable reply: poisoned item, long result, long item.
-      expect(((await client.getSubroutineBatch("replies")) as { unencodable: number }).unencodable).toBeGreaterThanOrEqual(3);
-    } finally {
-      await within(controller.close(), 10_000, "controller close");
-    }
-  });
+    },
+  );
 
   it("a result or request over maxMessageSize - MessageTooLargeError at once with the sizes; the client stays usable; the gateway counts it", async () => {
     const gw = await startGateway({ maxMessageSize: MAX_MESSAGE_SIZE });
@@ -177,7 +204,9 @@ describe("no subroutine can take the gateway down or wedge a handler", () => {
     const small = controllerFor(gw, { maxMessageSize: 64 * 1024 });
     const smallClient = await small.getClient();
     await expect(smallClient.getSubroutineBatch("bytes", [100 * 1024])).rejects.toMatchObject({ code: ErrorCode.MESSAGE_TOO_LARGE });
-    await expect(smallClient.sendSubroutineBatch("sink", new Uint8Array(100 * 1024))).rejects.toMatchObject({ code: ErrorCode.MESSAGE_TOO_LARGE });
+    await expect(smallClient.sendSubroutineBatch("sink", new Uint8Array(100 * 1024))).rejects.toMatchObject({
+      code: ErrorCode.MESSAGE_TOO_LARGE,
+    });
     expect(await smallClient.ping("still here")).toBe("still here");
     expect(gw.snapshot().replies.tooLarge).toBe(4);
   });
@@ -209,8 +238,14 @@ describe("values round-trip or are refused", () => {
       yield [1, [1, -0]];
     });
     const client = await controllerFor(gw).getClient();
-    await expect(client.getSubroutineBatch("echo", [-0])).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(/-0/) });
-    await expect(client.getSubroutineBatch("echo", [{ deep: ["x\udc00y"] }])).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(/surrogate/) });
+    await expect(client.getSubroutineBatch("echo", [-0])).rejects.toMatchObject({
+      code: ErrorCode.INVALID_ARGUMENT,
+      message: expect.stringMatching(/-0/),
+    });
+    await expect(client.getSubroutineBatch("echo", [{ deep: ["x\udc00y"] }])).rejects.toMatchObject({
+      code: ErrorCode.INVALID_ARGUMENT,
+      message: expect.stringMatching(/surrogate/),
+    });
     await expect(client.ping("\ud800")).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
     expect(() => client.stream("echo", [-0])[Symbol.asyncIterator]()).not.toThrow();
     await expect(collect(client, "items", [-0]).then((r) => r.error)).resolves.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
@@ -218,8 +253,14 @@ describe("values round-trip or are refused", () => {
     cyclic["self"] = cyclic;
     await expect(client.getSubroutineBatch("echo", [cyclic])).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
 
-    await expect(client.getSubroutineBatch("negativeZero")).rejects.toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/-0/) });
-    await expect(client.getSubroutineBatch("loneSurrogate")).rejects.toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/surrogate/) });
+    await expect(client.getSubroutineBatch("negativeZero")).rejects.toMatchObject({
+      code: ErrorCode.BAD_RESULT,
+      message: expect.stringMatching(/-0/),
+    });
+    await expect(client.getSubroutineBatch("loneSurrogate")).rejects.toMatchObject({
+      code: ErrorCode.BAD_RESULT,
+      message: expect.stringMatching(/surrogate/),
+    });
     const streamed = await collect(client, "items");
     expect(streamed.items).toEqual([[0, "fine"]]);
     expect(streamed.error).toMatchObject({ code: ErrorCode.BAD_RESULT, message: expect.stringMatching(/item 1.*-0/) });
@@ -316,7 +357,9 @@ describe("no call hangs", () => {
   });
 
   it("close with a never-answered call in flight waits only the close grace (ClosedError); after gateway stop + close() the process exits by itself", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", "test/fixtures/exit-after-close.ts"], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, ["--import", "tsx", "test/fixtures/exit-after-close.ts"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     onTestFinished(() => {
       if (child.exitCode === null) child.kill("SIGKILL");
     });
@@ -336,11 +379,19 @@ describe("no call hangs", () => {
     const client = await controllerFor(gw).getClient();
     const { proxy, revoke } = Proxy.revocable({}, {});
     revoke();
-    const hostileArg = { get a(): never { throw proxy; } };
+    const hostileArg = {
+      get a(): never {
+        throw proxy;
+      },
+    };
     await expect(client.getSubroutineBatch("echo", [hostileArg])).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
-    await expect(client.getSubroutineBatch("echo", [new Array(1_000_001).fill(0)])).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+    await expect(client.getSubroutineBatch("echo", [new Array(1_000_001).fill(0)])).rejects.toMatchObject({
+      code: ErrorCode.INVALID_ARGUMENT,
+    });
     for (const timeoutMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 1.5]) {
-      expect(() => client.stream("echo", [], {}, { timeoutMs }), String(timeoutMs)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+      expect(() => client.stream("echo", [], {}, { timeoutMs }), String(timeoutMs)).toThrow(
+        expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }),
+      );
     }
     expect(await client.getSubroutineBatch("echo", ["still usable"])).toBe("still usable");
 

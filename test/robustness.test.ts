@@ -82,7 +82,9 @@ describe("hostile input", () => {
         await insider.send(fuzzMessage(rand));
       }
       // Frames on one connection arrive in order: these answers mean every fuzz frame was handled.
-      await expect(within(stranger.request([Buffer.from(encode({ type: "hello", id: 77, v: PROTOCOL_VERSION }))]), 10_000, "stranger hello")).resolves.toMatchObject({
+      await expect(
+        within(stranger.request([Buffer.from(encode({ type: "hello", id: 77, v: PROTOCOL_VERSION }))]), 10_000, "stranger hello"),
+      ).resolves.toMatchObject({
         id: 77,
       });
       await expect(
@@ -109,13 +111,18 @@ describe("hostile input", () => {
     const big = await controller.getClient();
     const huge = new Uint8Array(256 * 1024);
     // The welcome told the client the gateway's limit: nothing is sent, the client goes on.
-    await expect(big.sendSubroutineBatch("echo", huge, [], {}, { timeoutMs: 500 })).rejects.toMatchObject({ code: ErrorCode.MESSAGE_TOO_LARGE });
+    await expect(big.sendSubroutineBatch("echo", huge, [], {}, { timeoutMs: 500 })).rejects.toMatchObject({
+      code: ErrorCode.MESSAGE_TOO_LARGE,
+    });
     await expect(big.getSubroutineBatch("echo", ["still usable"])).resolves.toBe("still usable");
     // A peer that ignores the limit: ZeroMQ drops its connection, nobody else notices.
     const peer = await rawPeer(gw.endpoint);
     try {
       await within(peer.request([Buffer.from(encode({ type: "hello", id: 0, v: PROTOCOL_VERSION }))]), 5_000, "welcome");
-      await peer.socket.send([Buffer.from(encode({ type: "rpc.call", id: 1, name: "echo", mode: "send", args: [], kwargs: {} })), Buffer.from(huge)]);
+      await peer.socket.send([
+        Buffer.from(encode({ type: "rpc.call", id: 1, name: "echo", mode: "send", args: [], kwargs: {} })),
+        Buffer.from(huge),
+      ]);
     } finally {
       peer.socket.close();
     }

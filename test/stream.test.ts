@@ -71,11 +71,16 @@ describe("streaming from generator subroutines", () => {
     const client = await controllerFor(gw).getClient();
     const seen: string[] = [];
     const eos: string[] = [];
-    await client.getSubroutineStream("count", (name, ident, buffer) => {
-      expect(name).toBe("count");
-      expect(buffer).toBeInstanceOf(Uint8Array);
-      seen.push(`${ident}:${text(buffer)}`);
-    }, (name) => eos.push(name), [1000]);
+    await client.getSubroutineStream(
+      "count",
+      (name, ident, buffer) => {
+        expect(name).toBe("count");
+        expect(buffer).toBeInstanceOf(Uint8Array);
+        seen.push(`${ident}:${text(buffer)}`);
+      },
+      (name) => eos.push(name),
+      [1000],
+    );
     expect(seen).toHaveLength(1000);
     expect(seen[0]).toBe("0:item 0");
     expect(seen[999]).toBe("999:item 999");
@@ -98,7 +103,11 @@ describe("streaming from generator subroutines", () => {
     expect(a).toEqual([0, 1]);
     const b: number[] = [];
     let eos = 0;
-    await client.getSubroutineStream("nullbuf", (_, ident) => void b.push(ident), () => void eos++);
+    await client.getSubroutineStream(
+      "nullbuf",
+      (_, ident) => void b.push(ident),
+      () => void eos++,
+    );
     expect(b).toEqual([0]);
     expect(eos).toBe(1);
     expect(state.finallyRan).toBe(1);
@@ -109,7 +118,11 @@ describe("streaming from generator subroutines", () => {
     const client = await controllerFor(gw).getClient();
     let got = 0;
     let eos = 0;
-    await client.getSubroutineStream("endless", () => ++got < 10, () => void eos++);
+    await client.getSubroutineStream(
+      "endless",
+      () => ++got < 10,
+      () => void eos++,
+    );
     expect(got).toBe(10);
     expect(eos).toBe(0);
     expect(state.finallyRan).toBe(1);
@@ -277,7 +290,8 @@ describe("streaming from generator subroutines", () => {
     dying.actor.getSnapshot().context.transport.close();
     await within(
       new Promise<void>((resolve) => {
-        const check = (): void => (state.finallyRan === 1 && gw.snapshot().supervisor.poolSize === 0 ? resolve() : void setTimeout(check, 20));
+        const check = (): void =>
+          state.finallyRan === 1 && gw.snapshot().supervisor.poolSize === 0 ? resolve() : void setTimeout(check, 20);
         check();
       }),
       5_000,
@@ -329,7 +343,9 @@ describe("stream window over a long link", () => {
     try {
       const client = await controller.getClient();
       const drain = async (options: { window?: number }): Promise<number> => {
-        const reader = client.stream("small", [60_000], {}, options)[Symbol.asyncIterator]() as AsyncIterator<StreamItem> & { window: number };
+        const reader = client.stream("small", [60_000], {}, options)[Symbol.asyncIterator]() as AsyncIterator<StreamItem> & {
+          window: number;
+        };
         let next = 0;
         for (;;) {
           const r = await reader.next();

@@ -18,7 +18,11 @@ const SUBS = fileURLToPath(new URL("./fixtures/thread-subroutines.ts", import.me
 const CALLER = fileURLToPath(new URL("./fixtures/thread-caller.ts", import.meta.url));
 
 /** Resolves once `predicate` holds on the gateway's snapshot (checked every turn of the loop), bounded. */
-async function untilSnapshot(gateway: Awaited<ReturnType<typeof startGateway>>, predicate: (s: ReturnType<typeof gateway.snapshot>) => boolean, what: string): Promise<void> {
+async function untilSnapshot(
+  gateway: Awaited<ReturnType<typeof startGateway>>,
+  predicate: (s: ReturnType<typeof gateway.snapshot>) => boolean,
+  what: string,
+): Promise<void> {
   await within(
     (async () => {
       for (let i = 0; i < 200_000; i++) {
@@ -157,15 +161,28 @@ describe("worker-thread subroutines", { timeout: 90_000 }, () => {
   it("errors - a subroutine's own throw in a worker is a RemoteError with its message; a non-generator as a stream is refused", async () => {
     const { gateway } = await threadedGateway(1);
     const client = await controllerFor(gateway).getClient();
-    await expect(client.getSubroutineBatch("fails", [])).rejects.toMatchObject({ code: "SWARMNET_REMOTE_ERROR", message: expect.stringContaining("disk full") });
+    await expect(client.getSubroutineBatch("fails", [])).rejects.toMatchObject({
+      code: "SWARMNET_REMOTE_ERROR",
+      message: expect.stringContaining("disk full"),
+    });
     await expect(client.getSubroutineBatch("counter", [3])).rejects.toMatchObject({ code: "SWARMNET_BAD_RESULT" });
-    await expect(client.getSubroutineStream("burn", () => true, () => undefined, [1])).rejects.toMatchObject({ code: "SWARMNET_NOT_A_GENERATOR" });
+    await expect(
+      client.getSubroutineStream(
+        "burn",
+        () => true,
+        () => undefined,
+        [1],
+      ),
+    ).rejects.toMatchObject({ code: "SWARMNET_NOT_A_GENERATOR" });
     await expect(client.getSubroutineBatch("burn", [1])).resolves.toMatchObject({ ms: 1 });
     // A thrown value whose reading throws is still the caller's RemoteError, not a crashed worker (twice: no restart budget spent).
     for (let round = 0; round < 2; round++) {
       await expect(client.getSubroutineBatch("poisonedMessage", [])).rejects.toMatchObject({ code: "SWARMNET_REMOTE_ERROR" });
     }
-    await expect(client.getSubroutineBatch("throwsBigInt", [])).rejects.toMatchObject({ code: "SWARMNET_REMOTE_ERROR", message: expect.stringContaining("10n") });
+    await expect(client.getSubroutineBatch("throwsBigInt", [])).rejects.toMatchObject({
+      code: "SWARMNET_REMOTE_ERROR",
+      message: expect.stringContaining("10n"),
+    });
     expect(gateway.snapshot().handlers.every((h) => h.restarts === 0)).toBe(true);
   });
 
@@ -181,7 +198,12 @@ describe("worker-thread subroutines", { timeout: 90_000 }, () => {
     expect(gateway.snapshot().supervisor.stats.restarts).toBe(1);
     // A stream whose worker dies mid-way fails the same way, after the items it sent.
     const items: number[] = [];
-    const second = victim.getSubroutineStream("crashingStream", (_name, ident) => void items.push(ident), () => undefined, []);
+    const second = victim.getSubroutineStream(
+      "crashingStream",
+      (_name, ident) => void items.push(ident),
+      () => undefined,
+      [],
+    );
     await expect(second).rejects.toMatchObject({ code: "SWARMNET_HANDLER_CRASHED" });
     // The budget (1 restart) is spent: the session ends, the bystander still works.
     await expect(victim.ping("x")).rejects.toMatchObject({ code: expect.stringMatching(/SWARMNET_(SESSION_ENDED|CLOSED)/) });
@@ -195,7 +217,9 @@ describe("worker-thread subroutines", { timeout: 90_000 }, () => {
     const controller = controllerFor(gateway);
     const [a, b] = await Promise.all([controller.getClient(), controller.getClient()]);
     await expect(a.getSubroutineBatch("spin", [60_000], {}, { timeoutMs: 300 })).rejects.toMatchObject({ code: "SWARMNET_TIMEOUT" });
-    await expect(within(b.getSubroutineBatch("burn", [1], {}, { timeoutMs: 40_000 }), 45_000, "a call after the cancelled one")).resolves.toMatchObject({ ms: 1 });
+    await expect(
+      within(b.getSubroutineBatch("burn", [1], {}, { timeoutMs: 40_000 }), 45_000, "a call after the cancelled one"),
+    ).resolves.toMatchObject({ ms: 1 });
     await expect(a.getSubroutineBatch("burn", [1])).resolves.toMatchObject({ ms: 1 });
     expect(gateway.snapshot().threads[0]!.running).toBe(0);
   });
@@ -240,7 +264,9 @@ describe("worker-thread subroutines", { timeout: 90_000 }, () => {
     await expect(gateway.addSubroutines(empty, { threads: 1 })).rejects.toMatchObject({ code: "SWARMNET_INVALID_ARGUMENT" });
     await expect(gateway.addSubroutines(SUBS, { threads: 0 })).rejects.toMatchObject({ code: "SWARMNET_INVALID_ARGUMENT" });
     await expect(gateway.addSubroutines(SUBS, { threads: 1, only: ["nope"] })).rejects.toMatchObject({ code: "SWARMNET_INVALID_ARGUMENT" });
-    await expect(gateway.addSubroutines(SUBS, { threads: 1, only: "burn" as unknown as string[] })).rejects.toMatchObject({ code: "SWARMNET_INVALID_ARGUMENT" });
+    await expect(gateway.addSubroutines(SUBS, { threads: 1, only: "burn" as unknown as string[] })).rejects.toMatchObject({
+      code: "SWARMNET_INVALID_ARGUMENT",
+    });
     await expect(gateway.addSubroutines(SUBS, { threads: 1, only: [] })).rejects.toMatchObject({ code: "SWARMNET_INVALID_ARGUMENT" });
     expect(gateway.snapshot().threads).toHaveLength(0);
   });
@@ -270,12 +296,17 @@ describe("worker-thread subroutines", { timeout: 90_000 }, () => {
     // The stuck worker gets 2 s to return, then a new one starts: the bound is for a loaded machine, and the
     // test fails all the same if the thread were never given back (the generator spins forever).
     const slow = { timeoutMs: 40_000 };
-    await expect(within(b.getSubroutineBatch("burn", [1], {}, slow), 45_000, "a call after the stuck stream")).resolves.toMatchObject({ ms: 1 });
+    await expect(within(b.getSubroutineBatch("burn", [1], {}, slow), 45_000, "a call after the stuck stream")).resolves.toMatchObject({
+      ms: 1,
+    });
     const c = await controller.getClient();
-    void c.stream("idle", [])[Symbol.asyncIterator]().next().catch(() => undefined);
+    const idle = c.stream("idle", [])[Symbol.asyncIterator]();
+    void idle.next().catch(() => undefined);
     await untilSnapshot(gateway, (s) => s.handlers.some((h) => h.request?.name === "idle"), "the idle stream running");
     await c.closeHandler();
-    await expect(within(b.getSubroutineBatch("burn", [1], {}, slow), 45_000, "a call after the closed stream")).resolves.toMatchObject({ ms: 1 });
+    await expect(within(b.getSubroutineBatch("burn", [1], {}, slow), 45_000, "a call after the closed stream")).resolves.toMatchObject({
+      ms: 1,
+    });
     await untilSnapshot(gateway, (s) => s.threads[0]!.running === 0, "no task running");
   });
 
@@ -286,7 +317,9 @@ describe("worker-thread subroutines", { timeout: 90_000 }, () => {
     await kill(child);
     const client = await controllerFor(gateway).getClient();
     // Lease, termination and a new worker: bounded for a loaded machine; the killed call would spin 10 minutes.
-    await expect(within(client.getSubroutineBatch("burn", [1], {}, { timeoutMs: 40_000 }), 45_000, "a call after the expired one")).resolves.toMatchObject({ ms: 1 });
+    await expect(
+      within(client.getSubroutineBatch("burn", [1], {}, { timeoutMs: 40_000 }), 45_000, "a call after the expired one"),
+    ).resolves.toMatchObject({ ms: 1 });
     expect(gateway.snapshot().supervisor.stats.expired).toBe(1);
   });
 
@@ -294,14 +327,28 @@ describe("worker-thread subroutines", { timeout: 90_000 }, () => {
     const { gateway } = await threadedGateway(1);
     const client = await controllerFor(gateway).getClient();
     const items: number[] = [];
-    await expect(client.getSubroutineStream("throwsAfter", (_n, ident) => void items.push(ident), () => undefined, [5])).rejects.toMatchObject({
+    await expect(
+      client.getSubroutineStream(
+        "throwsAfter",
+        (_n, ident) => void items.push(ident),
+        () => undefined,
+        [5],
+      ),
+    ).rejects.toMatchObject({
       code: "SWARMNET_REMOTE_ERROR",
       message: expect.stringContaining("failed after 5"),
     });
     expect(items).toEqual([0, 1, 2, 3, 4]);
     await expect(client.getSubroutineBatch("unclonable", [])).rejects.toMatchObject({ code: "SWARMNET_BAD_RESULT" });
     const streamed: number[] = [];
-    await expect(client.getSubroutineStream("unclonableItem", (_n, ident) => void streamed.push(ident), () => undefined, [])).rejects.toMatchObject({
+    await expect(
+      client.getSubroutineStream(
+        "unclonableItem",
+        (_n, ident) => void streamed.push(ident),
+        () => undefined,
+        [],
+      ),
+    ).rejects.toMatchObject({
       code: "SWARMNET_BAD_RESULT",
     });
     expect(streamed).toEqual([0, 1]);

@@ -26,7 +26,14 @@ function scriptedGateway(): ClientTransport & { readonly sent: string[] } {
       if (message.type === "hello") {
         answer({ type: "welcome", id: 0, status: 200, handlerId: 7, v: 1, livenessMs: 10_000, secret: new Uint8Array(8), gw: 1 });
       } else if (message.type === "stream.open") {
-        answer({ type: "stream.items", id: message.id, items: [[0, -1, "a"], [1, -1, "b"]] });
+        answer({
+          type: "stream.items",
+          id: message.id,
+          items: [
+            [0, -1, "a"],
+            [1, -1, "b"],
+          ],
+        });
         answer({ type: "stream.end", id: message.id, count: 2 });
       } else if (message.type === "session.close") {
         answer({ type: "session.closed", id: 0 });

@@ -2,7 +2,11 @@
 import { describe, expect, it, vi } from "vitest";
 import { Accept, DeliveryChannel, LinkKind, STALL_MS, headerAck, headerKind, headerSeq } from "../actors/delivery.js";
 
-function wire(): { channel: DeliveryChannel; sent: Array<{ kind: number; seq: number; ack: number; tag: number }>; overflowed: () => boolean } {
+function wire(): {
+  channel: DeliveryChannel;
+  sent: Array<{ kind: number; seq: number; ack: number; tag: number }>;
+  overflowed: () => boolean;
+} {
   const sent: Array<{ kind: number; seq: number; ack: number; tag: number }> = [];
   let overflowed = false;
   const channel = new DeliveryChannel({

@@ -31,15 +31,24 @@ describe("PartFile", () => {
     await expect(PartFile.acquire({ target, source })).rejects.toMatchObject({ code: ErrorCode.FILE_BUSY });
     await first.write(0, bytes.subarray(0, MiB));
     await first.write(4 * MiB, bytes.subarray(4 * MiB, 6 * MiB));
-    expect(first.missing()).toEqual([[MiB, 4 * MiB], [6 * MiB, source.size]]);
+    expect(first.missing()).toEqual([
+      [MiB, 4 * MiB],
+      [6 * MiB, source.size],
+    ]);
     await first.release();
     expect((await readdir(dir)).sort()).toEqual(["big.bin.part", "big.bin.part.json"]);
     const journal = JSON.parse(await readFile(join(dir, "big.bin.part.json"), "utf8")) as { ranges: unknown };
-    expect(journal.ranges).toEqual([[0, MiB], [4 * MiB, 6 * MiB]]);
+    expect(journal.ranges).toEqual([
+      [0, MiB],
+      [4 * MiB, 6 * MiB],
+    ]);
 
     const again = await PartFile.acquire({ target, source });
     expect(again.resumed).toBe(3 * MiB);
-    expect(again.missing()).toEqual([[MiB, 4 * MiB], [6 * MiB, source.size]]);
+    expect(again.missing()).toEqual([
+      [MiB, 4 * MiB],
+      [6 * MiB, source.size],
+    ]);
     for (const [s, e] of again.missing()) await again.write(s, bytes.subarray(s, e));
     expect(again.complete).toBe(true);
     await again.finish();
@@ -57,7 +66,17 @@ describe("PartFile", () => {
     // A journal that claims more than the .part holds (the file was cut): only what is there counts.
     const cut = join(dir, "cut.bin");
     await writeFile(`${cut}.part`, bytes.subarray(0, MiB));
-    await writeFile(`${cut}.part.json`, JSON.stringify({ v: 1, ...source, ranges: [[0, MiB], [2 * MiB, 3 * MiB]] }));
+    await writeFile(
+      `${cut}.part.json`,
+      JSON.stringify({
+        v: 1,
+        ...source,
+        ranges: [
+          [0, MiB],
+          [2 * MiB, 3 * MiB],
+        ],
+      }),
+    );
     const clipped = await PartFile.acquire({ target: cut, source });
     expect(clipped.resumed).toBe(MiB);
     await clipped.release();
@@ -75,17 +94,46 @@ describe("PartFile", () => {
 
 describe("file messages", () => {
   it("file.ready, file.error, file.get and file.put entries are validated", () => {
-    expect(parseGatewayMessage({ type: "file.ready", id: 1, missing: [[[0, 5]], []], refused: [[1, ErrorCode.FILE_EXISTS, "exists"]], windowBytes: 10, windowFiles: 2 }, false)).toMatchObject({
+    expect(
+      parseGatewayMessage(
+        {
+          type: "file.ready",
+          id: 1,
+          missing: [[[0, 5]], []],
+          refused: [[1, ErrorCode.FILE_EXISTS, "exists"]],
+          windowBytes: 10,
+          windowFiles: 2,
+        },
+        false,
+      ),
+    ).toMatchObject({
       missing: [[[0, 5]], []],
       refused: [[1, ErrorCode.FILE_EXISTS, "exists"]],
     });
-    expect(() => parseGatewayMessage({ type: "file.ready", id: 1, missing: [[[5, 5]]], windowBytes: 10, windowFiles: 2 }, false)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
-    expect(parseClientMessage({ type: "file.error", id: 2, f: 0, code: ErrorCode.FILE_CHANGED, message: "changed" }, false)).toMatchObject({ type: "file.error", f: 0 });
-    expect(parseGatewayMessage({ type: "file.error", id: 2, f: 3, code: ErrorCode.FILE_ACCESS, message: "no" }, false)).toMatchObject({ f: 3 });
-    expect(parseClientMessage({ type: "file.get", id: 3, files: [["a", 0, 10, 10, 1.5]], chunkBytes: 1, windowBytes: 1, windowFiles: 1 }, false)).toMatchObject({ files: [["a", 0, 10, 10, 1.5]] });
-    expect(() => parseClientMessage({ type: "file.get", id: 3, files: [["a", 0, 10, 10]], chunkBytes: 1, windowBytes: 1, windowFiles: 1 }, false)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
-    expect(() => parseClientMessage({ type: "file.put", id: 4, dirname: "d", files: [["a", 10, 1, 8, 4]], chunkBytes: 1 }, false)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
-    expect(() => parseClientMessage({ type: "file.put", id: 4, dirname: "d", files: [["a", 10]], chunkBytes: 1, ifExists: "sometimes" }, false)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
-    expect(() => parseGatewayMessage({ type: "file.listing", id: 5, files: [["a", 1]], mtimes: [1, 2] }, false)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
+    expect(() => parseGatewayMessage({ type: "file.ready", id: 1, missing: [[[5, 5]]], windowBytes: 10, windowFiles: 2 }, false)).toThrow(
+      expect.objectContaining({ code: ErrorCode.PROTOCOL }),
+    );
+    expect(parseClientMessage({ type: "file.error", id: 2, f: 0, code: ErrorCode.FILE_CHANGED, message: "changed" }, false)).toMatchObject({
+      type: "file.error",
+      f: 0,
+    });
+    expect(parseGatewayMessage({ type: "file.error", id: 2, f: 3, code: ErrorCode.FILE_ACCESS, message: "no" }, false)).toMatchObject({
+      f: 3,
+    });
+    expect(
+      parseClientMessage({ type: "file.get", id: 3, files: [["a", 0, 10, 10, 1.5]], chunkBytes: 1, windowBytes: 1, windowFiles: 1 }, false),
+    ).toMatchObject({ files: [["a", 0, 10, 10, 1.5]] });
+    expect(() =>
+      parseClientMessage({ type: "file.get", id: 3, files: [["a", 0, 10, 10]], chunkBytes: 1, windowBytes: 1, windowFiles: 1 }, false),
+    ).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
+    expect(() => parseClientMessage({ type: "file.put", id: 4, dirname: "d", files: [["a", 10, 1, 8, 4]], chunkBytes: 1 }, false)).toThrow(
+      expect.objectContaining({ code: ErrorCode.PROTOCOL }),
+    );
+    expect(() =>
+      parseClientMessage({ type: "file.put", id: 4, dirname: "d", files: [["a", 10]], chunkBytes: 1, ifExists: "sometimes" }, false),
+    ).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
+    expect(() => parseGatewayMessage({ type: "file.listing", id: 5, files: [["a", 1]], mtimes: [1, 2] }, false)).toThrow(
+      expect.objectContaining({ code: ErrorCode.PROTOCOL }),
+    );
   });
 });

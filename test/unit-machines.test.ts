@@ -151,7 +151,13 @@ describe("each machine's exact state sequence", () => {
       for (let i = 0; i < n; i++) yield [i, new Uint8Array([i])];
     });
     await gw.start();
-    const controller = new Controller({ transport: hub, gateways: ["unit:1"], timeoutMs: 1_000, connectTimeoutMs: 500, inspect: clientSide.inspect });
+    const controller = new Controller({
+      transport: hub,
+      gateways: ["unit:1"],
+      timeoutMs: 1_000,
+      connectTimeoutMs: 500,
+      inspect: clientSide.inspect,
+    });
     const client = await controller.getClient();
     const items: number[] = [];
     for await (const [ident] of client.stream("count", [3])) items.push(ident);
@@ -203,7 +209,16 @@ function supervisorAlone(maxPoolSize: number, options: { maxRestarts?: number; h
     clock,
     inspect: recorder.inspect,
     // A lease far longer than the test: the sweeper (real time, see ARCHITECTURE "Lease arithmetic") never fires.
-    input: { table, registry: new SubroutineRegistry(), outbox, maxPoolSize, maxRestarts: options.maxRestarts ?? 3, restartWindowMs: 60_000, livenessMs: 3_600_000, hooks: options.hooks },
+    input: {
+      table,
+      registry: new SubroutineRegistry(),
+      outbox,
+      maxPoolSize,
+      maxRestarts: options.maxRestarts ?? 3,
+      restartWindowMs: 60_000,
+      livenessMs: 3_600_000,
+      hooks: options.hooks,
+    },
   });
   actor.start();
   onTestFinished(() => {
@@ -285,7 +300,15 @@ describe("the machines read like statecharts", () => {
 describe("untilSnapshot (xstate's waitFor plus what it lacks)", () => {
   it("rejects at once for an actor that already stopped, where waitFor alone would wait forever", async () => {
     const actor = createActor(supervisorMachine, {
-      input: { table: new SessionTable(), registry: new SubroutineRegistry(), outbox: recordingOutbox(), maxPoolSize: 1, maxRestarts: 0, restartWindowMs: 1, livenessMs: 3_600_000 },
+      input: {
+        table: new SessionTable(),
+        registry: new SubroutineRegistry(),
+        outbox: recordingOutbox(),
+        maxPoolSize: 1,
+        maxRestarts: 0,
+        restartWindowMs: 1,
+        livenessMs: 3_600_000,
+      },
     });
     actor.start();
     actor.stop();
@@ -325,7 +348,11 @@ describe("the gateway alone on a simulated clock", () => {
       actor.stop();
     });
     actor.send({ type: "start" });
-    await within(untilSnapshot(actor, (s) => s.value === "running"), 2_000, "gateway running");
+    await within(
+      untilSnapshot(actor, (s) => s.value === "running"),
+      2_000,
+      "gateway running",
+    );
     // A session with a request in flight: draining must wait for it.
     const { table, outbox } = actor.getSnapshot().context;
     const session = new Session(1, peer("a"), outbox);
@@ -336,7 +363,11 @@ describe("the gateway alone on a simulated clock", () => {
     clock.increment(4_999);
     expect(actor.getSnapshot().value).toEqual({ stopping: "draining" });
     clock.increment(1);
-    await within(untilSnapshot(actor, (s) => s.status === "done"), 2_000, "gateway stopped");
+    await within(
+      untilSnapshot(actor, (s) => s.status === "done"),
+      2_000,
+      "gateway stopped",
+    );
     expect(recorder.of("gateway")).toEqual(["idle", "starting", "running", "stopping.draining", "stopping.closing", "stopped"]);
   });
 });

@@ -66,14 +66,22 @@ describe("the message table", () => {
   it("a kind is read only by the side it is sent to; link.refused only after a REFUSED header", () => {
     for (const [type, entry] of table) {
       const example = exampleOf(type, entry);
-      if (entry.dir === "gateway" || entry.dir === "refusal") expect(() => parseClientMessage(example, false)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
-      if (entry.dir === "client" || entry.dir === "refusal") expect(() => parseGatewayMessage(example, true)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
+      if (entry.dir === "gateway" || entry.dir === "refusal")
+        expect(() => parseClientMessage(example, false)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
+      if (entry.dir === "client" || entry.dir === "refusal")
+        expect(() => parseGatewayMessage(example, true)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
     }
   });
 
   it("errorReply builds the one error shape, name and stack only when given", () => {
     expect(errorReply(3, ErrorCode.BUSY, "busy")).toStrictEqual({ type: "error", id: 3, code: ErrorCode.BUSY, message: "busy" });
-    expect(errorReply(3, ErrorCode.REMOTE, "x", { name: "TypeError", stack: undefined })).toStrictEqual({ type: "error", id: 3, code: ErrorCode.REMOTE, message: "x", name: "TypeError" });
+    expect(errorReply(3, ErrorCode.REMOTE, "x", { name: "TypeError", stack: undefined })).toStrictEqual({
+      type: "error",
+      id: 3,
+      code: ErrorCode.REMOTE,
+      message: "x",
+      name: "TypeError",
+    });
     const wire = errorReply(4, ErrorCode.REMOTE, "x", { name: "E", stack: "at f" });
     expect(parseGatewayMessage(wire, false)).toEqual(wire);
   });
@@ -107,6 +115,8 @@ describe("the docs list the table's kinds", () => {
   });
 
   it("ARCHITECTURE.md's message table", () => {
-    expect([...kindsUnder("ARCHITECTURE.md", "| type | direction | fields | raw frame |")].sort()).toEqual(table.map(([type]) => type).sort());
+    expect([...kindsUnder("ARCHITECTURE.md", "| type | direction | fields | raw frame |")].sort()).toEqual(
+      table.map(([type]) => type).sort(),
+    );
   });
 });

@@ -1,14 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  DataType,
-  ErrorCode,
-  bytesToInt,
-  fromBytes,
-  intToBytes,
-  registerClass,
-  strToBytes,
-  toBytes,
-} from "../runtime/index.js";
+import { DataType, ErrorCode, bytesToInt, fromBytes, intToBytes, registerClass, strToBytes, toBytes } from "../runtime/index.js";
 import { decode, encode, normalizeEndpoint } from "../runtime/internal.js";
 import { parseClientMessage, parseGatewayMessage } from "../protocol/messages.js";
 import { errorFromWire, PoolFullError, RemoteError } from "../protocol/errors.js";

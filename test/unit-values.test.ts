@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { MAX_TIMER_DELAY_MS, clearLongTimeout, decode, describeThrown, encode, normalizeIntegers, setLongTimeout, wireValueProblem } from "../protocol/index.js";
+import {
+  MAX_TIMER_DELAY_MS,
+  clearLongTimeout,
+  decode,
+  describeThrown,
+  encode,
+  normalizeIntegers,
+  setLongTimeout,
+  wireValueProblem,
+} from "../protocol/index.js";
 
 describe("describeThrown - any thrown value becomes a message, without throwing", () => {
   it.each([
@@ -16,7 +25,17 @@ describe("describeThrown - any thrown value becomes a message, without throwing"
 
   it("objects String() cannot convert, Proxies whose traps throw, huge messages", () => {
     expect(describeThrown(Object.create(null)).message).toMatch(/null prototype/);
-    const hostile = new Proxy({}, { get: () => { throw new Error("trap"); }, getPrototypeOf: () => { throw new Error("trap"); } });
+    const hostile = new Proxy(
+      {},
+      {
+        get: () => {
+          throw new Error("trap");
+        },
+        getPrototypeOf: () => {
+          throw new Error("trap");
+        },
+      },
+    );
     expect(typeof describeThrown(hostile).message).toBe("string");
     expect(describeThrown(new Error("x".repeat(100_000))).message.length).toBeLessThan(5_000);
   });

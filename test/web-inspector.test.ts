@@ -7,7 +7,15 @@ import { chromium } from "playwright-core";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { createActor, createMachine } from "xstate";
 import { handlerMachine, supervisorMachine } from "../runtime/actors.js";
-import { AdminConnection, ErrorCode, describeMachine, startWebInspector, type InspectorActor, type MachineGraph, type StateGraph } from "../runtime/index.js";
+import {
+  AdminConnection,
+  ErrorCode,
+  describeMachine,
+  startWebInspector,
+  type InspectorActor,
+  type MachineGraph,
+  type StateGraph,
+} from "../runtime/index.js";
 import { TransitionLog } from "../runtime/transition-log.js";
 import { parseClientMessage, parseGatewayMessage } from "../protocol/index.js";
 import { cli, running } from "./cli-helpers.js";
@@ -88,12 +96,21 @@ describe("statecharts and transitions", () => {
   });
 
   it("protocol - admin.watch carries a cursor (and machines: true), no raw frame; its result must carry snapshot, transitions and next", () => {
-    expect(parseClientMessage({ type: "admin.watch", id: 3, since: 7, machines: true }, false)).toEqual({ type: "admin.watch", id: 3, since: 7, machines: true });
+    expect(parseClientMessage({ type: "admin.watch", id: 3, since: 7, machines: true }, false)).toEqual({
+      type: "admin.watch",
+      id: 3,
+      since: 7,
+      machines: true,
+    });
     expect(parseClientMessage({ type: "admin.watch", id: 3, since: 0 }, false)).toEqual({ type: "admin.watch", id: 3, since: 0 });
     for (const bad of [{ since: -1 }, { since: "7" }, {}]) {
-      expect(() => parseClientMessage({ type: "admin.watch", id: 3, ...bad }, false)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
+      expect(() => parseClientMessage({ type: "admin.watch", id: 3, ...bad }, false)).toThrow(
+        expect.objectContaining({ code: ErrorCode.PROTOCOL }),
+      );
     }
-    expect(() => parseClientMessage({ type: "admin.watch", id: 3, since: 0 }, true)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
+    expect(() => parseClientMessage({ type: "admin.watch", id: 3, since: 0 }, true)).toThrow(
+      expect.objectContaining({ code: ErrorCode.PROTOCOL }),
+    );
     const result = { type: "admin.watch.result", id: 3, snapshot: { state: "running" }, transitions: [], next: 0 };
     expect(parseGatewayMessage(result, false)).toEqual(result);
     expect(() => parseGatewayMessage({ ...result, next: undefined }, false)).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL }));
@@ -131,7 +148,10 @@ describe("statecharts and transitions", () => {
     expect(seen).toEqual(expect.arrayContaining(["busy.batchGet", "idle"]));
     expect(seen.indexOf("busy.batchGet")).toBeLessThan(seen.lastIndexOf("idle"));
     const all = gw.watch(0).transitions.filter((t) => t.kind === "handler");
-    expect(all.find((t) => t.state === "busy.batchGet")).toMatchObject({ event: "call.async", detail: expect.stringMatching(/^#\d+ held$/) });
+    expect(all.find((t) => t.state === "busy.batchGet")).toMatchObject({
+      event: "call.async",
+      detail: expect.stringMatching(/^#\d+ held$/),
+    });
   });
 
   it("the transition log keeps a bounded ring; a cursor from before it or from another log reads from the oldest kept", () => {
@@ -189,130 +209,139 @@ describe("web inspector server", () => {
   });
 });
 
-describe.skipIf(!HAVE_CHROMIUM)(`web inspector in a browser (headless Chromium at ${CHROMIUM}; skipped only where none is installed)`, () => {
-  it("headless Chromium sees a handler go idle -> busy -> idle as a call runs, follows it, pauses and steps back", async () => {
-    const gw = await startGateway({ admin: true, maxPoolSize: 4 });
-    const held = heldCall();
-    gw.addSubroutine("slow_query", held.fn);
-    // Async, so each call moves the handler to busy and back (a sync one is served without a transition).
-    gw.addSubroutine("echo", async (x: unknown) => x);
-    gw.addSubroutine("ticks", async function* (n: number) {
-      for (let i = 0; i < n; i++) yield [i, new Uint8Array(256)];
-    });
-    // A stream that runs until the client stops reading: paced by a timer so it does not hog the loop.
-    gw.addSubroutine("telemetry", async function* () {
-      for (let i = 0; ; i++) {
-        if (i % 16 === 0) await new Promise((r) => setTimeout(r, 1));
-        yield [i, new Uint8Array(512)];
+describe.skipIf(!HAVE_CHROMIUM)(
+  `web inspector in a browser (headless Chromium at ${CHROMIUM}; skipped only where none is installed)`,
+  () => {
+    it("headless Chromium sees a handler go idle -> busy -> idle as a call runs, follows it, pauses and steps back", async () => {
+      const gw = await startGateway({ admin: true, maxPoolSize: 4 });
+      const held = heldCall();
+      gw.addSubroutine("slow_query", held.fn);
+      // Async, so each call moves the handler to busy and back (a sync one is served without a transition).
+      gw.addSubroutine("echo", async (x: unknown) => x);
+      gw.addSubroutine("ticks", async function* (n: number) {
+        for (let i = 0; i < n; i++) yield [i, new Uint8Array(256)];
+      });
+      // A stream that runs until the client stops reading: paced by a timer so it does not hog the loop.
+      gw.addSubroutine("telemetry", async function* () {
+        for (let i = 0; ; i++) {
+          if (i % 16 === 0) await new Promise((r) => setTimeout(r, 1));
+          yield [i, new Uint8Array(512)];
+        }
+      });
+      const controller = controllerFor(gw);
+      // Over the admin interface, as `swarmnet inspect --web` does, plus a controller of this process.
+      const inspector = await startWebInspector({ gateway: gw.endpoint, controller, intervalMs: 50 });
+      onTestFinished(() => inspector.close());
+      const client = await controller.getClient();
+      const other = await controller.getClient();
+      for await (const _ of other.stream("ticks", [50])) void _;
+      const handler = gw.snapshot().handlers.find((h) => h.handlerId === client.handlerId)!.actorId;
+
+      const profile = await tempDir("swarmnet-chromium-");
+      const browser = await chromium.launchPersistentContext(profile, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: CHROMIUM_FLAGS,
+        viewport: { width: 1360, height: 820 },
+      });
+      onTestFinished(() => browser.close());
+      const page = browser.pages()[0] ?? (await browser.newPage());
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      await page.goto(inspector.url);
+
+      const row = `[data-actor-id="${handler}"]`;
+      await page.waitForSelector(`${row}[data-state="idle"]`, { timeout: 20_000 });
+      await page.waitForSelector('[data-kind="client"][data-state="ready"]', { timeout: 20_000 });
+      await page.click(row);
+      await page.waitForSelector('#chart [data-state-id="handler.idle"].active', { timeout: 20_000 });
+
+      const call = client.getSubroutineBatch("slow_query", []);
+      await page.waitForSelector(`${row}[data-state="busy.batchGet"]`, { timeout: 20_000 });
+      await page.waitForSelector('#chart [data-state-id="handler.busy.batchGet"].active', { timeout: 20_000 });
+      await page.waitForSelector('#chart [data-state-id="handler.busy"].active', { timeout: 5_000 });
+      // The facts panel may draw a frame after the chart (a loaded machine shows it): wait for it, bounded.
+      await page.waitForFunction(
+        `/request #\\d+ batchGet slow_query/.test(document.querySelector("#facts")?.textContent ?? "")`,
+        undefined,
+        { timeout: 10_000 },
+      );
+      expect(await page.locator("#facts").textContent()).toMatch(/request #\d+ batchGet slow_query/);
+      // The client serves calls on its data plane: its machine stays ready, the row shows the call in flight.
+      await page.waitForFunction(
+        `/#\\d+ batchGet/.test(document.querySelector('[data-kind="client"][data-state="ready"] .sub')?.textContent ?? "")`,
+        undefined,
+        { timeout: 20_000 },
+      );
+      // Meanwhile the other handler streams: the page shows items done and a rate.
+      let reading = true;
+      const streamed = (async () => {
+        let n = 0;
+        for await (const _ of other.stream("telemetry", [])) {
+          n++;
+          if (!reading) break;
+        }
+        return n;
+      })();
+      const streamer = gw.snapshot().handlers.find((h) => h.handlerId === other.handlerId)!.actorId;
+      await page.waitForFunction(
+        `/\\d+ items · [1-9]\\d*\\/s/.test(document.querySelector('[data-actor-id="${streamer}"][data-state="busy.streaming"] .sub')?.textContent ?? "")`,
+        undefined,
+        { timeout: 20_000 },
+      );
+      await mkdir(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, "web-inspector.png") });
+
+      reading = false;
+      expect(await within(streamed, 10_000, "the telemetry stream to end")).toBeGreaterThan(0);
+      held.release();
+      await expect(within(call, 10_000, "the held call")).resolves.toBe("done");
+      await page.waitForSelector(`${row}[data-state="idle"]`, { timeout: 20_000 });
+      await page.waitForSelector('#chart [data-state-id="handler.idle"].active', { timeout: 20_000 });
+      const seen = await page.evaluate(`window.inspector.seen(${JSON.stringify(handler)})`);
+      expect(seen).toEqual(["idle", "busy.batchGet", "idle"]);
+      const log = await page.locator("#log tbody").textContent();
+      expect(log).toMatch(/call\.done.*idle/s);
+      expect(log).toMatch(/call\.async.*slow_query.*busy\.batchGet/s);
+
+      // Step back: the view goes to the previous transition (busy), the chart follows; forward returns to live.
+      await page.click("#back");
+      await page.waitForSelector('#mode[data-mode="history"]', { timeout: 5_000 });
+      await page.waitForSelector('#state[data-state="busy.batchGet"]', { timeout: 5_000 });
+      await page.waitForSelector('#chart [data-state-id="handler.busy.batchGet"].active', { timeout: 5_000 });
+      await page.click("#forward");
+      await page.waitForSelector('#mode[data-mode="live"]', { timeout: 5_000 });
+      await page.waitForSelector('#state[data-state="idle"]', { timeout: 5_000 });
+
+      // Pause: the view holds still while calls go on; resume catches up.
+      const rows = async (): Promise<number> => page.locator("#log tbody tr").count();
+      await page.click("#pause");
+      await page.waitForSelector('#mode[data-mode="paused"]', { timeout: 5_000 });
+      const paused = await rows();
+      for (let i = 0; i < 3; i++) await client.getSubroutineBatch("echo", [i]);
+      // The server has them (each /api/state read also feeds the open page, which holds them back while paused).
+      const echoes = async (): Promise<number> =>
+        ((await state(inspector.url)) as unknown as { transitions: { actor: string; detail?: string }[] }).transitions.filter(
+          (t) => t.actor === handler && / echo$/.test(t.detail ?? ""),
+        ).length;
+      let recorded = 0;
+      for (let attempt = 0; attempt < 100 && recorded < 3; attempt++) recorded = await echoes();
+      expect(recorded).toBe(3);
+      expect(await rows()).toBe(paused);
+      await page.click("#pause");
+      await page.waitForFunction(`document.querySelectorAll("#log tbody tr").length >= ${paused + 3}`, undefined, { timeout: 10_000 });
+
+      // Every machine of both trees lays out and draws, its current state lit.
+      for (const [id, machine, lit] of [
+        ["gateway", "gateway", "gateway.running"],
+        ["supervisor", "supervisor", "supervisor.running.accepting"],
+        ["controller", "controller", "controller.open"],
+        ["client-1", "client", "client.ready"],
+      ] as const) {
+        await page.click(`[data-actor-id="${id}"]`);
+        await page.waitForSelector(`#chart svg[data-machine="${machine}"] [data-state-id="${lit}"].active`, { timeout: 10_000 });
       }
+      expect(errors).toEqual([]);
     });
-    const controller = controllerFor(gw);
-    // Over the admin interface, as `swarmnet inspect --web` does, plus a controller of this process.
-    const inspector = await startWebInspector({ gateway: gw.endpoint, controller, intervalMs: 50 });
-    onTestFinished(() => inspector.close());
-    const client = await controller.getClient();
-    const other = await controller.getClient();
-    for await (const _ of other.stream("ticks", [50])) void _;
-    const handler = gw.snapshot().handlers.find((h) => h.handlerId === client.handlerId)!.actorId;
-
-    const profile = await tempDir("swarmnet-chromium-");
-    const browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_FLAGS,
-      viewport: { width: 1360, height: 820 },
-    });
-    onTestFinished(() => browser.close());
-    const page = browser.pages()[0] ?? (await browser.newPage());
-    const errors: string[] = [];
-    page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(inspector.url);
-
-    const row = `[data-actor-id="${handler}"]`;
-    await page.waitForSelector(`${row}[data-state="idle"]`, { timeout: 20_000 });
-    await page.waitForSelector('[data-kind="client"][data-state="ready"]', { timeout: 20_000 });
-    await page.click(row);
-    await page.waitForSelector('#chart [data-state-id="handler.idle"].active', { timeout: 20_000 });
-
-    const call = client.getSubroutineBatch("slow_query", []);
-    await page.waitForSelector(`${row}[data-state="busy.batchGet"]`, { timeout: 20_000 });
-    await page.waitForSelector('#chart [data-state-id="handler.busy.batchGet"].active', { timeout: 20_000 });
-    await page.waitForSelector('#chart [data-state-id="handler.busy"].active', { timeout: 5_000 });
-    // The facts panel may draw a frame after the chart (a loaded machine shows it): wait for it, bounded.
-    await page.waitForFunction(`/request #\\d+ batchGet slow_query/.test(document.querySelector("#facts")?.textContent ?? "")`, undefined, { timeout: 10_000 });
-    expect(await page.locator("#facts").textContent()).toMatch(/request #\d+ batchGet slow_query/);
-    // The client serves calls on its data plane: its machine stays ready, the row shows the call in flight.
-    await page.waitForFunction(
-      `/#\\d+ batchGet/.test(document.querySelector('[data-kind="client"][data-state="ready"] .sub')?.textContent ?? "")`,
-      undefined,
-      { timeout: 20_000 },
-    );
-    // Meanwhile the other handler streams: the page shows items done and a rate.
-    let reading = true;
-    const streamed = (async () => {
-      let n = 0;
-      for await (const _ of other.stream("telemetry", [])) {
-        n++;
-        if (!reading) break;
-      }
-      return n;
-    })();
-    const streamer = gw.snapshot().handlers.find((h) => h.handlerId === other.handlerId)!.actorId;
-    await page.waitForFunction(
-      `/\\d+ items · [1-9]\\d*\\/s/.test(document.querySelector('[data-actor-id="${streamer}"][data-state="busy.streaming"] .sub')?.textContent ?? "")`,
-      undefined,
-      { timeout: 20_000 },
-    );
-    await mkdir(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: join(ARTIFACTS, "web-inspector.png") });
-
-    reading = false;
-    expect(await within(streamed, 10_000, "the telemetry stream to end")).toBeGreaterThan(0);
-    held.release();
-    await expect(within(call, 10_000, "the held call")).resolves.toBe("done");
-    await page.waitForSelector(`${row}[data-state="idle"]`, { timeout: 20_000 });
-    await page.waitForSelector('#chart [data-state-id="handler.idle"].active', { timeout: 20_000 });
-    const seen = await page.evaluate(`window.inspector.seen(${JSON.stringify(handler)})`);
-    expect(seen).toEqual(["idle", "busy.batchGet", "idle"]);
-    const log = await page.locator("#log tbody").textContent();
-    expect(log).toMatch(/call\.done.*idle/s);
-    expect(log).toMatch(/call\.async.*slow_query.*busy\.batchGet/s);
-
-    // Step back: the view goes to the previous transition (busy), the chart follows; forward returns to live.
-    await page.click("#back");
-    await page.waitForSelector('#mode[data-mode="history"]', { timeout: 5_000 });
-    await page.waitForSelector('#state[data-state="busy.batchGet"]', { timeout: 5_000 });
-    await page.waitForSelector('#chart [data-state-id="handler.busy.batchGet"].active', { timeout: 5_000 });
-    await page.click("#forward");
-    await page.waitForSelector('#mode[data-mode="live"]', { timeout: 5_000 });
-    await page.waitForSelector('#state[data-state="idle"]', { timeout: 5_000 });
-
-    // Pause: the view holds still while calls go on; resume catches up.
-    const rows = async (): Promise<number> => page.locator("#log tbody tr").count();
-    await page.click("#pause");
-    await page.waitForSelector('#mode[data-mode="paused"]', { timeout: 5_000 });
-    const paused = await rows();
-    for (let i = 0; i < 3; i++) await client.getSubroutineBatch("echo", [i]);
-    // The server has them (each /api/state read also feeds the open page, which holds them back while paused).
-    const echoes = async (): Promise<number> =>
-      ((await state(inspector.url)) as unknown as { transitions: { actor: string; detail?: string }[] }).transitions.filter((t) => t.actor === handler && / echo$/.test(t.detail ?? "")).length;
-    let recorded = 0;
-    for (let attempt = 0; attempt < 100 && recorded < 3; attempt++) recorded = await echoes();
-    expect(recorded).toBe(3);
-    expect(await rows()).toBe(paused);
-    await page.click("#pause");
-    await page.waitForFunction(`document.querySelectorAll("#log tbody tr").length >= ${paused + 3}`, undefined, { timeout: 10_000 });
-
-    // Every machine of both trees lays out and draws, its current state lit.
-    for (const [id, machine, lit] of [
-      ["gateway", "gateway", "gateway.running"],
-      ["supervisor", "supervisor", "supervisor.running.accepting"],
-      ["controller", "controller", "controller.open"],
-      ["client-1", "client", "client.ready"],
-    ] as const) {
-      await page.click(`[data-actor-id="${id}"]`);
-      await page.waitForSelector(`#chart svg[data-machine="${machine}"] [data-state-id="${lit}"].active`, { timeout: 10_000 });
-    }
-    expect(errors).toEqual([]);
-  });
-});
+  },
+);

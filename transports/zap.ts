@@ -66,8 +66,7 @@ async function serve(zap: Router): Promise<void> {
     // [routing id, empty, version, request id, domain, address, identity, mechanism, credentials...]
     const [id, empty, version, requestId, domainName, , , mechanism, key] = request;
     const domain = domains.get(domainName?.toString() ?? "");
-    const ok =
-      domain !== undefined && mechanism?.toString() === "CURVE" && key?.length === 32 && domain.keys.has(key.toString("hex"));
+    const ok = domain !== undefined && mechanism?.toString() === "CURVE" && key?.length === 32 && domain.keys.has(key.toString("hex"));
     if (domain) {
       if (ok) domain.counters.authorized++;
       else domain.counters.refused++;

@@ -93,7 +93,9 @@ export class ZmqServerTransport implements ServerTransport {
       handover: true,
       heartbeatInterval: heartbeat,
       heartbeatTimeout: heartbeat * 3,
-      ...(curve ? { curveServer: true, curveSecretKey: curve.secretKey, curvePublicKey: curve.publicKey, zapDomain: this.#zapDomain! } : {}),
+      ...(curve
+        ? { curveServer: true, curveSecretKey: curve.secretKey, curvePublicKey: curve.publicKey, zapDomain: this.#zapDomain! }
+        : {}),
       // Never let one peer with a full queue block the writer shared by all peers: a full
       // queue is reported as EAGAIN and that session's delivery retries in a moment.
       sendTimeout: 0,
@@ -456,7 +458,7 @@ export class ZmqClientTransport implements ClientTransport {
       const timer = setTimeout(() => finish(false), timeoutMs);
       let tcpUp = false;
       // Making the monitor can be interrupted by a signal (e.g. a profiler's SIGPROF): EINTR, retried.
-    const events = retryOnEintr(() => socket.events);
+      const events = retryOnEintr(() => socket.events);
       events.on("connect:delay", () => void (tcpUp = false));
       events.on("connect", () => void (tcpUp = true));
       events.on("connect:retry", () => {

@@ -46,7 +46,7 @@ export async function makeLargeFile(bytes: number): Promise<{ root: string; path
   const block = randomBytes(1024 * 1024);
   const fh = await open(path, "w");
   try {
-    for (let written = 0; written < bytes; ) {
+    for (let written = 0; written < bytes;) {
       const n = Math.min(block.length, bytes - written);
       await fh.write(block, 0, n, written);
       written += n;

@@ -58,11 +58,7 @@ export function connectGrpc(host: string, port: number): grpc.Client {
 }
 
 /** One unary call, as a promise. */
-export function callUnary(
-  client: grpc.Client,
-  method: grpc.MethodDefinition<Buffer, Buffer>,
-  request: Buffer,
-): Promise<Buffer> {
+export function callUnary(client: grpc.Client, method: grpc.MethodDefinition<Buffer, Buffer>, request: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     client.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, request, (error, reply) => {
       if (error) reject(error);

@@ -86,7 +86,9 @@ async function runController(port: number, backupDir: string): Promise<void> {
       verify: true,
       onProgress: (p) => void (last = p),
     });
-    log(`backed up ${paths.length} old logs (${last?.totalBytes ?? 0} bytes, SHA-256 verified) over a swarm of ${swarm.size} into ${backupDir}`);
+    log(
+      `backed up ${paths.length} old logs (${last?.totalBytes ?? 0} bytes, SHA-256 verified) over a swarm of ${swarm.size} into ${backupDir}`,
+    );
     // Only now that every copy is in place (renamed from .part after its checks) may the originals go.
     const names = paths.map((p) => basename(p));
     const removed = await client.getSubroutineBatch<number>("remove_logs", [names]);

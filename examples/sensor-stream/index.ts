@@ -65,7 +65,11 @@ async function runController(host: string, port: number, readings: number): Prom
   const controller = new Controller({ host, port });
   try {
     const swarm = await controller.getSwarm(3);
-    const [tempClient, humClient, presClient] = swarm.clients as [typeof swarm.clients[0], typeof swarm.clients[0], typeof swarm.clients[0]];
+    const [tempClient, humClient, presClient] = swarm.clients as [
+      (typeof swarm.clients)[0],
+      (typeof swarm.clients)[0],
+      (typeof swarm.clients)[0],
+    ];
     const stats = new Map<string, { n: number; min: number; max: number }>();
     let fanOn = false;
     const record = (r: Reading): void => {
@@ -88,7 +92,12 @@ async function runController(host: string, port: number, readings: number): Prom
         [readings, 2],
         { log: true },
       ),
-      control.getSubroutineStream<Reading>("humidity", (_n, _i, r) => void record(r), (name) => log(`${name}: end of stream`), [readings, 2]),
+      control.getSubroutineStream<Reading>(
+        "humidity",
+        (_n, _i, r) => void record(r),
+        (name) => log(`${name}: end of stream`),
+        [readings, 2],
+      ),
       // Pressure: take ten readings, then abort the stream (the callback returns false).
       (async () => {
         let n = 0;

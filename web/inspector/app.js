@@ -91,7 +91,8 @@ function elkGraph(machine) {
   };
   const children = machine.root.states.map(visit);
   for (const t of machine.root.transitions) {
-    if (t.targets.length > 0) anywhere.push(`any state: ${t.event} \u2192 ${t.targets.map((x) => x.slice(machine.id.length + 1)).join(", ")}`);
+    if (t.targets.length > 0)
+      anywhere.push(`any state: ${t.event} \u2192 ${t.targets.map((x) => x.slice(machine.id.length + 1)).join(", ")}`);
   }
   const elkEdges = [...edges.values()].map((e, i) => {
     const text = e.labels.length > 3 ? `${e.labels.slice(0, 3).join(", ")}, \u2026` : e.labels.join(", ");
@@ -149,12 +150,24 @@ function drawChart({ laid, anywhere, machine }) {
     const g = svg("g", { class: `state${compound ? " compound" : ""}${state?.type === "final" ? " final" : ""}`, "data-state-id": n.id });
     const title = svg("title");
     const targetless = (state?.transitions ?? []).filter((t) => t.targets.length === 0).map((t) => t.event);
-    title.textContent = [state?.description, state?.entry.length ? `entry: ${state.entry.join(", ")}` : "", state?.invoke.length ? `invokes: ${state.invoke.join(", ")}` : "", targetless.length ? `handles here: ${targetless.join(", ")}` : ""].filter(Boolean).join("\n") || n.id;
+    title.textContent =
+      [
+        state?.description,
+        state?.entry.length ? `entry: ${state.entry.join(", ")}` : "",
+        state?.invoke.length ? `invokes: ${state.invoke.join(", ")}` : "",
+        targetless.length ? `handles here: ${targetless.join(", ")}` : "",
+      ]
+        .filter(Boolean)
+        .join("\n") || n.id;
     g.append(title);
     g.append(svg("rect", { x: n.x, y: n.y, width: n.width, height: n.height, rx: compound ? 10 : 14 }));
     const parent = state && machine.root.states.includes(state) ? machine.root : null;
     const initial = (parent ?? findParent(machine, n.id))?.initial === n.id ? "\u25B8 " : "";
-    const label = svg("text", { x: n.x + (compound ? 10 : n.width / 2), y: n.y + (compound ? 18 : n.height / 2 + 4), "text-anchor": compound ? "start" : "middle" });
+    const label = svg("text", {
+      x: n.x + (compound ? 10 : n.width / 2),
+      y: n.y + (compound ? 18 : n.height / 2 + 4),
+      "text-anchor": compound ? "start" : "middle",
+    });
     label.textContent = `${initial}${n.labels?.[0]?.text ?? n.id}`;
     g.append(label);
     nodes.append(g);
@@ -191,7 +204,15 @@ function findParent(machine, id) {
 }
 
 function arrowHead() {
-  const marker = svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" });
+  const marker = svg("marker", {
+    id: "arrow",
+    viewBox: "0 0 10 10",
+    refX: 9,
+    refY: 5,
+    markerWidth: 7,
+    markerHeight: 7,
+    orient: "auto-start-reverse",
+  });
   marker.append(svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#98a1b3" }));
   return marker;
 }
@@ -242,7 +263,8 @@ function light(machine, state, transitions) {
     if (states[states.length - 1] === state) before = states[states.length - 2];
   }
   const from = before !== undefined && before !== state ? activeIds(machine.id, before) : new Set();
-  for (const g of document.querySelectorAll("#chart .edge")) g.classList.toggle("taken", from.has(g.dataset.source) && ids.has(g.dataset.target));
+  for (const g of document.querySelectorAll("#chart .edge"))
+    g.classList.toggle("taken", from.has(g.dataset.source) && ids.has(g.dataset.target));
 }
 
 function renderFacts(actor) {
@@ -250,12 +272,17 @@ function renderFacts(actor) {
   facts.replaceChildren();
   if (!actor) return;
   const add = (label, value) => facts.append(el("span", {}, `${label} `, el("b", {}, String(value)), "   "));
-  if (actor.request) add("request", `#${actor.request.id} ${actor.request.kind}${actor.request.name ? ` ${actor.request.name}` : ""}${actor.request.startedAt ? ` ${((Date.now() - actor.request.startedAt) / 1000).toFixed(1)} s` : ""}`);
+  if (actor.request)
+    add(
+      "request",
+      `#${actor.request.id} ${actor.request.kind}${actor.request.name ? ` ${actor.request.name}` : ""}${actor.request.startedAt ? ` ${((Date.now() - actor.request.startedAt) / 1000).toFixed(1)} s` : ""}`,
+    );
   const p = actor.progress;
   if (p) {
     if (typeof p.itemsSent === "number") add("items", p.itemsSent);
     if (typeof p.bytesSent === "number" && p.bytesSent > 0) add("bytes", size(p.bytesSent));
-    if (typeof p.bytesDone === "number") add("bytes", `${size(p.bytesDone)}${typeof p.bytesTotal === "number" ? ` / ${size(p.bytesTotal)}` : ""}`);
+    if (typeof p.bytesDone === "number")
+      add("bytes", `${size(p.bytesDone)}${typeof p.bytesTotal === "number" ? ` / ${size(p.bytesTotal)}` : ""}`);
     if (typeof p.filesDone === "number") add("files", `${p.filesDone}${typeof p.files === "number" ? ` / ${p.files}` : ""}`);
   }
   if (actor.rate) {
@@ -271,7 +298,14 @@ function renderLog(transitions) {
   const first = Math.max(0, transitions.length - SHOWN_TRANSITIONS);
   for (let i = transitions.length - 1; i >= first; i--) {
     const t = transitions[i];
-    const row = el("tr", { "data-seq": t.seq }, el("td", {}, time(t.at)), el("td", {}, t.event), el("td", {}, t.detail ?? ""), el("td", {}, t.status === "active" ? t.state : `${t.state} (${t.status})`));
+    const row = el(
+      "tr",
+      { "data-seq": t.seq },
+      el("td", {}, time(t.at)),
+      el("td", {}, t.event),
+      el("td", {}, t.detail ?? ""),
+      el("td", {}, t.status === "active" ? t.state : `${t.state} (${t.status})`),
+    );
     if (i === view.cursor) row.className = "current";
     body.append(row);
   }
@@ -301,7 +335,12 @@ function renderTree() {
   const branch = (parent) => {
     const ul = el("ul");
     for (const a of byParent.get(parent) ?? []) {
-      const row = el("span", { class: `actor${a.id === view.followed ? " followed" : ""}`, "data-actor-id": a.id, "data-kind": a.kind, "data-state": a.state }, a.label, el("span", { class: "badge" }, a.state));
+      const row = el(
+        "span",
+        { class: `actor${a.id === view.followed ? " followed" : ""}`, "data-actor-id": a.id, "data-kind": a.kind, "data-state": a.state },
+        a.label,
+        el("span", { class: "badge" }, a.state),
+      );
       const more = summary(a);
       if (more) row.append(el("span", { class: "sub" }, more));
       row.addEventListener("click", () => follow(a.id));
@@ -310,7 +349,9 @@ function renderTree() {
     return ul;
   };
   $("tree").replaceChildren(...branch(null).children);
-  $("sources").replaceChildren(...view.sources.map((s) => el("span", { class: s.error ? "error" : "" }, s.error ? `${s.title}: ${s.error}  ` : `${s.title}  `)));
+  $("sources").replaceChildren(
+    ...view.sources.map((s) => el("span", { class: s.error ? "error" : "" }, s.error ? `${s.title}: ${s.error}  ` : `${s.title}  `)),
+  );
 }
 
 function render() {
@@ -371,7 +412,8 @@ $("back").addEventListener("click", () => {
 });
 $("forward").addEventListener("click", () => {
   if (view.cursor === null) return;
-  if (view.cursor + 1 >= followedTransitions().length - 1) resume(); // the newest transition is the live state
+  if (view.cursor + 1 >= followedTransitions().length - 1)
+    resume(); // the newest transition is the live state
   else {
     view.cursor += 1;
     render();
@@ -396,8 +438,7 @@ events.addEventListener("frame", (e) => {
     // Held back while paused, folded into one frame so a long pause keeps memory bounded.
     const held = view.buffered.pop();
     view.buffered.push(held ? { ...frame, transitions: [...held.transitions, ...frame.transitions].slice(-HISTORY) } : frame);
-  }
-  else {
+  } else {
     apply(frame);
     render();
   }

@@ -10,8 +10,7 @@ const PingService = {
 
 const echo: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => callback(null, call.request);
 
-export const server: ServerPart<PingParams> = (_params, { host }) =>
-  startGrpcServer(host, PingService, { ping: echo });
+export const server: ServerPart<PingParams> = (_params, { host }) => startGrpcServer(host, PingService, { ping: echo });
 
 export const client: ClientPart<PingParams, PingMetric> = async (params, { host, port }) => {
   const grpcClient = connectGrpc(host, port);

@@ -3,8 +3,7 @@ import { connectDealer, roundTrip, startRouterServer } from "../../lib/zeromq.js
 import type { ClientPart, ServerPart } from "../../workload.js";
 import { measurePings, type PingMetric, type PingParams } from "./workload.js";
 
-export const server: ServerPart<PingParams> = (_params, { host }) =>
-  startRouterServer({ host, reply: (request) => request });
+export const server: ServerPart<PingParams> = (_params, { host }) => startRouterServer({ host, reply: (request) => request });
 
 export const client: ClientPart<PingParams, PingMetric> = async (params, { host, port }) => {
   const dealer = connectDealer(host, port);

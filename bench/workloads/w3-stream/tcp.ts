@@ -105,7 +105,7 @@ async function sendStream(socket: net.Socket, items: number, payload: Buffer): P
   const frameBytes = HEADER_BYTES + payload.length;
   if (frameBytes <= COALESCE_BYTES) {
     const perWrite = Math.floor(COALESCE_BYTES / frameBytes);
-    for (let sent = 0; sent < items && !socket.destroyed; ) {
+    for (let sent = 0; sent < items && !socket.destroyed;) {
       const n = Math.min(perWrite, items - sent);
       const out = Buffer.allocUnsafe(n * frameBytes);
       for (let k = 0, at = 0; k < n; k++, at += frameBytes) {

@@ -77,7 +77,15 @@ export const client: ClientPart<FilesParams, FilesMetric> = (params, { host, por
     const sockets = await Promise.all(Array.from({ length: clients }, () => connect(host, port)));
     return {
       async download(names) {
-        await Promise.all(sockets.map((socket, k) => downloadOver(socket, names.filter((_, i) => i % clients === k), dir)));
+        await Promise.all(
+          sockets.map((socket, k) =>
+            downloadOver(
+              socket,
+              names.filter((_, i) => i % clients === k),
+              dir,
+            ),
+          ),
+        );
       },
       async close() {
         for (const s of sockets) s.destroy();

@@ -62,7 +62,15 @@ export const client: ClientPart<FilesParams, FilesMetric> = (params, { host, por
     return {
       async download(names) {
         // Files dealt out round-robin, one share per connection.
-        await Promise.all(dealers.map((dealer, k) => downloadOver(dealer, names.filter((_, i) => i % clients === k), dir)));
+        await Promise.all(
+          dealers.map((dealer, k) =>
+            downloadOver(
+              dealer,
+              names.filter((_, i) => i % clients === k),
+              dir,
+            ),
+          ),
+        );
       },
       async close() {
         for (const dealer of dealers) dealer.close();

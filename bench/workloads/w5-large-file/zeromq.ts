@@ -24,7 +24,8 @@ export const server: ServerPart<LargeFileParams> = async (params, { host }) => {
     for await (const [routingId, request] of router) {
       if (!routingId || !request) continue;
       // An empty request asks for the size; otherwise [offset, length] as two uint32s of 256-byte units... kept simple: JSON.
-      const { offset, length } = request.length === 0 ? { offset: -1, length: 0 } : (JSON.parse(request.toString()) as { offset: number; length: number });
+      const { offset, length } =
+        request.length === 0 ? { offset: -1, length: 0 } : (JSON.parse(request.toString()) as { offset: number; length: number });
       if (offset < 0) {
         sending = sending.then(() => router.send([routingId, Buffer.from(String(size))]));
         continue;
@@ -51,7 +52,7 @@ export const server: ServerPart<LargeFileParams> = async (params, { host }) => {
 };
 
 async function fetchRange(dealer: zmq.Dealer, out: FileHandle, start: number, end: number): Promise<void> {
-  for (let offset = start; offset < end; ) {
+  for (let offset = start; offset < end;) {
     const length = Math.min(CHUNK, end - offset);
     await dealer.send(JSON.stringify({ offset, length }));
     const [chunk] = await dealer.receive();

@@ -60,7 +60,12 @@ async function batch(params: CpuParams, name: string, clients: Client[]): Promis
 async function stream(params: CpuParams, name: string, client: Client): Promise<number> {
   let count = 0;
   const start = process.hrtime.bigint();
-  await client.getSubroutineStream(name, () => void count++, () => undefined, [params.streamItems]);
+  await client.getSubroutineStream(
+    name,
+    () => void count++,
+    () => undefined,
+    [params.streamItems],
+  );
   if (count !== params.streamItems) throw new Error(`${count} items of ${params.streamItems}`);
   return opsPerSecondSince(count, start);
 }
