@@ -4,18 +4,16 @@ import {
   ExitCode,
   UsageError,
   asFlag,
-  connectClient,
   connectionOptions,
-  controllerFrom,
   decodeAs,
   formatValue,
   gatewayFrom,
-  jsonArg,
-  kwargsFlag,
   out,
   parse,
   toJson,
   type Command,
+  withClient,
+  subroutineCall,
 } from "./common.js";
 
 const help = `Usage: swarmnet call NAME [ARGS...] [options]
@@ -56,21 +54,14 @@ export const callCommand: Command = {
     const { values, positionals } = parse(argv, options);
     if (values.help) return (out(help), ExitCode.OK);
     const endpoint = gatewayFrom("call", values, positionals, false);
-    const [name, ...rest] = positionals;
-    if (name === undefined) throw new UsageError("missing subroutine NAME");
-    const args = rest.map((a, i) => jsonArg(`argument ${i + 1}`, a));
-    const kwargs = kwargsFlag(values.kwargs);
+    const { name, args, kwargs } = subroutineCall(positionals, values.kwargs);
     const as = asFlag(values.as);
     if (as !== undefined && values.raw) throw new UsageError("--as and --raw exclude each other");
-    const controller = controllerFrom(values, { endpoint });
-    try {
-      const client = await connectClient("call", controller, values);
+    return withClient("call", values, endpoint, async (client) => {
       const result = decodeAs(await client.getSubroutineBatch<unknown>(name, args, kwargs), as);
       if (values.raw && result instanceof Uint8Array) process.stdout.write(result);
       else out(values.json ? toJson(result) : formatValue(result));
       return ExitCode.OK;
-    } finally {
-      await controller.close();
-    }
+    });
   },
 };

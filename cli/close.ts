@@ -2,13 +2,12 @@ import {
   CONNECTION_HELP,
   EXIT_CODES_HELP,
   ExitCode,
-  connectClient,
   connectionOptions,
-  controllerFrom,
   gatewayFrom,
   out,
   parse,
   type Command,
+  withClient,
 } from "./common.js";
 
 const help = `Usage: swarmnet close [ENDPOINT] [options]
@@ -35,14 +34,10 @@ export const closeCommand: Command = {
     const { values, positionals } = parse(argv, connectionOptions);
     if (values.help) return (out(help), ExitCode.OK);
     const endpoint = gatewayFrom("close", values, positionals, true);
-    const controller = controllerFrom(values, { endpoint });
-    try {
-      const client = await connectClient("close", controller, values);
+    return withClient("close", values, endpoint, async (client) => {
       await client.closeGateway();
       out(`gateway ${endpoint} is stopping`);
       return ExitCode.OK;
-    } finally {
-      await controller.close();
-    }
+    });
   },
 };

@@ -255,6 +255,37 @@ export class UnreachableError extends Error {
   }
 }
 
+/**
+ * Runs `work` with the command's controller (one gateway, the CLI's connection
+ * flags plus `extra`) and closes it afterwards, whatever happens.
+ */
+export async function withController<T>(
+  values: ConnectionValues,
+  extra: { endpoint: string; downloadDir?: string; verbose?: boolean },
+  work: (controller: Controller) => Promise<T>,
+): Promise<T> {
+  const controller = controllerFrom(values, extra);
+  try {
+    return await work(controller);
+  } finally {
+    await controller.close();
+  }
+}
+
+/**
+ * Runs `work` with a client of the gateway at `endpoint` (one pool slot), closing
+ * everything afterwards: what close, ping, call and send share.
+ * @throws UnreachableError (exit 3) when the gateway cannot be reached; PoolFullError and the rest as they are
+ */
+export function withClient<T>(
+  command: string,
+  values: ConnectionValues,
+  endpoint: string,
+  work: (client: Client) => Promise<T>,
+): Promise<T> {
+  return withController(values, { endpoint }, async (controller) => work(await connectClient(command, controller, values)));
+}
+
 /** getClient with the CLI's options; a connect timeout or refusal becomes UnreachableError (a full pool stays itself). */
 export async function connectClient(command: string, controller: Controller, values: ConnectionValues): Promise<Client> {
   try {
@@ -287,6 +318,25 @@ export function controllerFrom(
 }
 
 /** Args given as JSON on the command line. */
+/**
+ * A subroutine call's words: `NAME [ARG...]` (each ARG JSON, else a string) and
+ * `--kwargs JSON`. `before` names positionals between NAME and the ARGs (send's
+ * FILE), returned in `extra`.
+ * @throws UsageError (exit 2) for a missing NAME or `before` item, or bad JSON in --kwargs
+ */
+export function subroutineCall(
+  positionals: readonly string[],
+  kwargsText: string | undefined,
+  before: readonly string[] = [],
+): { name: string; extra: string[]; args: unknown[]; kwargs: Record<string, unknown> } {
+  const [name, ...rest] = positionals;
+  if (name === undefined) throw new UsageError("missing subroutine NAME");
+  const extra = rest.slice(0, before.length);
+  if (extra.length < before.length) throw new UsageError(`missing ${before[extra.length]}`);
+  const args = rest.slice(before.length).map((a, i) => jsonArg(`argument ${i + 1}`, a));
+  return { name, extra, args, kwargs: kwargsFlag(kwargsText) };
+}
+
 export function jsonArg(what: string, text: string): unknown {
   try {
     return JSON.parse(text);

@@ -6,7 +6,6 @@ import {
   ExitCode,
   UsageError,
   connectionOptions,
-  controllerFrom,
   gatewayFrom,
   intFlag,
   localFolder,
@@ -17,6 +16,7 @@ import {
   requestPath,
   transferWorker,
   type Command,
+  withController,
 } from "./common.js";
 import { IF_EXISTS_HELP, bytesLine, ifExistsFlag, reportedTransfer } from "./transfer-report.js";
 
@@ -85,7 +85,6 @@ export const getCommand: Command = {
     const size = intFlag("swarm", values.swarm, 1, 1, 1024);
     const ifExists = ifExistsFlag(values["if-exists"]);
     const outDir = resolve(writableFolder("--out", localFolder("--out", values.out ?? ".", false)));
-    const controller = controllerFrom(values, { endpoint, downloadDir: outDir, verbose: values.quiet !== true });
     const request: GetFilesOptions = {
       ...(values.folder !== undefined ? { folder: values.folder } : { files }),
       ...(values.regex !== undefined ? { regex: values.regex } : {}),
@@ -93,8 +92,8 @@ export const getCommand: Command = {
       ifExists,
     };
     let via = "";
-    try {
-      return await reportedTransfer(
+    return withController(values, { endpoint, downloadDir: outDir, verbose: values.quiet !== true }, (controller) =>
+      reportedTransfer(
         "downloaded",
         async ({ signal, onReport }) => {
           const w = await transferWorker("get", controller, size, values);
@@ -110,9 +109,7 @@ export const getCommand: Command = {
             `in ${seconds.toFixed(2)} s, ${mib(report.bytesSent / Math.max(seconds, 0.001))} MiB/s over ${via} -> ${outDir}`
           );
         },
-      );
-    } finally {
-      await controller.close();
-    }
+      ),
+    );
   },
 };

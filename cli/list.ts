@@ -5,11 +5,11 @@ import {
   ExitCode,
   UnreachableError,
   connectionOptions,
-  controllerFrom,
   gatewayFrom,
   out,
   parse,
   type Command,
+  withController,
 } from "./common.js";
 
 const help = `Usage: swarmnet list [ENDPOINT] [options]
@@ -41,8 +41,7 @@ export const listCommand: Command = {
     const { values, positionals } = parse(argv, options);
     if (values.help) return (out(help), ExitCode.OK);
     const endpoint = gatewayFrom("list", values, positionals, true);
-    const controller = controllerFrom(values, { endpoint });
-    try {
+    return withController(values, { endpoint }, async (controller) => {
       // Sessionless: no pool slot taken; the deadline is the controller's connectTimeoutMs (--connect-timeout).
       const subroutines = await controller.listSubroutines().catch((e: unknown) => {
         // No answer is an unreached gateway (exit 3), as refused and handshake failures are.
@@ -51,8 +50,6 @@ export const listCommand: Command = {
       if (values.json) out(JSON.stringify(subroutines));
       else for (const { name, stream } of subroutines) out(`${name}\t${stream ? "stream" : "call"}`);
       return ExitCode.OK;
-    } finally {
-      await controller.close();
-    }
+    });
   },
 };

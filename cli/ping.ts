@@ -2,14 +2,13 @@ import {
   CONNECTION_HELP,
   EXIT_CODES_HELP,
   ExitCode,
-  connectClient,
   connectionOptions,
-  controllerFrom,
   gatewayFrom,
   intFlag,
   out,
   parse,
   type Command,
+  withClient,
 } from "./common.js";
 
 const help = `Usage: swarmnet ping [ENDPOINT] [options]
@@ -36,9 +35,7 @@ export const pingCommand: Command = {
     if (values.help) return (out(help), ExitCode.OK);
     const endpoint = gatewayFrom("ping", values, positionals, true);
     const count = intFlag("count", values.count, 1);
-    const controller = controllerFrom(values, { endpoint });
-    try {
-      const client = await connectClient("ping", controller, values);
+    return withClient("ping", values, endpoint, async (client) => {
       const data = values.data ?? "ping";
       const times: number[] = [];
       let echoed: unknown;
@@ -52,8 +49,6 @@ export const pingCommand: Command = {
         `pong from ${client.endpoint} (handler ${client.handlerId}): ${JSON.stringify(echoed)}; ${count} round trip${count === 1 ? "" : "s"}, mean ${mean.toFixed(2)} ms`,
       );
       return ExitCode.OK;
-    } finally {
-      await controller.close();
-    }
+    });
   },
 };

@@ -5,7 +5,6 @@ import {
   ExitCode,
   UsageError,
   connectionOptions,
-  controllerFrom,
   gatewayFrom,
   intFlag,
   mib,
@@ -15,6 +14,7 @@ import {
   transferWorker,
   uploadGroups,
   type Command,
+  withController,
 } from "./common.js";
 import { IF_EXISTS_HELP, bytesLine, ifExistsFlag, reportedTransfer } from "./transfer-report.js";
 
@@ -67,11 +67,10 @@ export const putCommand: Command = {
     const { groups, total, problems } = await uploadGroups(values.dirname, positionals);
     const size = intFlag("swarm", values.swarm, 1, 1, 1024);
     const ifExists = ifExistsFlag(values["if-exists"]);
-    const controller = controllerFrom(values, { endpoint, verbose: values.quiet !== true });
     const dirname = values.dirname;
     let via = "";
-    try {
-      return await reportedTransfer(
+    return withController(values, { endpoint, verbose: values.quiet !== true }, (controller) =>
+      reportedTransfer(
         "uploaded",
         async ({ signal, onReport }) => {
           const w = await transferWorker("put", controller, size, values);
@@ -126,9 +125,7 @@ export const putCommand: Command = {
             `in ${seconds.toFixed(2)} s, ${mib(report.bytesSent / Math.max(seconds, 0.001))} MiB/s over ${via}`
           );
         },
-      );
-    } finally {
-      await controller.close();
-    }
+      ),
+    );
   },
 };

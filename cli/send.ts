@@ -4,15 +4,13 @@ import {
   EXIT_CODES_HELP,
   ExitCode,
   UsageError,
-  connectClient,
   connectionOptions,
-  controllerFrom,
   gatewayFrom,
-  jsonArg,
-  kwargsFlag,
   out,
   parse,
   type Command,
+  withClient,
+  subroutineCall,
 } from "./common.js";
 
 const help = `Usage: swarmnet send NAME FILE|- [ARGS...] [options]
@@ -47,24 +45,17 @@ export const sendCommand: Command = {
     const { values, positionals } = parse(argv, options);
     if (values.help) return (out(help), ExitCode.OK);
     const endpoint = gatewayFrom("send", values, positionals, false);
-    const [name, source, ...rest] = positionals;
-    if (name === undefined) throw new UsageError("missing subroutine NAME");
-    if (source === undefined) throw new UsageError("missing FILE (or - for stdin)");
-    const args = rest.map((a, i) => jsonArg(`argument ${i + 1}`, a));
-    const kwargs = kwargsFlag(values.kwargs);
+    const { name, extra, args, kwargs } = subroutineCall(positionals, values.kwargs, ["FILE (or - for stdin)"]);
+    const source = extra[0]!;
     let bytes: Uint8Array;
     try {
       bytes = source === "-" ? await readStdin() : await readFile(source);
     } catch (e) {
       throw new UsageError(`cannot read ${source}: ${(e as Error).message}`);
     }
-    const controller = controllerFrom(values, { endpoint });
-    try {
-      const client = await connectClient("send", controller, values);
+    return withClient("send", values, endpoint, async (client) => {
       out(String(await client.sendSubroutineBatch(name, bytes, args, kwargs)));
       return ExitCode.OK;
-    } finally {
-      await controller.close();
-    }
+    });
   },
 };

@@ -5,21 +5,19 @@ import {
   ExitCode,
   UsageError,
   asFlag,
-  connectClient,
   connectionOptions,
-  controllerFrom,
   decodeAs,
   err,
   formatValue,
   gatewayFrom,
   intFlag,
-  jsonArg,
-  kwargsFlag,
   onInterrupt,
   out,
   parse,
   toJson,
   type Command,
+  withClient,
+  subroutineCall,
 } from "./common.js";
 
 const help = `Usage: swarmnet stream NAME [ARGS...] [options]
@@ -64,34 +62,31 @@ export const streamCommand: Command = {
     const { values, positionals } = parse(argv, options);
     if (values.help) return (out(help), ExitCode.OK);
     const endpoint = gatewayFrom("stream", values, positionals, false);
-    const [name, ...rest] = positionals;
-    if (name === undefined) throw new UsageError("missing subroutine NAME");
+    const { name, args, kwargs } = subroutineCall(positionals, values.kwargs);
     if (values.json && values.raw) throw new UsageError("--json and --raw exclude each other");
     const as = asFlag(values.as);
     if (as !== undefined && values.raw) throw new UsageError("--as and --raw exclude each other");
     const idleTimeoutMs = values["idle-timeout"] === undefined ? undefined : intFlag("idle-timeout", values["idle-timeout"], 1);
-    const args = rest.map((a, i) => jsonArg(`argument ${i + 1}`, a));
-    const kwargs = kwargsFlag(values.kwargs);
     const limit = values.limit === undefined ? Infinity : intFlag("limit", values.limit, 1);
-    const controller = controllerFrom(values, { endpoint });
     const interrupt = new AbortController();
     const dispose = onInterrupt(() => interrupt.abort(new AbortedError("interrupted (Ctrl-C)")));
     let count = 0;
     try {
-      const client = await connectClient("stream", controller, values);
-      const streamOptions = { signal: interrupt.signal, ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}) };
-      for await (const [ident, raw] of client.stream<unknown>(name, args, kwargs, streamOptions)) {
-        const item = decodeAs(raw, as);
-        count++;
-        if (values.raw) {
-          if (item instanceof Uint8Array) process.stdout.write(item);
-        } else {
-          out(values.json ? toJson([ident, item]) : `${ident}\t${formatValue(item)}`);
+      return await withClient("stream", values, endpoint, async (client) => {
+        const streamOptions = { signal: interrupt.signal, ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}) };
+        for await (const [ident, raw] of client.stream<unknown>(name, args, kwargs, streamOptions)) {
+          const item = decodeAs(raw, as);
+          count++;
+          if (values.raw) {
+            if (item instanceof Uint8Array) process.stdout.write(item);
+          } else {
+            out(values.json ? toJson([ident, item]) : `${ident}\t${formatValue(item)}`);
+          }
+          if (count >= limit) break;
         }
-        if (count >= limit) break;
-      }
-      err(count >= limit ? `stopped after ${count} items (--limit)` : `end of stream after ${count} items`);
-      return ExitCode.OK;
+        err(count >= limit ? `stopped after ${count} items (--limit)` : `end of stream after ${count} items`);
+        return ExitCode.OK;
+      });
     } catch (e) {
       if (interrupt.signal.aborted) {
         err(`aborted after ${count} items`);
@@ -100,7 +95,6 @@ export const streamCommand: Command = {
       throw e;
     } finally {
       dispose();
-      await controller.close();
     }
   },
 };
