@@ -448,6 +448,7 @@ export const clientMachine = setup({
       send(context, { type: "rpc.cancel", id: context.slot.call.id });
       failInFlight(context.slot, event.error);
     },
+    idleWhenFree: ({ context }) => context.transport.idle?.(context.slot.call === undefined),
     rejectRefused: ({ context, event }) => {
       assertEvent(event, "call");
       const refusal = refusalOf(context, event.call);
@@ -607,8 +608,10 @@ export const clientMachine = setup({
         // Whatever request the gateway's "no session" answers (an rpc.cancel of a call that timed out
         // included), the request in flight can no longer be served: it fails now, and the queue with it.
         "gateway.noSession": { guard: "inFlight", target: "closed", actions: "noteSessionGone" },
-        "gateway.answer": { guard: "answersInFlight", actions: "settleInFlight" },
-        "wire.invalid": { actions: "failOnInvalid" },
+        // Settled by the machine, not the receive loop (an error without an id, a malformed answer):
+        // the transport may stop holding the event loop again, as after a data-plane answer.
+        "gateway.answer": { guard: "answersInFlight", actions: ["settleInFlight", "idleWhenFree"] },
+        "wire.invalid": { actions: ["failOnInvalid", "idleWhenFree"] },
         close: {
           target: "closing",
           actions: ({ context }) => failInFlight(context.slot, new ClosedError("client closed while a call was in flight")),

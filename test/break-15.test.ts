@@ -1,0 +1,226 @@
+/**
+ * break-15: attacks on the call data plane (issue 15): a ping or a sync batch call
+ * takes no machine transition on either end, the request in flight lives in the
+ * client's `slot`. Each case looks for a call lost, answered twice or with another
+ * call's result, a hang past its deadline, a client left unusable, or a handler
+ * wrongly idle or busy. Real ZeroMQ on 127.0.0.1.
+ */
+import { describe, expect, it } from "vitest";
+import { ErrorCode, type Client, type Gateway } from "../runtime/index.js";
+import { controllerFor, startGateway, until, within } from "./helpers.js";
+import { linkEvents } from "./link-helpers.js";
+
+const settle = <T>(p: Promise<T>): Promise<T | Error> =>
+  p.then(
+    (v) => v,
+    (e: unknown) => e as Error,
+  );
+
+const codeOf = (r: unknown): unknown => (r instanceof Error ? (r as Error & { code?: string }).code : r);
+
+/** Resolves once every handler of `gw` is idle with no request (bounded). */
+function handlersIdle(gw: Gateway, ms = 5_000): Promise<void> {
+  return until(
+    () => gw.snapshot().handlers.every((h) => h.state === "idle" && h.request === undefined),
+    (wake) => {
+      const timer = setInterval(wake, 5);
+      return () => clearInterval(timer);
+    },
+    ms,
+    "every handler idle",
+  );
+}
+
+async function oneClient(gw: Gateway, timeoutMs = 5_000): Promise<Client> {
+  const controller = controllerFor(gw, { timeoutMs });
+  return controller.getClient();
+}
+
+describe("break-15: the call data plane", () => {
+  it("deadline racing the answer: timeoutMs 1..5 on a sync and on an async echo, 100 calls; each settles once with its own value or TIMEOUT, then the client and handler serve on", async () => {
+    const gw = await startGateway();
+    gw.addSubroutine("echo", (x: number) => x);
+    gw.addSubroutine("later", (x: number, kw: { ms?: number }) => new Promise((r) => setTimeout(() => r(x), kw.ms ?? 0)));
+    const client = await oneClient(gw);
+    const wrong: unknown[] = [];
+    let answered = 0;
+    let timedOut = 0;
+    for (let i = 0; i < 100; i++) {
+      const timeoutMs = 1 + (i % 5);
+      let settledTimes = 0;
+      const p = i % 2 === 0 ? client.getSubroutineBatch<number>("echo", [i], {}, { timeoutMs }) : client.getSubroutineBatch<number>("later", [i], { ms: i % 4 }, { timeoutMs });
+      const r = await within(
+        p.then(
+          (v) => (settledTimes++, v),
+          (e: unknown) => (settledTimes++, e as Error),
+        ),
+        2_000,
+        `call ${i}`,
+      );
+      if (r instanceof Error) {
+        if (codeOf(r) === ErrorCode.TIMEOUT) timedOut++;
+        else wrong.push([i, codeOf(r), r.message]);
+      } else if (r !== i) wrong.push([i, r]);
+      else answered++;
+      expect(settledTimes).toBe(1);
+    }
+    expect(wrong).toEqual([]);
+    expect(answered + timedOut).toBe(100);
+    expect(await client.getSubroutineBatch("echo", ["after"])).toBe("after");
+    await handlersIdle(gw);
+  });
+
+  it("a sync subroutine that throws, returns a Proxy that throws on every read, or a thenable whose then throws: each call gets an error of its own, the handler stays usable and idle", async () => {
+    const gw = await startGateway();
+    gw.addSubroutine("echo", (x: unknown) => x);
+    gw.addSubroutine("throws", () => {
+      throw new Error("boom");
+    });
+    const hostile = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error("no reading me");
+        },
+        has() {
+          throw new Error("no asking me");
+        },
+        ownKeys() {
+          throw new Error("no listing me");
+        },
+        getPrototypeOf() {
+          throw new Error("no prototype");
+        },
+      },
+    );
+    gw.addSubroutine("proxy", () => hostile);
+    gw.addSubroutine("badThen", () => ({
+      then() {
+        throw new Error("then throws");
+      },
+    }));
+    gw.addSubroutine("thenOnce", () => ({
+      then(resolve: (v: unknown) => void) {
+        resolve("first");
+        resolve("second");
+      },
+    }));
+    const client = await oneClient(gw, 3_000);
+    const out: unknown[] = [];
+    for (const name of ["throws", "proxy", "badThen", "thenOnce"]) {
+      out.push(codeOf(await within(settle(client.getSubroutineBatch(name)), 5_000, name)));
+      out.push(await within(client.getSubroutineBatch("echo", [name]), 5_000, `echo after ${name}`));
+    }
+    expect(out).toEqual([
+      ErrorCode.REMOTE,
+      "throws",
+      expect.any(String),
+      "proxy",
+      ErrorCode.REMOTE,
+      "badThen",
+      "first",
+      "thenOnce",
+    ]);
+    expect(out[2]).not.toBe(ErrorCode.TIMEOUT);
+    await handlersIdle(gw);
+  });
+
+  it("closeHandler() and controller.close() with a call in flight that never answers: it fails CLOSED within the close grace, the pool slot is freed, and a new client is served", async () => {
+    const gw = await startGateway();
+    gw.addSubroutine("never", () => new Promise(() => undefined));
+    gw.addSubroutine("echo", (x: unknown) => x);
+    const controller = controllerFor(gw, { timeoutMs: 500 }); // the close grace: min(timeoutMs, 5 s)
+    const client = await controller.getClient();
+    const inFlight = settle(client.getSubroutineBatch("never", [], {}, { timeoutMs: 60_000 }));
+    const queued = settle(client.getSubroutineBatch("echo", [1]));
+    await until(() => gw.snapshot().handlers.some((h) => h.state !== "idle"), (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "handler busy");
+    const closing = client.closeHandler();
+    expect(codeOf(await within(queued, 1_000, "the queued call"))).toBe(ErrorCode.CLOSED);
+    await within(closing, 8_000, "closeHandler");
+    expect(codeOf(await within(inFlight, 1_000, "the call in flight"))).toBe(ErrorCode.CLOSED);
+    await until(() => gw.snapshot().supervisor.poolSize === 0, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "pool empty");
+    const second = await controller.getClient();
+    const inFlight2 = settle(second.getSubroutineBatch("never", [], {}, { timeoutMs: 60_000 }));
+    const ping = settle(second.ping("x"));
+    await within(controller.close(), 8_000, "controller close");
+    expect([codeOf(await within(inFlight2, 1_000, "call 2")), codeOf(await within(ping, 1_000, "ping"))]).toEqual([ErrorCode.CLOSED, ErrorCode.CLOSED]);
+    await until(() => gw.snapshot().supervisor.poolSize === 0, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "pool empty again");
+    const third = await controllerFor(gw).getClient();
+    expect(await third.getSubroutineBatch("echo", ["again"])).toBe("again");
+  });
+
+  it("a call right after a stream ends, and right after a stream is aborted (break, and a callback returning false): answered with its own value", async () => {
+    const gw = await startGateway();
+    gw.addSubroutine("echo", (x: unknown) => x);
+    gw.addSubroutine("count", function* (n: number) {
+      for (let i = 0; i < n; i++) yield [i, i];
+    });
+    const client = await oneClient(gw);
+    const out: unknown[] = [];
+    for (let round = 0; round < 5; round++) {
+      let seen = 0;
+      for await (const _ of client.stream("count", [3])) seen++;
+      out.push(seen, await within(client.getSubroutineBatch("echo", [`end ${round}`]), 5_000, "call after end"));
+      for await (const [ident] of client.stream("count", [1_000])) if (ident === 2) break;
+      out.push(await within(client.getSubroutineBatch("echo", [`break ${round}`]), 5_000, "call after break"));
+      await client.getSubroutineStream("count", () => false, undefined, [1_000]);
+      out.push(await within(client.ping(`ping ${round}`), 5_000, "ping after abort"));
+    }
+    expect(out).toEqual([0, 1, 2, 3, 4].flatMap((r) => [3, `end ${r}`, `break ${r}`, `ping ${r}`]));
+    await handlersIdle(gw);
+  });
+
+  it("an async call times out (rpc.cancel) and sync calls follow at once, fifty times: no BUSY, no stale answer, the handler idle at the end", async () => {
+    const gw = await startGateway();
+    gw.addSubroutine("echo", (x: unknown) => x);
+    let slowDone = 0;
+    gw.addSubroutine("slow", (ms: number) => new Promise((r) => setTimeout(() => { slowDone++; r("slow"); }, ms)));
+    const client = await oneClient(gw);
+    const out: unknown[] = [];
+    for (let i = 0; i < 50; i++) {
+      out.push(codeOf(await settle(client.getSubroutineBatch("slow", [30], {}, { timeoutMs: 3 }))));
+      out.push(await settle(client.getSubroutineBatch("echo", [i])));
+    }
+    expect(out).toEqual(Array.from({ length: 50 }, (_, i) => [ErrorCode.TIMEOUT, i]).flat());
+    await until(() => slowDone === 50, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "every slow call done");
+    expect(await client.getSubroutineBatch("echo", ["end"])).toBe("end");
+    await handlersIdle(gw);
+  });
+
+  it("300 concurrent calls on one client, mixed timeouts (1, 2, 5 ms and 5 s), sync and async subroutines: each settles once with its own value or TIMEOUT, nothing hangs", async () => {
+    const gw = await startGateway();
+    gw.addSubroutine("echo", (x: unknown) => x);
+    gw.addSubroutine("later", (x: unknown) => new Promise((r) => setImmediate(() => r(x))));
+    const client = await oneClient(gw);
+    const timeouts = [1, 2, 5, 5_000];
+    const calls = Array.from({ length: 300 }, (_, i) =>
+      settle(i % 3 === 0 ? client.ping(i) : client.getSubroutineBatch(i % 3 === 1 ? "echo" : "later", [i], {}, { timeoutMs: timeouts[i % 4]! })),
+    );
+    const results = await within(Promise.all(calls), 20_000, "all 300 calls");
+    const wrong = results.flatMap((r, i) => (r === i || codeOf(r) === ErrorCode.TIMEOUT ? [] : [[i, codeOf(r)]]));
+    expect(wrong).toEqual([]);
+    // Every call with a 5 s deadline is answered.
+    expect(results.filter((r, i) => i % 4 === 3 && r !== i)).toEqual([]);
+    expect(await client.getSubroutineBatch("echo", ["end"])).toBe("end");
+    await handlersIdle(gw);
+  });
+
+  it("a call failed by an error the gateway could not give an id (id 0) leaves the client idle: it parks, so a script that forgot close() can exit", async () => {
+    const gw = await startGateway();
+    let answer: ((v: string) => void) | undefined;
+    gw.addSubroutine("held", () => new Promise<string>((r) => (answer = r)));
+    gw.addSubroutine("echo", (x: unknown) => x);
+    const link = linkEvents();
+    const client = await oneClient(gw);
+    const held = settle(client.getSubroutineBatch("held"));
+    await until(() => answer !== undefined, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "the held call running");
+    // Bytes the gateway cannot decode: it answers PROTOCOL with id 0, which fails whatever is in flight.
+    client.actor.getSnapshot().context.transport.send([new Uint8Array([0xff, 0xff])]);
+    expect(codeOf(await within(held, 5_000, "the held call"))).toBe(ErrorCode.PROTOCOL);
+    answer!("late");
+    await handlersIdle(gw);
+    // Nothing in flight any more, so the idle transport parks its socket (PARK_AFTER_MS of quiet).
+    await link.next((e) => e.event === "parked", "the client to park", 3_000);
+    expect(await client.getSubroutineBatch("echo", ["usable"])).toBe("usable");
+  });
+});
