@@ -5,10 +5,13 @@
  * call's result, a hang past its deadline, a client left unusable, or a handler
  * wrongly idle or busy. Real ZeroMQ on 127.0.0.1.
  */
-import { describe, expect, it } from "vitest";
+import { createActor } from "xstate";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { swarmClientMachine, type SwarmClientEmitted } from "../runtime/actors.js";
+import { crashHandlerForTest } from "../runtime/internal.js";
 import { ErrorCode, type Client, type Gateway } from "../runtime/index.js";
 import { controllerFor, startGateway, until, within } from "./helpers.js";
-import { linkEvents } from "./link-helpers.js";
+import { linkEvents, relayedGateway } from "./link-helpers.js";
 
 const settle = <T>(p: Promise<T>): Promise<T | Error> =>
   p.then(
@@ -194,7 +197,7 @@ describe("break-15: the call data plane", () => {
     const client = await oneClient(gw);
     const timeouts = [1, 2, 5, 5_000];
     const calls = Array.from({ length: 300 }, (_, i) =>
-      settle(i % 3 === 0 ? client.ping(i) : client.getSubroutineBatch(i % 3 === 1 ? "echo" : "later", [i], {}, { timeoutMs: timeouts[i % 4]! })),
+      settle<unknown>(i % 3 === 0 ? client.ping<number>(i) : client.getSubroutineBatch<number>(i % 3 === 1 ? "echo" : "later", [i], {}, { timeoutMs: timeouts[i % 4]! })),
     );
     const results = await within(Promise.all(calls), 20_000, "all 300 calls");
     const wrong = results.flatMap((r, i) => (r === i || codeOf(r) === ErrorCode.TIMEOUT ? [] : [[i, codeOf(r)]]));
@@ -222,5 +225,119 @@ describe("break-15: the call data plane", () => {
     // Nothing in flight any more, so the idle transport parks its socket (PARK_AFTER_MS of quiet).
     await link.next((e) => e.event === "parked", "the client to park", 3_000);
     expect(await client.getSubroutineBatch("echo", ["usable"])).toBe("usable");
+  });
+
+  it("swarmClientMachine without the Client class: 60 calls and pings with timeouts 1..5 ms and a stream between them; every request answered exactly once, values to their own requestId", async () => {
+    const gw = await startGateway();
+    gw.addSubroutine("echo", (x: unknown) => x);
+    gw.addSubroutine("later", (x: unknown) => new Promise((r) => setImmediate(() => r(x))));
+    gw.addSubroutine("count", function* (n: number) {
+      for (let i = 0; i < n; i++) yield [i, i];
+    });
+    const actor = createActor(swarmClientMachine, { id: "solo15", input: { endpoint: gw.endpoint } });
+    onTestFinished(() => void actor.stop());
+    const seen: SwarmClientEmitted[] = [];
+    actor.on("*", (e) => void seen.push(e));
+    actor.start();
+    const ids: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const requestId = `r${i}`;
+      ids.push(requestId);
+      const timeoutMs = i % 6 === 5 ? 5_000 : 1 + (i % 5);
+      if (i % 3 === 0) actor.send({ type: "ping", requestId, data: requestId, timeoutMs });
+      else actor.send({ type: "call", requestId, name: i % 3 === 1 ? "echo" : "later", args: [requestId], timeoutMs });
+      if (i === 30) {
+        ids.push("s");
+        actor.send({ type: "stream", requestId: "s", name: "count", args: [5] });
+      }
+    }
+    ids.push("last");
+    actor.send({ type: "call", requestId: "last", name: "echo", args: ["last"] });
+    const answers = (): SwarmClientEmitted[] => seen.filter((e) => e.type === "swarmnet.result" || e.type === "swarmnet.error" || e.type === "swarmnet.end");
+    await until(
+      () => answers().length >= ids.length,
+      (wake) => {
+        const sub = actor.on("*", wake);
+        return () => sub.unsubscribe();
+      },
+      10_000,
+      "every request answered",
+    );
+    const byId = new Map<unknown, unknown[]>();
+    for (const e of answers()) {
+      const id = (e as { requestId: unknown }).requestId;
+      byId.set(id, [...(byId.get(id) ?? []), e.type === "swarmnet.result" ? e.value : e.type === "swarmnet.error" ? e.code : e.type === "swarmnet.end" ? `end ${e.count}` : e.type]);
+    }
+    const wrong = ids.flatMap((id) => {
+      const got = byId.get(id) ?? [];
+      if (got.length !== 1) return [[id, got]];
+      if (id === "s") return got[0] === "end 5" ? [] : [[id, got]];
+      return got[0] === id || got[0] === ErrorCode.TIMEOUT ? [] : [[id, got]];
+    });
+    expect(wrong).toEqual([]);
+    expect(byId.get("last")).toEqual(["last"]);
+    await handlersIdle(gw);
+  });
+
+  it("a handler crash (testHooks) during an async call fails it HANDLER_CRASHED; sync calls right after are answered by the restarted handler", async () => {
+    const gw = await startGateway({ testHooks: {}, maxRestarts: 10 });
+    gw.addSubroutine("echo", (x: unknown) => x);
+    gw.addSubroutine("never", () => new Promise(() => undefined));
+    const client = await oneClient(gw);
+    const out: unknown[] = [];
+    for (let round = 0; round < 3; round++) {
+      const inFlight = settle(client.getSubroutineBatch("never"));
+      await until(() => gw.snapshot().handlers.some((h) => h.state !== "idle"), (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "handler busy");
+      expect(crashHandlerForTest(gw, client.handlerId!, `round ${round}`)).toBe(true);
+      out.push(codeOf(await within(inFlight, 5_000, "the crashed call")));
+      out.push(await within(settle(client.getSubroutineBatch("echo", [round])), 5_000, "echo after crash"));
+      out.push(await within(settle(client.ping(`p${round}`)), 5_000, "ping after crash"));
+    }
+    expect(out).toEqual([0, 1, 2].flatMap((r) => [ErrorCode.HANDLER_CRASHED, r, `p${r}`]));
+    await handlersIdle(gw);
+  });
+
+  it("a sync subroutine that calls back into the gateway (snapshot, and stop() not awaited): the call settles (value or session ended), never hangs", async () => {
+    const gw = await startGateway();
+    let seenFromInside: unknown;
+    gw.addSubroutine("look", () => {
+      seenFromInside = gw.snapshot().handlers.map((h) => h.state);
+      return "looked";
+    });
+    gw.addSubroutine("stopGateway", () => {
+      void gw.stop();
+      return "stopping";
+    });
+    const client = await oneClient(gw, 10_000);
+    expect(await client.getSubroutineBatch("look")).toBe("looked");
+    expect(seenFromInside).toEqual(["idle"]); // a sync call on the data plane never shows busy, even to itself
+    const r = await within(settle(client.getSubroutineBatch<unknown>("stopGateway")), 5_000, "the call that stops the gateway");
+    expect(r === "stopping" || codeOf(r) === ErrorCode.SESSION_ENDED).toBe(true);
+    // Live sessions are served while the gateway drains; once it stopped, the client is told the session ended.
+    await within(gw.closed, 5_000, "the gateway to stop");
+    expect(codeOf(await within(settle(client.ping("after")), 5_000, "a ping after the stop"))).toBe(ErrorCode.SESSION_ENDED);
+  });
+
+  it("a link reset with a call in flight: answered once by replay; a stall past the lease fails the call SESSION_ENDED long before its deadline", async () => {
+    const { gw, relay, controller } = await relayedGateway({ livenessMs: 1_500 }, { timeoutMs: 60_000 });
+    let release: (() => void) | undefined;
+    gw.addSubroutine("held", (x: unknown) => new Promise((r) => (release = () => r(x))));
+    gw.addSubroutine("echo", (x: unknown) => x);
+    const client = await controller.getClient();
+    const held = settle(client.getSubroutineBatch("held", ["once"]));
+    await until(() => release !== undefined, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "the held call running");
+    relay.reset();
+    release!();
+    expect(await within(held, 10_000, "the held call after a reset")).toBe("once");
+    expect(await within(client.getSubroutineBatch("echo", ["next"]), 10_000, "the next call")).toBe("next");
+    release = undefined;
+    const stalled = settle(client.getSubroutineBatch("held", ["never"]));
+    await until(() => release !== undefined, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "the second held call running");
+    relay.stall(600_000);
+    const started = performance.now();
+    expect(codeOf(await within(stalled, 15_000, "the stalled call"))).toBe(ErrorCode.SESSION_ENDED);
+    expect(performance.now() - started).toBeLessThan(15_000);
+    expect(codeOf(await within(settle(client.ping("after")), 1_000, "a ping on the lost client"))).toBe(ErrorCode.SESSION_ENDED);
+    relay.unstall();
   });
 });
