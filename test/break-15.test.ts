@@ -340,4 +340,39 @@ describe("break-15: the call data plane", () => {
     expect(codeOf(await within(settle(client.ping("after")), 1_000, "a ping on the lost client"))).toBe(ErrorCode.SESSION_ENDED);
     relay.unstall();
   });
+
+  it("no deadline timer outlives its call: after 200 calls with one-hour deadlines (answered, thrown, queued) and 40 that timed out, no more timers hold the event loop than before", async () => {
+    const gw = await startGateway();
+    gw.addSubroutine("echo", (x: unknown) => x);
+    gw.addSubroutine("throws", () => {
+      throw new Error("no");
+    });
+    gw.addSubroutine("slow", () => new Promise((r) => setTimeout(() => r("slow"), 20).unref()));
+    const client = await oneClient(gw);
+    await client.ping("warm");
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    const before = timers();
+    const hour = { timeoutMs: 3_600_000 };
+    const calls: Promise<unknown>[] = [];
+    for (let i = 0; i < 200; i++) calls.push(settle(i % 4 === 0 ? client.getSubroutineBatch("throws", [], {}, hour) : i % 4 === 1 ? client.ping(i, hour) : client.getSubroutineBatch("echo", [i], {}, hour)));
+    for (let i = 0; i < 40; i++) calls.push(settle(client.getSubroutineBatch("slow", [], {}, { timeoutMs: 1 + (i % 5) })));
+    await within(Promise.all(calls), 10_000, "all calls");
+    expect(timers()).toBeLessThanOrEqual(before);
+  });
+
+  it("closeHandler() right behind a sync call, thirty times: the call gets its value or CLOSED, close resolves, the pool slot is freed each time", async () => {
+    const gw = await startGateway();
+    gw.addSubroutine("echo", (x: unknown) => x);
+    const controller = controllerFor(gw, { timeoutMs: 1_000 });
+    const out: unknown[] = [];
+    for (let i = 0; i < 30; i++) {
+      const client = await controller.getClient();
+      const call = settle(client.getSubroutineBatch<number>("echo", [i]));
+      await within(client.closeHandler(), 3_000, `close ${i}`);
+      const r = await within(call, 1_000, `call ${i}`);
+      if (r !== i && codeOf(r) !== ErrorCode.CLOSED) out.push([i, codeOf(r)]);
+    }
+    expect(out).toEqual([]);
+    await until(() => gw.snapshot().supervisor.poolSize === 0, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "pool empty");
+  });
 });
