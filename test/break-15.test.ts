@@ -375,4 +375,41 @@ describe("break-15: the call data plane", () => {
     expect(out).toEqual([]);
     await until(() => gw.snapshot().supervisor.poolSize === 0, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "pool empty");
   });
+
+  it("a subroutine that throws (or rejects with) a Proxy that throws on every read, null or a string: the call gets an error, the handler does not crash and stays idle", async () => {
+    const gw = await startGateway();
+    const hostile = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error("no reading me");
+        },
+        getPrototypeOf() {
+          throw new Error("no prototype");
+        },
+        has() {
+          throw new Error("no asking me");
+        },
+      },
+    );
+    gw.addSubroutine("echo", (x: unknown) => x);
+    gw.addSubroutine("throwProxy", () => {
+      throw hostile;
+    });
+    gw.addSubroutine("rejectProxy", () => Promise.reject(hostile));
+    gw.addSubroutine("throwNull", () => {
+      throw null;
+    });
+    gw.addSubroutine("rejectString", () => Promise.reject("just a string"));
+    const client = await oneClient(gw, 3_000);
+    const out: unknown[] = [];
+    for (const name of ["throwProxy", "rejectProxy", "throwNull", "rejectString"]) {
+      const r = await within(settle(client.getSubroutineBatch(name)), 5_000, name);
+      out.push(r instanceof Error && codeOf(r) !== ErrorCode.TIMEOUT && codeOf(r) !== ErrorCode.HANDLER_CRASHED ? "error" : [name, codeOf(r)]);
+      out.push(await within(settle(client.getSubroutineBatch("echo", [name])), 5_000, `echo after ${name}`));
+    }
+    expect(out).toEqual(["error", "throwProxy", "error", "rejectProxy", "error", "throwNull", "error", "rejectString"]);
+    expect(gw.snapshot().handlers.map((h) => h.restarts)).toEqual([0]);
+    await handlersIdle(gw);
+  });
 });
