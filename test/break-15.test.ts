@@ -412,4 +412,63 @@ describe("break-15: the call data plane", () => {
     expect(gw.snapshot().handlers.map((h) => h.restarts)).toEqual([0]);
     await handlersIdle(gw);
   });
+
+  it("four clients, 100 concurrent calls each with mixed deadlines: no answer crosses to another client or call", async () => {
+    const gw = await startGateway();
+    gw.addSubroutine("echo", (x: unknown) => x);
+    gw.addSubroutine("later", (x: unknown) => new Promise((r) => setImmediate(() => r(x))));
+    const controller = controllerFor(gw);
+    const clients = await Promise.all([0, 1, 2, 3].map(() => controller.getClient()));
+    const results = await within(
+      Promise.all(
+        clients.flatMap((client, c) =>
+          Array.from({ length: 100 }, (_, i) =>
+            settle<unknown>(client.getSubroutineBatch(i % 2 ? "echo" : "later", [`${c}:${i}`], {}, { timeoutMs: i % 5 === 0 ? 2 : 5_000 })).then((r) => [`${c}:${i}`, r] as const),
+          ),
+        ),
+      ),
+      20_000,
+      "400 calls",
+    );
+    expect(results.filter(([want, r]) => r !== want && codeOf(r) !== ErrorCode.TIMEOUT)).toEqual([]);
+    expect(results.filter(([want, r], k) => k % 5 !== 0 && r !== want)).toEqual([]);
+    await handlersIdle(gw);
+  });
+
+  it("with testHooks (calls through the handler machine), a sync subroutine that crashes its own handler: its answer arrives once, the restarted handler serves the next call", async () => {
+    const gw = await startGateway({ testHooks: {}, maxRestarts: 10 });
+    let handlerId = 0;
+    gw.addSubroutine("selfCrash", () => {
+      crashHandlerForTest(gw, handlerId, "from inside");
+      return "answered";
+    });
+    gw.addSubroutine("echo", (x: unknown) => x);
+    const client = await oneClient(gw);
+    handlerId = client.handlerId!;
+    const r = await within(settle(client.getSubroutineBatch<unknown>("selfCrash")), 5_000, "the self-crashing call");
+    // The crash event waits for the action that runs the subroutine: the answer is out first, once.
+    expect(r).toBe("answered");
+    expect(gw.snapshot().handlers.map((h) => h.restarts)).toEqual([1]);
+    expect(await within(client.getSubroutineBatch("echo", ["next"]), 5_000, "the next call")).toBe("next");
+    await handlersIdle(gw);
+  });
+
+  it("gateway.snapshot() while an async call runs on the data plane: the handler is busy with that request; idle once answered, and after a timed-out call is cancelled", async () => {
+    const gw = await startGateway();
+    let finish: ((v: string) => void) | undefined;
+    gw.addSubroutine("held", () => new Promise<string>((r) => (finish = r)));
+    const client = await oneClient(gw);
+    const held = client.getSubroutineBatch("held", [], {}, { timeoutMs: 5_000 });
+    await until(() => finish !== undefined, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "the held call running");
+    expect(gw.snapshot().handlers.map((h) => [h.state, h.request?.name])).toEqual([[expect.stringMatching(/^busy/), "held"]]);
+    finish!("done");
+    expect(await held).toBe("done");
+    await handlersIdle(gw);
+    finish = undefined;
+    const timedOut = settle(client.getSubroutineBatch("held", [], {}, { timeoutMs: 50 }));
+    await until(() => finish !== undefined, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "the second held call running");
+    expect(gw.snapshot().handlers.map((h) => h.state)).toEqual([expect.stringMatching(/^busy/)]);
+    expect(codeOf(await within(timedOut, 5_000, "the timed-out call"))).toBe(ErrorCode.TIMEOUT);
+    await handlersIdle(gw);
+  });
 });
