@@ -9,7 +9,7 @@ import { createActor } from "xstate";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { swarmClientMachine, type SwarmClientEmitted } from "../runtime/actors.js";
 import { crashHandlerForTest } from "../runtime/internal.js";
-import { ErrorCode, type Client, type Gateway } from "../runtime/index.js";
+import { ErrorCode, SessionEndedError, type Client, type Gateway } from "../runtime/index.js";
 import { controllerFor, startGateway, until, within } from "./helpers.js";
 import { linkEvents, relayedGateway } from "./link-helpers.js";
 
@@ -470,5 +470,20 @@ describe("break-15: the call data plane", () => {
     expect(gw.snapshot().handlers.map((h) => h.state)).toEqual([expect.stringMatching(/^busy/)]);
     expect(codeOf(await within(timedOut, 5_000, "the timed-out call"))).toBe(ErrorCode.TIMEOUT);
     await handlersIdle(gw);
+  });
+
+  it("session.lost sent to the client machine with a call in flight and calls queued: all fail with that error at once, the late answer is dropped, close() still resolves", async () => {
+    const gw = await startGateway();
+    let finish: ((v: string) => void) | undefined;
+    gw.addSubroutine("held", () => new Promise<string>((r) => (finish = r)));
+    const client = await oneClient(gw, 60_000);
+    const inFlight = settle(client.getSubroutineBatch("held"));
+    const queued = [settle(client.ping("q1")), settle(client.getSubroutineBatch("held"))];
+    await until(() => finish !== undefined, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "the held call running");
+    client.actor.send({ type: "session.lost", error: new SessionEndedError("link layer gave up", { reason: "lease" }) });
+    const outcomes = await within(Promise.all([inFlight, ...queued]), 1_000, "every call to fail");
+    expect(outcomes.map((r) => [codeOf(r), (r as Error).message])).toEqual(Array.from({ length: 3 }, () => [ErrorCode.SESSION_ENDED, "link layer gave up"]));
+    finish!("late");
+    await within(client.closeHandler(), 3_000, "closeHandler after the loss");
   });
 });
