@@ -155,14 +155,28 @@ export class Client {
     return transport instanceof DeliveryLink ? transport.stats : undefined;
   }
 
-  /** Round trip to the handler; resolves with what was sent. */
+  /**
+   * Round trip to the handler (pynetwork's `ping`): resolves with `data` as the
+   * handler echoed it (any CBOR value; default the string "ping").
+   * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT) for `data` that cannot cross the wire or a bad `timeoutMs`
+   * @throws TimeoutError (SWARMNET_TIMEOUT) past `timeoutMs` (queued time included); the handler drops the call
+   * @throws SessionEndedError (SWARMNET_SESSION_ENDED, with `reason`) when the session ends first (link down past the lease, gateway stopped or restarted)
+   * @throws ClosedError (SWARMNET_CLOSED) when this client is or gets closed; HandlerCrashedError (SWARMNET_HANDLER_CRASHED) when the handler crashed serving it
+   */
   ping<T = string>(data: T | string = "ping", options?: CallOptions): Promise<T | string> {
     return this.#call(pingRequest(data), options) as Promise<T | string>;
   }
 
   /**
-   * Batch get: calls `name(...args, kwargs)` on the gateway. Resolves with the
-   * bytes it returned (a Uint8Array), or with the CBOR value it returned.
+   * Batch get (pynetwork's `get_subroutine_batch`): calls `name(...args, kwargs)`
+   * on the gateway. Resolves with the bytes it returned (a Uint8Array), or with
+   * the CBOR value it returned.
+   * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT), at once, for an empty name, args not an array, kwargs not a plain object; rejects with it for values that cannot cross the wire
+   * @throws SubroutineNotFoundError (SWARMNET_SUBROUTINE_NOT_FOUND), RemoteError (SWARMNET_REMOTE_ERROR: the subroutine threw; `remoteName`, `remoteStack`), RemoteError with code SWARMNET_BAD_RESULT (a result that cannot cross the wire, or the subroutine is a generator)
+   * @throws MessageTooLargeError (SWARMNET_MESSAGE_TOO_LARGE) for a request over the smaller `maxMessageSize`: not sent
+   * @throws TimeoutError (SWARMNET_TIMEOUT) past `timeoutMs` (queued time included); the handler drops the call
+   * @throws SessionEndedError (SWARMNET_SESSION_ENDED, with `reason`) when the session ends first (link down past the lease, gateway stopped or restarted)
+   * @throws ClosedError (SWARMNET_CLOSED) when this client is or gets closed; HandlerCrashedError (SWARMNET_HANDLER_CRASHED) when the handler crashed serving it
    */
   getSubroutineBatch<T = Uint8Array>(name: string, args: readonly unknown[] = [], kwargs: Kwargs = {}, options?: CallOptions): Promise<T> {
     const request = batchGetRequest("getSubroutineBatch", name, args, kwargs);
@@ -171,8 +185,11 @@ export class Client {
   }
 
   /**
-   * Batch send: `buffer` reaches the subroutine as `kwargs.buffer`, uncopied in
-   * its own frame. Resolves with the integer the subroutine returned.
+   * Batch send (pynetwork's `send_subroutine_batch`): `buffer` reaches the
+   * subroutine as `kwargs.buffer`, uncopied in its own frame. Resolves with the
+   * integer the subroutine returned (none: 0; 8 big-endian bytes are read as one).
+   * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT), at once, for a bad name, args or kwargs; rejects with it for a buffer that is not a Uint8Array or a `kwargs.buffer` given
+   * @throws RemoteError with code SWARMNET_BAD_RESULT when the subroutine returns something other than an integer; the errors of `getSubroutineBatch`
    */
   sendSubroutineBatch(
     name: string,
@@ -194,6 +211,10 @@ export class Client {
    * per item, in order; returning `false` aborts. `eosCallback(name)` runs when
    * the stream ends without an abort. Resolves when the stream is over; rejects
    * with RemoteError if the generator throws (after the items before the throw).
+   * pynetwork's `get_subroutine_stream`; a stream ends when the generator returns,
+   * yields an ident < 0 or a null buffer.
+   * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT) for a callback that is not a function, or the bad input `stream()` refuses
+   * @throws NotAGeneratorError (SWARMNET_NOT_A_GENERATOR), SubroutineNotFoundError, RemoteError, TimeoutError (no first item within `timeoutMs`, or a gap past `idleTimeoutMs`), SessionEndedError, ClosedError, AbortedError (SWARMNET_ABORTED: `options.signal`)
    */
   async getSubroutineStream<T = Uint8Array>(
     name: string,
@@ -226,6 +247,8 @@ export class Client {
    * ```ts
    * for await (const [ident, reading] of client.stream("sensor", [4, 55])) { ... }
    * ```
+   * @throws InvalidArgumentError (SWARMNET_INVALID_ARGUMENT), at once, for a bad name, args, kwargs, `window` (1..1,048,576 items), `windowBytes`, `timeoutMs` or `idleTimeoutMs`; a second consumer of one stream
+   * @throws (from the iterator) NotAGeneratorError (SWARMNET_NOT_A_GENERATOR), SubroutineNotFoundError, RemoteError (the generator threw, after the items before it), TimeoutError (SWARMNET_TIMEOUT: no first item within `timeoutMs`, or a gap past `idleTimeoutMs`), SessionEndedError, ClosedError, AbortedError (`options.signal`)
    */
   stream<T = Uint8Array>(
     name: string,
@@ -404,6 +427,7 @@ export class Client {
    * and progress), over this client's connection. The gateway must have been
    * started with `admin: true`, else this rejects with AdminDisabledError. To
    * look without holding a pool slot, use `inspectGateway(endpoint)`.
+   * @throws AdminDisabledError (SWARMNET_ADMIN_DISABLED) without `admin: true`; TimeoutError, SessionEndedError, ClosedError as any call
    */
   async inspectGateway(options?: CallOptions): Promise<GatewayInspection> {
     return (await this.#call(plainRequest("inspect", { type: "admin.snapshot" }, "inspectGateway"), options)) as GatewayInspection;
@@ -417,12 +441,17 @@ export class Client {
    * ```ts
    * for (const { name, stream } of await client.listSubroutines()) console.log(name, stream ? "stream" : "call");
    * ```
+   * @throws TimeoutError (SWARMNET_TIMEOUT), SessionEndedError (SWARMNET_SESSION_ENDED), ClosedError (SWARMNET_CLOSED) as any call
    */
   async listSubroutines(options?: CallOptions): Promise<SubroutineInfo[]> {
     return [...((await this.#call(plainRequest("listSubroutines", { type: "subroutine.list" }), options)) as SubroutineInfo[])];
   }
 
-  /** Asks the gateway to stop. Resolves once it acknowledged; the session ends with it. */
+  /**
+   * Asks the gateway to stop (pynetwork's `close_gateway`). Resolves once it
+   * acknowledged; the session ends with it.
+   * @throws RemoteError with code SWARMNET_REMOTE_CLOSE_DISABLED when the gateway does not take remote close; TimeoutError, SessionEndedError, ClosedError as any call
+   */
   async closeGateway(options?: CallOptions): Promise<void> {
     await this.#call(plainRequest("closeGateway", { type: "gateway.close" }), options);
   }
