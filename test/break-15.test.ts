@@ -51,7 +51,10 @@ describe("break-15: the call data plane", () => {
     for (let i = 0; i < 100; i++) {
       const timeoutMs = 1 + (i % 5);
       let settledTimes = 0;
-      const p = i % 2 === 0 ? client.getSubroutineBatch<number>("echo", [i], {}, { timeoutMs }) : client.getSubroutineBatch<number>("later", [i], { ms: i % 4 }, { timeoutMs });
+      const p =
+        i % 2 === 0
+          ? client.getSubroutineBatch<number>("echo", [i], {}, { timeoutMs })
+          : client.getSubroutineBatch<number>("later", [i], { ms: i % 4 }, { timeoutMs });
       const r = await within(
         p.then(
           (v) => (settledTimes++, v),
@@ -114,16 +117,7 @@ describe("break-15: the call data plane", () => {
       out.push(codeOf(await within(settle(client.getSubroutineBatch(name)), 5_000, name)));
       out.push(await within(client.getSubroutineBatch("echo", [name]), 5_000, `echo after ${name}`));
     }
-    expect(out).toEqual([
-      ErrorCode.REMOTE,
-      "throws",
-      expect.any(String),
-      "proxy",
-      ErrorCode.REMOTE,
-      "badThen",
-      "first",
-      "thenOnce",
-    ]);
+    expect(out).toEqual([ErrorCode.REMOTE, "throws", expect.any(String), "proxy", ErrorCode.REMOTE, "badThen", "first", "thenOnce"]);
     expect(out[2]).not.toBe(ErrorCode.TIMEOUT);
     await handlersIdle(gw);
   });
@@ -136,18 +130,45 @@ describe("break-15: the call data plane", () => {
     const client = await controller.getClient();
     const inFlight = settle(client.getSubroutineBatch("never", [], {}, { timeoutMs: 60_000 }));
     const queued = settle(client.getSubroutineBatch("echo", [1]));
-    await until(() => gw.snapshot().handlers.some((h) => h.state !== "idle"), (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "handler busy");
+    await until(
+      () => gw.snapshot().handlers.some((h) => h.state !== "idle"),
+      (wake) => {
+        const t = setInterval(wake, 5);
+        return () => clearInterval(t);
+      },
+      5_000,
+      "handler busy",
+    );
     const closing = client.closeHandler();
     expect(codeOf(await within(queued, 1_000, "the queued call"))).toBe(ErrorCode.CLOSED);
     await within(closing, 8_000, "closeHandler");
     expect(codeOf(await within(inFlight, 1_000, "the call in flight"))).toBe(ErrorCode.CLOSED);
-    await until(() => gw.snapshot().supervisor.poolSize === 0, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "pool empty");
+    await until(
+      () => gw.snapshot().supervisor.poolSize === 0,
+      (wake) => {
+        const t = setInterval(wake, 5);
+        return () => clearInterval(t);
+      },
+      5_000,
+      "pool empty",
+    );
     const second = await controller.getClient();
     const inFlight2 = settle(second.getSubroutineBatch("never", [], {}, { timeoutMs: 60_000 }));
     const ping = settle(second.ping("x"));
     await within(controller.close(), 8_000, "controller close");
-    expect([codeOf(await within(inFlight2, 1_000, "call 2")), codeOf(await within(ping, 1_000, "ping"))]).toEqual([ErrorCode.CLOSED, ErrorCode.CLOSED]);
-    await until(() => gw.snapshot().supervisor.poolSize === 0, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "pool empty again");
+    expect([codeOf(await within(inFlight2, 1_000, "call 2")), codeOf(await within(ping, 1_000, "ping"))]).toEqual([
+      ErrorCode.CLOSED,
+      ErrorCode.CLOSED,
+    ]);
+    await until(
+      () => gw.snapshot().supervisor.poolSize === 0,
+      (wake) => {
+        const t = setInterval(wake, 5);
+        return () => clearInterval(t);
+      },
+      5_000,
+      "pool empty again",
+    );
     const third = await controllerFor(gw).getClient();
     expect(await third.getSubroutineBatch("echo", ["again"])).toBe("again");
   });
@@ -177,7 +198,16 @@ describe("break-15: the call data plane", () => {
     const gw = await startGateway();
     gw.addSubroutine("echo", (x: unknown) => x);
     let slowDone = 0;
-    gw.addSubroutine("slow", (ms: number) => new Promise((r) => setTimeout(() => { slowDone++; r("slow"); }, ms)));
+    gw.addSubroutine(
+      "slow",
+      (ms: number) =>
+        new Promise((r) =>
+          setTimeout(() => {
+            slowDone++;
+            r("slow");
+          }, ms),
+        ),
+    );
     const client = await oneClient(gw);
     const out: unknown[] = [];
     for (let i = 0; i < 50; i++) {
@@ -185,7 +215,15 @@ describe("break-15: the call data plane", () => {
       out.push(await settle(client.getSubroutineBatch("echo", [i])));
     }
     expect(out).toEqual(Array.from({ length: 50 }, (_, i) => [ErrorCode.TIMEOUT, i]).flat());
-    await until(() => slowDone === 50, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "every slow call done");
+    await until(
+      () => slowDone === 50,
+      (wake) => {
+        const t = setInterval(wake, 5);
+        return () => clearInterval(t);
+      },
+      5_000,
+      "every slow call done",
+    );
     expect(await client.getSubroutineBatch("echo", ["end"])).toBe("end");
     await handlersIdle(gw);
   });
@@ -197,7 +235,11 @@ describe("break-15: the call data plane", () => {
     const client = await oneClient(gw);
     const timeouts = [1, 2, 5, 5_000];
     const calls = Array.from({ length: 300 }, (_, i) =>
-      settle<unknown>(i % 3 === 0 ? client.ping<number>(i) : client.getSubroutineBatch<number>(i % 3 === 1 ? "echo" : "later", [i], {}, { timeoutMs: timeouts[i % 4]! })),
+      settle<unknown>(
+        i % 3 === 0
+          ? client.ping<number>(i)
+          : client.getSubroutineBatch<number>(i % 3 === 1 ? "echo" : "later", [i], {}, { timeoutMs: timeouts[i % 4]! }),
+      ),
     );
     const results = await within(Promise.all(calls), 20_000, "all 300 calls");
     const wrong = results.flatMap((r, i) => (r === i || codeOf(r) === ErrorCode.TIMEOUT ? [] : [[i, codeOf(r)]]));
@@ -216,7 +258,15 @@ describe("break-15: the call data plane", () => {
     const link = linkEvents();
     const client = await oneClient(gw);
     const held = settle(client.getSubroutineBatch("held"));
-    await until(() => answer !== undefined, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "the held call running");
+    await until(
+      () => answer !== undefined,
+      (wake) => {
+        const t = setInterval(wake, 5);
+        return () => clearInterval(t);
+      },
+      5_000,
+      "the held call running",
+    );
     // Bytes the gateway cannot decode: it answers PROTOCOL with id 0, which fails whatever is in flight.
     client.actor.getSnapshot().context.transport.send([new Uint8Array([0xff, 0xff])]);
     expect(codeOf(await within(held, 5_000, "the held call"))).toBe(ErrorCode.PROTOCOL);
@@ -253,7 +303,8 @@ describe("break-15: the call data plane", () => {
     }
     ids.push("last");
     actor.send({ type: "call", requestId: "last", name: "echo", args: ["last"] });
-    const answers = (): SwarmClientEmitted[] => seen.filter((e) => e.type === "swarmnet.result" || e.type === "swarmnet.error" || e.type === "swarmnet.end");
+    const answers = (): SwarmClientEmitted[] =>
+      seen.filter((e) => e.type === "swarmnet.result" || e.type === "swarmnet.error" || e.type === "swarmnet.end");
     await until(
       () => answers().length >= ids.length,
       (wake) => {
@@ -266,7 +317,16 @@ describe("break-15: the call data plane", () => {
     const byId = new Map<unknown, unknown[]>();
     for (const e of answers()) {
       const id = (e as { requestId: unknown }).requestId;
-      byId.set(id, [...(byId.get(id) ?? []), e.type === "swarmnet.result" ? e.value : e.type === "swarmnet.error" ? e.code : e.type === "swarmnet.end" ? `end ${e.count}` : e.type]);
+      byId.set(id, [
+        ...(byId.get(id) ?? []),
+        e.type === "swarmnet.result"
+          ? e.value
+          : e.type === "swarmnet.error"
+            ? e.code
+            : e.type === "swarmnet.end"
+              ? `end ${e.count}`
+              : e.type,
+      ]);
     }
     const wrong = ids.flatMap((id) => {
       const got = byId.get(id) ?? [];
@@ -287,7 +347,15 @@ describe("break-15: the call data plane", () => {
     const out: unknown[] = [];
     for (let round = 0; round < 3; round++) {
       const inFlight = settle(client.getSubroutineBatch("never"));
-      await until(() => gw.snapshot().handlers.some((h) => h.state !== "idle"), (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "handler busy");
+      await until(
+        () => gw.snapshot().handlers.some((h) => h.state !== "idle"),
+        (wake) => {
+          const t = setInterval(wake, 5);
+          return () => clearInterval(t);
+        },
+        5_000,
+        "handler busy",
+      );
       expect(crashHandlerForTest(gw, client.handlerId!, `round ${round}`)).toBe(true);
       out.push(codeOf(await within(inFlight, 5_000, "the crashed call")));
       out.push(await within(settle(client.getSubroutineBatch("echo", [round])), 5_000, "echo after crash"));
@@ -325,14 +393,30 @@ describe("break-15: the call data plane", () => {
     gw.addSubroutine("echo", (x: unknown) => x);
     const client = await controller.getClient();
     const held = settle(client.getSubroutineBatch("held", ["once"]));
-    await until(() => release !== undefined, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "the held call running");
+    await until(
+      () => release !== undefined,
+      (wake) => {
+        const t = setInterval(wake, 5);
+        return () => clearInterval(t);
+      },
+      5_000,
+      "the held call running",
+    );
     relay.reset();
     release!();
     expect(await within(held, 10_000, "the held call after a reset")).toBe("once");
     expect(await within(client.getSubroutineBatch("echo", ["next"]), 10_000, "the next call")).toBe("next");
     release = undefined;
     const stalled = settle(client.getSubroutineBatch("held", ["never"]));
-    await until(() => release !== undefined, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "the second held call running");
+    await until(
+      () => release !== undefined,
+      (wake) => {
+        const t = setInterval(wake, 5);
+        return () => clearInterval(t);
+      },
+      5_000,
+      "the second held call running",
+    );
     relay.stall(600_000);
     const started = performance.now();
     expect(codeOf(await within(stalled, 15_000, "the stalled call"))).toBe(ErrorCode.SESSION_ENDED);
@@ -354,7 +438,16 @@ describe("break-15: the call data plane", () => {
     const before = timers();
     const hour = { timeoutMs: 3_600_000 };
     const calls: Promise<unknown>[] = [];
-    for (let i = 0; i < 200; i++) calls.push(settle(i % 4 === 0 ? client.getSubroutineBatch("throws", [], {}, hour) : i % 4 === 1 ? client.ping(i, hour) : client.getSubroutineBatch("echo", [i], {}, hour)));
+    for (let i = 0; i < 200; i++)
+      calls.push(
+        settle(
+          i % 4 === 0
+            ? client.getSubroutineBatch("throws", [], {}, hour)
+            : i % 4 === 1
+              ? client.ping(i, hour)
+              : client.getSubroutineBatch("echo", [i], {}, hour),
+        ),
+      );
     for (let i = 0; i < 40; i++) calls.push(settle(client.getSubroutineBatch("slow", [], {}, { timeoutMs: 1 + (i % 5) })));
     await within(Promise.all(calls), 10_000, "all calls");
     expect(timers()).toBeLessThanOrEqual(before);
@@ -373,7 +466,15 @@ describe("break-15: the call data plane", () => {
       if (r !== i && codeOf(r) !== ErrorCode.CLOSED) out.push([i, codeOf(r)]);
     }
     expect(out).toEqual([]);
-    await until(() => gw.snapshot().supervisor.poolSize === 0, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "pool empty");
+    await until(
+      () => gw.snapshot().supervisor.poolSize === 0,
+      (wake) => {
+        const t = setInterval(wake, 5);
+        return () => clearInterval(t);
+      },
+      5_000,
+      "pool empty",
+    );
   });
 
   it("a subroutine that throws (or rejects with) a Proxy that throws on every read, null or a string: the call gets an error, the handler does not crash and stays idle", async () => {
@@ -405,7 +506,9 @@ describe("break-15: the call data plane", () => {
     const out: unknown[] = [];
     for (const name of ["throwProxy", "rejectProxy", "throwNull", "rejectString"]) {
       const r = await within(settle(client.getSubroutineBatch(name)), 5_000, name);
-      out.push(r instanceof Error && codeOf(r) !== ErrorCode.TIMEOUT && codeOf(r) !== ErrorCode.HANDLER_CRASHED ? "error" : [name, codeOf(r)]);
+      out.push(
+        r instanceof Error && codeOf(r) !== ErrorCode.TIMEOUT && codeOf(r) !== ErrorCode.HANDLER_CRASHED ? "error" : [name, codeOf(r)],
+      );
       out.push(await within(settle(client.getSubroutineBatch("echo", [name])), 5_000, `echo after ${name}`));
     }
     expect(out).toEqual(["error", "throwProxy", "error", "rejectProxy", "error", "throwNull", "error", "rejectString"]);
@@ -423,7 +526,9 @@ describe("break-15: the call data plane", () => {
       Promise.all(
         clients.flatMap((client, c) =>
           Array.from({ length: 100 }, (_, i) =>
-            settle<unknown>(client.getSubroutineBatch(i % 2 ? "echo" : "later", [`${c}:${i}`], {}, { timeoutMs: i % 5 === 0 ? 2 : 5_000 })).then((r) => [`${c}:${i}`, r] as const),
+            settle<unknown>(
+              client.getSubroutineBatch(i % 2 ? "echo" : "later", [`${c}:${i}`], {}, { timeoutMs: i % 5 === 0 ? 2 : 5_000 }),
+            ).then((r) => [`${c}:${i}`, r] as const),
           ),
         ),
       ),
@@ -459,14 +564,30 @@ describe("break-15: the call data plane", () => {
     gw.addSubroutine("held", () => new Promise<string>((r) => (finish = r)));
     const client = await oneClient(gw);
     const held = client.getSubroutineBatch("held", [], {}, { timeoutMs: 5_000 });
-    await until(() => finish !== undefined, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "the held call running");
+    await until(
+      () => finish !== undefined,
+      (wake) => {
+        const t = setInterval(wake, 5);
+        return () => clearInterval(t);
+      },
+      5_000,
+      "the held call running",
+    );
     expect(gw.snapshot().handlers.map((h) => [h.state, h.request?.name])).toEqual([[expect.stringMatching(/^busy/), "held"]]);
     finish!("done");
     expect(await held).toBe("done");
     await handlersIdle(gw);
     finish = undefined;
     const timedOut = settle(client.getSubroutineBatch("held", [], {}, { timeoutMs: 50 }));
-    await until(() => finish !== undefined, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "the second held call running");
+    await until(
+      () => finish !== undefined,
+      (wake) => {
+        const t = setInterval(wake, 5);
+        return () => clearInterval(t);
+      },
+      5_000,
+      "the second held call running",
+    );
     expect(gw.snapshot().handlers.map((h) => h.state)).toEqual([expect.stringMatching(/^busy/)]);
     expect(codeOf(await within(timedOut, 5_000, "the timed-out call"))).toBe(ErrorCode.TIMEOUT);
     await handlersIdle(gw);
@@ -479,10 +600,20 @@ describe("break-15: the call data plane", () => {
     const client = await oneClient(gw, 60_000);
     const inFlight = settle(client.getSubroutineBatch("held"));
     const queued = [settle(client.ping("q1")), settle(client.getSubroutineBatch("held"))];
-    await until(() => finish !== undefined, (wake) => { const t = setInterval(wake, 5); return () => clearInterval(t); }, 5_000, "the held call running");
+    await until(
+      () => finish !== undefined,
+      (wake) => {
+        const t = setInterval(wake, 5);
+        return () => clearInterval(t);
+      },
+      5_000,
+      "the held call running",
+    );
     client.actor.send({ type: "session.lost", error: new SessionEndedError("link layer gave up", { reason: "lease" }) });
     const outcomes = await within(Promise.all([inFlight, ...queued]), 1_000, "every call to fail");
-    expect(outcomes.map((r) => [codeOf(r), (r as Error).message])).toEqual(Array.from({ length: 3 }, () => [ErrorCode.SESSION_ENDED, "link layer gave up"]));
+    expect(outcomes.map((r) => [codeOf(r), (r as Error).message])).toEqual(
+      Array.from({ length: 3 }, () => [ErrorCode.SESSION_ENDED, "link layer gave up"]),
+    );
     finish!("late");
     await within(client.closeHandler(), 3_000, "closeHandler after the loss");
   });
