@@ -36,6 +36,7 @@ import {
   clearLongTimeout,
   setLongTimeout,
   type LongTimeout,
+  kindOfEntry,
 } from "../protocol/index.js";
 import { PART_SUFFIX, isTempInUse, isTransferFile, localFileError, sha256Prefix, transferFilesIn } from "./part-file.js";
 import { READ_NO_FOLLOW, checkReadable } from "./file-transfer.js";
@@ -124,14 +125,6 @@ export async function ensureDirInside(root: string, segments: readonly string[])
     dir = real;
   }
   return dir;
-}
-
-function kindOf(st: Stats): string {
-  if (st.isFIFO()) return "a FIFO";
-  if (st.isSocket()) return "a socket";
-  if (st.isCharacterDevice() || st.isBlockDevice()) return "a device";
-  if (st.isDirectory()) return "a folder";
-  return "not a regular file";
 }
 
 export class FileSandbox {
@@ -422,17 +415,14 @@ export class FileSandbox {
             problems.push({
               path,
               code: ErrorCode.FILE_ACCESS,
-              message: `${JSON.stringify(path)} is a symlink to ${st ? kindOf(st) : "nothing"}: not followed`,
+              message: `${JSON.stringify(path)} is a symlink to ${st ? kindOfEntry(st) : "nothing"}: not followed`,
             });
         } else {
-          const what = entry.isFIFO()
-            ? "a FIFO"
-            : entry.isSocket()
-              ? "a socket"
-              : entry.isCharacterDevice() || entry.isBlockDevice()
-                ? "a device"
-                : "not a regular file";
-          problems.push({ path, code: ErrorCode.FILE_ACCESS, message: `${JSON.stringify(path)} is ${what}, not a regular file: not sent` });
+          problems.push({
+            path,
+            code: ErrorCode.FILE_ACCESS,
+            message: `${JSON.stringify(path)} is ${kindOfEntry(entry)}, not a regular file: not sent`,
+          });
         }
       }
       if (kept === 0 && prefix !== "") folders.push(prefix);
@@ -450,7 +440,7 @@ export class FileSandbox {
       problems.push({
         path: f.path,
         code: ErrorCode.FILE_ACCESS,
-        message: `${JSON.stringify(f.path)} is ${kindOf(st)}, not a regular file: not sent`,
+        message: `${JSON.stringify(f.path)} is ${kindOfEntry(st)}, not a regular file: not sent`,
       });
     };
     let next = 0;

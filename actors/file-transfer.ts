@@ -18,7 +18,7 @@
  * `windowBytes` (plus one chunk) read and not yet written by the receiver,
  * and at most `windowFiles` ranges started and not yet completed.
  */
-import { closeSync, constants, fstatSync, readSync, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, readSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import {
   AbortedError,
@@ -27,6 +27,7 @@ import {
   SourceChangedError,
   SwarmnetError,
   type FileDataMessage,
+  kindOfEntry,
 } from "../protocol/index.js";
 import { localFileError, type PartFile, type SourceIdentity } from "./part-file.js";
 
@@ -72,15 +73,6 @@ export interface ItemFailure {
   readonly error: SwarmnetError;
 }
 
-function kindOf(st: Stats): string {
-  if (st.isDirectory()) return "a folder";
-  if (st.isFIFO()) return "a FIFO";
-  if (st.isSocket()) return "a socket";
-  if (st.isCharacterDevice() || st.isBlockDevice()) return "a device";
-  if (st.isSymbolicLink()) return "a symlink";
-  return "not a regular file";
-}
-
 /**
  * Checks an open handle: a regular file, of the expected identity if one is
  * given, and at least `end` bytes long. Returns its size.
@@ -94,7 +86,7 @@ function checkReadableFd(fd: number, label: string, end: number, expect?: Source
   // fstat of an open descriptor touches no disk (the inode came with the open): synchronous, it costs
   // about a microsecond instead of a thread-pool round trip per file.
   const st = fstatSync(fd);
-  if (!st.isFile()) throw new FileAccessError(`${JSON.stringify(label)} is ${kindOf(st)}, not a regular file: refused`);
+  if (!st.isFile()) throw new FileAccessError(`${JSON.stringify(label)} is ${kindOfEntry(st)}, not a regular file: refused`);
   if (expect !== undefined && (st.size !== expect.size || st.mtimeMs !== expect.mtimeMs)) {
     throw new SourceChangedError(`${JSON.stringify(label)}: source changed since it was listed (${changeOf(expect, st)})`);
   }

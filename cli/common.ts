@@ -20,7 +20,7 @@ import {
   type NotDelivered,
   type Swarm,
 } from "../runtime/index.js";
-import { checkRelativePath, describeThrown, normalizeEndpoint, normalizeRequestPath } from "../runtime/internal.js";
+import { checkRelativePath, describeThrown, kindOfEntry, normalizeEndpoint, normalizeRequestPath } from "../runtime/internal.js";
 
 /** Exit codes of every subcommand (shown in `--help` and the README). */
 export const ExitCode = {
@@ -625,14 +625,7 @@ export async function uploadGroups(
               reason: `a symlink to ${target.isDirectory() ? "a folder" : "something that is not a regular file"}: not followed`,
             });
         } else {
-          const what = entry.isFIFO()
-            ? "a FIFO"
-            : entry.isSocket()
-              ? "a socket"
-              : entry.isCharacterDevice() || entry.isBlockDevice()
-                ? "a device"
-                : "not a regular file";
-          problems.push({ path: file, code: ErrorCode.FILE_ACCESS, reason: `${what}, not a regular file: not sent` });
+          problems.push({ path: file, code: ErrorCode.FILE_ACCESS, reason: `${kindOfEntry(entry)}, not a regular file: not sent` });
         }
       }
       for (const name of files.sort()) {

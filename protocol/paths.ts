@@ -80,3 +80,23 @@ export function normalizeRequestPath(path: string, what = "path"): string {
   }
   return segments.join("/");
 }
+
+/** What `fs.Stats` and `fs.Dirent` both tell about an entry's kind. */
+export interface EntryKind {
+  isFIFO(): boolean;
+  isSocket(): boolean;
+  isCharacterDevice(): boolean;
+  isBlockDevice(): boolean;
+  isDirectory(): boolean;
+  isSymbolicLink(): boolean;
+}
+
+/** An entry that is not a regular file, in words for an error: "a FIFO", "a socket", "a device", "a folder", "a symlink", else "not a regular file". */
+export function kindOfEntry(entry: EntryKind): string {
+  if (entry.isFIFO()) return "a FIFO";
+  if (entry.isSocket()) return "a socket";
+  if (entry.isCharacterDevice() || entry.isBlockDevice()) return "a device";
+  if (entry.isDirectory()) return "a folder";
+  if (entry.isSymbolicLink()) return "a symlink";
+  return "not a regular file";
+}

@@ -20,7 +20,7 @@ export { MemoryHub } from "../transports/memory.js";
 export { crashHandlerForTest } from "./gateway.js";
 export { normalizeEndpoint } from "./endpoint.js";
 export { describeThrown } from "../protocol/thrown.js";
-export { checkRelativePath, normalizeRequestPath } from "../protocol/paths.js";
+export { checkRelativePath, kindOfEntry, normalizeRequestPath } from "../protocol/paths.js";
 export { encode, decode } from "../protocol/codec.js";
 export { PROTOCOL_VERSION } from "../protocol/messages.js";
 

@@ -224,6 +224,7 @@ const ENTRIES = {
       "decode",
       "describeThrown",
       "encode",
+      "kindOfEntry",
       "normalizeEndpoint",
       "normalizeRequestPath",
     ],
