@@ -30,7 +30,7 @@ import type { FileSandbox } from "./file-sandbox.js";
 import type { DirectRequest, HandlerEvent } from "./handler-events.js";
 import type { Session } from "./session.js";
 import { StreamJob, iteratorOf, type Job, type JobOutcome, type JobProgress } from "./stream-job.js";
-import { BadResult, ThreadCrash, invokeSubroutine, type SubroutineRegistry } from "./subroutines.js";
+import { BadResult, ThreadCrash, invokeSubroutine, type RegisteredSubroutine, type SubroutineRegistry } from "./subroutines.js";
 
 /** A client's routing id for logs: as text when it is printable ASCII (swarmnet's own `c` + hex ids), else hex. */
 function peerName(id: Uint8Array): string {
@@ -190,12 +190,11 @@ function runBatch(
   session: Session,
   registry: SubroutineRegistry,
   self: { send(event: HandlerEvent): void; getSnapshot(): { status: string } },
+  entry: RegisteredSubroutine,
   message: CallMessage,
   raw: Uint8Array | undefined,
 ): PromiseLike<unknown> | undefined {
   const { id, name, args, kwargs, mode } = message;
-  const entry = registry.get(name);
-  if (!entry) return undefined;
   let result: unknown;
   // Only a worker-thread call can be stopped from outside; one on the event loop is never interrupted.
   const abort = entry.thread === undefined ? undefined : new AbortController();
@@ -242,9 +241,10 @@ export function directServer(ref: HandlerActorRef): (request: DirectRequest) => 
       session.served++;
       return true;
     }
-    if (snapshot.value !== "idle" || session.deferred !== undefined || registry.get(request.message.name)?.kind !== "function")
-      return false;
-    const promise = runBatch(session, registry, ref, request.message, request.raw);
+    if (snapshot.value !== "idle" || session.deferred !== undefined) return false;
+    const entry = registry.get(request.message.name);
+    if (entry?.kind !== "function") return false;
+    const promise = runBatch(session, registry, ref, entry, request.message, request.raw);
     if (promise !== undefined) ref.send({ type: "call.async", message: request.message, promise });
     return true;
   };
@@ -430,7 +430,9 @@ export const handlerMachine = setup({
      */
     runBatch: enqueueActions(({ context, event, enqueue, self }) => {
       assertEvent(event, "rpc.call");
-      const promise = runBatch(context.session, context.registry, self, event.message, event.raw);
+      const entry = context.registry.get(event.message.name);
+      if (entry === undefined) return; // the isKnownBatch guard let only a known name through
+      const promise = runBatch(context.session, context.registry, self, entry, event.message, event.raw);
       if (promise !== undefined) enqueue.raise({ type: "call.async", message: event.message, promise });
     }),
     replyResult: ({ context, event }) => {
